@@ -1,0 +1,1 @@
+//! aigw-router (being written).

@@ -1,0 +1,1 @@
+//! aigw-runtime (being written).

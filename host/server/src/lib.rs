@@ -1,0 +1,1 @@
+//! aigw-server (being written).
