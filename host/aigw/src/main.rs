@@ -1,1 +1,261 @@
-fn main() {}
+//! The aigw binary. It owns the command line (`serve`, `check`), reading and validating the
+//! config, loading the plugins it names, wiring providers and routes into the server, and
+//! telemetry (human or JSON logs on stderr). The one line it prints on stdout is
+//! `listening on ADDR`, once the socket is bound, so scripts and tests can find an ephemeral port.
+
+mod config;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use aigw_runtime::{Limits, Plugin, Runtime};
+use aigw_server::{Gateway, Provider, RouteTarget, Secret};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "aigw",
+    version,
+    about = "An AI gateway: the OpenAI API in front of many providers, with failover."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The config file.
+        #[arg(long, short, default_value = "aigw.toml")]
+        config: PathBuf,
+        /// Listen address; overrides `server.listen`.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Log format on stderr.
+        #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+        log_format: LogFormat,
+    },
+    /// Validate the config, load its plugins, and print the resolved routes.
+    Check {
+        #[arg(long, short, default_value = "aigw.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("aigw: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            log_format,
+        } => {
+            init_logs(log_format);
+            runtime.block_on(serve(config, listen))
+        }
+        Command::Check { config } => {
+            init_logs(LogFormat::Human);
+            runtime.block_on(check(config))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aigw: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIGW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn read_config(path: &std::path::Path) -> anyhow::Result<Config> {
+    Ok(config::load(path, &|name| std::env::var(name).ok())?)
+}
+
+/// Loads every plugin the config names (each file once) and builds the gateway.
+async fn build(config: &Config) -> anyhow::Result<Gateway> {
+    let runtime = Runtime::new(Limits {
+        call_timeout: config.plugins.call_timeout,
+        memory_bytes: config.plugins.memory_limit_bytes,
+        warm_instances: config.plugins.warm_instances,
+        max_instances: config.plugins.max_instances,
+    })
+    .map_err(|e| anyhow::anyhow!("cannot configure the wasm engine: {e:#}"))?;
+
+    let mut plugins: HashMap<PathBuf, Arc<Plugin>> = HashMap::new();
+    let mut providers = HashMap::new();
+    for p in &config.providers {
+        let plugin = match plugins.get(&p.plugin) {
+            Some(plugin) => Arc::clone(plugin),
+            None => {
+                let plugin = Plugin::load(&runtime, &p.plugin).await.with_context(|| {
+                    format!(
+                        "{}: provider `{}` (build the plugins with `cargo xtask plugins`)",
+                        config.path.display(),
+                        p.name
+                    )
+                })?;
+                plugins.insert(p.plugin.clone(), Arc::clone(&plugin));
+                plugin
+            }
+        };
+        let provider = Provider::new(
+            p.name.clone(),
+            plugin,
+            p.base_url.clone(),
+            p.api_key.clone().map(Secret::new),
+            p.api_key_missing.clone(),
+            p.connect_timeout,
+            p.timeout,
+        );
+        if let Some(why) = &provider.missing_credential {
+            tracing::warn!(
+                provider = %provider.name,
+                "provider has no credential ({why}); its targets will be skipped until it is set"
+            );
+        }
+        providers.insert(p.name.clone(), Arc::new(provider));
+    }
+
+    let mut routes = HashMap::new();
+    for model in &config.models {
+        let targets: Vec<RouteTarget> = model
+            .targets
+            .iter()
+            .filter_map(|(provider, name)| {
+                providers
+                    .get(provider)
+                    .map(|p| RouteTarget::new(Arc::clone(p), name))
+            })
+            .collect();
+        routes.insert(model.alias.clone(), Arc::from(targets));
+    }
+    Gateway::new(providers, routes, config.max_body_bytes)
+        .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))
+}
+
+async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let config = read_config(&config_path)?;
+    let gateway = Arc::new(build(&config).await?);
+    let address = listen.unwrap_or(config.listen);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(
+        address = %bound,
+        providers = gateway.providers.len(),
+        routes = gateway.routes.len(),
+        "aigw is serving"
+    );
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on {bound}")?;
+        stdout.flush()?;
+    }
+    aigw_server::serve(listener, gateway, shutdown_signal()).await?;
+    tracing::info!("aigw stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+async fn check(config_path: PathBuf) -> anyhow::Result<()> {
+    let config = read_config(&config_path)?;
+    let gateway = build(&config).await?;
+    let mut out = String::new();
+    out.push_str(&format!("{}: ok\n", config.path.display()));
+    out.push_str(&format!("listen: {}\n", config.listen));
+    out.push_str("providers:\n");
+    let mut names: Vec<&String> = gateway.providers.keys().collect();
+    names.sort();
+    for name in names {
+        let Some(p) = gateway.providers.get(name) else {
+            continue;
+        };
+        let d = p.plugin.descriptor();
+        let credential = match (&p.credential, &p.missing_credential) {
+            (Some(_), _) => "set".to_owned(),
+            (None, Some(why)) => format!("MISSING ({why}): its targets are skipped"),
+            (None, None) => "none needed".to_owned(),
+        };
+        out.push_str(&format!(
+            "  {name}: plugin {} {} ({}), base_url {}, credential {credential}\n",
+            d.name,
+            d.version,
+            p.plugin.path().display(),
+            p.base_url
+        ));
+    }
+    out.push_str("routes:\n");
+    let mut aliases: Vec<&String> = gateway.routes.keys().collect();
+    aliases.sort();
+    for alias in aliases {
+        let targets = gateway
+            .routes
+            .get(alias)
+            .map(|ts| ts.iter().map(|t| t.label.to_string()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        out.push_str(&format!("  {alias} -> {}\n", targets.join(", ")));
+    }
+    out.push_str("direct: any <provider>/<model> of the providers above\n");
+    print!("{out}");
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! The one place that maps generated WIT types to the host's plain types and back.
+
+use crate::bindings::aigw::plugin::types as wit;
+use crate::bindings::exports::aigw::plugin::provider as wit_provider;
+use crate::types::{
+    Chunk, Completion, CredentialPlacement, Descriptor, Failure, HttpRequest, HttpResponse, Step,
+    Usage,
+};
+
+pub(crate) fn request(r: wit::HttpRequest) -> HttpRequest {
+    HttpRequest {
+        method: r.method,
+        url: r.url,
+        headers: r.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+        body: r.body,
+    }
+}
+
+pub(crate) fn response(r: HttpResponse) -> wit::HttpResponse {
+    wit::HttpResponse {
+        status: r.status,
+        headers: r
+            .headers
+            .into_iter()
+            .map(|(name, value)| wit::Header { name, value })
+            .collect(),
+        body: r.body,
+    }
+}
+
+pub(crate) fn failure(f: wit::Failure) -> Failure {
+    match f {
+        wit::Failure::RateLimited(r) => Failure::RateLimited {
+            retry_after_seconds: r.retry_after_seconds,
+            message: r.message,
+        },
+        wit::Failure::Unavailable(m) => Failure::Unavailable(m),
+        wit::Failure::ContextLengthExceeded(m) => Failure::ContextLengthExceeded(m),
+        wit::Failure::InvalidRequest(m) => Failure::InvalidRequest(m),
+        wit::Failure::ContentFiltered(m) => Failure::ContentFiltered(m),
+        wit::Failure::Unauthorized(m) => Failure::Unauthorized(m),
+        wit::Failure::BadResponse(m) => Failure::BadResponse(m),
+    }
+}
+
+fn usage(u: wit::Usage) -> Usage {
+    Usage {
+        prompt_tokens: u.prompt_tokens,
+        completion_tokens: u.completion_tokens,
+        total_tokens: u.total_tokens,
+    }
+}
+
+pub(crate) fn step(s: wit_provider::Step) -> Step {
+    match s {
+        wit_provider::Step::Done(c) => Step::Done(Completion {
+            json: c.json,
+            usage: c.usage.map(usage),
+        }),
+        wit_provider::Step::Follow(r) => Step::Follow(request(r)),
+    }
+}
+
+pub(crate) fn chunks(cs: Vec<wit_provider::Chunk>) -> Vec<Chunk> {
+    cs.into_iter()
+        .map(|c| Chunk {
+            json: c.json,
+            usage: c.usage.map(usage),
+        })
+        .collect()
+}
+
+pub(crate) fn descriptor(d: wit_provider::Descriptor) -> Descriptor {
+    Descriptor {
+        name: d.name,
+        version: d.version,
+        default_base_url: d.default_base_url,
+        credential: match d.credential {
+            wit_provider::CredentialPlacement::None => CredentialPlacement::None,
+            wit_provider::CredentialPlacement::Header(h) => CredentialPlacement::Header {
+                name: h.name,
+                prefix: h.prefix,
+            },
+            wit_provider::CredentialPlacement::Query(q) => CredentialPlacement::Query(q),
+        },
+        credential_required: d.credential_required,
+        models: d.models,
+    }
+}
+
+pub(crate) fn target(base_url: &str, model: &str) -> wit_provider::Target {
+    wit_provider::Target {
+        base_url: base_url.to_owned(),
+        model: model.to_owned(),
+    }
+}

@@ -1,0 +1,98 @@
+//! Plain Rust mirrors of the WIT types the rest of the host works with. The generated bindings
+//! stay inside this crate; [`crate::convert`] is the one place that maps between the two.
+
+/// An HTTP request a plugin asks the host to send upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What the upstream answered, handed back to the plugin to decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Token counts in OpenAI's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub total_tokens: u32,
+}
+
+/// Why the plugin says an upstream call failed (the WIT `failure` variant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    RateLimited {
+        retry_after_seconds: Option<u32>,
+        message: String,
+    },
+    Unavailable(String),
+    ContextLengthExceeded(String),
+    InvalidRequest(String),
+    ContentFiltered(String),
+    Unauthorized(String),
+    BadResponse(String),
+}
+
+impl Failure {
+    /// The upstream's own words, whatever the class.
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::RateLimited { message, .. }
+            | Failure::Unavailable(message)
+            | Failure::ContextLengthExceeded(message)
+            | Failure::InvalidRequest(message)
+            | Failure::ContentFiltered(message)
+            | Failure::Unauthorized(message)
+            | Failure::BadResponse(message) => message,
+        }
+    }
+}
+
+/// A complete OpenAI `chat.completion` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub json: String,
+    pub usage: Option<Usage>,
+}
+
+/// What `decode` asks for next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Done(Completion),
+    /// Send this request and decode its response (polling, multi-step APIs).
+    Follow(HttpRequest),
+}
+
+/// One OpenAI `chat.completion.chunk`; `usage` is set on the final usage chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub json: String,
+    pub usage: Option<Usage>,
+}
+
+/// Where the host puts the operator's credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialPlacement {
+    None,
+    Header { name: String, prefix: String },
+    Query(String),
+}
+
+/// What a provider plugin says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    pub name: String,
+    pub version: String,
+    pub default_base_url: String,
+    pub credential: CredentialPlacement,
+    pub credential_required: bool,
+    pub models: Vec<String>,
+}

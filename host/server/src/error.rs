@@ -1,0 +1,244 @@
+//! Errors in the OpenAI shape `{"error":{"message","type","param","code"}}`, with their status.
+
+use aigw_router::{Exhausted, Failure, FailureClass};
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use serde::Serialize;
+
+use crate::body::Body;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+    pub param: Option<&'static str>,
+    pub code: Option<&'static str>,
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            kind,
+            message: message.into(),
+            param: None,
+            code: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn invalid_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+    }
+
+    pub fn param(mut self, param: &'static str) -> ApiError {
+        self.param = Some(param);
+        self
+    }
+
+    pub fn code(mut self, code: &'static str) -> ApiError {
+        self.code = Some(code);
+        self
+    }
+
+    /// The JSON body alone (also used as an SSE error event).
+    pub fn json(&self) -> Bytes {
+        let envelope = Envelope {
+            error: Inner {
+                message: &self.message,
+                kind: self.kind,
+                param: self.param,
+                code: self.code,
+            },
+        };
+        // Serialising plain strings cannot fail; the fallback keeps the shape anyway.
+        serde_json::to_vec(&envelope)
+            .map(Bytes::from)
+            .unwrap_or_else(|_| Bytes::from_static(br#"{"error":{"message":"internal error","type":"server_error","param":null,"code":null}}"#))
+    }
+
+    pub fn response(&self) -> Response<Body> {
+        let mut response = Response::new(Body::full(self.json()));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+
+    /// The answer when no target could serve: the decisive upstream failure's status and
+    /// reason, with every attempt named so the operator can see what happened.
+    pub fn exhausted(exhausted: &Exhausted, label: impl Fn(usize) -> String) -> ApiError {
+        let Some(failure) = exhausted.decisive() else {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_error",
+                "the route has no targets",
+            )
+            .code("no_targets");
+        };
+        let last = exhausted
+            .attempts
+            .last()
+            .map(|a| a.target)
+            .unwrap_or_default();
+        let mut message = format!("{}: {}", label(last), failure.message);
+        if exhausted.attempts.len() > 1 {
+            let tried: Vec<String> = exhausted
+                .attempts
+                .iter()
+                .filter_map(|a| a.failure.as_ref().map(|f| (a.target, f)))
+                .map(|(t, f)| format!("{} {}", label(t), short(f)))
+                .collect();
+            message.push_str(&format!(
+                " (all {} attempts failed: {})",
+                exhausted.attempts.len(),
+                tried.join("; ")
+            ));
+        }
+        let mut error = ApiError::new(status_for(failure), kind_for(failure.class), message)
+            .code(failure.class.as_str());
+        error.retry_after = failure.retry_after.map(|d| d.as_secs().max(1));
+        error
+    }
+}
+
+fn short(f: &Failure) -> String {
+    match f.status {
+        Some(status) => format!("{} ({status})", f.class.as_str()),
+        None => f.class.as_str().to_owned(),
+    }
+}
+
+fn status_for(failure: &Failure) -> StatusCode {
+    if let Some(status) = failure
+        .status
+        .filter(|s| *s >= 400)
+        .and_then(|s| StatusCode::from_u16(s).ok())
+    {
+        return status;
+    }
+    match failure.class {
+        FailureClass::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        FailureClass::InvalidRequest
+        | FailureClass::ContextLengthExceeded
+        | FailureClass::ContentFiltered => StatusCode::BAD_REQUEST,
+        FailureClass::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        FailureClass::Unavailable | FailureClass::Unauthorized => StatusCode::SERVICE_UNAVAILABLE,
+        FailureClass::Connect | FailureClass::BadResponse | FailureClass::PluginFault => {
+            StatusCode::BAD_GATEWAY
+        }
+    }
+}
+
+fn kind_for(class: FailureClass) -> &'static str {
+    match class {
+        FailureClass::RateLimited => "rate_limit_error",
+        FailureClass::InvalidRequest
+        | FailureClass::ContextLengthExceeded
+        | FailureClass::ContentFiltered => "invalid_request_error",
+        FailureClass::PluginFault => "plugin_error",
+        FailureClass::Unavailable
+        | FailureClass::Timeout
+        | FailureClass::Connect
+        | FailureClass::Unauthorized
+        | FailureClass::BadResponse => "upstream_error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use aigw_router::Attempt;
+    use std::time::Duration;
+
+    fn attempt(target: usize, failure: Failure) -> Attempt {
+        Attempt {
+            target,
+            latency: Duration::ZERO,
+            failure: Some(failure),
+        }
+    }
+
+    #[test]
+    fn exhausted_route_reports_the_last_upstream_status_reason_and_every_attempt() {
+        let exhausted = Exhausted {
+            attempts: vec![
+                attempt(
+                    0,
+                    Failure::new(FailureClass::Unavailable, "boom").with_status(500),
+                ),
+                attempt(
+                    1,
+                    Failure::new(FailureClass::RateLimited, "slow down")
+                        .with_status(429)
+                        .with_retry_after(Some(Duration::from_secs(7))),
+                ),
+            ],
+        };
+        let e = ApiError::exhausted(&exhausted, |i| format!("p/m{i}"));
+        assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(e.kind, "rate_limit_error");
+        assert_eq!(e.code, Some("rate_limited"));
+        assert_eq!(e.retry_after, Some(7));
+        assert_eq!(
+            e.message,
+            "p/m1: slow down (all 2 attempts failed: p/m0 unavailable (500); p/m1 rate_limited (429))"
+        );
+        let r = e.response();
+        assert_eq!(r.headers()[header::RETRY_AFTER], "7");
+    }
+
+    #[test]
+    fn failures_without_an_upstream_status_map_to_gateway_statuses() {
+        for (class, status) in [
+            (FailureClass::Timeout, StatusCode::GATEWAY_TIMEOUT),
+            (FailureClass::Connect, StatusCode::BAD_GATEWAY),
+            (FailureClass::PluginFault, StatusCode::BAD_GATEWAY),
+            (FailureClass::Unauthorized, StatusCode::SERVICE_UNAVAILABLE),
+        ] {
+            let exhausted = Exhausted {
+                attempts: vec![attempt(0, Failure::new(class, "x"))],
+            };
+            assert_eq!(
+                ApiError::exhausted(&exhausted, |_| "t".into()).status,
+                status
+            );
+        }
+    }
+
+    #[test]
+    fn error_json_has_the_openai_shape() {
+        let e = ApiError::invalid_request("bad")
+            .param("model")
+            .code("missing_model");
+        let v: serde_json::Value = serde_json::from_slice(&e.json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"error":{"message":"bad","type":"invalid_request_error","param":"model","code":"missing_model"}})
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! The Rust SDK for aigw provider plugins.
+//!
+//! A provider plugin is a WebAssembly component (WASI preview 2) exporting the `provider-plugin`
+//! world of `wit/types.wit`. This crate owns the wit-bindgen bindings for that world, so a plugin
+//! implements the plain-Rust [`Provider`] trait (or just an [`openai::Dialect`]) and calls
+//! [`export_provider!`]; it never sees generated code.
+//!
+//! The helpers are independent of the bindings and unit-testable natively:
+//! - [`sse`]: an incremental Server-Sent Events parser;
+//! - [`openai`]: the OpenAI chat-completions translator most providers reuse;
+//! - [`failure`]: classification of upstream errors into [`Failure`]s.
+
+pub mod failure;
+pub mod log;
+pub mod openai;
+pub mod sse;
+pub mod types;
+
+#[doc(hidden)]
+pub mod export;
+
+pub use types::{
+    Chunk, Completion, CredentialPlacement, Descriptor, Failure, Header, HttpRequest, HttpResponse,
+    Step, Target, Usage,
+};
+
+/// The generated bindings. Only `export.rs` and `log.rs` use them; plugins should not.
+#[doc(hidden)]
+#[allow(unsafe_code)] // wit-bindgen's canonical-ABI glue is unsafe by nature
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "provider-plugin",
+        path: "../../wit",
+        // The plugin crate invokes the export macro (through `export_provider!`), so it must be
+        // public and must find the bindings in this crate.
+        pub_export_macro: true,
+        export_macro_name: "export_provider_bindings",
+        default_bindings_module: "::aigw_plugin_sdk::bindings",
+    });
+}
+
+/// A provider plugin: the `provider` interface of the WIT in plain Rust types.
+///
+/// The host creates a fresh instance per request (or after a trap), so implementations need no
+/// shared state; all functions are associated functions.
+pub trait Provider: 'static {
+    type StreamDecoder: StreamDecoder;
+
+    fn describe() -> Descriptor;
+
+    /// The client's OpenAI request JSON to the upstream request for `target`.
+    fn encode(target: &Target, request_json: &str) -> Result<HttpRequest, Failure>;
+
+    /// An upstream response (any status for a non-streamed call, non-2xx for a streamed one) to
+    /// the next step or a classified failure.
+    fn decode(target: &Target, response: HttpResponse) -> Result<Step, Failure>;
+
+    /// A decoder for one streamed 2xx response body.
+    fn stream_decoder(target: Target) -> Self::StreamDecoder;
+}
+
+/// Decodes one streamed response body, fed in arbitrary pieces.
+pub trait StreamDecoder: 'static {
+    /// The next piece of the body: the OpenAI chunks it completes.
+    fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Chunk>, Failure>;
+
+    /// The body ended: the last chunks, or a failure if the stream was cut short.
+    fn finish(&mut self) -> Result<Vec<Chunk>, Failure>;
+}
+
+/// Exports a [`Provider`] as the component's `aigw:plugin/provider` implementation:
+/// `aigw_plugin_sdk::export_provider!(Groq);`. Use it once, at the plugin crate's root.
+///
+/// The export glue is only emitted for wasm32: native builds (unit tests, clippy) have no
+/// component model to link against, and only check that the type is a [`Provider`].
+#[macro_export]
+macro_rules! export_provider {
+    ($provider:ty) => {
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = $crate::export::assert_provider::<$provider>();
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            type AigwProviderExport = $crate::export::Export<$provider>;
+            $crate::bindings::export_provider_bindings!(
+                AigwProviderExport with_types_in $crate::bindings
+            );
+        };
+    };
+}

@@ -1,0 +1,332 @@
+//! The OpenAI chat-completions translator that OpenAI-compatible providers reuse.
+//!
+//! Such a provider only needs a [`Dialect`]: its descriptor plus whichever hooks differ from
+//! OpenAI (request checks, error classification, where stream usage hides). [`Compatible`] turns
+//! a dialect into a full [`Provider`].
+
+use std::marker::PhantomData;
+
+use serde_json::{Map, Value};
+
+use crate::failure::{classify, classify_error_value};
+use crate::sse::{Event, SseParser};
+use crate::types::{
+    Chunk, Completion, Descriptor, Failure, Header, HttpRequest, HttpResponse, Step, Target, Usage,
+};
+use crate::{Provider, StreamDecoder};
+
+/// What sets one OpenAI-compatible API apart from OpenAI. Every hook but `describe` defaults to
+/// OpenAI's behaviour.
+pub trait Dialect: 'static {
+    fn describe() -> Descriptor;
+
+    /// Checks and rewrites the request body, after `model` and `stream_options` are set. Reject
+    /// what the provider would 400 on with a clear [`Failure::InvalidRequest`]; drop what it
+    /// would 400 on but the client would not miss.
+    fn adjust_request(_body: &mut Map<String, Value>) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    /// Classifies a non-2xx response.
+    fn classify(response: &HttpResponse) -> Failure {
+        classify(response)
+    }
+
+    /// Usage a streamed chunk carries somewhere other than an OpenAI `choices: []` usage chunk
+    /// (Groq's `x_groq.usage` on the finish chunk). The decoder turns the last one seen into an
+    /// OpenAI usage chunk at the end, unless the upstream sent a real usage chunk.
+    fn stream_usage(_chunk: &Map<String, Value>) -> Option<&Value> {
+        None
+    }
+}
+
+/// A [`Provider`] for an OpenAI-compatible API: `export_provider!(Compatible<MyDialect>);`.
+pub struct Compatible<D>(PhantomData<D>);
+
+impl<D: Dialect> Provider for Compatible<D> {
+    type StreamDecoder = ChunkStream<D>;
+
+    fn describe() -> Descriptor {
+        D::describe()
+    }
+
+    fn encode(target: &Target, request_json: &str) -> Result<HttpRequest, Failure> {
+        let mut body = parse_request(request_json)?;
+        prepare_request(target, &mut body);
+        D::adjust_request(&mut body)?;
+        chat_completions_request(&target.base_url, &body)
+    }
+
+    fn decode(_target: &Target, response: HttpResponse) -> Result<Step, Failure> {
+        if !(200..300).contains(&response.status) {
+            return Err(D::classify(&response));
+        }
+        decode_completion(response.body).map(Step::Done)
+    }
+
+    fn stream_decoder(_target: Target) -> ChunkStream<D> {
+        ChunkStream::new()
+    }
+}
+
+/// Parses the client's request JSON, which must be an object.
+pub fn parse_request(request_json: &str) -> Result<Map<String, Value>, Failure> {
+    match serde_json::from_str::<Value>(request_json) {
+        Ok(Value::Object(body)) => Ok(body),
+        Ok(_) => Err(Failure::InvalidRequest(
+            "the request body must be a JSON object".to_owned(),
+        )),
+        Err(error) => Err(Failure::InvalidRequest(format!(
+            "the request body is not valid JSON: {error}"
+        ))),
+    }
+}
+
+/// Whether the client asked for a streamed answer.
+pub fn is_stream(body: &Map<String, Value>) -> bool {
+    body.get("stream").and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// Points the request at the target's model and, for a stream, asks for the usage chunk (the host
+/// accounts usage whether or not the client asked; it strips the chunk for clients that did not).
+/// Everything else passes through untouched.
+pub fn prepare_request(target: &Target, body: &mut Map<String, Value>) {
+    body.insert("model".to_owned(), Value::String(target.model.clone()));
+    if is_stream(body) {
+        let options = body
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !options.is_object() {
+            *options = Value::Object(Map::new());
+        }
+        if let Value::Object(options) = options {
+            options.insert("include_usage".to_owned(), Value::Bool(true));
+        }
+    }
+}
+
+/// `POST {base_url}/chat/completions` with the body as JSON.
+pub fn chat_completions_request(
+    base_url: &str,
+    body: &Map<String, Value>,
+) -> Result<HttpRequest, Failure> {
+    let mut headers = vec![Header::new("content-type", "application/json")];
+    if is_stream(body) {
+        headers.push(Header::new("accept", "text/event-stream"));
+    }
+    let body = serde_json::to_vec(body).map_err(|error| {
+        Failure::InvalidRequest(format!("the request could not be serialised: {error}"))
+    })?;
+    Ok(HttpRequest {
+        method: "POST".to_owned(),
+        url: join_url(base_url, "chat/completions"),
+        headers,
+        body,
+    })
+}
+
+/// `base` and `path` with exactly one `/` between them.
+pub fn join_url(base: &str, path: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
+/// A 2xx non-streamed body: passed through verbatim when it is a completion, with its usage read.
+/// An `{"error":…}` body on a 2xx is classified like a mid-stream error.
+pub fn decode_completion(body: Vec<u8>) -> Result<Completion, Failure> {
+    let value: Value = serde_json::from_slice(&body).map_err(|error| {
+        Failure::BadResponse(format!("the completion is not valid JSON: {error}"))
+    })?;
+    let Value::Object(object) = &value else {
+        return Err(Failure::BadResponse(
+            "the completion is not a JSON object".to_owned(),
+        ));
+    };
+    if object.get("error").is_some_and(|error| !error.is_null()) {
+        return Err(classify_error_value(&value));
+    }
+    if !object.get("choices").is_some_and(Value::is_array) {
+        return Err(Failure::BadResponse(
+            "the completion has no `choices` array".to_owned(),
+        ));
+    }
+    let usage = object.get("usage").and_then(parse_usage);
+    let json = String::from_utf8(body)
+        .map_err(|_| Failure::BadResponse("the completion is not UTF-8".to_owned()))?;
+    Ok(Completion { json, usage })
+}
+
+/// An OpenAI `usage` object; `None` when it is absent, null or has no token counts. A missing
+/// total is the sum; counts beyond `u32` saturate.
+pub fn parse_usage(value: &Value) -> Option<Usage> {
+    let object = value.as_object()?;
+    let count = |key: &str| {
+        object
+            .get(key)
+            .and_then(Value::as_u64)
+            .map(|count| u32::try_from(count).unwrap_or(u32::MAX))
+    };
+    let prompt_tokens = count("prompt_tokens");
+    let completion_tokens = count("completion_tokens");
+    if prompt_tokens.is_none() && completion_tokens.is_none() {
+        return None;
+    }
+    let prompt_tokens = prompt_tokens.unwrap_or(0);
+    let completion_tokens = completion_tokens.unwrap_or(0);
+    Some(Usage {
+        prompt_tokens,
+        completion_tokens,
+        total_tokens: count("total_tokens")
+            .unwrap_or_else(|| prompt_tokens.saturating_add(completion_tokens)),
+    })
+}
+
+/// Decodes an OpenAI chat-completions SSE body into chunks.
+///
+/// Chunks pass through verbatim. `[DONE]` ends the stream; a frame with an `error` is a failure;
+/// the `choices: []` chunk with `usage` is returned with `usage` set. A stream that ends without
+/// `[DONE]` is still complete if a `finish_reason` was seen (Ollama and some servers omit it).
+pub struct ChunkStream<D> {
+    sse: SseParser,
+    done: bool,
+    finish_seen: bool,
+    usage_chunk_seen: bool,
+    /// Usage seen outside a usage chunk, as the OpenAI usage chunk to emit at the end.
+    pending_usage: Option<Chunk>,
+    dialect: PhantomData<D>,
+}
+
+impl<D: Dialect> Default for ChunkStream<D> {
+    fn default() -> Self {
+        ChunkStream::new()
+    }
+}
+
+impl<D: Dialect> ChunkStream<D> {
+    pub fn new() -> Self {
+        ChunkStream {
+            sse: SseParser::new(),
+            done: false,
+            finish_seen: false,
+            usage_chunk_seen: false,
+            pending_usage: None,
+            dialect: PhantomData,
+        }
+    }
+
+    fn handle_events(&mut self, events: Vec<Event>) -> Result<Vec<Chunk>, Failure> {
+        let mut chunks = Vec::with_capacity(events.len());
+        for event in events {
+            if self.done {
+                break; // nothing after `[DONE]` belongs to the answer
+            }
+            self.handle_event(event, &mut chunks)?;
+        }
+        Ok(chunks)
+    }
+
+    fn handle_event(&mut self, event: Event, chunks: &mut Vec<Chunk>) -> Result<(), Failure> {
+        let data = event.data.trim();
+        if data.is_empty() {
+            return Ok(());
+        }
+        if data == "[DONE]" {
+            self.done = true;
+            chunks.extend(self.take_pending_usage());
+            return Ok(());
+        }
+        let value: Value = serde_json::from_str(data).map_err(|error| {
+            Failure::BadResponse(format!("a stream frame is not valid JSON: {error}"))
+        })?;
+        let Value::Object(object) = &value else {
+            return Err(Failure::BadResponse(
+                "a stream frame is not a JSON object".to_owned(),
+            ));
+        };
+        if object.get("error").is_some_and(|error| !error.is_null()) {
+            return Err(classify_error_value(&value));
+        }
+        let choices = object.get("choices").and_then(Value::as_array);
+        let usage = object.get("usage").filter(|usage| !usage.is_null());
+        if choices.is_none_or(|choices| choices.is_empty())
+            && let Some(usage) = usage.and_then(parse_usage)
+        {
+            self.usage_chunk_seen = true;
+            self.pending_usage = None;
+            chunks.push(Chunk {
+                json: event.data,
+                usage: Some(usage),
+            });
+            return Ok(());
+        }
+        if choices.is_some_and(|choices| {
+            choices.iter().any(|choice| {
+                choice
+                    .get("finish_reason")
+                    .is_some_and(|reason| !reason.is_null())
+            })
+        }) {
+            self.finish_seen = true;
+        }
+        // Usage riding on a content chunk (Groq's `x_groq.usage`, servers that put `usage` beside
+        // `choices`) must not mark that chunk as the usage chunk: the host drops the usage chunk
+        // for clients that did not ask for usage, and would drop content with it.
+        if !self.usage_chunk_seen
+            && let Some(raw_usage) = usage.or_else(|| D::stream_usage(object))
+            && let Some(parsed) = parse_usage(raw_usage)
+        {
+            self.pending_usage = Some(usage_chunk(object, raw_usage, parsed));
+        }
+        chunks.push(Chunk {
+            json: event.data,
+            usage: None,
+        });
+        Ok(())
+    }
+
+    fn take_pending_usage(&mut self) -> Option<Chunk> {
+        self.pending_usage.take()
+    }
+}
+
+/// An OpenAI usage chunk (`choices: []` + `usage`) for the stream `chunk` belongs to.
+fn usage_chunk(chunk: &Map<String, Value>, raw_usage: &Value, usage: Usage) -> Chunk {
+    let mut out = Map::new();
+    for key in ["id", "created", "model", "system_fingerprint"] {
+        if let Some(value) = chunk.get(key) {
+            out.insert(key.to_owned(), value.clone());
+        }
+    }
+    out.insert(
+        "object".to_owned(),
+        Value::String("chat.completion.chunk".to_owned()),
+    );
+    out.insert("choices".to_owned(), Value::Array(Vec::new()));
+    out.insert("usage".to_owned(), raw_usage.clone());
+    Chunk {
+        json: Value::Object(out).to_string(),
+        usage: Some(usage),
+    }
+}
+
+impl<D: Dialect> StreamDecoder for ChunkStream<D> {
+    fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Chunk>, Failure> {
+        let events = self.sse.feed(bytes);
+        self.handle_events(events)
+    }
+
+    fn finish(&mut self) -> Result<Vec<Chunk>, Failure> {
+        let events = self.sse.finish();
+        let mut chunks = self.handle_events(events)?;
+        if !self.done && !self.finish_seen {
+            return Err(Failure::Unavailable(
+                "stream ended before completion".to_owned(),
+            ));
+        }
+        chunks.extend(self.take_pending_usage());
+        Ok(chunks)
+    }
+}

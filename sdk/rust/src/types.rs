@@ -1,0 +1,147 @@
+//! Plain Rust mirrors of the WIT records, so SDK helpers and plugin logic never touch generated
+//! bindings and can be tested natively. `export.rs` converts them at the component boundary.
+
+/// One HTTP header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: String,
+}
+
+impl Header {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Header {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// The first value of header `name`, compared case-insensitively (HTTP header names are).
+pub fn header_value<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|header| header.name.eq_ignore_ascii_case(name))
+        .map(|header| header.value.as_str())
+}
+
+/// An upstream request for the host to send. The host adds the credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<Header>,
+    pub body: Vec<u8>,
+}
+
+/// What the upstream answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<Header>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_value(&self.headers, name)
+    }
+}
+
+/// Why a call failed; see the `failure` variant in `wit/types.wit` for what the host does with each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    RateLimited {
+        retry_after_seconds: Option<u32>,
+        message: String,
+    },
+    Unavailable(String),
+    ContextLengthExceeded(String),
+    InvalidRequest(String),
+    ContentFiltered(String),
+    Unauthorized(String),
+    BadResponse(String),
+}
+
+impl Failure {
+    /// The human-readable reason, whatever the class.
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::RateLimited { message, .. } => message,
+            Failure::Unavailable(message)
+            | Failure::ContextLengthExceeded(message)
+            | Failure::InvalidRequest(message)
+            | Failure::ContentFiltered(message)
+            | Failure::Unauthorized(message)
+            | Failure::BadResponse(message) => message,
+        }
+    }
+}
+
+/// Token counts in OpenAI's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub total_tokens: u32,
+}
+
+/// The upstream a call goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub base_url: String,
+    pub model: String,
+}
+
+/// A complete, non-streamed answer in OpenAI `chat.completion` JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub json: String,
+    pub usage: Option<Usage>,
+}
+
+/// What `decode` produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The answer is complete.
+    Done(Completion),
+    /// Send this request and pass its response to `decode` again.
+    Follow(HttpRequest),
+}
+
+/// One OpenAI `chat.completion.chunk` JSON; `usage` is set only on the final `choices: []` usage
+/// chunk, which the host forwards only to clients that asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub json: String,
+    pub usage: Option<Usage>,
+}
+
+/// Where the host puts the operator's credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialPlacement {
+    None,
+    Header { name: String, prefix: String },
+    Query(String),
+}
+
+impl CredentialPlacement {
+    /// `Authorization: Bearer <key>`, what nearly every OpenAI-compatible API wants.
+    pub fn bearer() -> Self {
+        CredentialPlacement::Header {
+            name: "authorization".to_owned(),
+            prefix: "Bearer ".to_owned(),
+        }
+    }
+}
+
+/// What a plugin says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    pub name: String,
+    pub version: String,
+    pub default_base_url: String,
+    pub credential: CredentialPlacement,
+    pub credential_required: bool,
+    pub models: Vec<String>,
+}
