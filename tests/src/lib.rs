@@ -1,1 +1,19 @@
-//! placeholder
+//! End-to-end test support for aigw: everything needed to drive the real `aigw` binary over real
+//! sockets, deterministically and offline.
+//!
+//! - [`mock`] — a scriptable fake provider (Groq or OpenAI dialect) where the requested model
+//!   name picks the behaviour: `ok`, `tool-call`, `slow-300`, `rate-limit`, `reset`,
+//!   `cut-stream`, … Also a standalone binary, `mock-upstream`, for benchmarks and manual runs.
+//! - [`gateway`] — runs `aigw serve` on an ephemeral port, collects its logs, kills it on drop.
+//! - [`paths`] — where the binary, the built plugins and the test Python live.
+//! - [`sse`] — reads event streams the way an OpenAI client does.
+//! - [`setup`] — the usual pair of mock providers and a gateway config naming them.
+//!
+//! The tests themselves are in `tests/tests/`; `tests/python/` holds the check run with the
+//! official `openai` Python SDK.
+
+pub mod gateway;
+pub mod mock;
+pub mod paths;
+pub mod setup;
+pub mod sse;

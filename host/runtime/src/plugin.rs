@@ -131,6 +131,12 @@ impl Plugin {
         self.warm.len()
     }
 
+    /// Creates one fresh instance and drops it: what a call costs when no warm instance is
+    /// free. For the benchmark command; serving never needs it.
+    pub async fn instantiate_cold(&self) -> Result<(), Fault> {
+        self.instantiate().await.map(drop)
+    }
+
     async fn instantiate(&self) -> Result<Instance, Fault> {
         let limits = self.runtime.limits();
         Instance::new(
@@ -177,7 +183,7 @@ impl Plugin {
                     .map(convert::request)
                     .map_err(|f| CallError::Failure(convert::failure(f)))
             }
-            Err(error) => Err(CallError::Fault(instance.fault(error))),
+            Err(error) => Err(CallError::Fault(self.discard(instance, error).await)),
         }
     }
 
@@ -203,7 +209,7 @@ impl Plugin {
                     .map(convert::step)
                     .map_err(|f| CallError::Failure(convert::failure(f)))
             }
-            Err(error) => Err(CallError::Fault(instance.fault(error))),
+            Err(error) => Err(CallError::Fault(self.discard(instance, error).await)),
         }
     }
 
@@ -229,8 +235,19 @@ impl Plugin {
                     handle,
                 })
             }
-            Err(error) => Err(CallError::Fault(instance.fault(error))),
+            Err(error) => Err(CallError::Fault(self.discard(instance, error).await)),
         }
+    }
+
+    /// Classifies a fault, drops the poisoned instance (wasmtime refuses to re-enter it) and
+    /// puts a fresh one in its place, so faults do not drain the warm pool.
+    async fn discard(&self, instance: Instance, error: wasmtime::Error) -> Fault {
+        let fault = instance.fault(error);
+        tracing::warn!(plugin = %self.descriptor.name, kind = fault.kind.as_str(), "{}", fault.message);
+        if let Ok(fresh) = self.instantiate().await {
+            self.release(fresh);
+        }
+        fault
     }
 }
 
@@ -253,7 +270,7 @@ impl StreamDecoder {
             .stream_decoder()
             .call_feed(&mut instance.store, self.handle, bytes)
             .await;
-        self.settle(instance, result)
+        self.settle(instance, result).await
     }
 
     /// The body ended → the last chunks, or a failure if the stream was cut short.
@@ -266,7 +283,7 @@ impl StreamDecoder {
             .stream_decoder()
             .call_finish(&mut instance.store, self.handle)
             .await;
-        self.settle(instance, result)
+        self.settle(instance, result).await
     }
 
     /// Frees the guest's decoder and returns the instance to the warm pool.
@@ -285,7 +302,7 @@ impl StreamDecoder {
         })
     }
 
-    fn settle(
+    async fn settle(
         &mut self,
         mut instance: Instance,
         result: wasmtime::Result<
@@ -300,7 +317,7 @@ impl StreamDecoder {
                     .map(convert::chunks)
                     .map_err(|f| CallError::Failure(convert::failure(f)))
             }
-            Err(error) => Err(CallError::Fault(instance.fault(error))),
+            Err(error) => Err(CallError::Fault(self.plugin.discard(instance, error).await)),
         }
     }
 }

@@ -318,11 +318,11 @@ async fn read_whole(
                 format!("no complete answer within {} ms", timeout.as_millis()),
             )
         } else {
+            // The connection broke mid-answer: a transport failure (502), whatever the status.
             Failure::new(
-                FailureClass::Unavailable,
+                FailureClass::Connect,
                 format!("upstream body broke off: {e}"),
             )
-            .with_status(status)
         }
     })?;
     Ok(HttpResponse {

@@ -1,0 +1,70 @@
+//! `mock-upstream [--listen 127.0.0.1:0] [--flavor groq|openai] [--no-record]`
+//!
+//! Serves the scriptable mock provider (see `aigw_tests::mock`) until killed. Prints exactly one
+//! line, `listening on <addr>`, to stdout once bound; the base URL is `http://<addr>/openai/v1`
+//! for Groq and `http://<addr>/v1` for OpenAI.
+
+use std::process::ExitCode;
+
+use aigw_tests::mock::{Flavor, MockUpstream};
+
+const USAGE: &str =
+    "usage: mock-upstream [--listen 127.0.0.1:0] [--flavor groq|openai] [--no-record]";
+
+struct Args {
+    listen: String,
+    flavor: Flavor,
+    record: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        listen: "127.0.0.1:0".to_owned(),
+        flavor: Flavor::OpenAi,
+        record: true,
+    };
+    let mut argv = std::env::args().skip(1);
+    while let Some(arg) = argv.next() {
+        match arg.as_str() {
+            "--listen" => args.listen = argv.next().ok_or("--listen needs an address")?,
+            "--flavor" => {
+                args.flavor = match argv.next().as_deref() {
+                    Some("groq") => Flavor::Groq,
+                    Some("openai") => Flavor::OpenAi,
+                    other => return Err(format!("--flavor must be groq or openai, not {other:?}")),
+                }
+            }
+            // Recording every request would grow without bound in a long benchmark run.
+            "--no-record" => args.record = false,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("mock-upstream: {message}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mock = match MockUpstream::bind(&args.listen, args.flavor, args.record).await {
+        Ok(mock) => mock,
+        Err(e) => {
+            eprintln!("mock-upstream: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on {}", mock.addr());
+    // Serve until killed; Ctrl-C ends it cleanly.
+    let _ = tokio::signal::ctrl_c().await;
+    drop(mock);
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,373 @@
+//! The real `aigw` binary, run as a child process on an ephemeral port.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use aigw_tests::gateway::Gateway;
+//! let gateway = Gateway::start("[models.fast]\ntargets = [\"local/ok\"]\n").await;
+//! let response = gateway.chat(&serde_json::json!({"model": "fast", "messages": []})).await;
+//! # }
+//! ```
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+use crate::paths;
+
+/// How long the gateway may take to load its plugins and bind.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long one HTTP exchange with the gateway may take before a test fails.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running `aigw serve`. The process is killed when this is dropped.
+pub struct Gateway {
+    child: Child,
+    addr: SocketAddr,
+    stderr: watch::Receiver<String>,
+    config_path: PathBuf,
+    client: reqwest::Client,
+    _readers: [JoinHandle<()>; 2],
+    _dir: tempfile::TempDir,
+}
+
+/// Options for [`Gateway`]: extra environment and flags.
+#[derive(Default)]
+pub struct GatewayBuilder {
+    env: Vec<(OsString, OsString)>,
+    args: Vec<OsString>,
+}
+
+impl GatewayBuilder {
+    /// Sets an environment variable for the gateway (e.g. the API key a config expands).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Passes `--log-format <format>` (`human` or `json`).
+    pub fn log_format(mut self, format: &str) -> Self {
+        self.args.push("--log-format".into());
+        self.args.push(format.into());
+        self
+    }
+
+    /// Writes `config_toml` to a fresh directory and runs
+    /// `aigw serve --config <file> --listen 127.0.0.1:0` until it prints `listening on <addr>`.
+    ///
+    /// # Panics
+    /// When the gateway exits or does not bind within 30 s; the message carries its stderr.
+    pub async fn start(self, config_toml: &str) -> Gateway {
+        let dir = match tempfile::tempdir() {
+            Ok(dir) => dir,
+            Err(e) => panic!("cannot create a directory for the gateway config: {e}"),
+        };
+        let config_path = dir.path().join("aigw.toml");
+        if let Err(e) = std::fs::write(&config_path, config_toml) {
+            panic!("cannot write {}: {e}", config_path.display());
+        }
+
+        // Start-up compiles the plugins, which is CPU-bound: with every test of a file starting
+        // its own gateway at once, unbounded start-ups would starve each other past the timeout.
+        // The permit is held until the gateway is listening (or has failed).
+        let _starting = match startup_slots().acquire().await {
+            Ok(permit) => permit,
+            Err(e) => panic!("gateway start-up slots closed: {e}"),
+        };
+
+        let mut command = Command::new(paths::aigw_bin());
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(&self.args)
+            .current_dir(dir.path())
+            .env("AIGW_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => panic!("cannot run {}: {e}", paths::aigw_bin().display()),
+        };
+
+        let (stderr_tx, stderr) = watch::channel(String::new());
+        let (stdout_tx, mut stdout) = watch::channel(String::new());
+        let readers = [
+            spawn_collector(child.stderr.take(), stderr_tx),
+            spawn_collector(child.stdout.take(), stdout_tx),
+        ];
+
+        let bound = tokio::time::timeout(STARTUP_TIMEOUT, async {
+            loop {
+                if let Some(addr) = listening_addr(&stdout.borrow_and_update()) {
+                    return Some(addr);
+                }
+                if stdout.changed().await.is_err() {
+                    // stdout closed: the process is gone.
+                    return listening_addr(&stdout.borrow());
+                }
+            }
+        })
+        .await;
+
+        let addr = match bound {
+            Ok(Some(addr)) => addr,
+            failed => {
+                let _ = child.start_kill();
+                let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+                // Let the reader drain what the process wrote before it died.
+                let mut stderr = stderr;
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    while stderr.changed().await.is_ok() {}
+                })
+                .await;
+                let why = match failed {
+                    Err(_) => {
+                        format!("did not print `listening on <addr>` within {STARTUP_TIMEOUT:?}")
+                    }
+                    Ok(_) => format!("exited ({status:?}) without printing `listening on <addr>`"),
+                };
+                let stdout = stdout.borrow().clone();
+                let stderr = stderr.borrow().clone();
+                panic!(
+                    "aigw serve {why}\n--- config ---\n{config_toml}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+                );
+            }
+        };
+
+        let client = match reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build() {
+            Ok(client) => client,
+            Err(e) => panic!("cannot build an HTTP client: {e}"),
+        };
+        Gateway {
+            child,
+            addr,
+            stderr,
+            config_path,
+            client,
+            _readers: readers,
+            _dir: dir,
+        }
+    }
+}
+
+impl Gateway {
+    /// Starts `aigw serve` with this config and no extra options.
+    pub async fn start(config_toml: &str) -> Gateway {
+        GatewayBuilder::default().start(config_toml).await
+    }
+
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder::default()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr><path>`, e.g. `gateway.url("/v1/models")`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The config file the gateway was started with.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// An HTTP client with a bounded per-request timeout.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// `POST /v1/chat/completions` with a JSON body.
+    ///
+    /// # Panics
+    /// When the exchange fails at the transport level (the gateway must always answer).
+    pub async fn chat(&self, body: &Value) -> reqwest::Response {
+        match self
+            .client
+            .post(self.url("/v1/chat/completions"))
+            .json(body)
+            .send()
+            .await
+        {
+            Ok(response) => response,
+            Err(e) => panic!(
+                "POST /v1/chat/completions failed: {e}\n--- stderr ---\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
+    /// `GET <path>`.
+    ///
+    /// # Panics
+    /// When the exchange fails at the transport level.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        match self.client.get(self.url(path)).send().await {
+            Ok(response) => response,
+            Err(e) => panic!("GET {path} failed: {e}\n--- stderr ---\n{}", self.stderr()),
+        }
+    }
+
+    /// Everything the gateway logged so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.borrow().clone()
+    }
+
+    /// Waits (up to `timeout`) for a log line matching `matches` and returns it. The gateway may
+    /// log a request after answering it, so tests wait for the line instead of reading at once.
+    pub async fn wait_for_log(
+        &self,
+        timeout: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let mut stderr = self.stderr.clone();
+        tokio::time::timeout(timeout, async {
+            loop {
+                if let Some(line) = stderr.borrow_and_update().lines().find(|l| matches(l)) {
+                    return Some(line.to_owned());
+                }
+                if stderr.changed().await.is_err() {
+                    return stderr
+                        .borrow()
+                        .lines()
+                        .find(|l| matches(l))
+                        .map(str::to_owned);
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Waits (up to `timeout`) until at least `count` log lines match, and returns them all.
+    pub async fn wait_for_log_lines(
+        &self,
+        timeout: Duration,
+        count: usize,
+        matches: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let mut stderr = self.stderr.clone();
+        let collect = |log: &str| {
+            log.lines()
+                .filter(|l| matches(l))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        let waited = tokio::time::timeout(timeout, async {
+            loop {
+                let lines = collect(&stderr.borrow_and_update());
+                if lines.len() >= count || stderr.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        let _ = waited;
+        collect(&self.stderr.borrow())
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// Reads a child's pipe line by line into a watch channel, so waiters see each new line.
+fn spawn_collector<R>(pipe: Option<R>, sink: watch::Sender<String>) -> JoinHandle<()>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let Some(pipe) = pipe else { return };
+        let mut lines = BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            sink.send_modify(|log| {
+                log.push_str(&line);
+                log.push('\n');
+            });
+        }
+    })
+}
+
+/// How many gateways of this test process may be starting at the same time.
+fn startup_slots() -> &'static Semaphore {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+        Semaphore::new(cpus.max(2))
+    })
+}
+
+fn listening_addr(stdout: &str) -> Option<SocketAddr> {
+    stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("listening on "))
+        .and_then(|addr| addr.trim().parse().ok())
+}
+
+/// Runs `aigw <args>` to completion (for CLI tests such as `aigw check`).
+///
+/// # Panics
+/// When the binary cannot be run.
+pub fn aigw<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let bin = paths::aigw_bin();
+    match std::process::Command::new(&bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(output) => output,
+        Err(e) => panic!("cannot run {}: {e}", bin.display()),
+    }
+}
+
+/// A full body with a status, for assertions that show the body when they fail.
+pub async fn status_and_json(
+    response: reqwest::Response,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = match response.text().await {
+        Ok(text) => text,
+        Err(e) => panic!("reading the response body failed: {e}"),
+    };
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("not JSON (status {status}): {text}"));
+    (status, headers, json)
+}
+
+/// Reads a streamed body until it ends, keeping what arrived if the transport fails mid-way.
+/// Returns the text and the transport error, if any.
+pub async fn read_stream(response: reqwest::Response) -> (String, Option<reqwest::Error>) {
+    use futures_util::StreamExt;
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(piece) = stream.next().await {
+        match piece {
+            Ok(bytes) => body.extend_from_slice(&bytes),
+            Err(e) => return (String::from_utf8_lossy(&body).into_owned(), Some(e)),
+        }
+    }
+    (String::from_utf8_lossy(&body).into_owned(), None)
+}

@@ -1,0 +1,883 @@
+//! A scriptable fake LLM provider: a real HTTP server on an ephemeral port that speaks Groq's or
+//! OpenAI's wire format faithfully, where **the requested model name picks the behaviour**.
+//!
+//! | model | non-stream | stream |
+//! |---|---|---|
+//! | `ok` (and any name not listed) | `"mock reply to: <last user message>"` | the same text, one word per chunk, finish chunk, `[DONE]` |
+//! | `tool-call` | a call to the first tool in `tools`, `finish_reason: "tool_calls"` | tool-call deltas, arguments in 3 fragments |
+//! | `tool-call-parallel` | two calls (index 0 and 1) | the same, as deltas |
+//! | `slow-<ms>` | waits `<ms>` before the headers, then as `ok` | the same |
+//! | `rate-limit` | 429, the provider's real body, `retry-after: 7`, `x-ratelimit-*` | the same |
+//! | `rate-limit-no-header` | 429 as above without `retry-after` | the same |
+//! | `error-500` | 500 `server_error` | the same |
+//! | `unavailable-503` | 503 "engine is currently overloaded" | the same |
+//! | `capacity-498` | 498 `capacity_exceeded` (Groq's flex tier) | the same |
+//! | `context-length` | 400 `context_length_exceeded`, `param: "messages"` | the same |
+//! | `bad-request` | 400 `invalid_request_error`, message [`BAD_REQUEST_MESSAGE`] | the same |
+//! | `reset` | the connection closes, no response | the same |
+//! | `cut-stream` (= `cut-stream-2`) | 200 whose body stops half-way | 200, role chunk + 2 content chunks, then the connection closes (no finish chunk, no `[DONE]`) |
+//! | `cut-stream-<n>` | as `cut-stream` | as `cut-stream` with `n` content chunks; `cut-stream-0` closes right after the headers |
+//! | `stream-error` | 500 `server_error` | one chunk, then a `{"error":{…}}` frame, then the end |
+//! | `no-done` | as `ok` | as `ok` without `[DONE]` |
+//!
+//! When the last message has role `tool`, the `tool-call` models answer `"tool said: <content>"`
+//! (one line per trailing tool message) instead of calling again.
+//!
+//! Usage is deterministic: `completion_tokens` is the number of whitespace-separated words of the
+//! answer's text, `prompt_tokens` is `8 + (characters of all message contents) / 4`.
+//! Groq streams carry usage in `x_groq.usage` on the finish chunk; with
+//! `stream_options.include_usage` both flavors add OpenAI's `choices: []` usage chunk (for Groq
+//! providers.md marks that as unverified; the mock sends it so adapters must cope with both).
+//!
+//! Routes: `POST <base>/chat/completions`, `GET <base>/models`, where `<base>` is `/openai/v1`
+//! for [`Flavor::Groq`] and `/v1` for [`Flavor::OpenAi`]. Anything else is the provider's 404.
+//!
+//! The mock is cheap enough to sit behind a benchmark: no logging, `ok` answers with no think
+//! time, and recording can be switched off ([`MockUpstream::start_unrecorded`]).
+
+mod wire;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+use wire::{Answer, Completion, ToolCall};
+
+/// Which provider's dialect the mock speaks: base path, error bodies, usage placement, headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// Groq: base `/openai/v1`, `x_groq` on responses and chunks, usage timings, no `param` on errors.
+    Groq,
+    /// OpenAI (and any OpenAI-compatible server): base `/v1`.
+    OpenAi,
+}
+
+impl Flavor {
+    /// The path prefix the provider serves its API under.
+    pub fn base_path(self) -> &'static str {
+        match self {
+            Flavor::Groq => "/openai/v1",
+            Flavor::OpenAi => "/v1",
+        }
+    }
+}
+
+/// The message of the `bad-request` model's 400, so tests can check it reaches the client.
+pub const BAD_REQUEST_MESSAGE: &str =
+    "Invalid value for 'temperature': 7 is greater than the maximum of 2 (mock bad-request)";
+
+/// The message of the `context-length` model's 400.
+pub const CONTEXT_LENGTH_MESSAGE: &str = "This model's maximum context length is 8192 tokens. \
+     However, you requested 9000 tokens (8744 in the messages, 256 in the completion). \
+     Please reduce the length of the messages or completion.";
+
+/// The message of the `error-500` model (and of `stream-error`'s error frame).
+pub const SERVER_ERROR_MESSAGE: &str =
+    "The server had an error while processing your request. Sorry about that!";
+
+/// The message of the `unavailable-503` model.
+pub const OVERLOADED_MESSAGE: &str = "The engine is currently overloaded, please try again later";
+
+/// The message of the `capacity-498` model.
+pub const CAPACITY_MESSAGE: &str =
+    "The flex tier is currently at capacity for this model. Please try again later.";
+
+/// The `retry-after` header the `rate-limit` model sends, in seconds.
+pub const RETRY_AFTER_SECONDS: u64 = 7;
+
+/// One request the mock received.
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// The path without the query string.
+    pub path: String,
+    /// Header names are lower case, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// The body parsed as JSON, or `Value::Null` when it is empty or not JSON (see `raw_body`).
+    pub body: Value,
+    pub raw_body: Bytes,
+    /// When the request's head arrived.
+    pub at: Instant,
+}
+
+impl RecordedRequest {
+    /// The first value of a header, by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `model` the request asked for, if it is a chat request.
+    pub fn model(&self) -> Option<&str> {
+        self.body.get("model").and_then(Value::as_str)
+    }
+}
+
+struct State {
+    flavor: Flavor,
+    recording: AtomicBool,
+    requests: Mutex<Vec<RecordedRequest>>,
+    api_key: RwLock<Option<String>>,
+}
+
+/// A running mock provider. The server stops (and drops its connections) when this is dropped.
+pub struct MockUpstream {
+    addr: SocketAddr,
+    state: Arc<State>,
+    server: JoinHandle<()>,
+}
+
+impl MockUpstream {
+    /// Starts a recording mock on `127.0.0.1:0` on the current tokio runtime.
+    ///
+    /// # Panics
+    /// When no local port can be bound — a test cannot go on without its upstream.
+    pub async fn start(flavor: Flavor) -> MockUpstream {
+        match Self::bind("127.0.0.1:0", flavor, true).await {
+            Ok(mock) => mock,
+            Err(e) => panic!("mock upstream: cannot listen on 127.0.0.1:0: {e}"),
+        }
+    }
+
+    /// Like [`MockUpstream::start`], but keeps no record of requests (for benchmarks).
+    pub async fn start_unrecorded(flavor: Flavor) -> MockUpstream {
+        match Self::bind("127.0.0.1:0", flavor, false).await {
+            Ok(mock) => mock,
+            Err(e) => panic!("mock upstream: cannot listen on 127.0.0.1:0: {e}"),
+        }
+    }
+
+    /// Starts a mock on `listen` (e.g. `127.0.0.1:0`), recording requests when `record` is set.
+    pub async fn bind(listen: &str, flavor: Flavor, record: bool) -> std::io::Result<MockUpstream> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            flavor,
+            recording: AtomicBool::new(record),
+            requests: Mutex::new(Vec::new()),
+            api_key: RwLock::new(None),
+        });
+        let server = tokio::spawn(serve(listener, Arc::clone(&state)));
+        Ok(MockUpstream {
+            addr,
+            state,
+            server,
+        })
+    }
+
+    /// Requires `authorization: Bearer <key>` on every request from now on; others get the
+    /// flavor's real 401 body.
+    pub fn with_api_key(self, key: &str) -> Self {
+        if let Ok(mut slot) = self.state.api_key.write() {
+            *slot = Some(key.to_owned());
+        }
+        self
+    }
+
+    /// Turns recording on or off.
+    pub fn set_recording(&self, on: bool) {
+        self.state.recording.store(on, Ordering::Relaxed);
+    }
+
+    pub fn flavor(&self) -> Flavor {
+        self.state.flavor
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT/openai/v1` (Groq) or `http://127.0.0.1:PORT/v1` (OpenAI).
+    pub fn base_url(&self) -> String {
+        format!("http://{}{}", self.addr, self.state.flavor.base_path())
+    }
+
+    /// Every request seen so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        match self.state.requests.lock() {
+            Ok(requests) => requests.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The `POST …/chat/completions` requests seen so far, in arrival order.
+    pub fn chat_requests(&self) -> Vec<RecordedRequest> {
+        let mut requests = self.requests();
+        requests.retain(|r| r.method == "POST" && r.path.ends_with("/chat/completions"));
+        requests
+    }
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        // The accept loop owns every connection task; aborting it drops them all.
+        self.server.abort();
+    }
+}
+
+async fn serve(listener: TcpListener, state: Arc<State>) {
+    let mut connections = JoinSet::new();
+    loop {
+        // Reap finished connections so the set stays as large as the live ones.
+        while connections.try_join_next().is_some() {}
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors and the like: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        // Small writes (SSE frames) must not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let state = Arc::clone(&state);
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let state = Arc::clone(&state);
+                async move { handle(state, request).await }
+            });
+            // Errors here are a client going away or a scripted `reset`; neither is news.
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+type Body = UnsyncBoxBody<Bytes, BoxError>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A scripted `reset`: returned from the service, it makes hyper drop the connection unanswered.
+#[derive(Debug)]
+struct Reset;
+
+impl std::fmt::Display for Reset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("mock upstream: scripted connection reset")
+    }
+}
+
+impl std::error::Error for Reset {}
+
+/// What the model name asks the mock to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Behaviour {
+    Ok,
+    ToolCall { parallel: bool },
+    Slow(Duration),
+    RateLimit { retry_after: bool },
+    ServerError,
+    Unavailable,
+    Capacity,
+    ContextLength,
+    BadRequest,
+    Reset,
+    CutStream { chunks: usize },
+    StreamError,
+    NoDone,
+}
+
+impl Behaviour {
+    fn of(model: &str) -> Behaviour {
+        match model {
+            "tool-call" => Behaviour::ToolCall { parallel: false },
+            "tool-call-parallel" => Behaviour::ToolCall { parallel: true },
+            "rate-limit" => Behaviour::RateLimit { retry_after: true },
+            "rate-limit-no-header" => Behaviour::RateLimit { retry_after: false },
+            "error-500" => Behaviour::ServerError,
+            "unavailable-503" => Behaviour::Unavailable,
+            "capacity-498" => Behaviour::Capacity,
+            "context-length" => Behaviour::ContextLength,
+            "bad-request" => Behaviour::BadRequest,
+            "reset" => Behaviour::Reset,
+            "cut-stream" => Behaviour::CutStream { chunks: 2 },
+            "stream-error" => Behaviour::StreamError,
+            "no-done" => Behaviour::NoDone,
+            _ => {
+                if let Some(ms) = model.strip_prefix("slow-").and_then(|n| n.parse().ok()) {
+                    Behaviour::Slow(Duration::from_millis(ms))
+                } else if let Some(n) = model
+                    .strip_prefix("cut-stream-")
+                    .and_then(|n| n.parse().ok())
+                {
+                    Behaviour::CutStream { chunks: n }
+                } else {
+                    Behaviour::Ok
+                }
+            }
+        }
+    }
+}
+
+async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Response<Body>, Reset> {
+    let at = Instant::now();
+    let (parts, body) = request.into_parts();
+    // A client that stops sending half-way gets the connection closed, like a real server would.
+    let raw_body = body.collect().await.map_err(|_| Reset)?.to_bytes();
+    let json: Option<Value> = serde_json::from_slice(&raw_body).ok();
+    let flavor = state.flavor;
+
+    if state.recording.load(Ordering::Relaxed) {
+        let recorded = RecordedRequest {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: json.clone().unwrap_or(Value::Null),
+            raw_body: raw_body.clone(),
+            at,
+        };
+        match state.requests.lock() {
+            Ok(mut requests) => requests.push(recorded),
+            Err(poisoned) => poisoned.into_inner().push(recorded),
+        }
+    }
+
+    let expected_key = state.api_key.read().ok().and_then(|key| key.clone());
+    if let Some(key) = expected_key {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if presented != Some(key.as_str()) {
+            return Ok(unauthorized(flavor));
+        }
+    }
+
+    let base = flavor.base_path();
+    let route = parts.uri.path().strip_prefix(base).unwrap_or("");
+    match (&parts.method, route) {
+        (&Method::POST, "/chat/completions") => chat(flavor, json).await,
+        (&Method::GET, "/models") => {
+            Ok(json_response(flavor, StatusCode::OK, &wire::models(flavor)))
+        }
+        _ => Ok(error(
+            flavor,
+            StatusCode::NOT_FOUND,
+            &format!(
+                "Unknown request URL: {} {}. Please check the URL for typos, or see the docs at \
+                 https://platform.openai.com/docs/api-reference/.",
+                parts.method,
+                parts.uri.path()
+            ),
+            "invalid_request_error",
+            None,
+            Some("unknown_url"),
+        )),
+    }
+}
+
+fn unauthorized(flavor: Flavor) -> Response<Body> {
+    let message = match flavor {
+        Flavor::Groq => "Invalid API Key",
+        // The real message echoes a masked key; the mock never echoes credentials.
+        Flavor::OpenAi => {
+            "Incorrect API key provided: sk-***. You can find your API key at \
+             https://platform.openai.com/account/api-keys."
+        }
+    };
+    error(
+        flavor,
+        StatusCode::UNAUTHORIZED,
+        message,
+        "invalid_request_error",
+        None,
+        Some("invalid_api_key"),
+    )
+}
+
+/// The parts of a chat request the mock's script reads.
+struct Chat<'a> {
+    model: &'a str,
+    stream: bool,
+    include_usage: bool,
+    messages: &'a [Value],
+    tools: &'a [Value],
+}
+
+impl<'a> Chat<'a> {
+    fn parse(body: &'a Value) -> Result<Chat<'a>, &'static str> {
+        let model = body
+            .get("model")
+            .and_then(Value::as_str)
+            .ok_or("you must provide a model parameter")?;
+        let messages = body
+            .get("messages")
+            .and_then(Value::as_array)
+            .ok_or("Missing required parameter: 'messages'.")?;
+        Ok(Chat {
+            model,
+            stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+            include_usage: body
+                .pointer("/stream_options/include_usage")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            messages,
+            tools: body
+                .get("tools")
+                .and_then(Value::as_array)
+                .map_or(&[], Vec::as_slice),
+        })
+    }
+
+    fn prompt_tokens(&self) -> u64 {
+        let chars: usize = self
+            .messages
+            .iter()
+            .map(|m| text_of(m).chars().count())
+            .sum();
+        8 + chars as u64 / 4
+    }
+
+    /// The text of the last `user` message.
+    fn last_user_text(&self) -> String {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+            .map(text_of)
+            .unwrap_or_default()
+    }
+
+    /// The contents of the tool results that end the conversation, if it ends with any.
+    fn trailing_tool_results(&self) -> Vec<String> {
+        let mut results: Vec<String> = self
+            .messages
+            .iter()
+            .rev()
+            .take_while(|m| m.get("role").and_then(Value::as_str) == Some("tool"))
+            .map(text_of)
+            .collect();
+        results.reverse();
+        results
+    }
+}
+
+/// A message's text: a string `content`, or the `text` parts of an array `content`.
+fn text_of(message: &Value) -> String {
+    match message.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+async fn chat(flavor: Flavor, body: Option<Value>) -> Result<Response<Body>, Reset> {
+    let Some(body) = body else {
+        return Ok(error(
+            flavor,
+            StatusCode::BAD_REQUEST,
+            "We could not parse the JSON body of your request. (HINT: This likely means you \
+             aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but \
+             what was sent was not valid JSON.)",
+            "invalid_request_error",
+            None,
+            None,
+        ));
+    };
+    let chat = match Chat::parse(&body) {
+        Ok(chat) => chat,
+        Err(message) => {
+            return Ok(error(
+                flavor,
+                StatusCode::BAD_REQUEST,
+                message,
+                "invalid_request_error",
+                None,
+                None,
+            ));
+        }
+    };
+    let completion = Completion::new(flavor, chat.model, chat.prompt_tokens());
+    let reply = || Answer::Text(format!("mock reply to: {}", chat.last_user_text()));
+
+    match Behaviour::of(chat.model) {
+        behaviour @ (Behaviour::Ok | Behaviour::NoDone) => {
+            let done = behaviour == Behaviour::Ok;
+            Ok(answer(flavor, &chat, &completion, &reply(), done))
+        }
+        Behaviour::Slow(delay) => {
+            tokio::time::sleep(delay).await;
+            Ok(answer(flavor, &chat, &completion, &reply(), true))
+        }
+        Behaviour::ToolCall { parallel } => {
+            let results = chat.trailing_tool_results();
+            let response = if !results.is_empty() {
+                let text = results
+                    .iter()
+                    .map(|r| format!("tool said: {r}"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                answer(flavor, &chat, &completion, &Answer::Text(text), true)
+            } else if chat.tools.is_empty() {
+                error(
+                    flavor,
+                    StatusCode::BAD_REQUEST,
+                    "mock upstream: the tool-call models need `tools` in the request",
+                    "invalid_request_error",
+                    Some("tools"),
+                    None,
+                )
+            } else {
+                let calls = tool_calls(chat.tools, parallel);
+                answer(flavor, &chat, &completion, &Answer::ToolCalls(calls), true)
+            };
+            Ok(response)
+        }
+        Behaviour::RateLimit { retry_after } => {
+            let mut response = json_response(
+                flavor,
+                StatusCode::TOO_MANY_REQUESTS,
+                &wire::rate_limit_body(flavor, chat.model),
+            );
+            let headers = response.headers_mut();
+            for (name, value) in wire::rate_limit_headers(flavor, true) {
+                headers.insert(name, HeaderValue::from_static(value));
+            }
+            if retry_after {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            Ok(response)
+        }
+        Behaviour::ServerError => Ok(server_error(flavor)),
+        // Without a stream there is no frame to fail in: the error comes as a plain 500.
+        Behaviour::StreamError if !chat.stream => Ok(server_error(flavor)),
+        Behaviour::Unavailable => Ok(error(
+            flavor,
+            StatusCode::SERVICE_UNAVAILABLE,
+            OVERLOADED_MESSAGE,
+            "server_error",
+            None,
+            None,
+        )),
+        Behaviour::Capacity => {
+            let status = StatusCode::from_u16(498).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            Ok(error(
+                flavor,
+                status,
+                CAPACITY_MESSAGE,
+                "capacity_exceeded",
+                None,
+                Some("capacity_exceeded"),
+            ))
+        }
+        Behaviour::ContextLength => Ok(error(
+            flavor,
+            StatusCode::BAD_REQUEST,
+            CONTEXT_LENGTH_MESSAGE,
+            "invalid_request_error",
+            Some("messages"),
+            Some("context_length_exceeded"),
+        )),
+        Behaviour::BadRequest => Ok(error(
+            flavor,
+            StatusCode::BAD_REQUEST,
+            BAD_REQUEST_MESSAGE,
+            "invalid_request_error",
+            Some("temperature"),
+            None,
+        )),
+        Behaviour::Reset => Err(Reset),
+        Behaviour::CutStream { chunks } => {
+            Ok(cut_short(flavor, &chat, &completion, chunks, &reply()))
+        }
+        Behaviour::StreamError => {
+            let mut steps: Vec<Step> = completion
+                .first_text_chunks("partial answer", 1)
+                .iter()
+                .map(|c| Step::Send(Bytes::from(wire::sse(&c.to_string()))))
+                .collect();
+            let frame = json!({"error": {"message": SERVER_ERROR_MESSAGE, "type": "server_error"}});
+            steps.push(Step::Send(Bytes::from(wire::sse(&frame.to_string()))));
+            let mut response = streamed(flavor, StatusCode::OK, steps);
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Ok(response)
+        }
+    }
+}
+
+fn server_error(flavor: Flavor) -> Response<Body> {
+    error(
+        flavor,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        SERVER_ERROR_MESSAGE,
+        "server_error",
+        None,
+        None,
+    )
+}
+
+/// Calls to the first tool (and, for parallel calls, the second tool or the first again).
+fn tool_calls(tools: &[Value], parallel: bool) -> Vec<ToolCall> {
+    let function = |i: usize| {
+        tools
+            .get(i)
+            .or_else(|| tools.first())
+            .and_then(|t| t.get("function"))
+    };
+    let call = |i: usize, city: &str| {
+        let function = function(i);
+        ToolCall {
+            id: wire::tool_call_id(),
+            name: function
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("tool")
+                .to_owned(),
+            arguments: arguments_for(function.and_then(|f| f.get("parameters")), city).to_string(),
+        }
+    };
+    if parallel {
+        vec![call(0, "Paris"), call(1, "London")]
+    } else {
+        vec![call(0, "Paris")]
+    }
+}
+
+/// Arguments that satisfy a JSON schema's properties: `{"city":"Paris"}` for the usual weather
+/// tool; otherwise a plausible value per property type.
+fn arguments_for(schema: Option<&Value>, city: &str) -> Value {
+    let Some(properties) = schema
+        .and_then(|s| s.get("properties"))
+        .and_then(Value::as_object)
+    else {
+        return json!({ "city": city });
+    };
+    let mut args = serde_json::Map::new();
+    for (name, property) in properties {
+        let value = match property.get("type").and_then(Value::as_str) {
+            Some("integer") => json!(1),
+            Some("number") => json!(1.5),
+            Some("boolean") => json!(true),
+            Some("array") => json!([]),
+            Some("object") => json!({}),
+            _ => match property
+                .get("enum")
+                .and_then(Value::as_array)
+                .and_then(|e| e.first())
+            {
+                Some(first) => first.clone(),
+                None if name.contains("city") || name.contains("location") => json!(city),
+                None => json!("mock"),
+            },
+        };
+        args.insert(name.clone(), value);
+    }
+    Value::Object(args)
+}
+
+/// A complete answer, streamed or not as the client asked.
+fn answer(
+    flavor: Flavor,
+    chat: &Chat<'_>,
+    completion: &Completion,
+    answer: &Answer,
+    done: bool,
+) -> Response<Body> {
+    if !chat.stream {
+        return json_response(flavor, StatusCode::OK, &completion.full(answer));
+    }
+    let mut sse = String::new();
+    for chunk in completion.chunks(answer, chat.include_usage) {
+        sse.push_str(&wire::sse(&chunk.to_string()));
+    }
+    if done {
+        sse.push_str(wire::SSE_DONE);
+    }
+    // One frame per SSE event would be more bytes on the wire for nothing: a real server's
+    // writes coalesce the same way when the model is fast.
+    streamed(flavor, StatusCode::OK, vec![Step::Send(Bytes::from(sse))])
+}
+
+/// An answer that stops half-way and then loses its connection.
+fn cut_short(
+    flavor: Flavor,
+    chat: &Chat<'_>,
+    completion: &Completion,
+    chunks: usize,
+    reply: &Answer,
+) -> Response<Body> {
+    // The pause lets hyper flush what was sent before the connection dies.
+    let pause = Duration::from_millis(50);
+    if !chat.stream {
+        let full = Bytes::from(completion.full(reply).to_string());
+        let half = full.slice(..full.len() / 2);
+        let mut response = streamed(
+            flavor,
+            StatusCode::OK,
+            vec![Step::Send(half), Step::Pause(pause), Step::Fail],
+        );
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(full.len()));
+        return response;
+    }
+    let Answer::Text(text) = reply else {
+        return streamed(flavor, StatusCode::OK, vec![Step::Fail]);
+    };
+    let mut sse = String::new();
+    if chunks > 0 {
+        for chunk in completion.first_text_chunks(text, chunks) {
+            sse.push_str(&wire::sse(&chunk.to_string()));
+        }
+    }
+    let mut steps = Vec::new();
+    if !sse.is_empty() {
+        steps.push(Step::Send(Bytes::from(sse)));
+    }
+    steps.extend([Step::Pause(pause), Step::Fail]);
+    streamed(flavor, StatusCode::OK, steps)
+}
+
+/// One step of a scripted response body.
+enum Step {
+    Send(Bytes),
+    Pause(Duration),
+    /// Abort the body: hyper closes the connection without finishing the message.
+    Fail,
+}
+
+/// A streamed (`text/event-stream`) response whose body follows `steps`.
+fn streamed(flavor: Flavor, status: StatusCode, steps: Vec<Step>) -> Response<Body> {
+    let frames = futures_util::stream::unfold(steps.into_iter(), |mut steps| async move {
+        loop {
+            match steps.next()? {
+                Step::Send(bytes) => return Some((Ok(Frame::data(bytes)), steps)),
+                Step::Pause(delay) => tokio::time::sleep(delay).await,
+                Step::Fail => {
+                    let cut: BoxError = "mock upstream: scripted cut".into();
+                    return Some((Err(cut), steps));
+                }
+            }
+        }
+    });
+    let body: Pin<Box<dyn futures_util::Stream<Item = Result<Frame<Bytes>, BoxError>> + Send>> =
+        Box::pin(frames);
+    let mut response = Response::new(StreamBody::new(body).boxed_unsync());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    provider_headers(flavor, headers, false);
+    response
+}
+
+fn json_response(flavor: Flavor, status: StatusCode, body: &Value) -> Response<Body> {
+    let bytes = Bytes::from(body.to_string());
+    let mut response = Response::new(
+        Full::new(bytes)
+            .map_err(|never: Infallible| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    provider_headers(flavor, headers, status == StatusCode::TOO_MANY_REQUESTS);
+    response
+}
+
+fn error(
+    flavor: Flavor,
+    status: StatusCode,
+    message: &str,
+    kind: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> Response<Body> {
+    json_response(
+        flavor,
+        status,
+        &wire::error_body(flavor, message, kind, param, code),
+    )
+}
+
+/// Headers these providers put on every response.
+fn provider_headers(flavor: Flavor, headers: &mut http::HeaderMap, exhausted: bool) {
+    for (name, value) in wire::rate_limit_headers(flavor, exhausted) {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    let request_id = match flavor {
+        Flavor::Groq => "req_01mockmockmockmockmockmock",
+        Flavor::OpenAi => "req_mockmockmockmockmockmockmock",
+    };
+    headers.insert("x-request-id", HeaderValue::from_static(request_id));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_pick_behaviours() {
+        assert_eq!(Behaviour::of("ok"), Behaviour::Ok);
+        assert_eq!(Behaviour::of("llama-3.1-8b-instant"), Behaviour::Ok);
+        assert_eq!(
+            Behaviour::of("slow-250"),
+            Behaviour::Slow(Duration::from_millis(250))
+        );
+        assert_eq!(Behaviour::of("slow-abc"), Behaviour::Ok);
+        assert_eq!(
+            Behaviour::of("cut-stream"),
+            Behaviour::CutStream { chunks: 2 }
+        );
+        assert_eq!(
+            Behaviour::of("cut-stream-0"),
+            Behaviour::CutStream { chunks: 0 }
+        );
+        assert_eq!(
+            Behaviour::of("rate-limit-no-header"),
+            Behaviour::RateLimit { retry_after: false }
+        );
+    }
+
+    #[test]
+    fn arguments_follow_the_tool_schema() {
+        let schema = json!({"type": "object", "properties": {
+            "city": {"type": "string"}, "days": {"type": "integer"},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+        }});
+        assert_eq!(
+            arguments_for(Some(&schema), "Paris"),
+            json!({"city": "Paris", "days": 1, "unit": "celsius"})
+        );
+        assert_eq!(arguments_for(None, "Paris"), json!({"city": "Paris"}));
+    }
+}

@@ -1,0 +1,105 @@
+//! `aigw check`: resolves a good config, and points at the line of a bad one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use aigw_tests::gateway::aigw;
+use aigw_tests::setup::{plugins_section, toml_str};
+
+fn write_config(dir: &tempfile::TempDir, toml: &str) -> std::path::PathBuf {
+    let path = dir.path().join("aigw.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+const PROVIDERS: &str = r#"
+[providers.groq]
+plugin = "groq"
+api_key = "gsk_check_not_a_real_key"
+
+[providers.local]
+plugin = "openai-compatible"
+base_url = "http://127.0.0.1:11434/v1"
+"#;
+
+#[test]
+fn check_accepts_a_good_config_and_prints_its_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}{PROVIDERS}\n[models.fast]\ntargets = [\"groq/llama-3.1-8b-instant\", \"local/llama3.2\"]\n",
+        plugins_section()
+    );
+    let path = write_config(&dir, &config);
+
+    let output = aigw(["check", "--config", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for route in ["fast", "groq/llama-3.1-8b-instant", "local/llama3.2"] {
+        assert!(stdout.contains(route), "`{route}` missing from:\n{stdout}");
+    }
+    assert!(
+        !stdout.contains("gsk_check_not_a_real_key"),
+        "check printed the key:\n{stdout}"
+    );
+}
+
+#[test]
+fn check_rejects_an_unknown_key_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}{PROVIDERS}\n[models.fast]\ntargets = [\"local/llama3.2\"]\nretries = 3\n",
+        plugins_section()
+    );
+    let line = config
+        .lines()
+        .position(|l| l.starts_with("retries"))
+        .unwrap()
+        + 1;
+    let path = write_config(&dir, &config);
+
+    let output = aigw(["check", "--config", path.to_str().unwrap()]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains(&format!("aigw.toml:{line}:")),
+        "expected `aigw.toml:{line}:COL:` in:\n{all}"
+    );
+    assert!(
+        all.contains("retries"),
+        "the message must name the key:\n{all}"
+    );
+}
+
+#[test]
+fn check_rejects_a_target_naming_an_unconfigured_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}{PROVIDERS}\n[models.fast]\ntargets = [{}]\n",
+        plugins_section(),
+        toml_str("openrouter/some-model")
+    );
+    let path = write_config(&dir, &config);
+
+    let output = aigw(["check", "--config", path.to_str().unwrap()]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("openrouter"),
+        "the message must name the provider:\n{all}"
+    );
+}

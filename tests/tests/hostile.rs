@@ -1,0 +1,76 @@
+//! A plugin that traps, spins or eats memory costs one call, never the gateway.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use aigw_tests::gateway::{Gateway, status_and_json};
+use aigw_tests::paths;
+use aigw_tests::setup::{Upstreams, error_message, header, toml_str};
+use serde_json::json;
+
+async fn gateway_with_hostile_plugin(upstreams: &Upstreams) -> Gateway {
+    let hostile = format!(
+        "[providers.hostile]\nplugin = {}\nbase_url = {}\n\n[models.guarded]\ntargets = [\"hostile/trap\", \"local/ok\"]\n",
+        toml_str(&paths::test_plugin("hostile").to_string_lossy()),
+        toml_str(&upstreams.local.base_url()),
+    );
+    upstreams.gateway(&hostile).await
+}
+
+fn ask(model: &str) -> serde_json::Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "are you well?"}]})
+}
+
+#[tokio::test]
+async fn each_plugin_fault_fails_only_its_own_call() {
+    let upstreams = Upstreams::start().await;
+    let mut gateway = gateway_with_hostile_plugin(&upstreams).await;
+
+    for fault in ["trap", "loop", "memory"] {
+        let started = Instant::now();
+        let (status, _, body) =
+            status_and_json(gateway.chat(&ask(&format!("hostile/{fault}"))).await).await;
+        assert_eq!(status, 502, "{fault}: {body}");
+        error_message(&body);
+        // call_timeout_ms is 1000: a spinning plugin is stopped, not waited for.
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{fault} took {:?}",
+            started.elapsed()
+        );
+
+        // The very next call through the same plugin works.
+        let (status, _, body) = status_and_json(gateway.chat(&ask("hostile/ok")).await).await;
+        assert_eq!(status, 200, "after {fault}: {body}");
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            "mock reply to: are you well?"
+        );
+        assert!(gateway.is_running(), "the gateway died after {fault}");
+    }
+    // `trap` panics in encode: nothing may have gone upstream for it.
+    assert!(
+        upstreams
+            .local
+            .chat_requests()
+            .iter()
+            .all(|r| r.model() != Some("trap"))
+    );
+}
+
+#[tokio::test]
+async fn a_trapping_plugin_fails_over_to_the_next_target() {
+    let upstreams = Upstreams::start().await;
+    let gateway = gateway_with_hostile_plugin(&upstreams).await;
+
+    let (status, headers, body) = status_and_json(gateway.chat(&ask("guarded")).await).await;
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "x-aigw-attempts"), "2");
+    assert_eq!(header(&headers, "x-aigw-provider"), "local");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "mock reply to: are you well?"
+    );
+}

@@ -1,0 +1,113 @@
+//! The request log: one line per request with provider, model, status and attempts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use aigw_tests::setup::Upstreams;
+use serde_json::{Value, json};
+
+/// A field of a tracing JSON line, whether flattened or under `fields`.
+fn field<'a>(line: &'a Value, name: &str) -> Option<&'a Value> {
+    line.get("fields")
+        .and_then(|f| f.get(name))
+        .or_else(|| line.get(name))
+}
+
+fn is_request_line(line: &str) -> bool {
+    serde_json::from_str::<Value>(line)
+        .is_ok_and(|l| field(&l, "status").is_some() && field(&l, "attempts").is_some())
+}
+
+/// `200` and `"200"` are the same status to a reader.
+fn text(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+#[tokio::test]
+async fn json_logs_have_one_line_per_request_with_its_outcome() {
+    let upstreams = Upstreams::start().await;
+    let gateway = upstreams
+        .gateway_builder()
+        .log_format("json")
+        .start(&upstreams.config(
+            "[models.fast]\ntargets = [\"groq/ok\"]\n\n[models.flaky]\ntargets = [\"groq/rate-limit\", \"local/ok\"]\n",
+        ))
+        .await;
+
+    let ok = gateway
+        .chat(&json!({"model": "fast", "messages": [{"role": "user", "content": "a"}]}))
+        .await;
+    assert_eq!(ok.status(), 200);
+    let failed_over = gateway
+        .chat(&json!({"model": "flaky", "messages": [{"role": "user", "content": "b"}]}))
+        .await;
+    assert_eq!(failed_over.status(), 200);
+
+    let lines = gateway
+        .wait_for_log_lines(Duration::from_secs(10), 2, is_request_line)
+        .await;
+    assert_eq!(
+        lines.len(),
+        2,
+        "expected two request lines in:\n{}",
+        gateway.stderr()
+    );
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+
+    assert_eq!(text(field(&lines[0], "provider")), "groq", "{}", lines[0]);
+    assert_eq!(text(field(&lines[0], "status")), "200", "{}", lines[0]);
+    assert_eq!(text(field(&lines[0], "attempts")), "1", "{}", lines[0]);
+    assert!(
+        text(field(&lines[0], "model")).contains("fast")
+            || text(field(&lines[0], "model")).contains("ok")
+    );
+    assert!(
+        field(&lines[0], "latency_ms").is_some() || field(&lines[0], "latency").is_some(),
+        "{}",
+        lines[0]
+    );
+
+    assert_eq!(text(field(&lines[1], "provider")), "local", "{}", lines[1]);
+    assert_eq!(text(field(&lines[1], "attempts")), "2", "{}", lines[1]);
+
+    // In JSON mode every line is JSON, so log shippers can read the whole stream.
+    for line in gateway.stderr().lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            serde_json::from_str::<Value>(line).is_ok(),
+            "not JSON: {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_request_is_logged_with_its_status() {
+    let upstreams = Upstreams::start().await;
+    let gateway = upstreams
+        .gateway_builder()
+        .log_format("json")
+        .start(&upstreams.config(""))
+        .await;
+
+    let response = gateway
+        .chat(&json!({"model": "local/error-500", "messages": [{"role": "user", "content": "c"}]}))
+        .await;
+    assert_eq!(response.status(), 500);
+
+    let lines = gateway
+        .wait_for_log_lines(Duration::from_secs(10), 1, is_request_line)
+        .await;
+    assert_eq!(lines.len(), 1, "{}", gateway.stderr());
+    let line: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(text(field(&line, "status")), "500", "{line}");
+    assert_eq!(text(field(&line, "attempts")), "1", "{line}");
+    // Nothing served it, but the line must say which target failed.
+    assert!(lines[0].contains("local/error-500"), "{line}");
+}
