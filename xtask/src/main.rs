@@ -1,1 +1,689 @@
-fn main() {}
+//! Project automation for aigw: `cargo xtask <command>` (the alias lives in `.cargo/config.toml`).
+//!
+//! Std only, on purpose: xtask compiles in about a second, so every entry point (a developer's
+//! first `cargo xtask run`, CI's `cargo xtask test`, the Dockerfile's `cargo xtask dist`) goes
+//! through the same build steps without paying for a dependency tree first.
+//!
+//! Every step prints the command it runs; the first failing step stops the task with a message
+//! naming it and a non-zero exit status.
+
+use std::collections::BTreeMap;
+use std::env;
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+const HELP: &str = "\
+cargo xtask <command> [options]
+
+Commands:
+  plugins [--debug]       Build the guest plugins (plugins/, wasm32-wasip2) and copy them to
+                          dist/plugins/ (providers) and dist/test-plugins/ (test-only plugins).
+                          Installs the wasm32-wasip2 rustup target if it is missing.
+  run [-- AIGW_ARGS...]   plugins + release build of aigw, then run
+                          `target/release/aigw serve --config aigw.toml AIGW_ARGS...`.
+  test                    The whole suite, exactly what CI runs: rustfmt, plugins, clippy (host
+                          and plugins, -D warnings), plugin unit tests, and the host workspace
+                          tests including the end-to-end tests (real aigw binary, mock upstream,
+                          official openai Python SDK from a venv at target/py).
+  bench [--duration SECS] [--connections N] [--warmup SECS] [--no-stream]
+                          plugins + release build of aigw, mock-upstream and bench, then the same
+                          closed-loop load straight to the mock and through aigw; prints a
+                          Markdown table. Also runs the plugin micro-benchmark if present.
+  dist                    plugins + release build of aigw, laid out as dist/bin/aigw and
+                          dist/plugins/*.wasm (what the Dockerfile ships).
+  help, --help, -h        This text.
+";
+
+type Result<T = (), E = String> = std::result::Result<T, E>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        print!("{HELP}");
+        return ExitCode::SUCCESS;
+    };
+    let xtask = match Xtask::new() {
+        Ok(xtask) => xtask,
+        Err(err) => return fail(&err),
+    };
+    let outcome = match command.as_str() {
+        "plugins" => parse_plugins_args(rest).and_then(|profile| xtask.plugins(profile)),
+        "run" => xtask.run(rest),
+        "test" => no_args("test", rest).and_then(|()| xtask.test()),
+        "bench" => xtask.bench(rest),
+        "dist" => no_args("dist", rest).and_then(|()| xtask.dist()),
+        "help" | "--help" | "-h" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => Err(format!(
+            "unknown command `{other}`; `cargo xtask --help` lists them"
+        )),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
+}
+
+fn fail(err: &str) -> ExitCode {
+    eprintln!("xtask: error: {err}");
+    ExitCode::FAILURE
+}
+
+fn no_args(command: &str, rest: &[String]) -> Result {
+    match rest.first() {
+        None => Ok(()),
+        Some(arg) => Err(format!("`{command}` takes no arguments (got `{arg}`)")),
+    }
+}
+
+fn parse_plugins_args(rest: &[String]) -> Result<Profile> {
+    match rest {
+        [] => Ok(Profile::Release),
+        [flag] if flag == "--debug" => Ok(Profile::Debug),
+        [arg, ..] => Err(format!("`plugins` takes only `--debug` (got `{arg}`)")),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Release,
+    Debug,
+}
+
+impl Profile {
+    fn dir(self) -> &'static str {
+        match self {
+            Profile::Release => "release",
+            Profile::Debug => "debug",
+        }
+    }
+}
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// Plugin crates live one level below a group folder (`plugins/<group>/<crate>/`). The group
+/// decides where the built component goes: test-only plugins (deliberately hostile guests used by
+/// the end-to-end tests) must never land next to the real ones that `dist` ships.
+const TEST_PLUGIN_GROUP: &str = "tests";
+
+struct Xtask {
+    root: PathBuf,
+    cargo: OsString,
+    /// The host workspace's target directory (honours `CARGO_TARGET_DIR`).
+    target: PathBuf,
+}
+
+impl Xtask {
+    fn new() -> Result<Self> {
+        // xtask/ is a direct child of the repository root.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .ok_or("xtask's manifest directory has no parent")?
+            .to_path_buf();
+        let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let target = match env::var_os("CARGO_TARGET_DIR") {
+            Some(dir) => root.join(dir),
+            None => root.join("target"),
+        };
+        Ok(Self {
+            root,
+            cargo,
+            target,
+        })
+    }
+
+    fn cargo(&self) -> Command {
+        let mut cmd = Command::new(&self.cargo);
+        cmd.current_dir(&self.root);
+        cmd
+    }
+
+    fn plugins_manifest(&self) -> PathBuf {
+        self.root.join("plugins").join("Cargo.toml")
+    }
+
+    // ---------------------------------------------------------------------------------- plugins
+
+    fn plugins(&self, profile: Profile) -> Result {
+        let manifest = self.plugins_manifest();
+        if !manifest.is_file() {
+            return Err(format!(
+                "{} not found: the plugin workspace is missing",
+                manifest.display()
+            ));
+        }
+        self.ensure_wasm_target()?;
+
+        let mut build = self.cargo();
+        build.arg("build");
+        if profile == Profile::Release {
+            build.arg("--release");
+        }
+        build
+            .args(["--target", WASM_TARGET, "--workspace", "--manifest-path"])
+            .arg(&manifest)
+            // The guest workspace keeps its own target dir even when CARGO_TARGET_DIR is set for
+            // the host, so the copy below knows where to look.
+            .arg("--target-dir")
+            .arg(self.plugins_target());
+        run("build the plugins", &mut build)?;
+
+        let built = self.plugins_target().join(WASM_TARGET).join(profile.dir());
+        let dist = self.root.join("dist");
+        let plugins = self.plugin_crates()?;
+        if plugins.is_empty() {
+            return Err("no plugin crates (cdylib) found under plugins/*/*/".into());
+        }
+        let mut shipped = Vec::new();
+        for plugin in &plugins {
+            let from = built.join(format!("{}.wasm", plugin.lib_name));
+            let folder = if plugin.group == TEST_PLUGIN_GROUP {
+                "test-plugins"
+            } else {
+                "plugins"
+            };
+            let to = dist
+                .join(folder)
+                .join(format!("{}.wasm", plugin.lib_name.replace('_', "-")));
+            copy(&from, &to)?;
+            println!("  {} -> {}", rel(&self.root, &from), rel(&self.root, &to));
+            shipped.push(to);
+        }
+        // A renamed or removed plugin must not linger in dist/ (the gateway would still load it).
+        for folder in ["plugins", "test-plugins"] {
+            let folder = dist.join(folder);
+            if !folder.is_dir() {
+                continue;
+            }
+            for file in read_dir_sorted(&folder)? {
+                if file.extension().is_some_and(|ext| ext == "wasm") && !shipped.contains(&file) {
+                    println!("  removing stale {}", rel(&self.root, &file));
+                    fs::remove_file(&file)
+                        .map_err(|e| format!("remove {}: {e}", file.display()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn plugins_target(&self) -> PathBuf {
+        self.root.join("plugins").join("target")
+    }
+
+    fn ensure_wasm_target(&self) -> Result {
+        let listed = Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .current_dir(&self.root)
+            .output();
+        match listed {
+            Ok(out) if out.status.success() => {
+                let installed = String::from_utf8_lossy(&out.stdout);
+                if installed.lines().any(|line| line.trim() == WASM_TARGET) {
+                    return Ok(());
+                }
+                run(
+                    "install the wasm32-wasip2 target",
+                    Command::new("rustup")
+                        .args(["target", "add", WASM_TARGET])
+                        .current_dir(&self.root),
+                )
+            }
+            // Without rustup (a distro toolchain) the target may still be there; the build
+            // below says clearly if it is not.
+            _ => {
+                eprintln!(
+                    "xtask: warning: `rustup target list --installed` failed; assuming the \
+                     {WASM_TARGET} target is installed"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Every cdylib crate under `plugins/<group>/<crate>/`, with the file name cargo gives its
+    /// component (`[lib] name`, or the package name with `-` → `_`).
+    fn plugin_crates(&self) -> Result<Vec<PluginCrate>> {
+        let mut found = BTreeMap::new();
+        let plugins_dir = self.root.join("plugins");
+        for group in read_dir_sorted(&plugins_dir)? {
+            let Some(group_name) = dir_name(&group) else {
+                continue;
+            };
+            if group_name == "target" || !group.is_dir() {
+                continue;
+            }
+            for krate in read_dir_sorted(&group)? {
+                let manifest = krate.join("Cargo.toml");
+                if !manifest.is_file() {
+                    continue;
+                }
+                let text = fs::read_to_string(&manifest)
+                    .map_err(|e| format!("read {}: {e}", manifest.display()))?;
+                if !text.contains("cdylib") {
+                    continue; // a helper library, not a plugin
+                }
+                let lib_name = lib_name(&text)
+                    .ok_or_else(|| format!("{}: no [package] or [lib] name", manifest.display()))?;
+                if let Some(previous) = found.insert(lib_name.clone(), group_name.clone()) {
+                    return Err(format!(
+                        "two plugin crates build `{lib_name}.wasm` (in plugins/{previous} and \
+                         plugins/{group_name})"
+                    ));
+                }
+            }
+        }
+        Ok(found
+            .into_iter()
+            .map(|(lib_name, group)| PluginCrate { lib_name, group })
+            .collect())
+    }
+
+    // -------------------------------------------------------------------------------------- run
+
+    fn run(&self, rest: &[String]) -> Result {
+        let extra = match rest.split_first() {
+            None => &[][..],
+            Some((sep, extra)) if sep == "--" => extra,
+            Some((arg, _)) => {
+                return Err(format!(
+                    "`run` passes arguments to aigw after `--` (got `{arg}`)"
+                ));
+            }
+        };
+        self.plugins(Profile::Release)?;
+        self.build_release(&["aigw"])?;
+        let mut serve = Command::new(self.target.join("release").join("aigw"));
+        serve
+            .args(["serve", "--config", "aigw.toml"])
+            .args(extra)
+            .current_dir(&self.root);
+        println!("$ {}", show(&serve));
+        exec(serve)
+    }
+
+    // ------------------------------------------------------------------------------------- test
+
+    fn test(&self) -> Result {
+        let started = Instant::now();
+        let mut steps = Steps::default();
+        let plugins_manifest = self.plugins_manifest();
+
+        steps.time("rustfmt (host)", || {
+            run(
+                "rustfmt (host)",
+                self.cargo().args(["fmt", "--all", "--check"]),
+            )
+        })?;
+        steps.time("rustfmt (plugins)", || {
+            run(
+                "rustfmt (plugins)",
+                self.cargo()
+                    .args(["fmt", "--check", "--manifest-path"])
+                    .arg(&plugins_manifest)
+                    .arg("--all"),
+            )
+        })?;
+        steps.time("plugins", || self.plugins(Profile::Release))?;
+        let python = steps.time("python venv", || self.python_venv())?;
+        steps.time("clippy (host)", || {
+            run(
+                "clippy (host)",
+                self.cargo().args([
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]),
+            )
+        })?;
+        steps.time("clippy (plugins)", || {
+            run(
+                "clippy (plugins)",
+                self.cargo()
+                    .args(["clippy", "--manifest-path"])
+                    .arg(&plugins_manifest)
+                    .args(["--workspace", "--target", WASM_TARGET, "--target-dir"])
+                    .arg(self.plugins_target())
+                    .args(["--", "-D", "warnings"]),
+            )
+        })?;
+        // The end-to-end tests drive target/debug/aigw. Building it together with the tests
+        // (`--tests`) resolves features exactly as `cargo test --workspace` does, so the test run
+        // below reuses this build instead of compiling the dependency tree a second time.
+        steps.time("build (debug)", || {
+            run(
+                "build the workspace and its tests (debug; includes target/debug/aigw)",
+                self.cargo()
+                    .args(["build", "--workspace", "--bins", "--tests"]),
+            )
+        })?;
+        // The plugins' translation logic is plain Rust: its unit tests run natively.
+        steps.time("plugin unit tests", || {
+            run(
+                "plugin unit tests",
+                self.cargo()
+                    .args(["test", "--manifest-path"])
+                    .arg(&plugins_manifest)
+                    .args(["--workspace", "--target-dir"])
+                    .arg(self.plugins_target()),
+            )
+        })?;
+        let aigw_bin = self.target.join("debug").join("aigw");
+        steps.time("host tests", || {
+            run(
+                "host tests",
+                self.cargo()
+                    .args(["test", "--workspace"])
+                    .env("AIGW_BIN", &aigw_bin)
+                    .env("AIGW_PYTHON", &python),
+            )
+        })?;
+
+        println!("\n{}", steps.summary());
+        println!(
+            "xtask test: all steps passed in {}",
+            clock(started.elapsed())
+        );
+        Ok(())
+    }
+
+    /// A venv at target/py with the official `openai` SDK, for the end-to-end tests' Python
+    /// client. Created once; re-checked (cheaply) on every run.
+    fn python_venv(&self) -> Result<PathBuf> {
+        let venv = self.root.join("target").join("py");
+        let python = venv.join("bin").join("python");
+        if !python.is_file() {
+            run(
+                "create the Python venv (needs python3 with the venv module; Debian/Ubuntu: \
+                 apt-get install python3-venv)",
+                Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&venv)
+                    .current_dir(&self.root),
+            )?;
+        }
+        let has_openai = Command::new(&python)
+            .args(["-c", "import openai"])
+            .output()
+            .map(|out| out.status.success())
+            .unwrap_or(false);
+        if !has_openai {
+            run(
+                "install the openai Python SDK",
+                Command::new(venv.join("bin").join("pip"))
+                    .args(["install", "--quiet", "openai"])
+                    .current_dir(&self.root),
+            )?;
+        }
+        Ok(python)
+    }
+
+    // ------------------------------------------------------------------------------------ bench
+
+    fn bench(&self, rest: &[String]) -> Result {
+        // Validate here so a typo does not cost a release build first; bench re-parses them.
+        let mut args = rest.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--duration" | "--connections" | "--warmup" => {
+                    let value = args
+                        .next()
+                        .ok_or_else(|| format!("`{arg}` needs a value"))?;
+                    value
+                        .parse::<u64>()
+                        .map_err(|_| format!("`{arg} {value}`: expected a whole number"))?;
+                }
+                "--no-stream" => {}
+                other => return Err(format!("`bench` does not take `{other}` (see --help)")),
+            }
+        }
+        self.plugins(Profile::Release)?;
+        self.build_release(&["aigw", "aigw-tests"])?;
+        let release = self.target.join("release");
+        let mut bench = Command::new(release.join("bench"));
+        bench
+            .arg("--aigw")
+            .arg(release.join("aigw"))
+            .arg("--mock")
+            .arg(release.join("mock-upstream"))
+            .arg("--plugins")
+            .arg(self.root.join("dist").join("plugins"))
+            .args(rest)
+            .current_dir(&self.root);
+        run("gateway benchmark", &mut bench)?;
+
+        if self
+            .root
+            .join("host/runtime/examples/plugin_bench.rs")
+            .is_file()
+        {
+            run(
+                "plugin micro-benchmark",
+                self.cargo().args([
+                    "run",
+                    "--release",
+                    "-p",
+                    "aigw-runtime",
+                    "--example",
+                    "plugin_bench",
+                ]),
+            )?;
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------------------------- dist
+
+    /// `dist/` mirrors the repository layout the config expects (`dist/plugins/` next to
+    /// `aigw.toml`'s folder), so the repo's `aigw.toml` works unchanged both here and in the
+    /// container image, where `/opt/aigw/` holds `aigw.toml` and `dist/plugins/`.
+    fn dist(&self) -> Result {
+        self.plugins(Profile::Release)?;
+        self.build_release(&["aigw"])?;
+        let bin = self.root.join("dist").join("bin").join("aigw");
+        copy(&self.target.join("release").join("aigw"), &bin)?;
+        println!("\ndist/ is ready:");
+        for entry in walk(&self.root.join("dist"))? {
+            let size = fs::metadata(&entry).map(|m| m.len()).unwrap_or(0);
+            println!("  {:<40} {:>10} bytes", rel(&self.root, &entry), size);
+        }
+        Ok(())
+    }
+
+    fn build_release(&self, packages: &[&str]) -> Result {
+        let mut build = self.cargo();
+        build.args(["build", "--release"]);
+        for package in packages {
+            build.args(["-p", package]);
+        }
+        build.arg("--bins");
+        run(
+            &format!("release build of {}", packages.join(", ")),
+            &mut build,
+        )
+    }
+}
+
+struct PluginCrate {
+    /// What cargo names the component: `<lib_name>.wasm`.
+    lib_name: String,
+    /// The folder under plugins/ (`providers`, `tests`, ...).
+    group: String,
+}
+
+/// The `[lib] name` of a manifest, or else its `[package] name` with `-` → `_`. A line parser is
+/// enough for the manifests in this repository and keeps xtask free of a TOML dependency.
+fn lib_name(manifest: &str) -> Option<String> {
+    let mut section = "";
+    let mut package = None;
+    let mut lib = None;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+            continue;
+        }
+        let Some(value) = line
+            .strip_prefix("name")
+            .map(str::trim_start)
+            .and_then(|rest| rest.strip_prefix('='))
+        else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"').to_string();
+        match section {
+            "[package]" => package = Some(value.replace('-', "_")),
+            "[lib]" => lib = Some(value),
+            _ => {}
+        }
+    }
+    lib.or(package)
+}
+
+/// Per-step wall times for the end-of-run summary.
+#[derive(Default)]
+struct Steps(Vec<(&'static str, Duration)>);
+
+impl Steps {
+    fn time<T>(&mut self, name: &'static str, step: impl FnOnce() -> Result<T>) -> Result<T> {
+        let started = Instant::now();
+        let outcome = step();
+        self.0.push((name, started.elapsed()));
+        outcome
+    }
+
+    fn summary(&self) -> String {
+        let mut out = String::from("step timings:\n");
+        for (name, took) in &self.0 {
+            let _ = writeln!(out, "  {name:<22} {}", clock(*took));
+        }
+        out
+    }
+}
+
+fn clock(d: Duration) -> String {
+    let secs = d.as_secs();
+    format!("{}m{:02}s", secs / 60, secs % 60)
+}
+
+/// Print the command, run it with inherited stdio, and turn a failure into a message naming the
+/// step.
+fn run(step: &str, cmd: &mut Command) -> Result {
+    println!("\n==> {step}\n$ {}", show(cmd));
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{step}: cannot start `{}`: {e}", show(cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{step} failed ({status}): `{}`", show(cmd)))
+    }
+}
+
+/// Replace this process with `cmd`, so Ctrl-C and signals reach the gateway directly.
+#[cfg(unix)]
+fn exec(mut cmd: Command) -> Result {
+    use std::os::unix::process::CommandExt;
+    let err = cmd.exec();
+    Err(format!("cannot exec `{}`: {err}", show(&cmd)))
+}
+
+#[cfg(not(unix))]
+fn exec(mut cmd: Command) -> Result {
+    run("aigw", &mut cmd)
+}
+
+fn show(cmd: &Command) -> String {
+    let mut line = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        let arg = arg.to_string_lossy();
+        line.push(' ');
+        if arg.is_empty() || arg.contains([' ', '"', '\'']) {
+            line.push_str(&format!("{arg:?}"));
+        } else {
+            line.push_str(&arg);
+        }
+    }
+    line
+}
+
+/// Copy through a temporary file and a rename, so a running gateway (or one starting) never sees
+/// a half-written plugin, and replacing a running binary does not fail with "text file busy".
+fn copy(from: &Path, to: &Path) -> Result {
+    if !from.is_file() {
+        return Err(format!(
+            "expected build output {} is missing",
+            from.display()
+        ));
+    }
+    let parent = to
+        .parent()
+        .ok_or_else(|| format!("{} has no parent folder", to.display()))?;
+    fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
+    let mut partial = to.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    fs::copy(from, &partial)
+        .map_err(|e| format!("copy {} -> {}: {e}", from.display(), partial.display()))?;
+    fs::rename(&partial, to)
+        .map_err(|e| format!("rename {} -> {}: {e}", partial.display(), to.display()))
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut entries = fs::read_dir(dir)
+        .map_err(|e| format!("read {}: {e}", dir.display()))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| format!("read {}: {e}", dir.display()))?;
+    entries.sort();
+    Ok(entries)
+}
+
+/// All files below `dir`, sorted.
+fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in read_dir_sorted(dir)? {
+        if entry.is_dir() {
+            files.extend(walk(&entry)?);
+        } else {
+            files.push(entry);
+        }
+    }
+    Ok(files)
+}
+
+fn dir_name(path: &Path) -> Option<String> {
+    path.file_name().map(|n| n.to_string_lossy().into_owned())
+}
+
+fn rel(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lib_name;
+
+    #[test]
+    fn lib_name_prefers_the_lib_section() {
+        let manifest = "[package]\nname = \"aigw-plugin-groq\"\n\n[lib]\nname = \"groq\"\ncrate-type = [\"cdylib\"]\n";
+        assert_eq!(lib_name(manifest).as_deref(), Some("groq"));
+    }
+
+    #[test]
+    fn lib_name_falls_back_to_the_package_name() {
+        let manifest =
+            "[package]\nname = \"openai-compatible\"\n[lib]\ncrate-type = [\"cdylib\"]\n";
+        assert_eq!(lib_name(manifest).as_deref(), Some("openai_compatible"));
+    }
+}

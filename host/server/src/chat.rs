@@ -557,6 +557,10 @@ impl RequestLog {
         usage: Option<Usage>,
         error: Option<&str>,
     ) {
+        // The line is off below `info`: skip building its fields too.
+        if !tracing::enabled!(target: "aigw::request", tracing::Level::INFO) {
+            return;
+        }
         let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         let failed: Vec<String> = attempts
             .iter()

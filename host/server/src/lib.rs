@@ -25,6 +25,9 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 pub use body::Body;
+
+/// How long open connections may take to finish once shutdown begins.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 pub use error::ApiError;
 pub use gateway::{Gateway, Provider, RouteTarget, Secret};
 
@@ -63,7 +66,16 @@ pub async fn serve(
             }
         });
     }
-    graceful.shutdown().await;
+    // Let in-flight requests finish, but do not let a long stream hold the process forever.
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "connections still open {} s after shutdown began; closing them",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
     Ok(())
 }
 

@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1
+#
+# aigw container image. The builder runs the same build script CI and developers use
+# (`cargo xtask dist`); the runtime image holds only the binary, the provider plugins and the
+# config, with the same relative layout as the repository, so the repository's aigw.toml works
+# unchanged:
+#
+#   /usr/local/bin/aigw
+#   /opt/aigw/aigw.toml
+#   /opt/aigw/dist/plugins/*.wasm
+#
+# Build: docker build -t aigw .
+# Run:   docker run --rm -p 8080:8080 -e GROQ_API_KEY aigw   (pass the keys aigw.toml reads)
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+# Cache mounts keep the cargo registry and both target dirs between builds; dist/ (the output)
+# lives outside them, so it lands in the layer.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    --mount=type=cache,target=/src/plugins/target \
+    cargo xtask dist
+
+FROM debian:bookworm-slim
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 aigw \
+    && useradd --system --uid 10001 --gid aigw --home-dir /opt/aigw --shell /usr/sbin/nologin aigw \
+    && install -d -o aigw -g aigw /opt/aigw
+COPY --from=build /src/dist/bin/aigw /usr/local/bin/aigw
+COPY --from=build /src/dist/plugins /opt/aigw/dist/plugins
+COPY --from=build /src/aigw.toml /opt/aigw/aigw.toml
+# The working directory belongs to the service user (files the gateway writes, such as its memory
+# database, go here); the binary, plugins and config stay root-owned and read-only to it.
+WORKDIR /opt/aigw
+USER 10001:10001
+EXPOSE 8080
+CMD ["aigw", "serve", "--config", "/opt/aigw/aigw.toml", "--listen", "0.0.0.0:8080"]

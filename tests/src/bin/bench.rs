@@ -1,0 +1,686 @@
+//! `bench`: what aigw adds to a request, measured in one run.
+//!
+//! Starts `mock-upstream` (Groq dialect) and `aigw serve` in front of it, then drives the same
+//! closed-loop load twice: straight to the mock, and through the gateway. Prints requests/s, p50
+//! and p99 for both, the added latency and the throughput ratio, as a Markdown table; then the
+//! gateway's peak RSS. Normally run through `cargo xtask bench`, which builds everything first.
+//!
+//! The load generator runs on a single-threaded tokio runtime so that most of the CPU is left to
+//! the two servers. All three processes share the machine's cores over loopback: the absolute
+//! numbers say little about production, the same-run comparison is the point.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{Method, Request, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+const USAGE: &str = "\
+usage: bench [--duration SECS] [--warmup SECS] [--connections N] [--no-stream]
+             [--aigw PATH] [--mock PATH] [--plugins DIR] [--config-template FILE]
+
+  --duration SECS          measured time per scenario (default 10)
+  --warmup SECS            unmeasured load before each scenario (default 2)
+  --connections N          concurrent keep-alive HTTP/1.1 connections (default 16)
+  --no-stream              skip the streaming (SSE) scenarios
+  --aigw PATH              gateway binary (default <root>/target/release/aigw)
+  --mock PATH              mock upstream binary (default <root>/target/release/mock-upstream)
+  --plugins DIR            built provider plugins (default <root>/dist/plugins)
+  --config-template FILE   gateway config to use instead of the built-in one; `{plugins_dir}`
+                           and `{upstream}` (http://host:port of the mock) are substituted";
+
+/// The gateway config: one Groq provider pointing at the mock, one model alias. `{plugins_dir}`
+/// and `{upstream}` are filled in at run time.
+const CONFIG_TEMPLATE: &str = r#"[plugins]
+dir = "{plugins_dir}"
+
+[providers.groq]
+plugin = "groq"
+base_url = "{upstream}/openai/v1"
+api_key = "bench-key"
+
+[models.bench]
+targets = ["groq/ok"]
+"#;
+
+/// How long a server may take to print `listening on <addr>`.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// One request may not take longer than this; it bounds the whole run.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Args {
+    duration: Duration,
+    warmup: Duration,
+    connections: usize,
+    stream: bool,
+    aigw: PathBuf,
+    mock: PathBuf,
+    plugins: PathBuf,
+    config_template: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let root = {
+        let tests = Path::new(env!("CARGO_MANIFEST_DIR"));
+        tests.parent().unwrap_or(tests).to_path_buf()
+    };
+    let release = root.join("target").join("release");
+    let mut args = Args {
+        duration: Duration::from_secs(10),
+        warmup: Duration::from_secs(2),
+        connections: 16,
+        stream: true,
+        aigw: release.join("aigw"),
+        mock: release.join("mock-upstream"),
+        plugins: root.join("dist").join("plugins"),
+        config_template: None,
+    };
+    let mut argv = std::env::args().skip(1);
+    while let Some(arg) = argv.next() {
+        let mut value = || argv.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--duration" => args.duration = Duration::from_secs(number(&arg, &value()?)?),
+            "--warmup" => args.warmup = Duration::from_secs(number(&arg, &value()?)?),
+            "--connections" => {
+                args.connections = usize::try_from(number(&arg, &value()?)?)
+                    .map_err(|_| "--connections is too large".to_owned())?;
+            }
+            "--no-stream" => args.stream = false,
+            "--aigw" => args.aigw = value()?.into(),
+            "--mock" => args.mock = value()?.into(),
+            "--plugins" => args.plugins = value()?.into(),
+            "--config-template" => args.config_template = Some(value()?.into()),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if args.duration.is_zero() || args.connections == 0 {
+        return Err("--duration and --connections must be at least 1".into());
+    }
+    // The gateway runs in a temporary directory: relative paths must not change meaning.
+    for path in [&mut args.aigw, &mut args.mock, &mut args.plugins] {
+        *path = std::path::absolute(&*path).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(args)
+}
+
+fn number(flag: &str, value: &str) -> Result<u64, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{flag} {value}: expected a whole number"))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("bench: {message}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    // One thread for the load generator (and the child-process plumbing): the servers get the
+    // rest of the machine.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("bench: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bench(args: &Args) -> Result<()> {
+    for (what, path) in [("gateway", &args.aigw), ("mock upstream", &args.mock)] {
+        if !path.is_file() {
+            bail!(
+                "the {what} binary is missing at {} (`cargo xtask bench` builds it)",
+                path.display()
+            );
+        }
+    }
+    if !args.plugins.join("groq.wasm").is_file() {
+        bail!(
+            "{} has no groq.wasm (`cargo xtask plugins` builds it)",
+            args.plugins.display()
+        );
+    }
+
+    // Children are killed when these values drop, on every exit path.
+    let mut mock_cmd = Command::new(&args.mock);
+    mock_cmd.args(["--listen", "127.0.0.1:0", "--flavor", "groq", "--no-record"]);
+    let mock = Server::start("mock-upstream", mock_cmd).await?;
+
+    let dir = tempfile::tempdir().context("creating a directory for the gateway config")?;
+    let config_path = dir.path().join("aigw.toml");
+    let template = match &args.config_template {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => CONFIG_TEMPLATE.to_owned(),
+    };
+    let config = template
+        .replace("{plugins_dir}", &args.plugins.display().to_string())
+        .replace("{upstream}", &format!("http://{}", mock.addr));
+    std::fs::write(&config_path, &config)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    let mut aigw_cmd = Command::new(&args.aigw);
+    aigw_cmd
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .args(["--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("AIGW_LOG", "warn");
+    let mut aigw = match Server::start("aigw", aigw_cmd).await {
+        Ok(aigw) => aigw,
+        Err(e) => {
+            eprintln!("--- gateway config ---\n{config}---");
+            return Err(e);
+        }
+    };
+
+    let mut modes = vec![Mode::Json];
+    if args.stream {
+        modes.push(Mode::Stream);
+    }
+    let scenarios: Vec<(Mode, [(&'static str, Target); 2])> = modes
+        .into_iter()
+        .map(|mode| {
+            let direct = Target {
+                addr: mock.addr,
+                path: "/openai/v1/chat/completions",
+                body: request_body("ok", mode),
+                mode,
+            };
+            let gateway = Target {
+                addr: aigw.addr,
+                path: "/v1/chat/completions",
+                body: request_body("bench", mode),
+                mode,
+            };
+            (
+                mode,
+                [("direct to mock", direct), ("through aigw", gateway)],
+            )
+        })
+        .collect();
+
+    // One request per scenario first: a config or routing mistake fails in a second, with the
+    // server's own answer, instead of after minutes of errors.
+    for (mode, targets) in &scenarios {
+        for (label, target) in targets {
+            preflight(target)
+                .await
+                .with_context(|| format!("{label}, {}: the first request failed", mode.name()))?;
+        }
+    }
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "\naigw benchmark: {} keep-alive HTTP/1.1 connections, closed loop, {} s warm-up + {} s \
+         measured per scenario, loopback.\nThe load generator runs on 1 tokio thread and shares \
+         {cores} CPU core(s) with mock-upstream and aigw: compare rows of the same run, not \
+         absolute figures across machines.\n",
+        args.connections,
+        args.warmup.as_secs(),
+        args.duration.as_secs(),
+    );
+
+    let mut rows = Vec::new();
+    for (mode, targets) in &scenarios {
+        let mut measured = Vec::new();
+        for (label, target) in targets {
+            eprintln!("running: {label}, {} ...", mode.name());
+            let run = load(target, args.connections, args.warmup, args.duration).await;
+            if let Some(error) = &run.first_error {
+                eprintln!(
+                    "  {label}, {}: {} error(s) in the measured window; first error: {error}",
+                    mode.name(),
+                    run.errors
+                );
+            }
+            if run.latencies_us.is_empty() {
+                bail!(
+                    "{label}, {}: no request succeeded ({})",
+                    mode.name(),
+                    run.first_error.as_deref().unwrap_or("no error recorded")
+                );
+            }
+            measured.push(Summary::of(label, run, args.duration));
+        }
+        rows.push((*mode, measured));
+    }
+
+    let peak = aigw.peak_rss();
+    println!("{}", table(&rows));
+    match peak {
+        Some(kib) => println!("aigw peak RSS (VmHWM): {:.1} MiB", kib as f64 / 1024.0),
+        None => println!("aigw peak RSS: unavailable (no /proc/<pid>/status)"),
+    }
+    aigw.stop().await;
+    drop(mock);
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------- servers
+
+/// A child server that announced its address with `listening on <addr>`. Killed on drop.
+struct Server {
+    name: &'static str,
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    async fn start(name: &'static str, mut cmd: Command) -> Result<Server> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name} ({:?})", cmd.as_std().get_program()))?;
+        let stdout = child.stdout.take().context("child stdout was not piped")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let found = tokio::time::timeout(STARTUP_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(addr) = listening_addr(&line) {
+                    return Ok(Some(addr));
+                }
+                eprintln!("[{name}] {line}");
+            }
+            Ok::<_, std::io::Error>(None)
+        })
+        .await;
+        let addr = match found {
+            Ok(Ok(Some(addr))) => addr,
+            Ok(Ok(None)) | Ok(Err(_)) => {
+                let status = match child.wait().await {
+                    Ok(status) => status.to_string(),
+                    Err(e) => format!("status unknown: {e}"),
+                };
+                bail!("{name} exited ({status}) without printing `listening on <addr>`");
+            }
+            Err(_) => bail!(
+                "{name} did not print `listening on <addr>` within {}s",
+                STARTUP_TIMEOUT.as_secs()
+            ),
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("[{name}] {line}");
+            }
+        });
+        Ok(Server { name, child, addr })
+    }
+
+    /// Peak resident set size in KiB, from `/proc/<pid>/status` (`VmHWM`).
+    fn peak_rss(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    async fn stop(&mut self) {
+        if let Err(e) = self.child.kill().await {
+            eprintln!("bench: stopping {}: {e}", self.name);
+        }
+    }
+}
+
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = line.split_once("listening on ")?.1.trim();
+    let rest = rest.strip_prefix("http://").unwrap_or(rest);
+    rest.split_whitespace()
+        .next()?
+        .trim_end_matches('/')
+        .parse()
+        .ok()
+}
+
+// ---------------------------------------------------------------------------------------- load
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `stream: false`: latency is the time to the complete JSON body.
+    Json,
+    /// `stream: true`: latency is the time to the last byte of the event stream.
+    Stream,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Json => "JSON",
+            Mode::Stream => "SSE stream (to last byte)",
+        }
+    }
+}
+
+struct Target {
+    addr: SocketAddr,
+    path: &'static str,
+    body: Bytes,
+    mode: Mode,
+}
+
+fn request_body(model: &str, mode: Mode) -> Bytes {
+    let body = serde_json::json!({
+        "model": model,
+        "messages": [
+            {"role": "system", "content": "You are a concise assistant."},
+            {"role": "user", "content": "In one sentence: why do HTTP clients keep connections alive?"},
+        ],
+        "max_tokens": 64,
+        "stream": mode == Mode::Stream,
+    });
+    Bytes::from(body.to_string())
+}
+
+/// What one scenario produced.
+#[derive(Default)]
+struct Run {
+    /// Latency of every successful request started inside the measured window, in µs.
+    latencies_us: Vec<u32>,
+    /// Failed requests (non-2xx, transport errors, truncated streams) in the measured window.
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl Run {
+    fn merge(&mut self, other: Run) {
+        self.latencies_us.extend(other.latencies_us);
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+}
+
+/// One request on a fresh connection, so a config or routing mistake is reported with the
+/// server's own answer instead of as a column of errors.
+async fn preflight(target: &Target) -> Result<()> {
+    let mut sender = connect(target.addr).await?;
+    exchange(&mut sender, target)
+        .await
+        .map_err(|failure| anyhow::anyhow!("{failure}"))
+}
+
+/// `connections` workers, each on its own keep-alive connection, send requests back to back for
+/// `warmup + duration`; requests started after the warm-up are measured.
+async fn load(target: &Target, connections: usize, warmup: Duration, duration: Duration) -> Run {
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + duration;
+    let workers = (0..connections).map(|_| worker(target, measure_from, end));
+    let mut total = Run::default();
+    for run in futures_util::future::join_all(workers).await {
+        total.merge(run);
+    }
+    total
+}
+
+async fn worker(target: &Target, measure_from: Instant, end: Instant) -> Run {
+    let mut run = Run::default();
+    let record_error = |run: &mut Run, started: Instant, error: String| {
+        if started >= measure_from {
+            run.errors += 1;
+        }
+        run.first_error.get_or_insert(error);
+    };
+    'connection: while Instant::now() < end {
+        let attempt = Instant::now();
+        let mut sender = match connect(target.addr).await {
+            Ok(sender) => sender,
+            Err(e) => {
+                record_error(&mut run, attempt, format!("connect: {e:#}"));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        loop {
+            let started = Instant::now();
+            if started >= end {
+                break 'connection;
+            }
+            match exchange(&mut sender, target).await {
+                Ok(()) => {
+                    if started >= measure_from {
+                        let us = started.elapsed().as_micros();
+                        run.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+                    }
+                }
+                Err(Failure::Answer(error)) => record_error(&mut run, started, error),
+                Err(Failure::Transport(error)) => {
+                    record_error(&mut run, started, error);
+                    continue 'connection;
+                }
+            }
+        }
+    }
+    run
+}
+
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .context("connect timed out")?
+        .with_context(|| format!("connect to {addr}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .context("HTTP/1.1 handshake")?;
+    tokio::spawn(async move {
+        // Ends when the sender is dropped or the peer closes; errors surface on the sender.
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+enum Failure {
+    /// The server answered, but not with a complete success; the connection is still usable.
+    Answer(String),
+    /// The connection is broken: open a new one.
+    Transport(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Answer(e) | Failure::Transport(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Sends one chat completion and reads the whole response body.
+async fn exchange(sender: &mut SendRequest<Full<Bytes>>, target: &Target) -> Result<(), Failure> {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(target.path)
+        .header(header::HOST, target.addr.to_string())
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, "Bearer bench-key")
+        .body(Full::new(target.body.clone()))
+        .map_err(|e| Failure::Answer(format!("building the request: {e}")))?;
+    let exchange = async {
+        sender
+            .ready()
+            .await
+            .map_err(|e| Failure::Transport(format!("connection: {e}")))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| Failure::Transport(format!("request: {e}")))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Failure::Transport(format!("reading the body: {e}")))?
+            .to_bytes();
+        Ok::<_, Failure>((status, body))
+    };
+    let (status, body) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| {
+            Failure::Transport(format!("no complete answer within {REQUEST_TIMEOUT:?}"))
+        })??;
+    if !status.is_success() {
+        return Err(Failure::Answer(describe(status, &body)));
+    }
+    // A stream that did not finish is a failure, however fast it was.
+    if target.mode == Mode::Stream && !contains(&body, b"data: [DONE]") {
+        return Err(Failure::Answer(format!(
+            "stream ended without `data: [DONE]`: {}",
+            describe(status, &body)
+        )));
+    }
+    Ok(())
+}
+
+fn describe(status: StatusCode, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text: String = text.chars().take(300).collect();
+    format!("{status}: {text}")
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+// ------------------------------------------------------------------------------------- results
+
+struct Summary {
+    label: &'static str,
+    requests: usize,
+    errors: u64,
+    per_second: f64,
+    p50_us: u32,
+    p99_us: u32,
+}
+
+impl Summary {
+    fn of(label: &'static str, mut run: Run, duration: Duration) -> Summary {
+        run.latencies_us.sort_unstable();
+        Summary {
+            label,
+            requests: run.latencies_us.len(),
+            errors: run.errors,
+            per_second: run.latencies_us.len() as f64 / duration.as_secs_f64(),
+            p50_us: percentile(&run.latencies_us, 50.0),
+            p99_us: percentile(&run.latencies_us, 99.0),
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(us: u32) -> String {
+    format!("{:.2} ms", f64::from(us) / 1000.0)
+}
+
+fn signed_ms(us: i64) -> String {
+    format!("{:+.2} ms", us as f64 / 1000.0)
+}
+
+/// The Markdown table, then one sentence per mode with the comparison.
+fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
+    let mut table = String::from(
+        "| scenario | requests | errors | req/s | p50 | p99 |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    let mut sentences = String::new();
+    for (mode, summaries) in rows {
+        for s in summaries {
+            table.push_str(&format!(
+                "| {}, {} | {} | {} | {:.0} | {} | {} |\n",
+                s.label,
+                mode.name(),
+                s.requests,
+                s.errors,
+                s.per_second,
+                ms(s.p50_us),
+                ms(s.p99_us),
+            ));
+        }
+        if let [direct, gateway] = summaries.as_slice() {
+            let ratio = if direct.per_second > 0.0 {
+                gateway.per_second / direct.per_second
+            } else {
+                0.0
+            };
+            let p50 = signed_ms(i64::from(gateway.p50_us) - i64::from(direct.p50_us));
+            let p99 = signed_ms(i64::from(gateway.p99_us) - i64::from(direct.p99_us));
+            table.push_str(&format!(
+                "| **aigw vs direct**, {} | | | {ratio:.2}× | {p50} | {p99} |\n",
+                mode.name(),
+            ));
+            sentences.push_str(&format!(
+                "{}: through aigw, {:.0}% of the direct request rate; latency {p50} at p50, \
+                 {p99} at p99.\n",
+                mode.name(),
+                ratio * 100.0,
+            ));
+        }
+    }
+    format!("{table}\n{sentences}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{listening_addr, percentile};
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        let values: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&values, 50.0), 50);
+        assert_eq!(percentile(&values, 99.0), 99);
+        assert_eq!(percentile(&[7], 99.0), 7);
+        assert_eq!(percentile(&[], 50.0), 0);
+    }
+
+    #[test]
+    fn listening_line_is_parsed_with_or_without_scheme() {
+        let addr = "127.0.0.1:4000".parse().ok();
+        assert_eq!(listening_addr("listening on 127.0.0.1:4000"), addr);
+        assert_eq!(
+            listening_addr("aigw listening on http://127.0.0.1:4000/"),
+            addr
+        );
+        assert_eq!(listening_addr("starting"), None);
+    }
+}
