@@ -10,7 +10,7 @@ use std::time::Duration;
 use aigw_router::{Failure, FailureClass};
 use aigw_runtime::{CredentialPlacement, HttpRequest};
 
-use crate::gateway::{Provider, authority};
+use crate::gateway::{Provider, same_origin};
 
 pub(crate) struct Egress {
     clients: HashMap<Duration, reqwest::Client>,
@@ -56,14 +56,11 @@ impl Egress {
                 format!("plugin asked for an invalid method {:?}", request.method),
             )
         })?;
-        let mut url = url::Url::parse(&request.url).map_err(|e| {
-            Failure::new(
-                FailureClass::PluginFault,
-                format!("plugin asked for an invalid URL {:?}: {e}", request.url),
-            )
-        })?;
-        let to_own_host = provider.credential_authority.is_some()
-            && authority(&url) == provider.credential_authority;
+        let to_own_host = provider
+            .credential_origin
+            .as_deref()
+            .is_some_and(|origin| same_origin(&request.url, origin));
+        let mut url = request.url;
         let mut credential_header = None;
         if let (Some(secret), true) = (&provider.credential, to_own_host) {
             match provider.credential_placement() {
@@ -73,7 +70,14 @@ impl Egress {
                         Some((name.as_str(), format!("{prefix}{}", secret.expose())));
                 }
                 CredentialPlacement::Query(param) => {
-                    url.query_pairs_mut().append_pair(param, secret.expose());
+                    let mut parsed = url::Url::parse(&url).map_err(|e| {
+                        Failure::new(
+                            FailureClass::PluginFault,
+                            format!("plugin asked for an invalid URL {url:?}: {e}"),
+                        )
+                    })?;
+                    parsed.query_pairs_mut().append_pair(param, secret.expose());
+                    url = parsed.into();
                 }
             }
         }

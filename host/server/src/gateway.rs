@@ -39,8 +39,9 @@ pub struct Provider {
     pub plugin: Arc<Plugin>,
     /// The configured base URL, else the plugin's default.
     pub base_url: String,
-    /// Host (and port) of `base_url`: the credential is added only to requests going there.
-    pub(crate) credential_authority: Option<String>,
+    /// `scheme://host[:port]` of `base_url`: the credential is added only to requests whose URL
+    /// starts with exactly this origin.
+    pub(crate) credential_origin: Option<String>,
     pub credential: Option<Secret>,
     /// Why no credential is set when the plugin requires one (e.g. "GROQ_API_KEY is not set").
     pub missing_credential: Option<String>,
@@ -64,7 +65,10 @@ impl Provider {
             .unwrap_or_else(|| plugin.descriptor().default_base_url.clone())
             .trim_end_matches('/')
             .to_owned();
-        let credential_authority = url::Url::parse(&base_url).ok().and_then(|u| authority(&u));
+        let credential_origin = url::Url::parse(&base_url)
+            .ok()
+            .map(|u| u.origin().ascii_serialization())
+            .filter(|origin| origin != "null");
         let missing_credential = match (&credential, plugin.descriptor().credential_required) {
             (None, true) => {
                 Some(missing_credential.unwrap_or_else(|| "no api_key is configured".into()))
@@ -75,7 +79,7 @@ impl Provider {
             name,
             plugin,
             base_url,
-            credential_authority,
+            credential_origin,
             credential,
             missing_credential,
             connect_timeout,
@@ -88,12 +92,13 @@ impl Provider {
     }
 }
 
-pub(crate) fn authority(url: &url::Url) -> Option<String> {
-    let host = url.host_str()?;
-    Some(match url.port_or_known_default() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    })
+/// Whether `url` goes to exactly `origin` (`scheme://host[:port]`): a string check, because
+/// parsing every upstream URL twice (here and in the HTTP client) showed up in profiles. A URL
+/// that spells the origin differently (another case, an explicit default port) fails the
+/// check and goes without the credential: the safe direction.
+pub(crate) fn same_origin(url: &str, origin: &str) -> bool {
+    url.strip_prefix(origin)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']))
 }
 
 /// One place a request can be sent: a provider and the model name it knows.
@@ -221,5 +226,36 @@ impl Gateway {
             return None;
         }
         Some(Arc::from([RouteTarget::new(Arc::clone(provider), model)]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+
+    #[test]
+    fn credentials_go_only_to_the_exact_origin() {
+        let origin = "https://api.groq.com";
+        assert!(same_origin(
+            "https://api.groq.com/openai/v1/chat/completions",
+            origin
+        ));
+        assert!(same_origin("https://api.groq.com", origin));
+        assert!(same_origin("https://api.groq.com?x=1", origin));
+        assert!(!same_origin("https://api.groq.com.evil.example/v1", origin));
+        assert!(!same_origin("https://api.groq.com:8443/v1", origin));
+        assert!(!same_origin("http://api.groq.com/v1", origin));
+        assert!(!same_origin(
+            "https://evil.example/https://api.groq.com/",
+            origin
+        ));
+        assert!(same_origin(
+            "http://127.0.0.1:8080/v1",
+            "http://127.0.0.1:8080"
+        ));
+        assert!(!same_origin(
+            "http://127.0.0.1:8081/v1",
+            "http://127.0.0.1:8080"
+        ));
     }
 }
