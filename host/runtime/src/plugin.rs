@@ -7,6 +7,7 @@ use crossbeam_queue::ArrayQueue;
 use wasmtime::component::{Component, ResourceAny};
 
 use crate::bindings::ProviderPluginPre;
+use crate::bindings::aigw::plugin::types::Failure as WitFailure;
 use crate::bindings::exports::aigw::plugin::provider as wit_provider;
 use crate::engine::Runtime;
 use crate::instance::{HostState, Instance};
@@ -175,16 +176,7 @@ impl Plugin {
             .aigw_plugin_provider()
             .call_encode(&mut instance.store, &target.0, request_json)
             .await;
-        match result {
-            Ok(answer) => {
-                instance.disarm();
-                self.release(instance);
-                answer
-                    .map(convert::request)
-                    .map_err(|f| CallError::Failure(convert::failure(f)))
-            }
-            Err(error) => Err(CallError::Fault(self.discard(instance, error).await)),
-        }
+        self.settle(instance, result).await.map(convert::request)
     }
 
     /// An upstream response → the next step, or the plugin's classification of the failure.
@@ -201,16 +193,7 @@ impl Plugin {
             .aigw_plugin_provider()
             .call_decode(&mut instance.store, &target.0, &response)
             .await;
-        match result {
-            Ok(answer) => {
-                instance.disarm();
-                self.release(instance);
-                answer
-                    .map(convert::step)
-                    .map_err(|f| CallError::Failure(convert::failure(f)))
-            }
-            Err(error) => Err(CallError::Fault(self.discard(instance, error).await)),
-        }
+        self.settle(instance, result).await.map(convert::step)
     }
 
     /// Starts decoding one streamed response. The decoder holds an instance until it is closed.
@@ -234,6 +217,22 @@ impl Plugin {
                     instance: Some(instance),
                     handle,
                 })
+            }
+            Err(error) => Err(CallError::Fault(self.discard(instance, error).await)),
+        }
+    }
+
+    /// Ends a call: a normal answer returns the instance to the pool, a fault replaces it.
+    async fn settle<T>(
+        &self,
+        mut instance: Instance,
+        result: wasmtime::Result<Result<T, WitFailure>>,
+    ) -> Result<T, CallError> {
+        match result {
+            Ok(answer) => {
+                instance.disarm();
+                self.release(instance);
+                answer.map_err(|f| CallError::Failure(convert::failure(f)))
             }
             Err(error) => Err(CallError::Fault(self.discard(instance, error).await)),
         }

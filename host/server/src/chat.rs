@@ -468,17 +468,18 @@ async fn pump(
         timeout,
     } = open;
     let mut usage = None;
-    if !forward(first, &tx, include_usage, &mut usage).await {
-        log.emit(
-            499,
-            &attempts,
-            Some(&target),
-            usage,
-            Some("client went away"),
-        );
-        return;
-    }
+    let mut pending = first;
     let failure = loop {
+        if !forward(std::mem::take(&mut pending), &tx, include_usage, &mut usage).await {
+            log.emit(
+                499,
+                &attempts,
+                Some(&target),
+                usage,
+                Some("client went away"),
+            );
+            return;
+        }
         if finished {
             break None;
         }
@@ -505,18 +506,7 @@ async fn pump(
             }
         };
         match decoded {
-            Ok(chunks) => {
-                if !forward(chunks, &tx, include_usage, &mut usage).await {
-                    log.emit(
-                        499,
-                        &attempts,
-                        Some(&target),
-                        usage,
-                        Some("client went away"),
-                    );
-                    return;
-                }
-            }
+            Ok(chunks) => pending = chunks,
             Err(e) => break Some(call_failure(e, &target.provider.name, None)),
         }
     };
