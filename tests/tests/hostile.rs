@@ -27,12 +27,22 @@ async fn each_plugin_fault_fails_only_its_own_call() {
     let upstreams = Upstreams::start().await;
     let mut gateway = gateway_with_hostile_plugin(&upstreams).await;
 
-    for fault in ["trap", "loop", "memory"] {
+    for (fault, kind) in [
+        ("trap", "(trap)"),
+        ("loop", "(deadline)"),
+        ("memory", "(memory_limit)"),
+    ] {
         let started = Instant::now();
         let (status, _, body) =
             status_and_json(gateway.chat(&ask(&format!("hostile/{fault}"))).await).await;
         assert_eq!(status, 502, "{fault}: {body}");
-        error_message(&body);
+        assert_eq!(body["error"]["code"], "plugin_fault", "{fault}: {body}");
+        assert_eq!(body["error"]["type"], "plugin_error", "{fault}: {body}");
+        let message = error_message(&body);
+        assert!(
+            message.contains(kind),
+            "{fault} classified as {kind}: {message}"
+        );
         // call_timeout_ms is 1000: a spinning plugin is stopped, not waited for.
         assert!(
             started.elapsed() < Duration::from_secs(10),
