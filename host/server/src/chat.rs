@@ -420,21 +420,24 @@ fn answer(
     }
 }
 
-fn frame(json: &str) -> Bytes {
-    let mut out = Vec::with_capacity(json.len() + 8);
+/// Appends one SSE event, `data: <json>\n\n`.
+fn push_frame(out: &mut Vec<u8>, json: &[u8]) {
+    out.reserve(json.len() + 8);
     out.extend_from_slice(b"data: ");
-    out.extend_from_slice(json.as_bytes());
+    out.extend_from_slice(json);
     out.extend_from_slice(b"\n\n");
-    Bytes::from(out)
 }
 
-/// Forwards chunks to the client; returns false once the client has gone.
+/// Forwards chunks to the client; returns false once the client has gone. The chunks one
+/// upstream read produced go out as one write: a frame per chunk cost a syscall per chunk.
 async fn forward(
     chunks: Vec<Chunk>,
     tx: &mpsc::Sender<Bytes>,
     include_usage: bool,
     usage: &mut Option<Usage>,
+    done: bool,
 ) -> bool {
+    let mut out = Vec::new();
     for chunk in chunks {
         if let Some(u) = chunk.usage {
             *usage = Some(u);
@@ -442,11 +445,12 @@ async fn forward(
                 continue;
             }
         }
-        if tx.send(frame(&chunk.json)).await.is_err() {
-            return false;
-        }
+        push_frame(&mut out, chunk.json.as_bytes());
     }
-    true
+    if done {
+        out.extend_from_slice(b"data: [DONE]\n\n");
+    }
+    out.is_empty() || tx.send(Bytes::from(out)).await.is_ok()
 }
 
 /// Carries a committed stream to the client. A failure after this point cannot fail over
@@ -470,7 +474,16 @@ async fn pump(
     let mut usage = None;
     let mut pending = first;
     let failure = loop {
-        if !forward(std::mem::take(&mut pending), &tx, include_usage, &mut usage).await {
+        // `finished` means the decoder's `finish` succeeded: only then does `[DONE]` go out.
+        let sent = forward(
+            std::mem::take(&mut pending),
+            &tx,
+            include_usage,
+            &mut usage,
+            finished,
+        )
+        .await;
+        if !sent {
             log.emit(
                 499,
                 &attempts,
@@ -513,21 +526,18 @@ async fn pump(
     match failure {
         None => {
             decoder.close().await;
-            let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
             log.emit(200, &attempts, Some(&target), usage, None);
         }
         Some(failure) => {
             let message = format!("{}: {}", target.label, failure.message);
             let event = ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", message.clone())
                 .code(failure.class.as_str());
-            let _ = tx.send(frame_bytes(&event.json())).await;
+            let mut out = Vec::new();
+            push_frame(&mut out, &event.json());
+            let _ = tx.send(Bytes::from(out)).await;
             log.emit(502, &attempts, Some(&target), usage, Some(&message));
         }
     }
-}
-
-fn frame_bytes(json: &[u8]) -> Bytes {
-    frame(&String::from_utf8_lossy(json))
 }
 
 /// The one log line each request gets.
