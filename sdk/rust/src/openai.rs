@@ -137,26 +137,61 @@ pub fn join_url(base: &str, path: &str) -> String {
 /// A 2xx non-streamed body: passed through verbatim when it is a completion, with its usage read.
 /// An `{"error":…}` body on a 2xx is classified like a mid-stream error.
 pub fn decode_completion(body: Vec<u8>) -> Result<Completion, Failure> {
-    let value: Value = serde_json::from_slice(&body).map_err(|error| {
-        Failure::BadResponse(format!("the completion is not valid JSON: {error}"))
+    // Read only the three fields needed, without building a tree of the whole answer: this runs
+    // on every non-streamed call and the tree was most of its cost.
+    let probe: CompletionProbe = serde_json::from_slice(&body).map_err(|error| {
+        Failure::BadResponse(format!(
+            "the completion is not a valid JSON object: {error}"
+        ))
     })?;
-    let Value::Object(object) = &value else {
-        return Err(Failure::BadResponse(
-            "the completion is not a JSON object".to_owned(),
-        ));
-    };
-    if object.get("error").is_some_and(|error| !error.is_null()) {
+    if probe.error.is_some() {
+        // Rare: classify from the full body.
+        let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         return Err(classify_error_value(&value));
     }
-    if !object.get("choices").is_some_and(Value::is_array) {
+    if probe.choices.is_none() {
         return Err(Failure::BadResponse(
             "the completion has no `choices` array".to_owned(),
         ));
     }
-    let usage = object.get("usage").and_then(parse_usage);
+    let usage = probe.usage.and_then(UsageProbe::into_usage);
     let json = String::from_utf8(body)
         .map_err(|_| Failure::BadResponse("the completion is not UTF-8".to_owned()))?;
     Ok(Completion { json, usage })
+}
+
+#[derive(serde::Deserialize)]
+struct CompletionProbe {
+    /// Present and non-null on an error body (`null` deserialises to `None`).
+    error: Option<serde::de::IgnoredAny>,
+    choices: Option<Vec<serde::de::IgnoredAny>>,
+    usage: Option<UsageProbe>,
+}
+
+#[derive(serde::Deserialize)]
+struct UsageProbe {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    total_tokens: Option<u64>,
+}
+
+impl UsageProbe {
+    /// Same rules as [`parse_usage`].
+    fn into_usage(self) -> Option<Usage> {
+        let clamp = |count: u64| u32::try_from(count).unwrap_or(u32::MAX);
+        if self.prompt_tokens.is_none() && self.completion_tokens.is_none() {
+            return None;
+        }
+        let prompt_tokens = self.prompt_tokens.map_or(0, clamp);
+        let completion_tokens = self.completion_tokens.map_or(0, clamp);
+        Some(Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: self
+                .total_tokens
+                .map_or_else(|| prompt_tokens.saturating_add(completion_tokens), clamp),
+        })
+    }
 }
 
 /// An OpenAI `usage` object; `None` when it is absent, null or has no token counts. A missing
