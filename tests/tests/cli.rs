@@ -137,3 +137,42 @@ fn the_shipped_default_config_checks_with_no_keys_set() {
     );
     assert!(stderr.contains("GROQ_API_KEY is not set"), "{stderr}");
 }
+
+#[test]
+fn every_built_provider_plugin_loads_and_describes_itself_under_its_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(aigw_tests::paths::plugins_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "wasm"))
+        .map(|path| path.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(
+        names.len() >= 8,
+        "expected the provider plugins in dist/plugins, found {names:?}"
+    );
+    let mut config = plugins_section();
+    for name in &names {
+        config.push_str(&format!(
+            "\n[providers.{name}]\nplugin = {}\n",
+            toml_str(name)
+        ));
+    }
+    let path = write_config(&dir, &config);
+    let output = aigw(["check", "--config", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for name in &names {
+        // `check` prints `<provider>: plugin <described name> <version> (<file>)`.
+        assert!(
+            stdout.contains(&format!("  {name}: plugin {name} 0.1.0 (")),
+            "{name} did not load or describes itself under another name:\n{stdout}"
+        );
+    }
+}

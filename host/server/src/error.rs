@@ -132,6 +132,11 @@ fn short(f: &Failure) -> String {
 }
 
 fn status_for(failure: &Failure) -> StatusCode {
+    // The rejected credential is the gateway's, not the client's: passing on the upstream's
+    // 401/403 (or Gemini's 400 for a bad key) would tell the client to fix its own request.
+    if failure.class == FailureClass::Unauthorized {
+        return StatusCode::BAD_GATEWAY;
+    }
     if let Some(status) = failure
         .status
         .filter(|s| *s >= 400)
@@ -145,10 +150,11 @@ fn status_for(failure: &Failure) -> StatusCode {
         | FailureClass::ContextLengthExceeded
         | FailureClass::ContentFiltered => StatusCode::BAD_REQUEST,
         FailureClass::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        FailureClass::Unavailable | FailureClass::Unauthorized => StatusCode::SERVICE_UNAVAILABLE,
-        FailureClass::Connect | FailureClass::BadResponse | FailureClass::PluginFault => {
-            StatusCode::BAD_GATEWAY
-        }
+        FailureClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        FailureClass::Connect
+        | FailureClass::BadResponse
+        | FailureClass::PluginFault
+        | FailureClass::Unauthorized => StatusCode::BAD_GATEWAY,
     }
 }
 
@@ -218,7 +224,7 @@ mod tests {
             (FailureClass::Timeout, StatusCode::GATEWAY_TIMEOUT),
             (FailureClass::Connect, StatusCode::BAD_GATEWAY),
             (FailureClass::PluginFault, StatusCode::BAD_GATEWAY),
-            (FailureClass::Unauthorized, StatusCode::SERVICE_UNAVAILABLE),
+            (FailureClass::Unauthorized, StatusCode::BAD_GATEWAY),
         ] {
             let exhausted = Exhausted {
                 attempts: vec![attempt(0, Failure::new(class, "x"))],
@@ -227,6 +233,22 @@ mod tests {
                 ApiError::exhausted(&exhausted, |_| "t".into()).status,
                 status
             );
+        }
+    }
+
+    #[test]
+    fn a_rejected_gateway_credential_is_a_gateway_error_whatever_the_upstream_said() {
+        for upstream in [400, 401, 403] {
+            let exhausted = Exhausted {
+                attempts: vec![attempt(
+                    0,
+                    Failure::new(FailureClass::Unauthorized, "API key not valid")
+                        .with_status(upstream),
+                )],
+            };
+            let e = ApiError::exhausted(&exhausted, |_| "gemini/m".into());
+            assert_eq!(e.status, StatusCode::BAD_GATEWAY, "{upstream}");
+            assert!(e.message.contains("API key not valid"));
         }
     }
 

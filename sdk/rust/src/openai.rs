@@ -38,6 +38,13 @@ pub trait Dialect: 'static {
     fn stream_usage(_chunk: &Map<String, Value>) -> Option<&Value> {
         None
     }
+
+    /// A mid-stream error frame in the provider's own shape (Cerebras' flat object, Novita's
+    /// envelope, OpenRouter's numeric codes): the failure it reports, or `None` to let the
+    /// decoder treat the frame as usual (including OpenAI's `{"error":…}` frames).
+    fn stream_error(_frame: &Map<String, Value>) -> Option<Failure> {
+        None
+    }
 }
 
 /// A [`Provider`] for an OpenAI-compatible API: `export_provider!(Compatible<MyDialect>);`.
@@ -281,6 +288,9 @@ impl<D: Dialect> ChunkStream<D> {
                 "a stream frame is not a JSON object".to_owned(),
             ));
         };
+        if let Some(failure) = D::stream_error(object) {
+            return Err(failure);
+        }
         if object.get("error").is_some_and(|error| !error.is_null()) {
             return Err(classify_error_value(&value));
         }
