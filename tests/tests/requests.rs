@@ -155,3 +155,50 @@ async fn health_and_readiness_answer_once_started() {
     assert_eq!(gateway.get("/healthz").await.status(), 200);
     assert_eq!(gateway.get("/readyz").await.status(), 200);
 }
+
+#[tokio::test]
+async fn aigw_models_prints_exactly_what_the_model_list_serves() {
+    let upstreams = Upstreams::start().await;
+    let gateway = upstreams.gateway(MODELS).await;
+    let (_, _, body) = status_and_json(gateway.get("/v1/models").await).await;
+    let served: Vec<(String, String)> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_owned(),
+                m["owned_by"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aigw.toml");
+    std::fs::write(&path, upstreams.config(MODELS)).unwrap();
+    let output = std::process::Command::new(aigw_tests::paths::aigw_bin())
+        .args(["models", "--config"])
+        .arg(&path)
+        .env("GROQ_API_KEY", "unused")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(
+        lines
+            .next()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["MODEL", "OWNED", "BY"])
+    );
+    let printed: Vec<(String, String)> = lines
+        .map(|line| {
+            let mut columns = line.split_whitespace();
+            (
+                columns.next().unwrap().to_owned(),
+                columns.next().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(printed, served);
+}

@@ -55,6 +55,11 @@ enum Command {
         #[arg(long, short, default_value = "aigw.toml")]
         config: PathBuf,
     },
+    /// Print every model the config exposes, as `GET /v1/models` lists them.
+    Models {
+        #[arg(long, short, default_value = "aigw.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -87,6 +92,10 @@ fn main() -> ExitCode {
         Command::Check { config } => {
             init_logs(LogFormat::Human);
             runtime.block_on(check(config))
+        }
+        Command::Models { config } => {
+            init_logs(LogFormat::Human);
+            runtime.block_on(models(config))
         }
     };
     match result {
@@ -262,6 +271,19 @@ async fn check(config_path: PathBuf) -> anyhow::Result<()> {
         out.push_str(&format!("  {alias} -> {}\n", targets.join(", ")));
     }
     out.push_str("direct: any <provider>/<model> of the providers above\n");
+    print!("{out}");
+    Ok(())
+}
+
+async fn models(config_path: PathBuf) -> anyhow::Result<()> {
+    let config = read_config(&config_path)?;
+    let gateway = build(&config).await?;
+    let listed = Gateway::listed_models(&gateway.providers, &gateway.routes);
+    let width = listed.iter().map(|(id, _)| id.len()).max().unwrap_or(0).max(5);
+    let mut out = format!("{:<width$}  OWNED BY\n", "MODEL");
+    for (id, owner) in &listed {
+        out.push_str(&format!("{id:<width$}  {owner}\n"));
+    }
     print!("{out}");
     Ok(())
 }
