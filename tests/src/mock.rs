@@ -29,13 +29,20 @@
 //! `stream_options.include_usage` both flavors add OpenAI's `choices: []` usage chunk (for Groq
 //! providers.md marks that as unverified; the mock sends it so adapters must cope with both).
 //!
-//! Routes: `POST <base>/chat/completions`, `GET <base>/models`, where `<base>` is `/openai/v1`
-//! for [`Flavor::Groq`] and `/v1` for [`Flavor::OpenAi`]. Anything else is the provider's 404.
+//! Routes: `POST <base>/chat/completions`, `GET <base>/models`, where `<base>` is
+//! [`Flavor::base_path`]: `/openai/v1` for Groq, `/v1` for OpenAI, Cerebras and Hugging Face,
+//! `/api/v1` for OpenRouter, `/openai/v1` for Novita (whose configured base URL is `/openai`, see
+//! [`Flavor::base_url_path`]). Anything else is the provider's 404. The per-flavor wire pieces
+//! of Cerebras, OpenRouter, Novita and Hugging Face (error envelopes, 429 wait forms, usage
+//! placement, stream comments) are in `mock/dialects.rs`.
 //!
 //! The mock is cheap enough to sit behind a benchmark: no logging, `ok` answers with no think
 //! time, and recording can be switched off ([`MockUpstream::start_unrecorded`]).
 
+mod dialects;
 mod wire;
+
+pub use dialects::{CEREBRAS_RESET_TOKENS_MINUTE, OPENROUTER_CONTEXT_LENGTH_MESSAGE};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -64,6 +71,16 @@ pub enum Flavor {
     Groq,
     /// OpenAI (and any OpenAI-compatible server): base `/v1`.
     OpenAi,
+    /// Cerebras (providers.md §9): base `/v1`, flat error bodies, `time_info`, float-second
+    /// `x-ratelimit-reset-*` headers.
+    Cerebras,
+    /// OpenRouter (§3): base `/api/v1`, numeric `error.code`, `: OPENROUTER PROCESSING` stream
+    /// comments, `X-RateLimit-Reset` in epoch milliseconds.
+    OpenRouter,
+    /// Novita (§8): base URL `/openai`, routes under `/openai/v1`, `{code,reason,message}` errors.
+    Novita,
+    /// The Hugging Face router (§6): base `/v1`, `{"error":"text"}` bodies on 429 and 5xx.
+    HuggingFace,
 }
 
 impl Flavor {
@@ -71,7 +88,18 @@ impl Flavor {
     pub fn base_path(self) -> &'static str {
         match self {
             Flavor::Groq => "/openai/v1",
-            Flavor::OpenAi => "/v1",
+            Flavor::OpenAi | Flavor::Cerebras | Flavor::HuggingFace => "/v1",
+            Flavor::OpenRouter => "/api/v1",
+            Flavor::Novita => "/openai/v1",
+        }
+    }
+
+    /// The path of the base URL a provider is configured with; the plugin adds the rest. The
+    /// same as [`Flavor::base_path`] except for Novita, whose plugin appends `/v1` itself.
+    pub fn base_url_path(self) -> &'static str {
+        match self {
+            Flavor::Novita => "/openai",
+            flavor => flavor.base_path(),
         }
     }
 }
@@ -203,9 +231,10 @@ impl MockUpstream {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT/openai/v1` (Groq) or `http://127.0.0.1:PORT/v1` (OpenAI).
+    /// `http://127.0.0.1:PORT/openai/v1` (Groq), `http://127.0.0.1:PORT/v1` (OpenAI), … : what a
+    /// provider of this flavor is configured with ([`Flavor::base_url_path`]).
     pub fn base_url(&self) -> String {
-        format!("http://{}{}", self.addr, self.state.flavor.base_path())
+        format!("http://{}{}", self.addr, self.state.flavor.base_url_path())
     }
 
     /// Every request seen so far, in arrival order.
@@ -371,7 +400,11 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
     match (&parts.method, route) {
         (&Method::POST, "/chat/completions") => chat(flavor, json).await,
         (&Method::GET, "/models") => {
-            Ok(json_response(flavor, StatusCode::OK, &wire::models(flavor)))
+            let models = match flavor {
+                Flavor::Groq | Flavor::OpenAi => wire::models(flavor),
+                _ => dialects::models(flavor),
+            };
+            Ok(json_response(flavor, StatusCode::OK, &models))
         }
         _ => Ok(error(
             flavor,
@@ -390,18 +423,10 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
 }
 
 fn unauthorized(flavor: Flavor) -> Response<Body> {
-    let message = match flavor {
-        Flavor::Groq => "Invalid API Key",
-        // The real message echoes a masked key; the mock never echoes credentials.
-        Flavor::OpenAi => {
-            "Incorrect API key provided: sk-***. You can find your API key at \
-             https://platform.openai.com/account/api-keys."
-        }
-    };
     error(
         flavor,
         StatusCode::UNAUTHORIZED,
-        message,
+        dialects::unauthorized_message(flavor),
         "invalid_request_error",
         None,
         Some("invalid_api_key"),
@@ -551,17 +576,17 @@ async fn chat(flavor: Flavor, body: Option<Value>) -> Result<Response<Body>, Res
             Ok(response)
         }
         Behaviour::RateLimit { retry_after } => {
+            let reset_ms = dialects::openrouter_reset_ms();
             let mut response = json_response(
                 flavor,
                 StatusCode::TOO_MANY_REQUESTS,
-                &wire::rate_limit_body(flavor, chat.model),
+                &dialects::rate_limit_body(flavor, chat.model, retry_after.then_some(reset_ms)),
             );
             let headers = response.headers_mut();
-            for (name, value) in wire::rate_limit_headers(flavor, true) {
-                headers.insert(name, HeaderValue::from_static(value));
-            }
-            if retry_after {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            for (name, value) in dialects::rate_limit_headers(flavor, retry_after, reset_ms) {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(name, value);
+                }
             }
             Ok(response)
         }
@@ -590,7 +615,7 @@ async fn chat(flavor: Flavor, body: Option<Value>) -> Result<Response<Body>, Res
         Behaviour::ContextLength => Ok(error(
             flavor,
             StatusCode::BAD_REQUEST,
-            CONTEXT_LENGTH_MESSAGE,
+            dialects::context_length_message(flavor),
             "invalid_request_error",
             Some("messages"),
             Some("context_length_exceeded"),
@@ -608,12 +633,17 @@ async fn chat(flavor: Flavor, body: Option<Value>) -> Result<Response<Body>, Res
             Ok(cut_short(flavor, &chat, &completion, chunks, &reply()))
         }
         Behaviour::StreamError => {
-            let mut steps: Vec<Step> = completion
-                .first_text_chunks("partial answer", 1)
+            let chunks = completion.first_text_chunks("partial answer", 1);
+            let frame = match flavor {
+                Flavor::Groq | Flavor::OpenAi => {
+                    json!({"error": {"message": SERVER_ERROR_MESSAGE, "type": "server_error"}})
+                }
+                _ => dialects::stream_error_frame(flavor, SERVER_ERROR_MESSAGE, &chunks[0]),
+            };
+            let mut steps: Vec<Step> = chunks
                 .iter()
                 .map(|c| Step::Send(Bytes::from(wire::sse(&c.to_string()))))
                 .collect();
-            let frame = json!({"error": {"message": SERVER_ERROR_MESSAGE, "type": "server_error"}});
             steps.push(Step::Send(Bytes::from(wire::sse(&frame.to_string()))));
             let mut response = streamed(flavor, StatusCode::OK, steps);
             response
@@ -705,10 +735,7 @@ fn answer(
     if !chat.stream {
         return json_response(flavor, StatusCode::OK, &completion.full(answer));
     }
-    let mut sse = String::new();
-    for chunk in completion.chunks(answer, chat.include_usage) {
-        sse.push_str(&wire::sse(&chunk.to_string()));
-    }
+    let mut sse = dialects::sse_frames(flavor, &completion.chunks(answer, chat.include_usage));
     if done {
         sse.push_str(wire::SSE_DONE);
     }
@@ -749,9 +776,7 @@ fn cut_short(
     };
     let mut sse = String::new();
     if chunks > 0 {
-        for chunk in completion.first_text_chunks(text, chunks) {
-            sse.push_str(&wire::sse(&chunk.to_string()));
-        }
+        sse = dialects::sse_frames(flavor, &completion.first_text_chunks(text, chunks));
     }
     let mut steps = Vec::new();
     if !sse.is_empty() {
@@ -825,20 +850,17 @@ fn error(
     json_response(
         flavor,
         status,
-        &wire::error_body(flavor, message, kind, param, code),
+        &dialects::error_body(flavor, status, message, kind, param, code),
     )
 }
 
 /// Headers these providers put on every response.
 fn provider_headers(flavor: Flavor, headers: &mut http::HeaderMap, exhausted: bool) {
-    for (name, value) in wire::rate_limit_headers(flavor, exhausted) {
-        headers.insert(name, HeaderValue::from_static(value));
+    for (name, value) in dialects::common_headers(flavor, exhausted) {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
     }
-    let request_id = match flavor {
-        Flavor::Groq => "req_01mockmockmockmockmockmock",
-        Flavor::OpenAi => "req_mockmockmockmockmockmockmock",
-    };
-    headers.insert("x-request-id", HeaderValue::from_static(request_id));
 }
 
 #[cfg(test)]

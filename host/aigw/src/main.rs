@@ -279,7 +279,12 @@ async fn models(config_path: PathBuf) -> anyhow::Result<()> {
     let config = read_config(&config_path)?;
     let gateway = build(&config).await?;
     let listed = Gateway::listed_models(&gateway.providers, &gateway.routes);
-    let width = listed.iter().map(|(id, _)| id.len()).max().unwrap_or(0).max(5);
+    let width = listed
+        .iter()
+        .map(|(id, _)| id.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
     let mut out = format!("{:<width$}  OWNED BY\n", "MODEL");
     for (id, owner) in &listed {
         out.push_str(&format!("{id:<width$}  {owner}\n"));

@@ -1,4 +1,4 @@
-//! `mock-upstream [--listen 127.0.0.1:0] [--flavor groq|openai] [--no-record]`
+//! `mock-upstream [--listen 127.0.0.1:0] [--flavor groq|openai|cerebras|openrouter|novita|huggingface] [--no-record]`
 //!
 //! Serves the scriptable mock provider (see `aigw_tests::mock`) until killed. Prints exactly one
 //! line, `listening on <addr>`, to stdout once bound; the base URL is `http://<addr>/openai/v1`
@@ -8,8 +8,7 @@ use std::process::ExitCode;
 
 use aigw_tests::mock::{Flavor, MockUpstream};
 
-const USAGE: &str =
-    "usage: mock-upstream [--listen 127.0.0.1:0] [--flavor groq|openai] [--no-record]";
+const USAGE: &str = "usage: mock-upstream [--listen 127.0.0.1:0] [--flavor groq|openai|cerebras|openrouter|novita|huggingface] [--no-record]";
 
 struct Args {
     listen: String,
@@ -31,7 +30,16 @@ fn parse_args() -> Result<Args, String> {
                 args.flavor = match argv.next().as_deref() {
                     Some("groq") => Flavor::Groq,
                     Some("openai") => Flavor::OpenAi,
-                    other => return Err(format!("--flavor must be groq or openai, not {other:?}")),
+                    Some("cerebras") => Flavor::Cerebras,
+                    Some("openrouter") => Flavor::OpenRouter,
+                    Some("novita") => Flavor::Novita,
+                    Some("huggingface") => Flavor::HuggingFace,
+                    other => {
+                        return Err(format!(
+                            "--flavor must be groq, openai, cerebras, openrouter, novita or \
+                             huggingface, not {other:?}"
+                        ));
+                    }
                 }
             }
             // Recording every request would grow without bound in a long benchmark run.

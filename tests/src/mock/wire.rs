@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use super::Flavor;
+use super::{Flavor, dialects};
 
 /// Makes ids that look like the provider's (`chatcmpl-…`, `call_…`, `req_…`) without a RNG.
 fn next_id(prefix: &str) -> String {
@@ -72,7 +72,11 @@ impl Completion {
     pub fn new(flavor: Flavor, model: &str, prompt_tokens: u64) -> Completion {
         Completion {
             flavor,
-            id: next_id("chatcmpl-"),
+            id: next_id(if flavor == Flavor::OpenRouter {
+                "gen-"
+            } else {
+                "chatcmpl-"
+            }),
             request_id: next_id("req_01"),
             model: model.to_owned(),
             created: SystemTime::now()
@@ -86,7 +90,10 @@ impl Completion {
     fn fingerprint(&self) -> &'static str {
         match self.flavor {
             Flavor::Groq => "fp_mockgroq01",
-            Flavor::OpenAi => "fp_mockopenai1",
+            Flavor::OpenAi | Flavor::OpenRouter | Flavor::Novita | Flavor::HuggingFace => {
+                "fp_mockopenai1"
+            }
+            Flavor::Cerebras => "fp_70185065a4",
         }
     }
 
@@ -114,6 +121,7 @@ impl Completion {
                     "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0,
                 },
             }),
+            flavor => dialects::usage(flavor, self.prompt_tokens, completion_tokens),
         }
     }
 
@@ -155,6 +163,14 @@ impl Completion {
                 body["choices"][0]["message"]["annotations"] = json!([]);
                 body["service_tier"] = json!("default");
             }
+            Flavor::Cerebras => body["time_info"] = dialects::time_info(self.created),
+            Flavor::OpenRouter => {
+                body["provider"] = json!(dialects::OPENROUTER_PROVIDER);
+                body["choices"][0]["native_finish_reason"] = json!(answer.finish_reason());
+                body["choices"][0]["message"]["refusal"] = Value::Null;
+                body["choices"][0]["message"]["reasoning"] = Value::Null;
+            }
+            Flavor::Novita | Flavor::HuggingFace => {}
         }
         body
     }
@@ -170,6 +186,9 @@ impl Completion {
         });
         if self.flavor == Flavor::OpenAi {
             chunk["service_tier"] = json!("default");
+        }
+        if self.flavor == Flavor::OpenRouter {
+            chunk["provider"] = json!(dialects::OPENROUTER_PROVIDER);
         }
         // With include_usage every chunk carries `"usage": null` until the usage chunk.
         if include_usage {
@@ -235,6 +254,18 @@ impl Completion {
         if self.flavor == Flavor::Groq {
             // Groq puts the usage on the finish chunk, whether or not the client asked.
             finish["x_groq"] = json!({"id": self.request_id, "usage": self.usage(answer)});
+        }
+        if self.flavor == Flavor::Cerebras {
+            // Cerebras puts usage and `time_info` on the finish chunk itself, beside `choices`.
+            if include_usage {
+                finish["usage"] = self.usage(answer);
+                finish["time_info"] = dialects::time_info(self.created);
+            }
+            chunks.push(finish);
+            return chunks;
+        }
+        if self.flavor == Flavor::OpenRouter {
+            finish["choices"][0]["native_finish_reason"] = json!(answer.finish_reason());
         }
         chunks.push(finish);
         if include_usage {
@@ -303,8 +334,8 @@ pub(super) fn error_body(
     let mut error = json!({"message": message, "type": kind});
     match (flavor, param) {
         (_, Some(param)) => error["param"] = json!(param),
-        (Flavor::OpenAi, None) => error["param"] = Value::Null,
         (Flavor::Groq, None) => {}
+        (_, None) => error["param"] = Value::Null,
     }
     error["code"] = match code {
         Some(code) => json!(code),
@@ -328,7 +359,7 @@ pub(super) fn rate_limit_body(flavor: Flavor, model: &str) -> Value {
             None,
             Some("rate_limit_exceeded"),
         ),
-        Flavor::OpenAi => error_body(
+        _ => error_body(
             flavor,
             &format!(
                 "Rate limit reached for {model} in organization org-mockmockmockmock on tokens per \
@@ -365,7 +396,7 @@ pub(super) fn rate_limit_headers(
             ("x-ratelimit-reset-requests", "2m59.56s"),
             ("x-ratelimit-reset-tokens", "5.289s"),
         ],
-        (Flavor::OpenAi, false) => [
+        (_, false) => [
             ("x-ratelimit-limit-requests", "10000"),
             ("x-ratelimit-limit-tokens", "200000"),
             ("x-ratelimit-remaining-requests", "9999"),
@@ -373,7 +404,7 @@ pub(super) fn rate_limit_headers(
             ("x-ratelimit-reset-requests", "6ms"),
             ("x-ratelimit-reset-tokens", "36ms"),
         ],
-        (Flavor::OpenAi, true) => [
+        (_, true) => [
             ("x-ratelimit-limit-requests", "10000"),
             ("x-ratelimit-limit-tokens", "200000"),
             ("x-ratelimit-remaining-requests", "9970"),
@@ -403,7 +434,7 @@ pub(super) fn models(flavor: Flavor) -> Value {
                 model("whisper-large-v3", "OpenAI", 448, 448),
             ]})
         }
-        Flavor::OpenAi => {
+        _ => {
             let model = |id: &str, created: u64, owner: &str| json!({"id": id, "object": "model", "created": created, "owned_by": owner});
             json!({"object": "list", "data": [
                 model("gpt-4o-mini", 1721172741, "system"),
