@@ -14,6 +14,8 @@ pub mod failure;
 pub mod log;
 pub mod openai;
 pub mod sse;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod types;
 
 #[doc(hidden)]

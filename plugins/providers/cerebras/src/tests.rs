@@ -1,3 +1,4 @@
+use aigw_plugin_sdk::testing::{decode_in_pieces, json_of, response};
 use aigw_plugin_sdk::{
     Chunk, CredentialPlacement, Failure, Header, HttpResponse, Provider, Step, StreamDecoder,
     Target, Usage,
@@ -23,32 +24,11 @@ fn encode(request: Value) -> Result<Value, Failure> {
 }
 
 fn decode_stream(body: &str, cut_every: usize) -> Result<Vec<Chunk>, Failure> {
-    let mut decoder = CerebrasProvider::stream_decoder(target());
-    let mut chunks = Vec::new();
-    for piece in body.as_bytes().chunks(cut_every) {
-        chunks.extend(decoder.feed(piece)?);
-    }
-    chunks.extend(decoder.finish()?);
-    Ok(chunks)
-}
-
-fn response(status: u16, headers: &[(&str, &str)], body: &str) -> HttpResponse {
-    HttpResponse {
-        status,
-        headers: headers
-            .iter()
-            .map(|(name, value)| Header::new(*name, *value))
-            .collect(),
-        body: body.as_bytes().to_vec(),
-    }
+    decode_in_pieces(CerebrasProvider::stream_decoder(target()), body, cut_every)
 }
 
 fn decode(response: HttpResponse) -> Result<Step, Failure> {
     CerebrasProvider::decode(&target(), response)
-}
-
-fn json_of(chunk: &Chunk) -> Value {
-    serde_json::from_str(&chunk.json).unwrap()
 }
 
 #[test]

@@ -1,3 +1,4 @@
+use aigw_plugin_sdk::testing::{decode_in_pieces, json_of};
 use aigw_plugin_sdk::{
     Chunk, CredentialPlacement, Failure, Header, HttpResponse, Provider, Step, StreamDecoder,
     Target, Usage,
@@ -58,17 +59,7 @@ fn decode(status: u16, body: &str) -> Result<(Value, Option<Usage>), Failure> {
 }
 
 fn decode_stream(body: &str, cut_every: usize) -> Result<Vec<Chunk>, Failure> {
-    let mut decoder = Gemini::stream_decoder(target());
-    let mut chunks = Vec::new();
-    for piece in body.as_bytes().chunks(cut_every) {
-        chunks.extend(decoder.feed(piece)?);
-    }
-    chunks.extend(decoder.finish()?);
-    Ok(chunks)
-}
-
-fn json_of(chunk: &Chunk) -> Value {
-    serde_json::from_str(&chunk.json).unwrap()
+    decode_in_pieces(Gemini::stream_decoder(target()), body, cut_every)
 }
 
 /// The concatenated `delta.content` of choice 0 across chunks.

@@ -1,4 +1,5 @@
 use aigw_plugin_sdk::openai::Compatible;
+use aigw_plugin_sdk::testing::{decode_in_pieces, json_of};
 use aigw_plugin_sdk::{
     Chunk, CredentialPlacement, Failure, Header, HttpResponse, Provider, Step, StreamDecoder,
     Target, Usage,
@@ -25,13 +26,7 @@ fn encode(request: Value) -> Result<Value, Failure> {
 }
 
 fn decode_stream(body: &str, cut_every: usize) -> Result<Vec<Chunk>, Failure> {
-    let mut decoder = Hf::stream_decoder(target());
-    let mut chunks = Vec::new();
-    for piece in body.as_bytes().chunks(cut_every) {
-        chunks.extend(decoder.feed(piece)?);
-    }
-    chunks.extend(decoder.finish()?);
-    Ok(chunks)
+    decode_in_pieces(Hf::stream_decoder(target()), body, cut_every)
 }
 
 fn response(status: u16, body: &str) -> HttpResponse {
@@ -44,10 +39,6 @@ fn response(status: u16, body: &str) -> HttpResponse {
 
 fn decode(response: HttpResponse) -> Result<Step, Failure> {
     Hf::decode(&target(), response)
-}
-
-fn json_of(chunk: &Chunk) -> Value {
-    serde_json::from_str(&chunk.json).unwrap()
 }
 
 #[test]

@@ -1,7 +1,6 @@
 use aigw_plugin_sdk::openai::Compatible;
-use aigw_plugin_sdk::{
-    Chunk, CredentialPlacement, Failure, HttpResponse, Provider, Step, StreamDecoder, Target,
-};
+use aigw_plugin_sdk::testing::decode_in_pieces;
+use aigw_plugin_sdk::{Chunk, CredentialPlacement, Failure, HttpResponse, Provider, Step, Target};
 use serde_json::{Value, json};
 
 use super::OpenAiCompatible;
@@ -16,13 +15,7 @@ fn target() -> Target {
 }
 
 fn decode_stream(body: &str) -> Result<Vec<Chunk>, Failure> {
-    let mut decoder = Plugin::stream_decoder(target());
-    let mut chunks = Vec::new();
-    for piece in body.as_bytes().chunks(5) {
-        chunks.extend(decoder.feed(piece)?);
-    }
-    chunks.extend(decoder.finish()?);
-    Ok(chunks)
+    decode_in_pieces(Plugin::stream_decoder(target()), body, 5)
 }
 
 /// Ollama-style: no usage chunk, no `[DONE]`.

@@ -1,8 +1,8 @@
+use aigw_plugin_sdk::testing::{decode_in_pieces, json_of, response};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aigw_plugin_sdk::{
-    Chunk, CredentialPlacement, Failure, Header, HttpResponse, Provider, Step, StreamDecoder,
-    Target, Usage,
+    Chunk, CredentialPlacement, Failure, HttpResponse, Provider, Step, StreamDecoder, Target, Usage,
 };
 use serde_json::{Value, json};
 
@@ -25,32 +25,15 @@ fn encode(request: Value) -> Result<Value, Failure> {
 }
 
 fn decode_stream(body: &str, cut_every: usize) -> Result<Vec<Chunk>, Failure> {
-    let mut decoder = OpenRouterProvider::stream_decoder(target());
-    let mut chunks = Vec::new();
-    for piece in body.as_bytes().chunks(cut_every) {
-        chunks.extend(decoder.feed(piece)?);
-    }
-    chunks.extend(decoder.finish()?);
-    Ok(chunks)
-}
-
-fn response(status: u16, headers: &[(&str, &str)], body: &str) -> HttpResponse {
-    HttpResponse {
-        status,
-        headers: headers
-            .iter()
-            .map(|(name, value)| Header::new(*name, *value))
-            .collect(),
-        body: body.as_bytes().to_vec(),
-    }
+    decode_in_pieces(
+        OpenRouterProvider::stream_decoder(target()),
+        body,
+        cut_every,
+    )
 }
 
 fn decode(response: HttpResponse) -> Result<Step, Failure> {
     OpenRouterProvider::decode(&target(), response)
-}
-
-fn json_of(chunk: &Chunk) -> Value {
-    serde_json::from_str(&chunk.json).unwrap()
 }
 
 fn epoch_ms_in(seconds: u64) -> String {

@@ -1,3 +1,4 @@
+use aigw_plugin_sdk::testing::response;
 use aigw_plugin_sdk::{
     Chunk, CredentialPlacement, Failure, Header, HttpRequest, HttpResponse, Provider, Step,
     StreamDecoder, Target, Usage,
@@ -33,17 +34,6 @@ fn encode(request: Value) -> Result<Value, Failure> {
 
 fn user(text: &str) -> Value {
     json!({"model": "m", "messages": [{"role": "user", "content": text}]})
-}
-
-fn response(status: u16, headers: &[(&str, &str)], body: &str) -> HttpResponse {
-    HttpResponse {
-        status,
-        headers: headers
-            .iter()
-            .map(|(name, value)| Header::new(*name, *value))
-            .collect(),
-        body: body.as_bytes().to_vec(),
-    }
 }
 
 fn decode(response: HttpResponse) -> Result<Step, Failure> {
