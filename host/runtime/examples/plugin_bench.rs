@@ -153,4 +153,114 @@ async fn main() {
         cold.median.as_secs_f64() / wasm.median.as_secs_f64(),
         load.as_secs_f64() * 1e3
     );
+
+    per_provider(&runtime, iterations / 4).await;
+}
+
+/// One provider's answer and stream chunk in its own wire format.
+struct Fixture {
+    plugin: &'static str,
+    model: &'static str,
+    answer: &'static str,
+    chunk: &'static str,
+}
+
+const OPENAI_CHUNK: &str = CHUNK;
+const FIXTURES: [Fixture; 8] = [
+    Fixture {
+        plugin: "groq",
+        model: "llama-3.1-8b-instant",
+        answer: ANSWER,
+        chunk: OPENAI_CHUNK,
+    },
+    Fixture {
+        plugin: "openai-compatible",
+        model: "llama3.2",
+        answer: ANSWER,
+        chunk: OPENAI_CHUNK,
+    },
+    Fixture {
+        plugin: "openrouter",
+        model: "meta-llama/llama-3.1-8b-instruct",
+        answer: ANSWER,
+        chunk: OPENAI_CHUNK,
+    },
+    Fixture {
+        plugin: "cerebras",
+        model: "llama3.1-8b",
+        answer: ANSWER,
+        chunk: OPENAI_CHUNK,
+    },
+    Fixture {
+        plugin: "novita",
+        model: "meta-llama/llama-3.1-8b-instruct",
+        answer: ANSWER,
+        chunk: OPENAI_CHUNK,
+    },
+    Fixture {
+        plugin: "huggingface",
+        model: "meta-llama/Llama-3.1-8B-Instruct",
+        answer: ANSWER,
+        chunk: OPENAI_CHUNK,
+    },
+    Fixture {
+        plugin: "gemini",
+        model: "gemini-2.5-flash",
+        answer: r#"{"candidates":[{"content":{"parts":[{"text":"Paris."}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":32,"candidatesTokenCount":2,"totalTokenCount":34},"modelVersion":"gemini-2.5-flash","responseId":"r1"}"#,
+        chunk: "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\" Paris\"}],\"role\":\"model\"},\"index\":0}],\"modelVersion\":\"gemini-2.5-flash\"}\r\n\r\n",
+    },
+    Fixture {
+        plugin: "replicate",
+        model: "meta/meta-llama-3-8b-instruct",
+        answer: r#"{"id":"p1","model":"meta/meta-llama-3-8b-instruct","status":"succeeded","output":["Paris","."],"error":null,"metrics":{"input_token_count":32,"output_token_count":2},"created_at":"2026-11-24T10:00:00.000Z","urls":{"get":"https://api.replicate.com/v1/predictions/p1"}}"#,
+        chunk: "event: output\nid: 1\ndata:  Paris\n\n",
+    },
+];
+
+/// Translation cost of every provider plugin: encode + decode of the same request and a
+/// one-word answer in the provider's own format, and one stream chunk.
+async fn per_provider(runtime: &std::sync::Arc<Runtime>, iterations: usize) {
+    println!();
+    println!("translation cost per provider plugin ({iterations} iterations each)");
+    println!();
+    println!("| plugin | encode + decode median µs | p99 µs | stream chunk median µs | p99 µs |");
+    println!("|---|---|---|---|---|");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../dist/plugins");
+    for f in &FIXTURES {
+        let plugin = Plugin::load(runtime, &dir.join(format!("{}.wasm", f.plugin)))
+            .await
+            .unwrap_or_else(|e| panic!("{e} (run `cargo xtask plugins` first)"));
+        let base = plugin.descriptor().default_base_url.clone();
+        let target = PluginTarget::new(&base, f.model);
+        let response = || HttpResponse {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: f.answer.as_bytes().to_vec(),
+        };
+        let mut calls = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let t = Instant::now();
+            plugin.encode(&target, REQUEST).await.unwrap();
+            plugin.decode(&target, response()).await.unwrap();
+            calls.push(t.elapsed());
+        }
+        let mut decoder = plugin.stream_decoder(&target).await.unwrap();
+        let mut chunks = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let t = Instant::now();
+            let out = decoder.feed(f.chunk.as_bytes()).await.unwrap();
+            chunks.push(t.elapsed());
+            assert!(!out.is_empty(), "{}: the chunk produced nothing", f.plugin);
+        }
+        decoder.close().await;
+        let (calls, chunks) = (stats(calls), stats(chunks));
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            f.plugin,
+            us(calls.median),
+            us(calls.p99),
+            us(chunks.median),
+            us(chunks.p99)
+        );
+    }
 }
