@@ -1,5 +1,6 @@
-//! A scriptable fake LLM provider: a real HTTP server on an ephemeral port that speaks Groq's or
-//! OpenAI's wire format faithfully, where **the requested model name picks the behaviour**.
+//! A scriptable fake LLM provider: a real HTTP server on an ephemeral port that speaks one
+//! provider's wire format faithfully ([`Flavor`]: Groq, OpenAI, Cerebras, OpenRouter, Novita,
+//! Hugging Face, Gemini, Replicate), where **the requested model name picks the behaviour**.
 //!
 //! | model | non-stream | stream |
 //! |---|---|---|
@@ -19,6 +20,10 @@
 //! | `cut-stream-<n>` | as `cut-stream` | as `cut-stream` with `n` content chunks; `cut-stream-0` closes right after the headers |
 //! | `stream-error` | 500 `server_error` | one chunk, then a `{"error":{…}}` frame, then the end |
 //! | `no-done` | as `ok` | as `ok` without `[DONE]` |
+//! | `no-credit` | the provider's no-credit answer: 402 (OpenRouter, Cerebras, HF, Gemini, Replicate), OpenAI's 429 `insufficient_quota`, Novita's 403 `NOT_ENOUGH_BALANCE`, Groq's 403 restricted organisation | the same |
+//! | `forbidden` | 403: a valid key without access to the model or region | the same |
+//! | `content-filter` | [`FILTERED_TEXT`] with `finish_reason: "content_filter"`; a refusal where the provider refuses instead ([`Flavor::content_filter_refuses`]: OpenRouter's moderation 403, Gemini's blocked prompt, Replicate's E005 failed prediction) | the same, streamed |
+//! | `processing-<n>` | Replicate: the prediction is still running after the sync wait and succeeds on the n-th poll; other flavors: as `ok` | the same |
 //!
 //! When the last message has role `tool`, the `tool-call` models answer `"tool said: <content>"`
 //! (one line per trailing tool message) instead of calling again.
@@ -36,10 +41,18 @@
 //! of Cerebras, OpenRouter, Novita and Hugging Face (error envelopes, 429 wait forms, usage
 //! placement, stream comments) are in `mock/dialects.rs`.
 //!
+//! Gemini and Replicate are not OpenAI-shaped: `mock/gemini.rs` and `mock/replicate.rs` read
+//! their native requests and write their native answers for the same behaviours (model from the
+//! path for Gemini; `owner/<behaviour>` models for Replicate). A wrong key gets each flavor's
+//! real answer (401; Gemini's 400 `API_KEY_INVALID`); a missing one too (Cerebras' 403
+//! `Not authenticated`, Gemini's 403 `PERMISSION_DENIED`).
+//!
 //! The mock is cheap enough to sit behind a benchmark: no logging, `ok` answers with no think
 //! time, and recording can be switched off ([`MockUpstream::start_unrecorded`]).
 
 mod dialects;
+mod gemini;
+mod replicate;
 mod wire;
 
 pub use dialects::{CEREBRAS_RESET_TOKENS_MINUTE, OPENROUTER_CONTEXT_LENGTH_MESSAGE};
@@ -81,6 +94,14 @@ pub enum Flavor {
     Novita,
     /// The Hugging Face router (§6): base `/v1`, `{"error":"text"}` bodies on 429 and 5xx.
     HuggingFace,
+    /// Google Gemini's native API (§4): base `/v1beta`, `POST /models/{model}:generateContent`
+    /// and `:streamGenerateContent?alt=sse`, `x-goog-api-key`, `google.rpc.Status` errors,
+    /// streams without `[DONE]` (see `mock/gemini.rs`).
+    Gemini,
+    /// Replicate's Predictions API (§10): base `/v1`, `POST /models/{owner}/{name}/predictions`
+    /// with `Prefer: wait`, prediction jobs polled at `GET /predictions/{id}`, problem-details
+    /// errors (see `mock/replicate.rs`).
+    Replicate,
 }
 
 impl Flavor {
@@ -88,9 +109,58 @@ impl Flavor {
     pub fn base_path(self) -> &'static str {
         match self {
             Flavor::Groq => "/openai/v1",
-            Flavor::OpenAi | Flavor::Cerebras | Flavor::HuggingFace => "/v1",
+            Flavor::OpenAi | Flavor::Cerebras | Flavor::HuggingFace | Flavor::Replicate => "/v1",
             Flavor::OpenRouter => "/api/v1",
             Flavor::Novita => "/openai/v1",
+            Flavor::Gemini => "/v1beta",
+        }
+    }
+
+    /// The path a chat request for `model` goes to in this flavor (without the query string).
+    pub fn chat_path(self, model: &str, stream: bool) -> String {
+        let base = self.base_path();
+        match self {
+            Flavor::Gemini if stream => format!("{base}/models/{model}:streamGenerateContent"),
+            Flavor::Gemini => format!("{base}/models/{model}:generateContent"),
+            Flavor::Replicate => format!("{base}/models/{model}/predictions"),
+            _ => format!("{base}/chat/completions"),
+        }
+    }
+
+    /// The message of the `error-500` model's answer in this flavor.
+    pub fn server_error_message(self) -> &'static str {
+        match self {
+            Flavor::Gemini => GEMINI_INTERNAL_MESSAGE,
+            _ => SERVER_ERROR_MESSAGE,
+        }
+    }
+
+    /// The message of the `unavailable-503` model's answer in this flavor.
+    pub fn overloaded_message(self) -> &'static str {
+        match self {
+            Flavor::Gemini => GEMINI_OVERLOADED_MESSAGE,
+            _ => OVERLOADED_MESSAGE,
+        }
+    }
+
+    /// Whether the flavor's content filter refuses a request with an error (OpenRouter's 403
+    /// moderation, Gemini's blocked prompt, Replicate's failed prediction E005) rather than ending the answer with
+    /// `finish_reason: "content_filter"` (the other OpenAI dialects).
+    pub fn content_filter_refuses(self) -> bool {
+        matches!(
+            self,
+            Flavor::OpenRouter | Flavor::Gemini | Flavor::Replicate
+        )
+    }
+
+    /// Whether a `POST` to `path` is a chat request (what [`MockUpstream::chat_requests`] keeps).
+    pub fn is_chat_path(self, path: &str) -> bool {
+        match self {
+            Flavor::Gemini => {
+                path.ends_with(":generateContent") || path.ends_with(":streamGenerateContent")
+            }
+            Flavor::Replicate => path.ends_with("/predictions"),
+            _ => path.ends_with("/chat/completions"),
         }
     }
 
@@ -117,12 +187,22 @@ pub const CONTEXT_LENGTH_MESSAGE: &str = "This model's maximum context length is
 pub const SERVER_ERROR_MESSAGE: &str =
     "The server had an error while processing your request. Sorry about that!";
 
+/// Gemini's 500 `INTERNAL` message.
+pub const GEMINI_INTERNAL_MESSAGE: &str = "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting";
+
+/// Gemini's 503 `UNAVAILABLE` message.
+pub const GEMINI_OVERLOADED_MESSAGE: &str = "The model is overloaded. Please try again later.";
+
 /// The message of the `unavailable-503` model.
 pub const OVERLOADED_MESSAGE: &str = "The engine is currently overloaded, please try again later";
 
 /// The message of the `capacity-498` model.
 pub const CAPACITY_MESSAGE: &str =
     "The flex tier is currently at capacity for this model. Please try again later.";
+
+/// What the `content-filter` model writes before the filter stops it, in flavors whose filter
+/// ends the answer with `finish_reason: "content_filter"` rather than refusing the request.
+pub const FILTERED_TEXT: &str = "I can tell you";
 
 /// The `retry-after` header the `rate-limit` model sends, in seconds.
 pub const RETRY_AFTER_SECONDS: u64 = 7;
@@ -151,9 +231,18 @@ impl RecordedRequest {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The `model` the request asked for, if it is a chat request.
+    /// The `model` the request asked for, if it is a chat request: the body's `model`, or the
+    /// model named in the path (`…/models/{model}:generateContent` for Gemini,
+    /// `…/models/{owner}/{name}/predictions` for Replicate).
     pub fn model(&self) -> Option<&str> {
-        self.body.get("model").and_then(Value::as_str)
+        if let Some(model) = self.body.get("model").and_then(Value::as_str) {
+            return Some(model);
+        }
+        let (_, rest) = self.path.split_once("/models/")?;
+        match rest.split_once(':') {
+            Some((model, _)) => Some(model),
+            None => rest.strip_suffix("/predictions"),
+        }
     }
 }
 
@@ -162,6 +251,8 @@ struct State {
     recording: AtomicBool,
     requests: Mutex<Vec<RecordedRequest>>,
     api_key: RwLock<Option<String>>,
+    /// Replicate's prediction jobs, by id (unused by the other flavors).
+    predictions: replicate::Predictions,
 }
 
 /// A running mock provider. The server stops (and drops its connections) when this is dropped.
@@ -200,6 +291,7 @@ impl MockUpstream {
             recording: AtomicBool::new(record),
             requests: Mutex::new(Vec::new()),
             api_key: RwLock::new(None),
+            predictions: replicate::Predictions::default(),
         });
         let server = tokio::spawn(serve(listener, Arc::clone(&state)));
         Ok(MockUpstream {
@@ -247,8 +339,9 @@ impl MockUpstream {
 
     /// The `POST …/chat/completions` requests seen so far, in arrival order.
     pub fn chat_requests(&self) -> Vec<RecordedRequest> {
+        let flavor = self.state.flavor;
         let mut requests = self.requests();
-        requests.retain(|r| r.method == "POST" && r.path.ends_with("/chat/completions"));
+        requests.retain(|r| r.method == "POST" && flavor.is_chat_path(&r.path));
         requests
     }
 }
@@ -305,18 +398,35 @@ impl std::error::Error for Reset {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Behaviour {
     Ok,
-    ToolCall { parallel: bool },
+    ToolCall {
+        parallel: bool,
+    },
     Slow(Duration),
-    RateLimit { retry_after: bool },
+    RateLimit {
+        retry_after: bool,
+    },
     ServerError,
     Unavailable,
     Capacity,
     ContextLength,
     BadRequest,
     Reset,
-    CutStream { chunks: usize },
+    CutStream {
+        chunks: usize,
+    },
     StreamError,
     NoDone,
+    /// The account has no credit left (402, or the provider's own status for it).
+    NoCredit,
+    /// The key is valid but not allowed this model or region (403).
+    Forbidden,
+    /// The provider's content filter stops the answer.
+    ContentFilter,
+    /// Replicate: the prediction is still running when sync mode gives up, and needs this many
+    /// polls before it succeeds. Other flavors answer as `Ok`.
+    Processing {
+        polls: usize,
+    },
 }
 
 impl Behaviour {
@@ -335,6 +445,9 @@ impl Behaviour {
             "cut-stream" => Behaviour::CutStream { chunks: 2 },
             "stream-error" => Behaviour::StreamError,
             "no-done" => Behaviour::NoDone,
+            "no-credit" => Behaviour::NoCredit,
+            "forbidden" => Behaviour::Forbidden,
+            "content-filter" => Behaviour::ContentFilter,
             _ => {
                 if let Some(ms) = model.strip_prefix("slow-").and_then(|n| n.parse().ok()) {
                     Behaviour::Slow(Duration::from_millis(ms))
@@ -343,6 +456,11 @@ impl Behaviour {
                     .and_then(|n| n.parse().ok())
                 {
                     Behaviour::CutStream { chunks: n }
+                } else if let Some(n) = model
+                    .strip_prefix("processing-")
+                    .and_then(|n| n.parse().ok())
+                {
+                    Behaviour::Processing { polls: n }
                 } else {
                     Behaviour::Ok
                 }
@@ -385,14 +503,16 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
 
     let expected_key = state.api_key.read().ok().and_then(|key| key.clone());
     if let Some(key) = expected_key {
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if presented != Some(key.as_str()) {
-            return Ok(unauthorized(flavor));
+        match presented_key(flavor, &parts) {
+            Some(presented) if presented == key => {}
+            presented => return Ok(unauthorized(flavor, presented.is_none())),
         }
+    }
+
+    match flavor {
+        Flavor::Gemini => return gemini::handle(&parts, json).await,
+        Flavor::Replicate => return replicate::handle(&state, &parts, json).await,
+        _ => {}
     }
 
     let base = flavor.base_path();
@@ -422,15 +542,48 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
     }
 }
 
-fn unauthorized(flavor: Flavor) -> Response<Body> {
-    error(
-        flavor,
-        StatusCode::UNAUTHORIZED,
-        dialects::unauthorized_message(flavor),
-        "invalid_request_error",
-        None,
-        Some("invalid_api_key"),
-    )
+/// The credential a request presents, where the flavor expects it: `x-goog-api-key` (or the
+/// `key` query parameter) for Gemini, `authorization: Bearer …` for the others.
+fn presented_key(flavor: Flavor, parts: &http::request::Parts) -> Option<String> {
+    if flavor == Flavor::Gemini {
+        if let Some(key) = parts.headers.get("x-goog-api-key") {
+            return key.to_str().ok().map(str::to_owned);
+        }
+        return parts.uri.query().and_then(|query| {
+            query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("key="))
+                .map(str::to_owned)
+        });
+    }
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+}
+
+/// The flavor's answer to a wrong key, or (`missing`) to no key at all.
+fn unauthorized(flavor: Flavor, missing: bool) -> Response<Body> {
+    match flavor {
+        Flavor::Gemini => gemini::unauthorized(missing),
+        Flavor::Replicate => replicate::unauthorized(missing),
+        // Cerebras answers a request without the header 403 with FastAPI's body (§9).
+        Flavor::Cerebras if missing => json_response(
+            flavor,
+            StatusCode::FORBIDDEN,
+            &json!({"detail": "Not authenticated"}),
+        ),
+        _ => error(
+            flavor,
+            StatusCode::UNAUTHORIZED,
+            dialects::unauthorized_message(flavor),
+            "invalid_request_error",
+            None,
+            Some("invalid_api_key"),
+        ),
+    }
 }
 
 /// The parts of a chat request the mock's script reads.
@@ -543,8 +696,8 @@ async fn chat(flavor: Flavor, body: Option<Value>) -> Result<Response<Body>, Res
     let reply = || Answer::Text(format!("mock reply to: {}", chat.last_user_text()));
 
     match Behaviour::of(chat.model) {
-        behaviour @ (Behaviour::Ok | Behaviour::NoDone) => {
-            let done = behaviour == Behaviour::Ok;
+        behaviour @ (Behaviour::Ok | Behaviour::NoDone | Behaviour::Processing { .. }) => {
+            let done = behaviour != Behaviour::NoDone;
             Ok(answer(flavor, &chat, &completion, &reply(), done))
         }
         Behaviour::Slow(delay) => {
@@ -629,6 +782,21 @@ async fn chat(flavor: Flavor, body: Option<Value>) -> Result<Response<Body>, Res
             None,
         )),
         Behaviour::Reset => Err(Reset),
+        Behaviour::NoCredit => {
+            let (status, body) = dialects::no_credit(flavor);
+            Ok(json_response(flavor, status, &body))
+        }
+        Behaviour::Forbidden => {
+            let (status, body) = dialects::forbidden(flavor);
+            Ok(json_response(flavor, status, &body))
+        }
+        Behaviour::ContentFilter => match dialects::content_filter_refusal(flavor, chat.model) {
+            Some((status, body)) => Ok(json_response(flavor, status, &body)),
+            None => {
+                let filtered = Answer::Filtered(FILTERED_TEXT.to_owned());
+                Ok(answer(flavor, &chat, &completion, &filtered, true))
+            }
+        },
         Behaviour::CutStream { chunks } => {
             Ok(cut_short(flavor, &chat, &completion, chunks, &reply()))
         }
@@ -644,6 +812,9 @@ async fn chat(flavor: Flavor, body: Option<Value>) -> Result<Response<Body>, Res
                 .iter()
                 .map(|c| Step::Send(Bytes::from(wire::sse(&c.to_string()))))
                 .collect();
+            // The pause lets the partial answer reach the client before the error, as a
+            // failure mid-generation would.
+            steps.push(Step::Pause(Duration::from_millis(50)));
             steps.push(Step::Send(Bytes::from(wire::sse(&frame.to_string()))));
             let mut response = streamed(flavor, StatusCode::OK, steps);
             response

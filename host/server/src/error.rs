@@ -137,6 +137,21 @@ fn status_for(failure: &Failure) -> StatusCode {
     if failure.class == FailureClass::Unauthorized {
         return StatusCode::BAD_GATEWAY;
     }
+    // A policy rejection is the client's to fix, whatever status the provider said it with
+    // (OpenRouter's moderation 403, Gemini's blocked prompt on a 200): 400, as OpenAI answers.
+    if failure.class == FailureClass::ContentFiltered {
+        return StatusCode::BAD_REQUEST;
+    }
+    // OpenAI answers an invalid request 400 (404 for an unknown model, 413 for a body too
+    // large); a provider's 409/422 would surprise OpenAI clients (the SDKs raise a different
+    // error class), so those become 400 with the provider's reason.
+    if failure.class == FailureClass::InvalidRequest
+        && failure
+            .status
+            .is_some_and(|s| (400..500).contains(&s) && s != 404 && s != 413)
+    {
+        return StatusCode::BAD_REQUEST;
+    }
     if let Some(status) = failure
         .status
         .filter(|s| *s >= 400)
@@ -233,6 +248,44 @@ mod tests {
                 ApiError::exhausted(&exhausted, |_| "t".into()).status,
                 status
             );
+        }
+    }
+
+    #[test]
+    fn invalid_requests_are_400_except_not_found_and_too_large() {
+        for (upstream, expected) in [
+            (400, StatusCode::BAD_REQUEST),
+            (422, StatusCode::BAD_REQUEST),
+            (409, StatusCode::BAD_REQUEST),
+            (404, StatusCode::NOT_FOUND),
+            (413, StatusCode::PAYLOAD_TOO_LARGE),
+        ] {
+            let exhausted = Exhausted {
+                attempts: vec![attempt(
+                    0,
+                    Failure::new(FailureClass::InvalidRequest, "input: prompt is required")
+                        .with_status(upstream),
+                )],
+            };
+            let e = ApiError::exhausted(&exhausted, |_| "replicate/m".into());
+            assert_eq!(e.status, expected, "{upstream}");
+            assert!(e.message.contains("prompt is required"));
+        }
+    }
+
+    #[test]
+    fn a_content_filter_rejection_is_a_400_whatever_the_upstream_said() {
+        for upstream in [200, 400, 403] {
+            let exhausted = Exhausted {
+                attempts: vec![attempt(
+                    0,
+                    Failure::new(FailureClass::ContentFiltered, "flagged for harassment")
+                        .with_status(upstream),
+                )],
+            };
+            let e = ApiError::exhausted(&exhausted, |_| "openrouter/m".into());
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{upstream}");
+            assert!(e.message.contains("flagged for harassment"));
         }
     }
 

@@ -156,6 +156,9 @@ pub fn classify_error(
         message: message.clone(),
     };
     match status {
+        // OpenAI says "no credit left" as a 429 `insufficient_quota`: waiting does not help, the
+        // account must be fixed, exactly like a 402 elsewhere.
+        429 if error.code_is(&["insufficient_quota"]) => Failure::Unauthorized(message),
         429 => rate_limited(),
         // Groq answers 413 when one request alone exceeds the tokens-per-minute budget.
         413 if error.code_is(&["rate_limit_exceeded"]) => rate_limited(),

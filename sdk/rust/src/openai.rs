@@ -325,10 +325,17 @@ impl<D: Dialect> ChunkStream<D> {
         {
             self.pending_usage = Some(usage_chunk(object, raw_usage, parsed));
         }
-        chunks.push(Chunk {
-            json: event.data,
-            usage: None,
-        });
+        // In OpenAI's form only the final `choices: []` chunk carries usage (the others say
+        // `"usage": null`); a client summing every `usage` it sees would count this one twice.
+        // Rewriting costs one serialisation, once per stream.
+        let json = if usage.is_some() {
+            let mut without = object.clone();
+            without.insert("usage".to_owned(), Value::Null);
+            Value::Object(without).to_string()
+        } else {
+            event.data
+        };
+        chunks.push(Chunk { json, usage: None });
         Ok(())
     }
 

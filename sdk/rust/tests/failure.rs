@@ -192,6 +192,18 @@ fn auth_failures_are_unauthorized() {
         )),
         Failure::Unauthorized("Your balance is not enough".to_owned())
     );
+    // OpenAI: no credit is a 429 that no wait cures.
+    assert_eq!(
+        classify(&response(
+            429,
+            &[("retry-after", "20")],
+            r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#
+        )),
+        Failure::Unauthorized(
+            "You exceeded your current quota, please check your plan and billing details."
+                .to_owned()
+        )
+    );
     // Replicate problem details.
     assert_eq!(
         classify(&response(

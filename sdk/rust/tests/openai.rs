@@ -444,6 +444,14 @@ fn stream_usage_beside_choices_becomes_a_separate_usage_chunk_at_the_end() {
     let chunks = decode_all(body.as_bytes(), 4096).unwrap();
     assert_eq!(chunks.len(), 3);
     assert!(chunks[..2].iter().all(|chunk| chunk.usage.is_none()));
+    // Only the final chunk carries usage, as in OpenAI's form; the content survives.
+    assert!(
+        chunks[..2]
+            .iter()
+            .all(|chunk| json_of(chunk)["usage"].is_null())
+    );
+    assert_eq!(json_of(&chunks[0])["choices"][0]["delta"]["content"], "a");
+    assert_eq!(json_of(&chunks[1])["choices"][0]["finish_reason"], "stop");
     assert_eq!(
         chunks[2].usage,
         Some(Usage {

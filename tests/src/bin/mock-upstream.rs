@@ -1,4 +1,4 @@
-//! `mock-upstream [--listen 127.0.0.1:0] [--flavor groq|openai|cerebras|openrouter|novita|huggingface] [--no-record]`
+//! `mock-upstream [--listen 127.0.0.1:0] [--flavor groq|openai|cerebras|openrouter|novita|huggingface|gemini|replicate] [--no-record]`
 //!
 //! Serves the scriptable mock provider (see `aigw_tests::mock`) until killed. Prints exactly one
 //! line, `listening on <addr>`, to stdout once bound; the base URL is `http://<addr>/openai/v1`
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use aigw_tests::mock::{Flavor, MockUpstream};
 
-const USAGE: &str = "usage: mock-upstream [--listen 127.0.0.1:0] [--flavor groq|openai|cerebras|openrouter|novita|huggingface] [--no-record]";
+const USAGE: &str = "usage: mock-upstream [--listen 127.0.0.1:0] [--flavor groq|openai|cerebras|openrouter|novita|huggingface|gemini|replicate] [--no-record]";
 
 struct Args {
     listen: String,
@@ -34,10 +34,12 @@ fn parse_args() -> Result<Args, String> {
                     Some("openrouter") => Flavor::OpenRouter,
                     Some("novita") => Flavor::Novita,
                     Some("huggingface") => Flavor::HuggingFace,
+                    Some("gemini") => Flavor::Gemini,
+                    Some("replicate") => Flavor::Replicate,
                     other => {
                         return Err(format!(
-                            "--flavor must be groq, openai, cerebras, openrouter, novita or \
-                             huggingface, not {other:?}"
+                            "--flavor must be groq, openai, cerebras, openrouter, novita, \
+                             huggingface, gemini or replicate, not {other:?}"
                         ));
                     }
                 }

@@ -46,7 +46,9 @@ pub(super) fn error_body(
     code: Option<&str>,
 ) -> Value {
     match flavor {
-        Flavor::Groq | Flavor::OpenAi => wire::error_body(flavor, message, kind, param, code),
+        Flavor::Groq | Flavor::OpenAi | Flavor::Gemini | Flavor::Replicate => {
+            wire::error_body(flavor, message, kind, param, code)
+        }
         // Flat: no `error` wrapper.
         Flavor::Cerebras => json!({"message": message, "type": kind, "param": param, "code": code}),
         // `code` is the HTTP status as a number.
@@ -69,6 +71,108 @@ pub(super) fn error_body(
     }
 }
 
+/// The answer to a request from an account without credit: (status, body). OpenAI says it as a
+/// 429 `insufficient_quota` (not a wait-and-retry case), Novita as a 403, the others as 402.
+/// Groq has no prepaid credit; its nearest answer is the restricted organisation's 403.
+pub(super) fn no_credit(flavor: Flavor) -> (StatusCode, Value) {
+    match flavor {
+        Flavor::Groq => forbidden(flavor),
+        Flavor::OpenAi => (
+            StatusCode::TOO_MANY_REQUESTS,
+            wire::error_body(
+                flavor,
+                "You exceeded your current quota, please check your plan and billing details. \
+                 For more information on this error, read the docs: \
+                 https://platform.openai.com/docs/guides/error-codes/api-errors.",
+                "insufficient_quota",
+                None,
+                Some("insufficient_quota"),
+            ),
+        ),
+        Flavor::Cerebras => (
+            StatusCode::PAYMENT_REQUIRED,
+            json!({"message": "Payment required: your organization has no remaining credit.",
+                   "type": "payment_required", "param": null, "code": "payment_required"}),
+        ),
+        Flavor::OpenRouter => (
+            StatusCode::PAYMENT_REQUIRED,
+            json!({"error": {"code": 402, "message": "Insufficient credits. This account never \
+                   purchased credits. Make sure your key is on the correct account or org, and \
+                   if so, purchase more at https://openrouter.ai/settings/credits",
+                   "metadata": {}}}),
+        ),
+        Flavor::Novita => (
+            StatusCode::FORBIDDEN,
+            json!({"code": 403, "reason": "NOT_ENOUGH_BALANCE",
+                   "message": "not enough balance", "metadata": {}}),
+        ),
+        Flavor::HuggingFace => (
+            StatusCode::PAYMENT_REQUIRED,
+            json!({"error": "You have exceeded your monthly included credits for Inference \
+                   Providers. Subscribe to PRO to get 20x more monthly included credits."}),
+        ),
+        Flavor::Gemini | Flavor::Replicate => unreachable_flavor(flavor),
+    }
+}
+
+/// The answer to a valid key that may not use this model or region: (403, body).
+pub(super) fn forbidden(flavor: Flavor) -> (StatusCode, Value) {
+    let body = match flavor {
+        Flavor::Groq => json!({"error": {
+            "message": "Organization has been restricted. Please reach out to support if you \
+                        believe this was in error.",
+            "type": "invalid_request_error", "code": "organization_restricted"}}),
+        Flavor::OpenAi => wire::error_body(
+            flavor,
+            "Country, region, or territory not supported",
+            "request_forbidden",
+            None,
+            Some("unsupported_country_region_territory"),
+        ),
+        Flavor::Cerebras => json!({"message": "Your organization does not have access to this \
+            model.", "type": "permission_denied", "param": null, "code": "model_access_denied"}),
+        Flavor::OpenRouter => json!({"error": {"code": 403, "message": "This API key's \
+            guardrail does not allow the requested model.", "metadata": {}}}),
+        Flavor::Novita => json!({"code": 403, "reason": "MODEL_ACCESS_DENIED",
+            "message": "identity verification is required to access this model", "metadata": {}}),
+        Flavor::HuggingFace => json!({"error": "This authentication method does not have \
+            sufficient permissions to call Inference Providers on behalf of user mock"}),
+        Flavor::Gemini | Flavor::Replicate => return unreachable_flavor(flavor),
+    };
+    (StatusCode::FORBIDDEN, body)
+}
+
+/// How the flavor's content filter answers, when it refuses the request outright: (status,
+/// body). `None` when the filter ends the answer with `finish_reason: "content_filter"` instead
+/// (the OpenAI dialects other than OpenRouter).
+pub(super) fn content_filter_refusal(flavor: Flavor, model: &str) -> Option<(StatusCode, Value)> {
+    (flavor == Flavor::OpenRouter).then(|| {
+        (
+            StatusCode::FORBIDDEN,
+            json!({"error": {"code": 403,
+                "message": format!("{model} requires moderation on OpenRouter. Your input was \
+                                    flagged for \"harassment\". No credits were charged."),
+                "metadata": {"reasons": ["harassment"], "flagged_input": "hello there",
+                             "provider_name": OPENROUTER_PROVIDER, "model_slug": model}}}),
+        )
+    })
+}
+
+/// Gemini and Replicate are served by their own modules and never reach the OpenAI-dialect
+/// code; this answers like OpenAI if one ever does, rather than panicking inside a test server.
+fn unreachable_flavor(flavor: Flavor) -> (StatusCode, Value) {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        wire::error_body(
+            Flavor::OpenAi,
+            &format!("mock upstream: {flavor:?} has no OpenAI-dialect route"),
+            "server_error",
+            None,
+            None,
+        ),
+    )
+}
+
 /// Novita's upper-case `reason` for an error.
 fn novita_reason(status: StatusCode, kind: &str, code: Option<&str>) -> String {
     match (status.as_u16(), code) {
@@ -83,6 +187,8 @@ fn novita_reason(status: StatusCode, kind: &str, code: Option<&str>) -> String {
 pub(super) fn unauthorized_message(flavor: Flavor) -> &'static str {
     match flavor {
         Flavor::Groq => "Invalid API Key",
+        // Served by their own modules (`gemini::unauthorized`, `replicate::unauthorized`).
+        Flavor::Gemini | Flavor::Replicate => "mock upstream: unauthorized",
         // The real message echoes a masked key; the mock never echoes credentials.
         Flavor::OpenAi => {
             "Incorrect API key provided: sk-***. You can find your API key at \
@@ -98,7 +204,9 @@ pub(super) fn unauthorized_message(flavor: Flavor) -> &'static str {
 /// The 429 body each provider sends.
 pub(super) fn rate_limit_body(flavor: Flavor, model: &str, echo_reset_ms: Option<u64>) -> Value {
     match flavor {
-        Flavor::Groq | Flavor::OpenAi => wire::rate_limit_body(flavor, model),
+        Flavor::Groq | Flavor::OpenAi | Flavor::Gemini | Flavor::Replicate => {
+            wire::rate_limit_body(flavor, model)
+        }
         Flavor::Cerebras => json!({
             "message": "Tokens per minute limit exceeded - too many tokens processed.",
             "type": "too_many_tokens_error",
@@ -159,7 +267,7 @@ pub(super) fn rate_limit_headers(
         pairs.iter().map(|(n, v)| (*n, (*v).to_owned())).collect()
     };
     match flavor {
-        Flavor::Groq | Flavor::OpenAi => {
+        Flavor::Groq | Flavor::OpenAi | Flavor::Gemini | Flavor::Replicate => {
             let mut headers = owned(&wire::rate_limit_headers(flavor, true));
             if with_wait {
                 headers.push(("retry-after", RETRY_AFTER_SECONDS.to_string()));
@@ -227,7 +335,7 @@ pub(super) fn common_headers(flavor: Flavor, exhausted: bool) -> Vec<(&'static s
             ("x-ratelimit-remaining-tokens-minute", "59880"),
             ("x-request-id", "mock-cerebras-request"),
         ]),
-        Flavor::OpenRouter => Vec::new(),
+        Flavor::OpenRouter | Flavor::Gemini | Flavor::Replicate => Vec::new(),
         Flavor::Novita => owned(&[("x-request-id", "mock-novita-request")]),
         Flavor::HuggingFace => owned(&[("x-request-id", "mock-hf-request")]),
     }
@@ -284,7 +392,11 @@ pub(super) fn sse_frames(flavor: Flavor, chunks: &[Value]) -> String {
 /// same completion, for flavors whose error rides on a chunk).
 pub(super) fn stream_error_frame(flavor: Flavor, message: &str, first: &Value) -> Value {
     match flavor {
-        Flavor::Groq | Flavor::OpenAi | Flavor::HuggingFace => {
+        Flavor::Groq
+        | Flavor::OpenAi
+        | Flavor::HuggingFace
+        | Flavor::Gemini
+        | Flavor::Replicate => {
             json!({"error": {"message": message, "type": "server_error"}})
         }
         Flavor::Cerebras => {
@@ -310,7 +422,7 @@ pub(super) fn models(flavor: Flavor) -> Value {
         Flavor::OpenRouter => &["openai/gpt-4o", "meta-llama/llama-3.3-70b-instruct:free"],
         Flavor::Novita => &["meta-llama/llama-3.3-70b-instruct", "deepseek/deepseek-v3"],
         Flavor::HuggingFace => &["Qwen/Qwen3-8B", "deepseek-ai/DeepSeek-V3-0324"],
-        Flavor::Groq | Flavor::OpenAi => &[],
+        Flavor::Groq | Flavor::OpenAi | Flavor::Gemini | Flavor::Replicate => &[],
     };
     let data: Vec<Value> = ids
         .iter()

@@ -31,16 +31,20 @@ pub(super) struct ToolCall {
     pub arguments: String,
 }
 
-/// What the answer says: text or tool calls.
+/// What the answer says: text, tool calls, or text a content filter stopped.
 pub(super) enum Answer {
     Text(String),
     ToolCalls(Vec<ToolCall>),
+    /// What the model wrote before the provider's content filter ended the answer
+    /// (`finish_reason: "content_filter"`).
+    Filtered(String),
 }
 
 impl Answer {
     fn finish_reason(&self) -> &'static str {
         match self {
             Answer::Text(_) => "stop",
+            Answer::Filtered(_) => "content_filter",
             Answer::ToolCalls(_) => "tool_calls",
         }
     }
@@ -49,7 +53,7 @@ impl Answer {
     /// arguments), so tests can check usage against the content they received.
     fn completion_tokens(&self) -> u64 {
         match self {
-            Answer::Text(text) => text.split_whitespace().count() as u64,
+            Answer::Text(text) | Answer::Filtered(text) => text.split_whitespace().count() as u64,
             Answer::ToolCalls(calls) => calls
                 .iter()
                 .map(|c| c.arguments.split_whitespace().count() as u64 + 1)
@@ -90,9 +94,12 @@ impl Completion {
     fn fingerprint(&self) -> &'static str {
         match self.flavor {
             Flavor::Groq => "fp_mockgroq01",
-            Flavor::OpenAi | Flavor::OpenRouter | Flavor::Novita | Flavor::HuggingFace => {
-                "fp_mockopenai1"
-            }
+            Flavor::OpenAi
+            | Flavor::OpenRouter
+            | Flavor::Novita
+            | Flavor::HuggingFace
+            | Flavor::Gemini
+            | Flavor::Replicate => "fp_mockopenai1",
             Flavor::Cerebras => "fp_70185065a4",
         }
     }
@@ -128,7 +135,9 @@ impl Completion {
     /// The non-streamed `chat.completion` object.
     pub fn full(&self, answer: &Answer) -> Value {
         let message = match answer {
-            Answer::Text(text) => json!({"role": "assistant", "content": text}),
+            Answer::Text(text) | Answer::Filtered(text) => {
+                json!({"role": "assistant", "content": text})
+            }
             Answer::ToolCalls(calls) => json!({
                 "role": "assistant",
                 "content": null,
@@ -170,7 +179,7 @@ impl Completion {
                 body["choices"][0]["message"]["refusal"] = Value::Null;
                 body["choices"][0]["message"]["reasoning"] = Value::Null;
             }
-            Flavor::Novita | Flavor::HuggingFace => {}
+            Flavor::Novita | Flavor::HuggingFace | Flavor::Gemini | Flavor::Replicate => {}
         }
         body
     }
@@ -209,7 +218,7 @@ impl Completion {
     pub fn chunks(&self, answer: &Answer, include_usage: bool) -> Vec<Value> {
         let mut chunks = Vec::new();
         match answer {
-            Answer::Text(text) => {
+            Answer::Text(text) | Answer::Filtered(text) => {
                 chunks.push(
                     self.delta_chunk(json!({"role": "assistant", "content": ""}), include_usage),
                 );
@@ -287,7 +296,7 @@ impl Completion {
 }
 
 /// `"a b c"` → `["a", " b", " c"]`: one word per chunk, like a model emitting tokens.
-fn split_words(text: &str) -> Vec<String> {
+pub(super) fn split_words(text: &str) -> Vec<String> {
     let mut pieces: Vec<String> = Vec::new();
     for (i, word) in text.split(' ').enumerate() {
         if i == 0 {

@@ -531,8 +531,8 @@ impl Prediction {
     }
 }
 
-/// A failed prediction (or a stream `error` event): context length when the text says so,
-/// otherwise unavailable (a model-runtime failure another target may not have).
+/// A failed prediction: context length or content filtered when the text says so, otherwise
+/// unavailable (a model-runtime failure another target may not have).
 fn prediction_error(id: &str, error: Option<&str>) -> Failure {
     let message = match error {
         Some(error) => format!("replicate prediction {id} failed: {error}"),
@@ -540,9 +540,17 @@ fn prediction_error(id: &str, error: Option<&str>) -> Failure {
     };
     if error.is_some_and(is_context_length_text) {
         Failure::ContextLengthExceeded(message)
+    } else if error.is_some_and(is_content_filter_text) {
+        // A moderation refusal is not an outage: another target would refuse the same input.
+        Failure::ContentFiltered(message)
     } else {
         Failure::Unavailable(message)
     }
+}
+
+/// Replicate's moderation failure (E005): "The input or output was flagged as sensitive. …".
+fn is_content_filter_text(text: &str) -> bool {
+    text.to_ascii_lowercase().contains("flagged as sensitive")
 }
 
 /// The SDK's context-length texts plus the wordings model runtimes on Replicate use (vLLM,
@@ -554,7 +562,9 @@ fn is_context_length_text(text: &str) -> bool {
         "prompt is too long",
         "maximum sequence length",
         "input is too long",
-        "exceeds the maximum input length",
+        // "exceeds the maximum input length" and TGI's "Prompt length (N) exceeds maximum
+        // input length (M)".
+        "maximum input length",
     ];
     let error = UpstreamError {
         message: Some(text.to_owned()),

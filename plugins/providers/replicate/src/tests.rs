@@ -401,6 +401,12 @@ fn failed_predictions_are_context_length_or_unavailable() {
     assert!(message.contains("maximum context length is 8192 tokens"));
 
     let mut prediction: Value = serde_json::from_str(FAILED_CONTEXT).unwrap();
+    // TGI's wording alone, without a "context length" sentence.
+    prediction["error"] = json!("Prompt length (9000) exceeds maximum input length (8192)");
+    assert!(matches!(
+        decode(response(201, &[], &prediction.to_string())),
+        Err(Failure::ContextLengthExceeded(_))
+    ));
     prediction["error"] = json!("CUDA out of memory");
     assert_eq!(
         decode(response(201, &[], &prediction.to_string())),
@@ -415,6 +421,27 @@ fn failed_predictions_are_context_length_or_unavailable() {
             "replicate prediction q3k5xw7c4drj00cjz2vb3zg4r0 failed".to_owned()
         ))
     );
+}
+
+#[test]
+fn a_prediction_flagged_as_sensitive_is_content_filtered() {
+    let mut prediction: Value = serde_json::from_str(FAILED_CONTEXT).unwrap();
+    prediction["error"] = json!(
+        "The input or output was flagged as sensitive. Please try again with different inputs. (E005)"
+    );
+    assert_eq!(
+        decode(response(201, &[], &prediction.to_string())),
+        Err(Failure::ContentFiltered(
+            "replicate prediction q3k5xw7c4drj00cjz2vb3zg4r0 failed: The input or output was \
+             flagged as sensitive. Please try again with different inputs. (E005)"
+                .to_owned()
+        ))
+    );
+    // The streamed path replays the same prediction and fails the same way.
+    assert!(matches!(
+        decode_stream(&prediction.to_string(), 7),
+        Err(Failure::ContentFiltered(_))
+    ));
 }
 
 #[test]
