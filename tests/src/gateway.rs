@@ -213,6 +213,45 @@ impl Gateway {
         }
     }
 
+    /// `POST /v1/chat/completions` with `x-aigw-debug: attempts`, so the answer describes
+    /// every attempt in `x-aigw-attempt-log`.
+    ///
+    /// # Panics
+    /// When the exchange fails at the transport level.
+    pub async fn chat_debug(&self, body: &Value) -> reqwest::Response {
+        match self
+            .client
+            .post(self.url("/v1/chat/completions"))
+            .header("x-aigw-debug", "attempts")
+            .json(body)
+            .send()
+            .await
+        {
+            Ok(response) => response,
+            Err(e) => panic!(
+                "POST /v1/chat/completions failed: {e}\n--- stderr ---\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
+    /// The `GET /admin/targets` entry of `target` (`provider/model`).
+    ///
+    /// # Panics
+    /// When the gateway does not list the target.
+    pub async fn target_health(&self, target: &str) -> Value {
+        let response = self.get("/admin/targets").await;
+        let body: Value = match response.json().await {
+            Ok(body) => body,
+            Err(e) => panic!("/admin/targets is not JSON: {e}"),
+        };
+        body["targets"]
+            .as_array()
+            .and_then(|all| all.iter().find(|t| t["target"] == target))
+            .cloned()
+            .unwrap_or_else(|| panic!("/admin/targets does not list {target}: {body}"))
+    }
+
     /// `GET <path>`.
     ///
     /// # Panics

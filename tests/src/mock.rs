@@ -24,9 +24,25 @@
 //! | `forbidden` | 403: a valid key without access to the model or region | the same |
 //! | `content-filter` | [`FILTERED_TEXT`] with `finish_reason: "content_filter"`; a refusal where the provider refuses instead ([`Flavor::content_filter_refuses`]: OpenRouter's moderation 403, Gemini's blocked prompt, Replicate's E005 failed prediction) | the same, streamed |
 //! | `processing-<n>` | Replicate: the prediction is still running after the sync wait and succeeds on the n-th poll; other flavors: as `ok` | the same |
+//! | `flaky-<status>-<n>` | the first `n` chat requests for this exact model name (counted per mock) answer as the error model of `<status>`: 500 → `error-500`, 503 → `unavailable-503`, 429 → `rate-limit` (with the flavor's wait), any other → `error-500`; every later one as `ok` | the same |
+//! | `slow-first-<ms>` | as `slow-<ms>` | the headers at once, then nothing for `<ms>`, then the `ok` stream |
+//! | `stall-<n>` | the headers and half the body, then silence (the connection held open for up to 60 s, then cut) | role chunk + `n` content chunks, then silence: no finish chunk, the connection held open for up to 60 s, then cut |
+//! | `malformed-<n>` | 200 `application/json` whose body is a truncated completion (not JSON; `content-length` matches what is sent) | role chunk + `n` content chunks, one frame of truncated JSON, then the remaining chunks, the finish chunk and `[DONE]` as usual |
 //!
 //! When the last message has role `tool`, the `tool-call` models answer `"tool said: <content>"`
 //! (one line per trailing tool message) instead of calling again.
+//!
+//! **Continuations.** A gateway that loses a stream half-way can continue it on another target
+//! by sending the same conversation plus the partial answer, either as a *prefill* (a final
+//! `assistant` message holding the text so far) or with a *continuation prompt* (that
+//! `assistant` message followed by a `user` message starting with `"Continue"`); see
+//! [`is_continuation`]. The mock answers such a request from the last `user` message *before*
+//! the partial answer, and when its full reply starts with the partial text it sends only the
+//! remainder (partial `"mock reply"` → `" to: hello there"`, streamed word by word after the
+//! role chunk as usual), so a test can check that the pieces a client receives join into one
+//! answer. A partial that is not a prefix of the reply gets the full reply. `completion_tokens`
+//! counts the words actually sent. Gemini reads the same from a trailing `model` turn (or a
+//! `model` turn followed by a `user` turn starting with `"Continue"`).
 //!
 //! Usage is deterministic: `completion_tokens` is the number of whitespace-separated words of the
 //! answer's text, `prompt_tokens` is `8 + (characters of all message contents) / 4`.
@@ -57,6 +73,7 @@ mod wire;
 
 pub use dialects::{CEREBRAS_RESET_TOKENS_MINUTE, OPENROUTER_CONTEXT_LENGTH_MESSAGE};
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -253,6 +270,38 @@ struct State {
     api_key: RwLock<Option<String>>,
     /// Replicate's prediction jobs, by id (unused by the other flavors).
     predictions: replicate::Predictions,
+    /// How many chat requests each `flaky-*` model name has had, so it fails only the first
+    /// ones. Per mock, so tests running side by side each get their own failures.
+    flaky: Mutex<HashMap<String, usize>>,
+}
+
+impl State {
+    /// The behaviour of a chat request for `model`: [`Behaviour::of`], with a `flaky-*` model
+    /// resolved (and its count advanced) into the error it answers with this time, or `Ok`.
+    fn behaviour(&self, model: &str) -> Behaviour {
+        self.behaviour_counted_as(model, model)
+    }
+
+    /// As [`State::behaviour`], for flavors where the behaviour is read from a part (`name`) of
+    /// the name the requests are counted under (`model`; Replicate's `owner/name`).
+    fn behaviour_counted_as(&self, model: &str, name: &str) -> Behaviour {
+        let behaviour = Behaviour::of(name);
+        let Behaviour::Flaky { status, failures } = behaviour else {
+            return behaviour;
+        };
+        let mut counts = match self.flaky.lock() {
+            Ok(counts) => counts,
+            // A count is a single integer update: still consistent after a panic elsewhere.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let seen = counts.entry(model.to_owned()).or_insert(0);
+        *seen = seen.saturating_add(1);
+        if *seen <= failures {
+            Behaviour::failure(status)
+        } else {
+            Behaviour::Ok
+        }
+    }
 }
 
 /// A running mock provider. The server stops (and drops its connections) when this is dropped.
@@ -292,6 +341,7 @@ impl MockUpstream {
             requests: Mutex::new(Vec::new()),
             api_key: RwLock::new(None),
             predictions: replicate::Predictions::default(),
+            flaky: Mutex::new(HashMap::new()),
         });
         let server = tokio::spawn(serve(listener, Arc::clone(&state)));
         Ok(MockUpstream {
@@ -427,9 +477,46 @@ enum Behaviour {
     Processing {
         polls: usize,
     },
+    /// The first `failures` requests answer as the error model of `status`, the rest as `Ok`.
+    /// Only [`Behaviour::of`] returns it: [`State::behaviour`] resolves it per request, so the
+    /// flavors never dispatch on it (they answer it as `Ok` should one slip through).
+    Flaky {
+        status: u16,
+        failures: usize,
+    },
+    /// Stream: the headers at once, the first chunk after this long. Non-stream: as `Slow`.
+    SlowFirst(Duration),
+    /// The answer stops after `chunks` content chunks and the connection goes silent.
+    Stall {
+        chunks: usize,
+    },
+    /// A frame of truncated JSON after `chunks` content chunks; the stream then goes on.
+    Malformed {
+        chunks: usize,
+    },
 }
 
+/// How long `stall-<n>` keeps its connection open and silent before giving up on it: longer
+/// than any timeout a test would wait for, short enough that a forgotten one does not hold the
+/// mock (and a gateway's connection pool) forever.
+const STALL_HOLD: Duration = Duration::from_secs(60);
+
+/// The pause before a scripted fault (a cut, an error frame, a malformed frame): it lets the
+/// chunks before it reach the client in an earlier read than the fault, as they would when
+/// a real server fails mid-generation.
+const FAULT_PAUSE: Duration = Duration::from_millis(50);
+
 impl Behaviour {
+    /// The error model a `flaky-<status>-<n>` failure answers as.
+    fn failure(status: u16) -> Behaviour {
+        match status {
+            429 => Behaviour::RateLimit { retry_after: true },
+            503 => Behaviour::Unavailable,
+            // 500, and any status the mock has no model for: a plain server error.
+            _ => Behaviour::ServerError,
+        }
+    }
+
     fn of(model: &str) -> Behaviour {
         match model {
             "tool-call" => Behaviour::ToolCall { parallel: false },
@@ -449,17 +536,29 @@ impl Behaviour {
             "forbidden" => Behaviour::Forbidden,
             "content-filter" => Behaviour::ContentFilter,
             _ => {
-                if let Some(ms) = model.strip_prefix("slow-").and_then(|n| n.parse().ok()) {
+                let number = |prefix: &str| -> Option<u64> {
+                    model.strip_prefix(prefix).and_then(|n| n.parse().ok())
+                };
+                let count = |prefix: &str| -> Option<usize> {
+                    model.strip_prefix(prefix).and_then(|n| n.parse().ok())
+                };
+                if let Some((status, failures)) = model
+                    .strip_prefix("flaky-")
+                    .and_then(|rest| rest.split_once('-'))
+                    .and_then(|(status, n)| Some((status.parse().ok()?, n.parse().ok()?)))
+                {
+                    Behaviour::Flaky { status, failures }
+                } else if let Some(ms) = number("slow-first-") {
+                    Behaviour::SlowFirst(Duration::from_millis(ms))
+                } else if let Some(n) = count("stall-") {
+                    Behaviour::Stall { chunks: n }
+                } else if let Some(n) = count("malformed-") {
+                    Behaviour::Malformed { chunks: n }
+                } else if let Some(ms) = number("slow-") {
                     Behaviour::Slow(Duration::from_millis(ms))
-                } else if let Some(n) = model
-                    .strip_prefix("cut-stream-")
-                    .and_then(|n| n.parse().ok())
-                {
+                } else if let Some(n) = count("cut-stream-") {
                     Behaviour::CutStream { chunks: n }
-                } else if let Some(n) = model
-                    .strip_prefix("processing-")
-                    .and_then(|n| n.parse().ok())
-                {
+                } else if let Some(n) = count("processing-") {
                     Behaviour::Processing { polls: n }
                 } else {
                     Behaviour::Ok
@@ -510,7 +609,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
     }
 
     match flavor {
-        Flavor::Gemini => return gemini::handle(&parts, json).await,
+        Flavor::Gemini => return gemini::handle(&state, &parts, json).await,
         Flavor::Replicate => return replicate::handle(&state, &parts, json).await,
         _ => {}
     }
@@ -518,7 +617,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
     let base = flavor.base_path();
     let route = parts.uri.path().strip_prefix(base).unwrap_or("");
     match (&parts.method, route) {
-        (&Method::POST, "/chat/completions") => chat(flavor, json).await,
+        (&Method::POST, "/chat/completions") => chat(&state, json).await,
         (&Method::GET, "/models") => {
             let models = match flavor {
                 Flavor::Groq | Flavor::OpenAi => wire::models(flavor),
@@ -629,14 +728,21 @@ impl<'a> Chat<'a> {
         8 + chars as u64 / 4
     }
 
-    /// The text of the last `user` message.
-    fn last_user_text(&self) -> String {
-        self.messages
+    /// The text the `ok` family of models answers: `"mock reply to: <question>"`, where the
+    /// question is the last `user` message (before the partial answer of a continuation), or
+    /// only what is left of that reply after the partial answer (see [`is_continuation`]).
+    fn reply_text(&self) -> String {
+        let (asked, partial) = match partial_answer_at(self.messages) {
+            Some(at) => (&self.messages[..at], Some(text_of(&self.messages[at]))),
+            None => (self.messages, None),
+        };
+        let question = asked
             .iter()
             .rev()
-            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+            .find(|m| role_of(m) == Some("user"))
             .map(text_of)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        continued(format!("mock reply to: {question}"), partial.as_deref())
     }
 
     /// The contents of the tool results that end the conversation, if it ends with any.
@@ -653,6 +759,65 @@ impl<'a> Chat<'a> {
     }
 }
 
+/// Whether a chat request continues a broken answer: its messages end with the partial answer
+/// so far, as a *prefill* (a final `assistant` message with text and no `tool_calls`) or with a
+/// *continuation prompt* (that `assistant` message followed by a final `user` message whose text
+/// starts with `"Continue"`). The mock answers such a request with the rest of its reply; see
+/// the module docs.
+///
+/// A conversation whose user really says "Continue …" after an ordinary answer reads as a
+/// continuation too: the mock cannot tell them apart, and neither can a real model.
+pub fn is_continuation(messages: &[Value]) -> bool {
+    partial_answer_at(messages).is_some()
+}
+
+/// The index of the message holding a continuation's partial answer ([`is_continuation`]).
+fn partial_answer_at(messages: &[Value]) -> Option<usize> {
+    let is_partial = |m: &Value| {
+        let calls = m
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .is_some_and(|calls| !calls.is_empty());
+        role_of(m) == Some("assistant") && !calls && !text_of(m).is_empty()
+    };
+    let is_prompt = |m: &Value| role_of(m) == Some("user") && is_continue_prompt(&text_of(m));
+    partial_turn_at(messages, is_partial, is_prompt)
+}
+
+/// Where the partial answer of a continuation is, given how the dialect spells a partial answer
+/// (`is_partial`) and a continuation prompt (`is_prompt`): the last turn, or the one before a
+/// final continuation prompt.
+fn partial_turn_at<T>(
+    turns: &[T],
+    is_partial: impl Fn(&T) -> bool,
+    is_prompt: impl Fn(&T) -> bool,
+) -> Option<usize> {
+    let last = turns.len().checked_sub(1)?;
+    if is_partial(&turns[last]) {
+        return Some(last);
+    }
+    let before = last.checked_sub(1)?;
+    (is_prompt(&turns[last]) && is_partial(&turns[before])).then_some(before)
+}
+
+/// Whether a user turn's text asks to continue the answer before it.
+fn is_continue_prompt(text: &str) -> bool {
+    text.trim_start().starts_with("Continue")
+}
+
+/// What is left to say of `full` once `partial` has been said: the rest when `full` starts with
+/// it, else all of `full` (the partial came from some other answer).
+fn continued(full: String, partial: Option<&str>) -> String {
+    match partial.and_then(|partial| full.strip_prefix(partial)) {
+        Some(rest) => rest.to_owned(),
+        None => full,
+    }
+}
+
+fn role_of(message: &Value) -> Option<&str> {
+    message.get("role").and_then(Value::as_str)
+}
+
 /// A message's text: a string `content`, or the `text` parts of an array `content`.
 fn text_of(message: &Value) -> String {
     match message.get("content") {
@@ -666,7 +831,8 @@ fn text_of(message: &Value) -> String {
     }
 }
 
-async fn chat(flavor: Flavor, body: Option<Value>) -> Result<Response<Body>, Reset> {
+async fn chat(state: &State, body: Option<Value>) -> Result<Response<Body>, Reset> {
+    let flavor = state.flavor;
     let Some(body) = body else {
         return Ok(error(
             flavor,
@@ -693,16 +859,42 @@ async fn chat(flavor: Flavor, body: Option<Value>) -> Result<Response<Body>, Res
         }
     };
     let completion = Completion::new(flavor, chat.model, chat.prompt_tokens());
-    let reply = || Answer::Text(format!("mock reply to: {}", chat.last_user_text()));
+    let reply = || Answer::Text(chat.reply_text());
 
-    match Behaviour::of(chat.model) {
-        behaviour @ (Behaviour::Ok | Behaviour::NoDone | Behaviour::Processing { .. }) => {
+    match state.behaviour(chat.model) {
+        behaviour @ (Behaviour::Ok
+        | Behaviour::NoDone
+        | Behaviour::Processing { .. }
+        | Behaviour::Flaky { .. }) => {
             let done = behaviour != Behaviour::NoDone;
             Ok(answer(flavor, &chat, &completion, &reply(), done))
+        }
+        // Without a stream there is no first chunk to hold back: the whole answer waits.
+        Behaviour::Slow(delay) | Behaviour::SlowFirst(delay) if !chat.stream => {
+            tokio::time::sleep(delay).await;
+            Ok(answer(flavor, &chat, &completion, &reply(), true))
         }
         Behaviour::Slow(delay) => {
             tokio::time::sleep(delay).await;
             Ok(answer(flavor, &chat, &completion, &reply(), true))
+        }
+        Behaviour::SlowFirst(delay) => {
+            let sse = stream_text(flavor, &chat, &completion, &reply(), true);
+            // hyper writes the head before it polls the body, so the headers are out while the
+            // body's first step waits: a model that takes its time over the first token.
+            let steps = vec![Step::Pause(delay), Step::Send(Bytes::from(sse))];
+            Ok(streamed(flavor, StatusCode::OK, steps))
+        }
+        Behaviour::Stall { chunks } => Ok(cut_short(
+            flavor,
+            &chat,
+            &completion,
+            chunks,
+            &reply(),
+            STALL_HOLD,
+        )),
+        Behaviour::Malformed { chunks } => {
+            Ok(malformed(flavor, &chat, &completion, chunks, &reply()))
         }
         Behaviour::ToolCall { parallel } => {
             let results = chat.trailing_tool_results();
@@ -797,9 +989,14 @@ async fn chat(flavor: Flavor, body: Option<Value>) -> Result<Response<Body>, Res
                 Ok(answer(flavor, &chat, &completion, &filtered, true))
             }
         },
-        Behaviour::CutStream { chunks } => {
-            Ok(cut_short(flavor, &chat, &completion, chunks, &reply()))
-        }
+        Behaviour::CutStream { chunks } => Ok(cut_short(
+            flavor,
+            &chat,
+            &completion,
+            chunks,
+            &reply(),
+            FAULT_PAUSE,
+        )),
         Behaviour::StreamError => {
             let chunks = completion.first_text_chunks("partial answer", 1);
             let frame = match flavor {
@@ -814,7 +1011,7 @@ async fn chat(flavor: Flavor, body: Option<Value>) -> Result<Response<Body>, Res
                 .collect();
             // The pause lets the partial answer reach the client before the error, as a
             // failure mid-generation would.
-            steps.push(Step::Pause(Duration::from_millis(50)));
+            steps.push(Step::Pause(FAULT_PAUSE));
             steps.push(Step::Send(Bytes::from(wire::sse(&frame.to_string()))));
             let mut response = streamed(flavor, StatusCode::OK, steps);
             response
@@ -906,32 +1103,45 @@ fn answer(
     if !chat.stream {
         return json_response(flavor, StatusCode::OK, &completion.full(answer));
     }
-    let mut sse = dialects::sse_frames(flavor, &completion.chunks(answer, chat.include_usage));
-    if done {
-        sse.push_str(wire::SSE_DONE);
-    }
+    let sse = stream_text(flavor, chat, completion, answer, done);
     // One frame per SSE event would be more bytes on the wire for nothing: a real server's
     // writes coalesce the same way when the model is fast.
     streamed(flavor, StatusCode::OK, vec![Step::Send(Bytes::from(sse))])
 }
 
-/// An answer that stops half-way and then loses its connection.
+/// Every frame of a streamed answer, `[DONE]` included when `done`.
+fn stream_text(
+    flavor: Flavor,
+    chat: &Chat<'_>,
+    completion: &Completion,
+    answer: &Answer,
+    done: bool,
+) -> String {
+    let mut sse = dialects::sse_frames(flavor, &completion.chunks(answer, chat.include_usage));
+    if done {
+        sse.push_str(wire::SSE_DONE);
+    }
+    sse
+}
+
+/// An answer that stops half-way: the connection stays silent for `hold` and is then cut.
+/// `cut-stream` holds just long enough for hyper to flush what was sent before the connection
+/// dies; `stall` holds for [`STALL_HOLD`], a server that hangs mid-answer.
 fn cut_short(
     flavor: Flavor,
     chat: &Chat<'_>,
     completion: &Completion,
     chunks: usize,
     reply: &Answer,
+    hold: Duration,
 ) -> Response<Body> {
-    // The pause lets hyper flush what was sent before the connection dies.
-    let pause = Duration::from_millis(50);
     if !chat.stream {
         let full = Bytes::from(completion.full(reply).to_string());
         let half = full.slice(..full.len() / 2);
         let mut response = streamed(
             flavor,
             StatusCode::OK,
-            vec![Step::Send(half), Step::Pause(pause), Step::Fail],
+            vec![Step::Send(half), Step::Pause(hold), Step::Fail],
         );
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -953,7 +1163,41 @@ fn cut_short(
     if !sse.is_empty() {
         steps.push(Step::Send(Bytes::from(sse)));
     }
-    steps.extend([Step::Pause(pause), Step::Fail]);
+    steps.extend([Step::Pause(hold), Step::Fail]);
+    streamed(flavor, StatusCode::OK, steps)
+}
+
+/// An answer with one piece of broken JSON in it. Streamed: the first `chunks` content chunks,
+/// a frame whose JSON stops half-way, then the rest of the stream as if nothing had happened
+/// (what a proxy mangling one write looks like). Not streamed: a 200 JSON body cut in half
+/// whose `content-length` matches, so only the JSON is wrong, not the HTTP message.
+fn malformed(
+    flavor: Flavor,
+    chat: &Chat<'_>,
+    completion: &Completion,
+    chunks: usize,
+    reply: &Answer,
+) -> Response<Body> {
+    if !chat.stream {
+        let full = Bytes::from(completion.full(reply).to_string());
+        let half = full.slice(..full.len() / 2);
+        return raw_json_response(flavor, StatusCode::OK, half);
+    }
+    let content_chunks = match reply {
+        Answer::Text(text) | Answer::Filtered(text) => wire::split_words(text).len(),
+        Answer::ToolCalls(_) => 0,
+    };
+    let all = completion.chunks(reply, chat.include_usage);
+    // The role chunk, then at most every content chunk: the finish chunk always comes after.
+    let (before, after) = all.split_at((1 + chunks.min(content_chunks)).min(all.len()));
+    let mut rest = dialects::sse_frames(flavor, after);
+    rest.push_str(wire::SSE_DONE);
+    let steps = vec![
+        Step::Send(Bytes::from(dialects::sse_frames(flavor, before))),
+        Step::Pause(FAULT_PAUSE),
+        Step::Send(Bytes::from(completion.truncated_chunk())),
+        Step::Send(Bytes::from(rest)),
+    ];
     streamed(flavor, StatusCode::OK, steps)
 }
 
@@ -994,7 +1238,11 @@ fn streamed(flavor: Flavor, status: StatusCode, steps: Vec<Step>) -> Response<Bo
 }
 
 fn json_response(flavor: Flavor, status: StatusCode, body: &Value) -> Response<Body> {
-    let bytes = Bytes::from(body.to_string());
+    raw_json_response(flavor, status, Bytes::from(body.to_string()))
+}
+
+/// A whole `application/json` answer of these bytes (JSON or, for `malformed`, not quite).
+fn raw_json_response(flavor: Flavor, status: StatusCode, bytes: Bytes) -> Response<Body> {
     let mut response = Response::new(
         Full::new(bytes)
             .map_err(|never: Infallible| match never {})
@@ -1058,6 +1306,65 @@ mod tests {
         assert_eq!(
             Behaviour::of("rate-limit-no-header"),
             Behaviour::RateLimit { retry_after: false }
+        );
+        assert_eq!(
+            Behaviour::of("flaky-503-3"),
+            Behaviour::Flaky {
+                status: 503,
+                failures: 3
+            }
+        );
+        assert_eq!(Behaviour::of("flaky-503"), Behaviour::Ok);
+        assert_eq!(
+            Behaviour::of("slow-first-250"),
+            Behaviour::SlowFirst(Duration::from_millis(250))
+        );
+        assert_eq!(Behaviour::of("stall-2"), Behaviour::Stall { chunks: 2 });
+        assert_eq!(
+            Behaviour::of("malformed-0"),
+            Behaviour::Malformed { chunks: 0 }
+        );
+    }
+
+    #[test]
+    fn flaky_statuses_map_to_the_error_models() {
+        assert_eq!(
+            Behaviour::failure(429),
+            Behaviour::RateLimit { retry_after: true }
+        );
+        assert_eq!(Behaviour::failure(503), Behaviour::Unavailable);
+        assert_eq!(Behaviour::failure(500), Behaviour::ServerError);
+        assert_eq!(Behaviour::failure(502), Behaviour::ServerError);
+    }
+
+    #[test]
+    fn continuations_are_a_trailing_partial_answer_or_a_continue_prompt_after_one() {
+        let question = json!({"role": "user", "content": "hello there"});
+        let partial = json!({"role": "assistant", "content": "mock reply"});
+        let prompt = json!({"role": "user", "content": "Continue from where you stopped."});
+        assert!(!is_continuation(&[]));
+        assert!(!is_continuation(std::slice::from_ref(&question)));
+        assert!(is_continuation(&[question.clone(), partial.clone()]));
+        assert!(is_continuation(&[
+            question.clone(),
+            partial.clone(),
+            prompt.clone()
+        ]));
+        // A continuation prompt needs the partial answer right before it.
+        assert!(!is_continuation(&[question.clone(), prompt.clone()]));
+        // A tool call is not a partial answer.
+        let call = json!({"role": "assistant", "content": null,
+            "tool_calls": [{"id": "call_1", "type": "function",
+                "function": {"name": "f", "arguments": "{}"}}]});
+        assert!(!is_continuation(&[question.clone(), call]));
+
+        assert_eq!(
+            continued("mock reply to: x".to_owned(), Some("mock reply")),
+            " to: x"
+        );
+        assert_eq!(
+            continued("mock reply to: x".to_owned(), Some("something else")),
+            "mock reply to: x"
         );
     }
 

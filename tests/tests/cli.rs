@@ -52,12 +52,12 @@ fn check_accepts_a_good_config_and_prints_its_routes() {
 fn check_rejects_an_unknown_key_naming_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
-        "{}{PROVIDERS}\n[models.fast]\ntargets = [\"local/llama3.2\"]\nretries = 3\n",
+        "{}{PROVIDERS}\n[models.fast]\ntargets = [\"local/llama3.2\"]\nretry_count = 3\n",
         plugins_section()
     );
     let line = config
         .lines()
-        .position(|l| l.starts_with("retries"))
+        .position(|l| l.starts_with("retry_count"))
         .unwrap()
         + 1;
     let path = write_config(&dir, &config);
@@ -75,7 +75,7 @@ fn check_rejects_an_unknown_key_naming_file_line_and_key() {
         "expected `aigw.toml:{line}:COL:` in:\n{all}"
     );
     assert!(
-        all.contains("retries"),
+        all.contains("retry_count"),
         "the message must name the key:\n{all}"
     );
 }

@@ -599,7 +599,8 @@ async fn long_job(ctx: &Ctx) -> CaseResult {
     Ok(())
 }
 
-/// `[p/rate-limit, p/ok]`: served by the second attempt.
+/// `[p/flaky-429-1000, p/ok]` (a rate-limited target no other case has cooled down yet):
+/// served by the second attempt.
 async fn failover(ctx: &Ctx) -> CaseResult {
     let body = json!({"model": "fallback", "messages": [{"role": "user", "content": QUESTION}]});
     let (status, headers, body) = status_and_json(ctx.gateway.chat(&body).await).await;
@@ -686,8 +687,8 @@ async fn conform(plugin: &'static str) {
     let flavor = provider.flavor;
     let mock = MockUpstream::start(flavor).await.with_api_key(KEY);
     let fallback = match flavor {
-        Flavor::Replicate => "[\"p/mock/rate-limit\", \"p/mock/ok\"]",
-        _ => "[\"p/rate-limit\", \"p/ok\"]",
+        Flavor::Replicate => "[\"p/mock/flaky-429-1000\", \"p/mock/ok\"]",
+        _ => "[\"p/flaky-429-1000\", \"p/ok\"]",
     };
     let config = format!(
         "{}\n{}{}{}[models.fallback]\ntargets = {fallback}\n",

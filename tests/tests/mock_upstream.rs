@@ -378,3 +378,305 @@ async fn dropping_the_mock_stops_it() {
     }
     assert!(refused);
 }
+
+/// Reads the body of `response` piece by piece until `done` says the text so far is enough,
+/// giving each read up to 5 s (a hang fails the test rather than stalling it).
+async fn read_until(
+    body: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    text: &mut String,
+    done: impl Fn(&str) -> bool,
+) {
+    use futures_util::StreamExt;
+    while !done(text) {
+        let piece = tokio::time::timeout(std::time::Duration::from_secs(5), body.next())
+            .await
+            .unwrap_or_else(|_| panic!("no more data after {text:?}"))
+            .unwrap_or_else(|| panic!("the body ended after {text:?}"))
+            .unwrap();
+        text.push_str(std::str::from_utf8(&piece).unwrap());
+    }
+}
+
+fn chat_about(model: &str, stream: bool) -> Value {
+    json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hello there"}]})
+}
+
+#[tokio::test]
+async fn flaky_fails_its_first_requests_per_model_name_then_answers() {
+    let mock = MockUpstream::start(Flavor::OpenAi).await;
+    let status = |response: reqwest::Response| response.status().as_u16();
+    assert_eq!(
+        status(post(&mock, chat_about("flaky-503-2", false)).await),
+        503
+    );
+    // Another name counts on its own: its first request fails even after the others failed.
+    let response = post(&mock, chat_about("flaky-429-1", true)).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "7");
+    assert_eq!(
+        status(post(&mock, chat_about("flaky-503-2", false)).await),
+        503
+    );
+    assert_eq!(
+        status(post(&mock, chat_about("flaky-429-1", false)).await),
+        200
+    );
+
+    let response = post(&mock, chat_about("flaky-503-2", false)).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "mock reply to: hello there"
+    );
+    assert_eq!(
+        status(post(&mock, chat_about("flaky-503-2", false)).await),
+        200
+    );
+
+    // The 500 flavour, and a status the mock has no model for, answer as error-500.
+    for model in ["flaky-500-1", "flaky-502-1"] {
+        let response = post(&mock, chat_about(model, false)).await;
+        assert_eq!(response.status(), 500, "{model}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["message"], mock::SERVER_ERROR_MESSAGE);
+        assert_eq!(status(post(&mock, chat_about(model, false)).await), 200);
+    }
+
+    // The count is per mock: a fresh one fails again.
+    let other = MockUpstream::start(Flavor::OpenAi).await;
+    assert_eq!(
+        status(post(&other, chat_about("flaky-503-2", false)).await),
+        503
+    );
+}
+
+#[tokio::test]
+async fn slow_first_sends_the_headers_at_once_and_the_first_chunk_late() {
+    use futures_util::StreamExt;
+    use tokio::time::{Duration, Instant};
+    let mock = MockUpstream::start(Flavor::OpenAi).await;
+    let sent = Instant::now();
+    let response = post(&mock, chat_about("slow-first-500", true)).await;
+    let headers_at = Instant::now();
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    let first_at = Instant::now();
+    assert!(!first.is_empty());
+    // The mock cannot start its pause after the request arrived, so this bound is exact.
+    assert!(first_at - sent >= Duration::from_millis(500));
+    // Its pause starts as it writes the headers, a moment before they reach the client, so a
+    // loaded machine may eat into the gap; half of it still shows the headers came first (a
+    // mock that held the headers back would leave next to no gap at all).
+    let gap = first_at - headers_at;
+    assert!(gap >= Duration::from_millis(250), "{gap:?}");
+
+    let mut text = String::from_utf8(first.to_vec()).unwrap();
+    while let Some(piece) = body.next().await {
+        text.push_str(std::str::from_utf8(&piece.unwrap()).unwrap());
+    }
+    let transcript = Transcript::from_body(&text);
+    assert_eq!(transcript.content, "mock reply to: hello there");
+    assert!(transcript.ends_with_done());
+
+    // Without a stream the whole answer waits, as with slow-<ms>.
+    let sent = Instant::now();
+    let response = post(&mock, chat_about("slow-first-200", false)).await;
+    assert!(sent.elapsed() >= Duration::from_millis(200));
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn stall_sends_some_chunks_then_goes_silent() {
+    use futures_util::StreamExt;
+    use std::time::Duration;
+    let mock = MockUpstream::start(Flavor::OpenAi).await;
+    let response = post(&mock, chat_about("stall-2", true)).await;
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    // Role chunk + two content chunks: three whole frames.
+    read_until(&mut body, &mut text, |text| {
+        text.matches("\n\n").count() >= 3
+    })
+    .await;
+    let transcript = Transcript::from_body(&text);
+    assert_eq!(transcript.events.len(), 3, "{text}");
+    assert_eq!(transcript.content, "mock reply");
+    assert_eq!(transcript.finish_reason, None);
+    // The point of the behaviour: nothing more comes, and the connection does not end either.
+    let next = tokio::time::timeout(Duration::from_millis(300), body.next()).await;
+    assert!(next.is_err(), "expected silence, got {next:?}");
+
+    // Without a stream: the headers and half the body, then silence.
+    let response = post(&mock, chat_about("stall-2", false)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let length: usize = response.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    read_until(&mut body, &mut text, |text| !text.is_empty()).await;
+    assert!(text.starts_with('{') && text.len() < length, "{text}");
+    let next = tokio::time::timeout(Duration::from_millis(300), body.next()).await;
+    assert!(next.is_err(), "expected silence, got {next:?}");
+}
+
+#[tokio::test]
+async fn malformed_sends_one_broken_frame_and_still_finishes() {
+    use aigw_tests::sse::Event;
+    let mock = MockUpstream::start(Flavor::OpenAi).await;
+    let text = post(&mock, chat_about("malformed-1", true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let transcript = Transcript::from_body(&text);
+    let broken: Vec<&Event> = transcript
+        .events
+        .iter()
+        .filter(|event| matches!(event, Event::Other(_)))
+        .collect();
+    assert_eq!(broken.len(), 1, "{text}");
+    // Role chunk, one content chunk, then the broken frame.
+    assert!(matches!(transcript.events[2], Event::Other(_)), "{text}");
+    assert_eq!(
+        transcript.events[1].json().unwrap()["choices"][0]["delta"]["content"],
+        "mock"
+    );
+    // Every real chunk still arrives, and the stream ends as usual.
+    assert_eq!(transcript.content, "mock reply to: hello there");
+    assert_eq!(transcript.finish_reason.as_deref(), Some("stop"));
+    assert!(transcript.ends_with_done());
+
+    let response = post(&mock, chat_about("malformed-1", false)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let length: usize = response.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = response.bytes().await.unwrap();
+    assert_eq!(body.len(), length);
+    assert!(body.starts_with(b"{\""));
+    assert!(serde_json::from_slice::<Value>(&body).is_err());
+}
+
+#[tokio::test]
+async fn continuations_get_only_the_rest_of_the_reply() {
+    let mock = MockUpstream::start(Flavor::OpenAi).await;
+    let question = json!({"role": "user", "content": "hello there"});
+    let partial = json!({"role": "assistant", "content": "mock reply"});
+    let prompt = json!({"role": "user", "content": "Continue exactly where you stopped."});
+
+    // Prefill: the partial answer is the last message.
+    let prefill = vec![
+        json!({"role": "user", "content": "an earlier question"}),
+        json!({"role": "assistant", "content": "an earlier answer"}),
+        question.clone(),
+        partial.clone(),
+    ];
+    assert!(mock::is_continuation(&prefill));
+    let body: Value = post(&mock, json!({"model": "ok", "messages": prefill}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], " to: hello there");
+    assert_eq!(body["usage"]["completion_tokens"], 3);
+
+    // Continuation prompt, streamed: the rest word by word, the role on the first chunk.
+    let messages = vec![question.clone(), partial.clone(), prompt.clone()];
+    assert!(mock::is_continuation(&messages));
+    let body = json!({"model": "ok", "stream": true, "stream_options": {"include_usage": true},
+                      "messages": messages});
+    let transcript = Transcript::from_body(&post(&mock, body).await.text().await.unwrap());
+    assert_eq!(transcript.content, " to: hello there");
+    let first = transcript.events[0].json().unwrap();
+    assert_eq!(first["choices"][0]["delta"]["role"], "assistant");
+    let words = transcript
+        .events
+        .iter()
+        .filter_map(|e| e.json())
+        .filter(|c| {
+            c.pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        })
+        .count();
+    assert_eq!(words, 3);
+    assert_eq!(transcript.usage_chunks[0]["usage"]["completion_tokens"], 3);
+    assert!(transcript.ends_with_done());
+
+    // A partial answer that is not the start of the reply gets the whole reply.
+    let other = json!({"role": "assistant", "content": "Something else entirely"});
+    for messages in [
+        vec![question.clone(), other.clone()],
+        vec![question.clone(), other.clone(), prompt.clone()],
+    ] {
+        let body: Value = post(&mock, json!({"model": "ok", "messages": messages}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            "mock reply to: hello there"
+        );
+    }
+
+    // An ordinary conversation is not a continuation.
+    assert!(!mock::is_continuation(std::slice::from_ref(&question)));
+    let body: Value = post(&mock, json!({"model": "ok", "messages": [question]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "mock reply to: hello there"
+    );
+}
+
+#[tokio::test]
+async fn gemini_reads_continuations_and_counts_flaky_failures() {
+    let mock = MockUpstream::start(Flavor::Gemini).await;
+    let call = |model: &str, body: Value| {
+        let url = format!("{}/models/{model}:generateContent", mock.base_url());
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let question = json!({"role": "user", "parts": [{"text": "hello there"}]});
+    let partial = json!({"role": "model", "parts": [{"text": "mock reply"}]});
+    let prompt = json!({"role": "user", "parts": [{"text": "Continue."}]});
+    let text = |answer: &Value| answer["candidates"][0]["content"]["parts"][0]["text"].clone();
+
+    for contents in [
+        vec![question.clone(), partial.clone()],
+        vec![question.clone(), partial.clone(), prompt.clone()],
+    ] {
+        let answer: Value = call("ok", json!({"contents": contents}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(text(&answer), " to: hello there");
+        assert_eq!(answer["usageMetadata"]["candidatesTokenCount"], 3);
+    }
+
+    let ask = json!({"contents": [question]});
+    assert_eq!(call("flaky-503-1", ask.clone()).await.status(), 503);
+    let answer: Value = call("flaky-503-1", ask).await.json().await.unwrap();
+    assert_eq!(text(&answer), "mock reply to: hello there");
+}

@@ -33,6 +33,9 @@ Commands:
                           plugins + release build of aigw, mock-upstream and bench, then the same
                           closed-loop load straight to the mock and through aigw; prints a
                           Markdown table. Also runs the plugin micro-benchmark if present.
+  faults                  plugins + release build of aigw, then the failover end-to-end tests
+                          one at a time; prints the fault table (wall time of the client's
+                          call, attempts the upstreams saw) that the README shows.
   dist                    plugins + release build of aigw, laid out as dist/bin/aigw and
                           dist/plugins/*.wasm (what the Dockerfile ships).
   help, --help, -h        This text.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         "run" => xtask.run(rest),
         "test" => no_args("test", rest).and_then(|()| xtask.test()),
         "bench" => xtask.bench(rest),
+        "faults" => no_args("faults", rest).and_then(|()| xtask.faults()),
         "dist" => no_args("dist", rest).and_then(|()| xtask.dist()),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
@@ -498,6 +502,51 @@ impl Xtask {
                 ]),
             )?;
         }
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------------------------- faults
+
+    /// Runs the failover scenarios against a release gateway, one at a time so their wall
+    /// times do not disturb each other, and tabulates the `fault-table | …` lines they print.
+    fn faults(&self) -> Result {
+        self.plugins(Profile::Release)?;
+        self.build_release(&["aigw"])?;
+        let mut tests = self.cargo();
+        tests
+            .args(["test", "-p", "aigw-tests", "--test", "failover", "--"])
+            .args(["--nocapture", "--test-threads=1"])
+            .env("AIGW_BIN", self.target.join("release").join("aigw"));
+        println!("\n==> failover scenarios\n$ {}", show(&tests));
+        let output = tests
+            .output()
+            .map_err(|e| format!("cannot run the failover tests: {e}"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            return Err(format!(
+                "the failover tests failed ({}):\n{stdout}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        let mut table = String::from(
+            "| fault | client's call (ms) | attempts the upstreams saw |\n|---|---:|---:|\n",
+        );
+        let mut rows = 0;
+        for line in stdout.lines() {
+            let Some(row) = line.strip_prefix("fault-table | ") else {
+                continue;
+            };
+            let cells: Vec<&str> = row.split(" | ").collect();
+            if let [fault, wall, attempts] = cells[..] {
+                let _ = writeln!(table, "| {fault} | {wall} | {attempts} |");
+                rows += 1;
+            }
+        }
+        if rows == 0 {
+            return Err("the failover tests printed no fault-table lines".to_owned());
+        }
+        println!("\n{table}");
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use aigw_runtime::{Limits, Plugin, Runtime};
-use aigw_server::{Gateway, Provider, RouteTarget, Secret};
+use aigw_server::{Gateway, Provider, RouteOptions, Secret, TargetOptions};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -158,7 +158,8 @@ async fn build(config: &Config) -> anyhow::Result<Gateway> {
             p.api_key_missing.clone(),
             p.connect_timeout,
             p.timeout,
-        );
+        )
+        .with_timeouts(p.timeouts);
         if let Some(why) = &provider.missing_credential {
             tracing::warn!(
                 provider = %provider.name,
@@ -170,19 +171,39 @@ async fn build(config: &Config) -> anyhow::Result<Gateway> {
 
     let mut routes = HashMap::new();
     for model in &config.models {
-        let targets: Vec<RouteTarget> = model
+        // The config checked that every target names a configured provider.
+        let targets: Vec<TargetOptions> = model
             .targets
             .iter()
-            .filter_map(|(provider, name)| {
-                providers
-                    .get(provider)
-                    .map(|p| RouteTarget::new(Arc::clone(p), name))
+            .filter_map(|target| {
+                providers.get(&target.provider).map(|p| TargetOptions {
+                    provider: Arc::clone(p),
+                    model: target.model.clone(),
+                    priority: target.priority,
+                    weight: target.weight,
+                    context_window: target.context_window,
+                    prefill: target.prefill,
+                    timeouts: target.timeouts,
+                })
             })
             .collect();
-        routes.insert(model.alias.clone(), Arc::from(targets));
+        let options = RouteOptions {
+            targets,
+            strategy: model.strategy,
+            timeouts: model.timeouts,
+            retries: model.retries,
+            retry_budget: model.retry_budget,
+            hedge_after: model.hedge_after,
+        };
+        routes.insert(model.alias.clone(), options);
     }
-    Gateway::new(providers, routes, config.max_body_bytes)
-        .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))
+    Gateway::new(
+        providers,
+        routes,
+        config.failover.clone(),
+        config.max_body_bytes,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))
 }
 
 async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> {
@@ -266,7 +287,13 @@ async fn check(config_path: PathBuf) -> anyhow::Result<()> {
         let targets = gateway
             .routes
             .get(alias)
-            .map(|ts| ts.iter().map(|t| t.label.to_string()).collect::<Vec<_>>())
+            .map(|route| {
+                route
+                    .entries
+                    .iter()
+                    .map(|e| e.target.label.to_string())
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default();
         out.push_str(&format!("  {alias} -> {}\n", targets.join(", ")));
     }

@@ -1,21 +1,28 @@
 //! `POST /v1/chat/completions`: parse the request once, walk the route with the failover
-//! engine, and answer as JSON or as a server-sent event stream.
+//! engine, and answer as JSON or as a server-sent event stream — continuing a stream that breaks
+//! after its first byte on the route's next target.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aigw_router::{Failure, FailureClass, Served, Upstream};
+use aigw_router::{
+    Attempt, Exhausted, Failure, FailureClass, Outcome, Request, Served, Skip, SkipReason,
+    Timeouts, Upstream,
+};
 use aigw_runtime::{CallError, Chunk, HttpResponse, Step, StreamDecoder, Usage};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::gateway::{Gateway, RouteTarget};
+use crate::gateway::{Gateway, RouteTarget, ServedRoute};
 
 /// How many `follow` steps one answer may take (polling APIs); a plugin looping forever on
 /// `follow` fails the attempt instead of holding the request.
@@ -39,7 +46,24 @@ struct StreamOptions {
     include_usage: Option<bool>,
 }
 
-pub(crate) async fn handle(gateway: Arc<Gateway>, body: Bytes) -> Response<Body> {
+/// Options of one request that do not come from its JSON body.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RequestOptions {
+    /// `x-aigw-debug: attempts`: describe every attempt in a response header.
+    pub debug_attempts: bool,
+}
+
+/// Seeds each request's weighted order and jitter differently, without a lock or a syscall.
+fn next_seed() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0x5DEE_CE66_D1CE_4E5B);
+    COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+}
+
+pub(crate) async fn handle(
+    gateway: Arc<Gateway>,
+    body: Bytes,
+    options: RequestOptions,
+) -> Response<Body> {
     let started = Instant::now();
     let head: RequestHead<'_> = match serde_json::from_slice(&body) {
         Ok(head) => head,
@@ -65,7 +89,7 @@ pub(crate) async fn handle(gateway: Arc<Gateway>, body: Bytes) -> Response<Body>
             .code("missing_messages")
             .response();
     }
-    let Some(targets) = gateway.resolve(model) else {
+    let Some(route) = gateway.resolve(model) else {
         return ApiError::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
@@ -94,41 +118,152 @@ pub(crate) async fn handle(gateway: Arc<Gateway>, body: Bytes) -> Response<Body>
     let call = Call {
         gateway: &gateway,
         body: text,
+        continuation: None,
         stream,
     };
-    let outcome = aigw_router::serve(&call, &targets).await;
+    let seed = next_seed();
+    let request = Request {
+        stream,
+        seed,
+        exclude: Vec::new(),
+    };
+    let outcome = aigw_router::serve(&call, &route, &request).await;
     let log = RequestLog {
         model,
-        targets: Arc::clone(&targets),
+        route: Arc::clone(&route),
         started,
         stream,
     };
     match outcome {
-        Ok(served) => answer(served, &targets, include_usage, log),
+        Ok(served) => {
+            let context = StreamContext {
+                gateway: Arc::clone(&gateway),
+                route,
+                body: body.clone(),
+                seed,
+                include_usage,
+                log,
+            };
+            answer(served, context, options)
+        }
         Err(exhausted) => {
-            let error = ApiError::exhausted(&exhausted, |i| label(&targets, i));
+            let error = exhausted_error(&exhausted, &route, &log.model);
             log.emit(
                 error.status.as_u16(),
                 &exhausted.attempts,
+                &exhausted.skipped,
                 None,
                 None,
                 Some(&error.message),
             );
             let mut response = error.response();
-            response.headers_mut().insert(
+            let headers = response.headers_mut();
+            headers.insert(
                 "x-aigw-attempts",
                 HeaderValue::from(exhausted.attempts.len()),
             );
+            if options.debug_attempts {
+                debug_header(headers, &route, &exhausted.attempts, &exhausted.skipped);
+            }
             response
         }
     }
 }
 
-fn label(targets: &[RouteTarget], index: usize) -> String {
-    targets
+/// The client's error when no target served: every target resting (cooling down after rate
+/// limits, or behind open breakers) answers at once with when to come back; otherwise the
+/// decisive upstream failure.
+fn exhausted_error(exhausted: &Exhausted, route: &ServedRoute, model: &str) -> ApiError {
+    if let Some((wait, all_cooling)) = exhausted.unavailable_for() {
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut error = if all_cooling {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                format!(
+                    "every target of `{model}` is cooling down after rate limits; retry in \
+                     {seconds} s"
+                ),
+            )
+            .code("rate_limited")
+        } else {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_error",
+                format!(
+                    "no target of `{model}` is available (circuit open after repeated \
+                     failures); retry in {seconds} s"
+                ),
+            )
+            .code("unavailable")
+        };
+        error.retry_after = Some(seconds);
+        return error;
+    }
+    ApiError::exhausted(exhausted, |i| label(route, i))
+}
+
+fn label(route: &ServedRoute, index: usize) -> String {
+    route
+        .entries
         .get(index)
-        .map(|t| t.label.to_string())
+        .map(|e| e.target.label.to_string())
         .unwrap_or_default()
+}
+
+/// `x-aigw-attempt-log`: one `label kind outcome latency` item per attempt, then the skipped
+/// targets, for `x-aigw-debug: attempts`.
+fn debug_header(
+    headers: &mut http::HeaderMap,
+    route: &ServedRoute,
+    attempts: &[Attempt],
+    skipped: &[Skip],
+) {
+    if let Ok(value) = HeaderValue::from_str(&describe_attempts(route, attempts, skipped)) {
+        headers.insert("x-aigw-attempt-log", value);
+    }
+}
+
+/// What every attempt did, for the log line and the debug header. Messages are left out: they
+/// are upstream text, not always fit for a header.
+fn describe_attempts(route: &ServedRoute, attempts: &[Attempt], skipped: &[Skip]) -> String {
+    let mut out = String::new();
+    for attempt in attempts {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        let outcome = match &attempt.outcome {
+            Outcome::Served => "served".to_owned(),
+            Outcome::Cancelled => "cancelled".to_owned(),
+            Outcome::Failed(failure) => match failure.status {
+                Some(status) => format!("{}({status})", failure.class.as_str()),
+                None => failure.class.as_str().to_owned(),
+            },
+        };
+        let _ = write!(
+            out,
+            "{} {} {outcome} at={:.1}ms took={:.1}ms",
+            label(route, attempt.target),
+            attempt.kind.as_str(),
+            attempt.at.as_secs_f64() * 1000.0,
+            attempt.latency.as_secs_f64() * 1000.0
+        );
+    }
+    for skip in skipped {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        let _ = write!(
+            out,
+            "{} skipped {}",
+            label(route, skip.target),
+            skip.reason.as_str()
+        );
+        if let SkipReason::Cooling(wait) | SkipReason::Open(wait) = skip.reason {
+            let _ = write!(out, " for={:.1}s", wait.as_secs_f64());
+        }
+    }
+    out
 }
 
 /// What one successful attempt produced.
@@ -143,13 +278,31 @@ struct OpenStream {
     decoder: StreamDecoder,
     first: Vec<Chunk>,
     finished: bool,
-    timeout: Duration,
+    /// The longest silence allowed between two upstream reads.
+    stall: Duration,
+    /// When the whole attempt must be over.
+    deadline: tokio::time::Instant,
+    total: Duration,
 }
+
+/// The request bodies that ask a target to continue a broken answer.
+struct Continuation {
+    /// The partial answer as the last (assistant) message, for targets that continue it.
+    prefill: String,
+    /// The partial answer followed by a user message asking to continue, for the others.
+    prompt: String,
+}
+
+/// What the gateway asks a target that continues another's broken answer without prefill.
+pub(crate) const CONTINUE_PROMPT: &str = "Continue your previous answer exactly where it \
+     stopped. Do not repeat anything already written and do not add any preamble.";
 
 /// One chat completion request, tried against targets by the failover engine.
 struct Call<'a> {
     gateway: &'a Gateway,
     body: &'a str,
+    /// Set when continuing a broken stream: the body depends on the target.
+    continuation: Option<&'a Continuation>,
     stream: bool,
 }
 
@@ -157,7 +310,7 @@ impl Upstream for Call<'_> {
     type Target = RouteTarget;
     type Output = Answer;
 
-    async fn attempt(&self, target: &RouteTarget) -> Result<Answer, Failure> {
+    async fn attempt(&self, target: &RouteTarget, timeouts: &Timeouts) -> Result<Answer, Failure> {
         let provider = &target.provider;
         if let Some(why) = &provider.missing_credential {
             return Err(Failure::new(
@@ -165,46 +318,63 @@ impl Upstream for Call<'_> {
                 format!("provider `{}` has no credential: {why}", provider.name),
             ));
         }
-        let timeout = provider.timeout;
-        let within_time = async {
-            if self.stream {
-                self.open_stream(target)
-                    .await
-                    .map(|s| Answer::Stream(Box::new(s)))
-            } else {
-                self.complete(target).await
-            }
+        let body = match self.continuation {
+            Some(c) if target.prefill => c.prefill.as_str(),
+            Some(c) => c.prompt.as_str(),
+            None => self.body,
         };
-        match tokio::time::timeout(timeout, within_time).await {
-            Ok(result) => result,
-            Err(_) => Err(Failure::new(
-                FailureClass::Timeout,
-                if self.stream {
-                    format!("no stream chunk within {} ms", timeout.as_millis())
-                } else {
-                    format!("no complete answer within {} ms", timeout.as_millis())
-                },
-            )),
+        if self.stream {
+            self.open_stream(target, body, timeouts)
+                .await
+                .map(|s| Answer::Stream(Box::new(s)))
+        } else {
+            self.complete(target, body, timeouts).await
         }
     }
 }
 
 impl Call<'_> {
-    async fn complete(&self, target: &RouteTarget) -> Result<Answer, Failure> {
+    /// Sends a request and waits for the response headers, within `first_byte`.
+    async fn send(
+        &self,
+        target: &RouteTarget,
+        request: aigw_runtime::HttpRequest,
+        timeouts: &Timeouts,
+        whole: Duration,
+    ) -> Result<reqwest::Response, Failure> {
+        let provider = &target.provider;
+        let send = self
+            .gateway
+            .egress
+            .send(provider, timeouts.connect, request, whole);
+        match tokio::time::timeout(timeouts.first_byte, send).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::new(
+                FailureClass::Timeout,
+                format!(
+                    "no response within {} ms (first byte)",
+                    timeouts.first_byte.as_millis()
+                ),
+            )),
+        }
+    }
+
+    async fn complete(
+        &self,
+        target: &RouteTarget,
+        body: &str,
+        timeouts: &Timeouts,
+    ) -> Result<Answer, Failure> {
         let provider = &target.provider;
         let plugin = &provider.plugin;
         let mut request = plugin
-            .encode(&target.plugin_target, self.body)
+            .encode(&target.plugin_target, body)
             .await
             .map_err(|e| call_failure(e, &provider.name, None))?;
         for _ in 0..MAX_FOLLOW_STEPS {
-            let response = self
-                .gateway
-                .egress
-                .send(provider, request, provider.timeout)
-                .await?;
+            let response = self.send(target, request, timeouts, timeouts.total).await?;
             let status = response.status().as_u16();
-            let response = read_whole(response, provider.timeout).await?;
+            let response = read_whole(response, timeouts.total).await?;
             match plugin.decode(&target.plugin_target, response).await {
                 Ok(Step::Done(completion)) => {
                     return Ok(Answer::Complete {
@@ -227,21 +397,26 @@ impl Call<'_> {
 
     /// Sends a streamed request and reads until the first chunk: until then, any failure
     /// lets the engine fail over without the client seeing a byte.
-    async fn open_stream(&self, target: &RouteTarget) -> Result<OpenStream, Failure> {
+    async fn open_stream(
+        &self,
+        target: &RouteTarget,
+        body: &str,
+        timeouts: &Timeouts,
+    ) -> Result<OpenStream, Failure> {
+        let started = tokio::time::Instant::now();
         let provider = &target.provider;
         let plugin = &provider.plugin;
         let request = plugin
-            .encode(&target.plugin_target, self.body)
+            .encode(&target.plugin_target, body)
             .await
             .map_err(|e| call_failure(e, &provider.name, None))?;
+        // The stream's own limits (stall, total) are enforced while reading it.
         let mut response = self
-            .gateway
-            .egress
-            .send(provider, request, Duration::from_secs(24 * 3600))
+            .send(target, request, timeouts, Duration::from_secs(24 * 3600))
             .await?;
         let status = response.status();
         if !status.is_success() {
-            let answer = read_whole(response, provider.timeout).await?;
+            let answer = read_whole(response, timeouts.total).await?;
             return Err(match plugin.decode(&target.plugin_target, answer).await {
                 Err(e) => call_failure(e, &provider.name, Some(status.as_u16())),
                 Ok(_) => Failure::new(
@@ -255,6 +430,15 @@ impl Call<'_> {
             .stream_decoder(&target.plugin_target)
             .await
             .map_err(|e| call_failure(e, &provider.name, None))?;
+        let open = |response, decoder, first, finished| OpenStream {
+            response,
+            decoder,
+            first,
+            finished,
+            stall: timeouts.stall,
+            deadline: started + timeouts.total,
+            total: timeouts.total,
+        };
         loop {
             match response.chunk().await {
                 Ok(Some(piece)) => {
@@ -263,13 +447,7 @@ impl Call<'_> {
                         .await
                         .map_err(|e| call_failure(e, &provider.name, None))?;
                     if !first.is_empty() {
-                        return Ok(OpenStream {
-                            response,
-                            decoder,
-                            first,
-                            finished: false,
-                            timeout: provider.timeout,
-                        });
+                        return Ok(open(response, decoder, first, false));
                     }
                 }
                 Ok(None) => {
@@ -277,13 +455,7 @@ impl Call<'_> {
                         .finish()
                         .await
                         .map_err(|e| call_failure(e, &provider.name, None))?;
-                    return Ok(OpenStream {
-                        response,
-                        decoder,
-                        first,
-                        finished: true,
-                        timeout: provider.timeout,
-                    });
+                    return Ok(open(response, decoder, first, true));
                 }
                 Err(e) => {
                     return Err(Failure::new(
@@ -379,13 +551,28 @@ fn served_headers(response: &mut Response<Body>, target: &RouteTarget, attempts:
     headers.insert("x-aigw-attempts", HeaderValue::from(attempts));
 }
 
-fn answer(
-    served: Served<Answer>,
-    targets: &Arc<[RouteTarget]>,
+/// What a committed stream needs to go on, continuation included.
+struct StreamContext {
+    gateway: Arc<Gateway>,
+    route: Arc<ServedRoute>,
+    /// The client's request, for continuation requests.
+    body: Bytes,
+    seed: u64,
     include_usage: bool,
     log: RequestLog,
+}
+
+fn answer(
+    served: Served<Answer>,
+    context: StreamContext,
+    options: RequestOptions,
 ) -> Response<Body> {
-    let Some(target) = targets.get(served.target).cloned() else {
+    let Some(target) = context
+        .route
+        .entries
+        .get(served.target)
+        .map(|e| e.target.clone())
+    else {
         return ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
@@ -393,15 +580,33 @@ fn answer(
         )
         .response();
     };
+    let debug = |response: &mut Response<Body>| {
+        if options.debug_attempts {
+            debug_header(
+                response.headers_mut(),
+                &context.route,
+                &served.attempts,
+                &served.skipped,
+            );
+        }
+    };
     match served.output {
         Answer::Complete { json, usage } => {
-            log.emit(200, &served.attempts, Some(&target), usage, None);
+            context.log.emit(
+                200,
+                &served.attempts,
+                &served.skipped,
+                Some(&target),
+                usage,
+                None,
+            );
             let mut response = Response::new(Body::full(json));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
             served_headers(&mut response, &target, served.attempts.len());
+            debug(&mut response);
             response
         }
         Answer::Stream(open) => {
@@ -414,7 +619,14 @@ fn answer(
             );
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             served_headers(&mut response, &target, served.attempts.len());
-            tokio::spawn(pump(*open, tx, include_usage, log, served.attempts, target));
+            debug(&mut response);
+            let committed = Committed {
+                open: *open,
+                target: served.target,
+                attempts: served.attempts,
+                skipped: served.skipped,
+            };
+            tokio::spawn(pump(committed, tx, context));
             response
         }
     }
@@ -428,6 +640,113 @@ fn push_frame(out: &mut Vec<u8>, json: &[u8]) {
     out.extend_from_slice(b"\n\n");
 }
 
+/// The most answer text kept for continuing a broken stream; a longer answer that breaks ends
+/// with an error event instead.
+const MAX_TRANSCRIPT_BYTES: usize = 4 << 20;
+
+/// The chunks already sent to the client, kept as they went out (no parse on the way) so that a
+/// broken stream can be continued from the text they hold.
+#[derive(Default)]
+struct Transcript {
+    chunks: Vec<String>,
+    bytes: usize,
+    /// Too long to keep: continuation is off.
+    overflowed: bool,
+}
+
+impl Transcript {
+    fn record(&mut self, json: String) {
+        if self.overflowed {
+            return;
+        }
+        self.bytes += json.len();
+        if self.bytes > MAX_TRANSCRIPT_BYTES {
+            self.overflowed = true;
+            self.chunks = Vec::new();
+            return;
+        }
+        self.chunks.push(json);
+    }
+
+    /// The stream's id and the answer text so far; `None` when the answer cannot be continued
+    /// (tool calls were streamed, several choices, or the transcript overflowed).
+    fn partial(&self) -> Option<(Option<String>, String)> {
+        if self.overflowed {
+            return None;
+        }
+        let mut id = None;
+        let mut text = String::new();
+        for chunk in &self.chunks {
+            let value: Value = serde_json::from_str(chunk).ok()?;
+            if id.is_none() {
+                id = value.get("id").and_then(Value::as_str).map(str::to_owned);
+            }
+            let Some(choices) = value.get("choices").and_then(Value::as_array) else {
+                continue;
+            };
+            for choice in choices {
+                if choice.get("index").and_then(Value::as_u64).unwrap_or(0) != 0 {
+                    return None;
+                }
+                let delta = choice.get("delta");
+                if delta
+                    .and_then(|d| d.get("tool_calls"))
+                    .is_some_and(|calls| !calls.is_null())
+                {
+                    return None;
+                }
+                if let Some(content) = delta.and_then(|d| d.get("content")).and_then(Value::as_str)
+                {
+                    text.push_str(content);
+                }
+            }
+        }
+        Some((id, text))
+    }
+}
+
+/// The continuation requests for a partial answer (the client's request with the partial
+/// answer appended), or `None` if the client's body cannot be extended.
+fn continuation_bodies(body: &[u8], partial: &str) -> Option<Continuation> {
+    let mut request: Value = serde_json::from_slice(body).ok()?;
+    let messages = request.get_mut("messages")?.as_array_mut()?;
+    if partial.is_empty() {
+        // Nothing reached the client but the role: a fresh answer is a continuation.
+        let text = request.to_string();
+        return Some(Continuation {
+            prefill: text.clone(),
+            prompt: text,
+        });
+    }
+    messages.push(serde_json::json!({"role": "assistant", "content": partial}));
+    let prefill = request.to_string();
+    let messages = request.get_mut("messages")?.as_array_mut()?;
+    messages.push(serde_json::json!({"role": "user", "content": CONTINUE_PROMPT}));
+    Some(Continuation {
+        prefill,
+        prompt: request.to_string(),
+    })
+}
+
+/// Rewrites a continuing target's chunk to belong to the stream the client already has: the
+/// original `id`, and no second `role`.
+fn rejoin(json: &str, id: Option<&str>) -> String {
+    let Ok(mut value) = serde_json::from_str::<Value>(json) else {
+        return json.to_owned();
+    };
+    if let (Some(id), Some(object)) = (id, value.as_object_mut()) {
+        object.insert("id".to_owned(), Value::String(id.to_owned()));
+    }
+    if let Some(choices) = value.get_mut("choices").and_then(Value::as_array_mut) {
+        for choice in choices {
+            if let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) {
+                delta.remove("role");
+            }
+        }
+    }
+    value.to_string()
+}
+
 /// Forwards chunks to the client; returns false once the client has gone. The chunks one
 /// upstream read produced go out as one write: a frame per chunk cost a syscall per chunk.
 async fn forward(
@@ -436,6 +755,8 @@ async fn forward(
     include_usage: bool,
     usage: &mut Option<Usage>,
     done: bool,
+    transcript: &mut Transcript,
+    rejoin_id: Option<&Option<String>>,
 ) -> bool {
     let mut out = Vec::new();
     for chunk in chunks {
@@ -445,7 +766,12 @@ async fn forward(
                 continue;
             }
         }
-        push_frame(&mut out, chunk.json.as_bytes());
+        let json = match rejoin_id {
+            Some(id) => rejoin(&chunk.json, id.as_deref()),
+            None => chunk.json,
+        };
+        push_frame(&mut out, json.as_bytes());
+        transcript.record(json);
     }
     if done {
         out.extend_from_slice(b"data: [DONE]\n\n");
@@ -453,97 +779,258 @@ async fn forward(
     out.is_empty() || tx.send(Bytes::from(out)).await.is_ok()
 }
 
-/// Carries a committed stream to the client. A failure after this point cannot fail over
-/// (bytes already went out): it ends the stream with an error event and no `[DONE]`, so the
-/// client never mistakes a cut answer for a complete one (invariant 6).
-async fn pump(
+/// A stream committed to the client, and how it got there.
+struct Committed {
     open: OpenStream,
-    tx: mpsc::Sender<Bytes>,
+    /// The route entry serving it.
+    target: usize,
+    attempts: Vec<Attempt>,
+    skipped: Vec<Skip>,
+}
+
+/// How relaying one upstream stream ended.
+enum Relayed {
+    Finished,
+    ClientGone,
+    Broke(Failure),
+}
+
+/// Carries one upstream stream to the client until it finishes, breaks or the client leaves.
+async fn relay(
+    open: &mut OpenStream,
+    tx: &mpsc::Sender<Bytes>,
     include_usage: bool,
-    log: RequestLog,
-    attempts: Vec<aigw_router::Attempt>,
-    target: RouteTarget,
-) {
-    let OpenStream {
-        mut response,
-        mut decoder,
-        first,
-        mut finished,
-        timeout,
-    } = open;
-    let mut usage = None;
-    let mut pending = first;
-    let failure = loop {
+    usage: &mut Option<Usage>,
+    transcript: &mut Transcript,
+    rejoin_id: Option<&Option<String>>,
+    provider: &str,
+) -> Relayed {
+    let mut pending = std::mem::take(&mut open.first);
+    loop {
         // `finished` means the decoder's `finish` succeeded: only then does `[DONE]` go out.
         let sent = forward(
             std::mem::take(&mut pending),
-            &tx,
+            tx,
             include_usage,
-            &mut usage,
-            finished,
+            usage,
+            open.finished,
+            transcript,
+            rejoin_id,
         )
         .await;
         if !sent {
-            log.emit(
-                499,
-                &attempts,
-                Some(&target),
-                usage,
-                Some("client went away"),
-            );
-            return;
+            return Relayed::ClientGone;
         }
-        if finished {
-            break None;
+        if open.finished {
+            return Relayed::Finished;
         }
-        let piece = match tokio::time::timeout(timeout, response.chunk()).await {
-            Err(_) => {
-                break Some(Failure::new(
-                    FailureClass::Timeout,
-                    format!("stream stalled: no data for {} ms", timeout.as_millis()),
-                ));
-            }
-            Ok(Err(e)) => {
-                break Some(Failure::new(
-                    FailureClass::Unavailable,
-                    format!("upstream stream broke off: {e}"),
-                ));
-            }
-            Ok(Ok(piece)) => piece,
-        };
+        let silence_ends = tokio::time::Instant::now() + open.stall;
+        let piece =
+            match tokio::time::timeout_at(silence_ends.min(open.deadline), open.response.chunk())
+                .await
+            {
+                Err(_) if silence_ends < open.deadline => {
+                    return Relayed::Broke(Failure::new(
+                        FailureClass::Timeout,
+                        format!("stream stalled: no data for {} ms", open.stall.as_millis()),
+                    ));
+                }
+                Err(_) => {
+                    return Relayed::Broke(Failure::new(
+                        FailureClass::Timeout,
+                        format!(
+                            "stream still running after its total limit of {} ms",
+                            open.total.as_millis()
+                        ),
+                    ));
+                }
+                Ok(Err(e)) => {
+                    return Relayed::Broke(Failure::new(
+                        FailureClass::Unavailable,
+                        format!("upstream stream broke off: {e}"),
+                    ));
+                }
+                Ok(Ok(piece)) => piece,
+            };
         let decoded = match &piece {
-            Some(bytes) => decoder.feed(bytes).await,
+            Some(bytes) => open.decoder.feed(bytes).await,
             None => {
-                finished = true;
-                decoder.finish().await
+                open.finished = true;
+                open.decoder.finish().await
             }
         };
         match decoded {
             Ok(chunks) => pending = chunks,
-            Err(e) => break Some(call_failure(e, &target.provider.name, None)),
-        }
-    };
-    match failure {
-        None => {
-            decoder.close().await;
-            log.emit(200, &attempts, Some(&target), usage, None);
-        }
-        Some(failure) => {
-            let message = format!("{}: {}", target.label, failure.message);
-            let event = ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", message.clone())
-                .code(failure.class.as_str());
-            let mut out = Vec::new();
-            push_frame(&mut out, &event.json());
-            let _ = tx.send(Bytes::from(out)).await;
-            log.emit(502, &attempts, Some(&target), usage, Some(&message));
+            Err(e) => return Relayed::Broke(call_failure(e, provider, None)),
         }
     }
+}
+
+/// Carries a committed stream to the client. A failure after this point cannot fail over
+/// invisibly (bytes already went out): the answer so far is continued on the route's next
+/// target, which is asked to carry on from the partial text and whose new tokens join the same
+/// stream. When no target can continue, the stream ends with an error event and no `[DONE]`,
+/// so the client never mistakes a cut answer for a complete one (invariant 6).
+async fn pump(committed: Committed, tx: mpsc::Sender<Bytes>, context: StreamContext) {
+    let Committed {
+        mut open,
+        mut target,
+        mut attempts,
+        mut skipped,
+    } = committed;
+    let route = Arc::clone(&context.route);
+    let mut usage = None;
+    let mut transcript = Transcript::default();
+    // Set once continuing: the original stream's id, to rewrite the continuation's chunks.
+    let mut rejoin_id: Option<Option<String>> = None;
+    let mut exclude = Vec::new();
+    let mut since = Instant::now();
+    loop {
+        let entry = &route.entries[target];
+        let relayed = relay(
+            &mut open,
+            &tx,
+            context.include_usage,
+            &mut usage,
+            &mut transcript,
+            rejoin_id.as_ref(),
+            &entry.target.provider.name,
+        )
+        .await;
+        let served_by = entry.target.clone();
+        let failure = match relayed {
+            Relayed::Finished => {
+                open.decoder.close().await;
+                context
+                    .log
+                    .emit(200, &attempts, &skipped, Some(&served_by), usage, None);
+                return;
+            }
+            Relayed::ClientGone => {
+                context.log.emit(
+                    499,
+                    &attempts,
+                    &skipped,
+                    Some(&served_by),
+                    usage,
+                    Some("client went away"),
+                );
+                return;
+            }
+            Relayed::Broke(failure) => failure,
+        };
+        // The engine saw this attempt serve; it broke afterwards: that counts against the
+        // target too, and the attempt is recorded as failed.
+        entry.health.record_failure(&failure, 0.5);
+        if let Some(last) = attempts.iter_mut().rev().find(|a| a.target == target) {
+            last.latency = since.elapsed().max(last.latency);
+            last.outcome = Outcome::Failed(failure.clone());
+        }
+        exclude.push(target);
+        let continued = match transcript.partial() {
+            Some((id, partial)) => {
+                continuation_bodies(&context.body, &partial).map(|bodies| (id, bodies))
+            }
+            None => None,
+        };
+        let Some((id, bodies)) = continued else {
+            end_with_error(
+                &tx, &served_by, &failure, &context, &attempts, &skipped, usage,
+            )
+            .await;
+            return;
+        };
+        let Ok(text) = std::str::from_utf8(&context.body) else {
+            end_with_error(
+                &tx, &served_by, &failure, &context, &attempts, &skipped, usage,
+            )
+            .await;
+            return;
+        };
+        let call = Call {
+            gateway: &context.gateway,
+            body: text,
+            continuation: Some(&bodies),
+            stream: true,
+        };
+        let request = Request {
+            stream: true,
+            seed: context.seed.rotate_left(17),
+            exclude: exclude.clone(),
+        };
+        since = Instant::now();
+        match aigw_router::serve(&call, &route, &request).await {
+            Ok(served) => {
+                attempts.extend(served.attempts);
+                skipped.extend(
+                    served
+                        .skipped
+                        .into_iter()
+                        .filter(|s| s.reason != SkipReason::Excluded),
+                );
+                let Answer::Stream(next) = served.output else {
+                    end_with_error(
+                        &tx, &served_by, &failure, &context, &attempts, &skipped, usage,
+                    )
+                    .await;
+                    return;
+                };
+                tracing::info!(
+                    target: "aigw::request",
+                    model = %context.log.model,
+                    broken = %served_by.label,
+                    continued_on = %route.entries[served.target].target.label,
+                    reason = %failure,
+                    "stream continued on another target"
+                );
+                open = *next;
+                target = served.target;
+                rejoin_id = Some(id);
+            }
+            Err(exhausted) => {
+                attempts.extend(exhausted.attempts);
+                skipped.extend(
+                    exhausted
+                        .skipped
+                        .into_iter()
+                        .filter(|s| s.reason != SkipReason::Excluded),
+                );
+                end_with_error(
+                    &tx, &served_by, &failure, &context, &attempts, &skipped, usage,
+                )
+                .await;
+                return;
+            }
+        }
+    }
+}
+
+/// Ends a broken stream that no target could continue: one OpenAI-style error event, no
+/// `[DONE]`.
+async fn end_with_error(
+    tx: &mpsc::Sender<Bytes>,
+    broken: &RouteTarget,
+    failure: &Failure,
+    context: &StreamContext,
+    attempts: &[Attempt],
+    skipped: &[Skip],
+    usage: Option<Usage>,
+) {
+    let message = format!("{}: {}", broken.label, failure.message);
+    let event = ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", message.clone())
+        .code(failure.class.as_str());
+    let mut out = Vec::new();
+    push_frame(&mut out, &event.json());
+    let _ = tx.send(Bytes::from(out)).await;
+    context
+        .log
+        .emit(502, attempts, skipped, Some(broken), usage, Some(&message));
 }
 
 /// The one log line each request gets.
 struct RequestLog {
     model: String,
-    targets: Arc<[RouteTarget]>,
+    route: Arc<ServedRoute>,
     started: Instant,
     stream: bool,
 }
@@ -552,7 +1039,8 @@ impl RequestLog {
     fn emit(
         &self,
         status: u16,
-        attempts: &[aigw_router::Attempt],
+        attempts: &[Attempt],
+        skipped: &[Skip],
         served: Option<&RouteTarget>,
         usage: Option<Usage>,
         error: Option<&str>,
@@ -562,12 +1050,13 @@ impl RequestLog {
             return;
         }
         let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        // Failed attempts are metered apart from the one that served: the upstream may bill
+        // them, and they are what an operator looks at.
         let failed: Vec<String> = attempts
             .iter()
             .filter_map(|a| {
-                a.failure
-                    .as_ref()
-                    .map(|f| format!("{} {}", label(&self.targets, a.target), f))
+                a.failure()
+                    .map(|f| format!("{} {}", label(&self.route, a.target), f))
             })
             .collect();
         let provider = served.map(|t| t.provider.name.as_str()).unwrap_or("-");
@@ -584,6 +1073,7 @@ impl RequestLog {
             prompt_tokens = usage.map(|u| u.prompt_tokens),
             completion_tokens = usage.map(|u| u.completion_tokens),
             failed_attempts = %failed.join("; "),
+            attempt_log = %describe_attempts(&self.route, attempts, skipped),
             error = error.unwrap_or(""),
             "chat completion"
         );

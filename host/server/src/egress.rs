@@ -1,8 +1,8 @@
 //! Upstream HTTP egress: pooled reqwest clients with rustls, credentials added on the way out.
 //!
 //! reqwest sets the connect timeout per client, not per request, so there is one client per
-//! distinct `connect_timeout_ms` in the config — with the defaults, exactly one. Each keeps its
-//! own connection pool.
+//! distinct connect timeout in the config (providers' `connect_timeout_ms`, routes' and targets'
+//! overrides) — with the defaults, exactly one. Each keeps its own connection pool.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -43,12 +43,13 @@ impl Egress {
     pub(crate) async fn send(
         &self,
         provider: &Provider,
+        connect_timeout: Duration,
         request: HttpRequest,
         timeout: Duration,
     ) -> Result<reqwest::Response, Failure> {
         let client = self
             .clients
-            .get(&provider.connect_timeout)
+            .get(&connect_timeout)
             .ok_or_else(|| Failure::new(FailureClass::Connect, "no HTTP client for provider"))?;
         let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
             Failure::new(

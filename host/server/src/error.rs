@@ -90,25 +90,25 @@ impl ApiError {
     /// The answer when no target could serve: the decisive upstream failure's status and
     /// reason, with every attempt named so the operator can see what happened.
     pub fn exhausted(exhausted: &Exhausted, label: impl Fn(usize) -> String) -> ApiError {
-        let Some(failure) = exhausted.decisive() else {
+        let Some((last, failure)) = exhausted
+            .attempts
+            .iter()
+            .rev()
+            .find_map(|a| a.failure().map(|f| (a.target, f)))
+        else {
             return ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "upstream_error",
-                "the route has no targets",
+                "the route has no target that could be tried",
             )
             .code("no_targets");
         };
-        let last = exhausted
-            .attempts
-            .last()
-            .map(|a| a.target)
-            .unwrap_or_default();
         let mut message = format!("{}: {}", label(last), failure.message);
         if exhausted.attempts.len() > 1 {
             let tried: Vec<String> = exhausted
                 .attempts
                 .iter()
-                .filter_map(|a| a.failure.as_ref().map(|f| (a.target, f)))
+                .filter_map(|a| a.failure().map(|f| (a.target, f)))
                 .map(|(t, f)| format!("{} {}", label(t), short(f)))
                 .collect();
             message.push_str(&format!(
@@ -193,14 +193,16 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use aigw_router::Attempt;
+    use aigw_router::{Attempt, AttemptKind, Outcome};
     use std::time::Duration;
 
     fn attempt(target: usize, failure: Failure) -> Attempt {
         Attempt {
             target,
+            kind: AttemptKind::First,
+            at: Duration::ZERO,
             latency: Duration::ZERO,
-            failure: Some(failure),
+            outcome: Outcome::Failed(failure),
         }
     }
 
@@ -219,6 +221,7 @@ mod tests {
                         .with_retry_after(Some(Duration::from_secs(7))),
                 ),
             ],
+            skipped: Vec::new(),
         };
         let e = ApiError::exhausted(&exhausted, |i| format!("p/m{i}"));
         assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
@@ -243,6 +246,7 @@ mod tests {
         ] {
             let exhausted = Exhausted {
                 attempts: vec![attempt(0, Failure::new(class, "x"))],
+                skipped: Vec::new(),
             };
             assert_eq!(
                 ApiError::exhausted(&exhausted, |_| "t".into()).status,
@@ -266,6 +270,7 @@ mod tests {
                     Failure::new(FailureClass::InvalidRequest, "input: prompt is required")
                         .with_status(upstream),
                 )],
+                skipped: Vec::new(),
             };
             let e = ApiError::exhausted(&exhausted, |_| "replicate/m".into());
             assert_eq!(e.status, expected, "{upstream}");
@@ -282,6 +287,7 @@ mod tests {
                     Failure::new(FailureClass::ContentFiltered, "flagged for harassment")
                         .with_status(upstream),
                 )],
+                skipped: Vec::new(),
             };
             let e = ApiError::exhausted(&exhausted, |_| "openrouter/m".into());
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{upstream}");
@@ -298,6 +304,7 @@ mod tests {
                     Failure::new(FailureClass::Unauthorized, "API key not valid")
                         .with_status(upstream),
                 )],
+                skipped: Vec::new(),
             };
             let e = ApiError::exhausted(&exhausted, |_| "gemini/m".into());
             assert_eq!(e.status, StatusCode::BAD_GATEWAY, "{upstream}");

@@ -1,9 +1,12 @@
 //! The HTTP side of aigw. It owns the hyper 1 server, the OpenAI-compatible routes
-//! (`/v1/chat/completions`, `/v1/models`), health and readiness, request limits, errors in the
-//! OpenAI shape, server-sent event streams, and the pooled egress client that reaches upstreams.
+//! (`/v1/chat/completions`, `/v1/models`), health and readiness, the operators' view of targets
+//! (`/admin/targets`), request limits, errors in the OpenAI shape, server-sent event streams
+//! (and continuing them when an upstream breaks), and the pooled egress client that reaches
+//! upstreams.
 //! What to serve comes from a [`Gateway`] built by the binary; which target serves is decided by
 //! `aigw-router`; translation happens in plugins through `aigw-runtime`.
 
+mod admin;
 mod body;
 mod chat;
 mod egress;
@@ -29,7 +32,10 @@ pub use body::Body;
 /// How long open connections may take to finish once shutdown begins.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 pub use error::ApiError;
-pub use gateway::{Gateway, Provider, RouteTarget, Secret};
+pub use gateway::{
+    Gateway, Provider, RouteOptions, RouteTarget, Secret, ServedRoute, TargetOptions,
+    TimeoutOverrides,
+};
 
 /// Serves `gateway` on `listener` until `shutdown` completes, then lets open connections finish.
 pub async fn serve(
@@ -86,17 +92,26 @@ async fn route(
 ) -> Response<Body> {
     let path = request.uri().path();
     match (request.method(), path) {
-        (&Method::POST, "/v1/chat/completions") => match read_body(&gateway, request).await {
-            Ok(body) => chat::handle(gateway, body).await,
-            Err(error) => error.response(),
-        },
+        (&Method::POST, "/v1/chat/completions") => {
+            let options = chat::RequestOptions {
+                debug_attempts: request
+                    .headers()
+                    .get("x-aigw-debug")
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"attempts")),
+            };
+            match read_body(&gateway, request).await {
+                Ok(body) => chat::handle(gateway, body, options).await,
+                Err(error) => error.response(),
+            }
+        }
         (&Method::GET, "/v1/models") => json(StatusCode::OK, gateway.models_json.clone()),
         (&Method::GET, "/healthz") => {
             json(StatusCode::OK, Bytes::from_static(br#"{"status":"ok"}"#))
         }
         (&Method::GET, "/readyz") => readiness(&gateway),
+        (&Method::GET, "/admin/targets") => admin::targets(&gateway),
         (_, "/v1/chat/completions") => method_not_allowed("POST"),
-        (_, "/v1/models" | "/healthz" | "/readyz") => method_not_allowed("GET"),
+        (_, "/v1/models" | "/healthz" | "/readyz" | "/admin/targets") => method_not_allowed("GET"),
         (_, other) => ApiError::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",

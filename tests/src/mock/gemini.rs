@@ -27,6 +27,15 @@
 //! | `reset` | the connection closes, no response | the same |
 //! | `cut-stream[-<n>]` | 200 whose body stops half-way (`content-length` of the whole) | `n` (default 2) word frames, then the connection dies (no `finishReason`) |
 //! | `stream-error` | 500 `INTERNAL` | one text frame, then `{"error":{"code":500,…,"status":"INTERNAL"}}`, then the end |
+//! | `flaky-<status>-<n>` | the first `n` requests for this model name answer as `error-500` (status 500 and any unknown one), `unavailable-503` or `rate-limit` (429), later ones as `ok` | the same |
+//! | `slow-first-<ms>` | as `slow-<ms>` | the headers at once, then nothing for `<ms>`, then the `ok` frames |
+//! | `stall-<n>` | the headers and half the body, then silence for up to 60 s, then the connection dies | `n` word frames, then silence for up to 60 s, then the connection dies (no `finishReason`) |
+//! | `malformed-<n>` | 200 whose JSON body is cut in half (`content-length` of what is sent) | `n` word frames, a frame of truncated JSON, then the remaining frames as usual |
+//!
+//! Continuations are read as in `mock.rs`: after a final `model` turn with text (a prefill), or
+//! such a turn followed by a `user` turn starting with "Continue", the answer is only what is
+//! left of `"mock reply to: <the user text before it>"` when that reply starts with the
+//! partial text, else the whole reply.
 //!
 //! A wrong key is Google's 400 `INVALID_ARGUMENT` with `ErrorInfo.reason: "API_KEY_INVALID"`, a
 //! missing one 403 `PERMISSION_DENIED` ("unregistered callers"). A body that is not JSON is 400
@@ -47,8 +56,9 @@ use serde_json::{Value, json};
 
 use super::wire::split_words;
 use super::{
-    BAD_REQUEST_MESSAGE, Behaviour, Body, Flavor, RETRY_AFTER_SECONDS, Reset, Step, arguments_for,
-    json_response, streamed,
+    BAD_REQUEST_MESSAGE, Behaviour, Body, FAULT_PAUSE, Flavor, RETRY_AFTER_SECONDS, Reset,
+    STALL_HOLD, State, Step, arguments_for, continued, is_continue_prompt, json_response,
+    partial_turn_at, raw_json_response, streamed,
 };
 
 /// Google's JSON content type, on every JSON answer (errors included).
@@ -88,7 +98,11 @@ enum Mode {
     Array,
 }
 
-pub(super) async fn handle(parts: &Parts, body: Option<Value>) -> Result<Response<Body>, Reset> {
+pub(super) async fn handle(
+    state: &State,
+    parts: &Parts,
+    body: Option<Value>,
+) -> Result<Response<Body>, Reset> {
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or("");
     let route = path.strip_prefix(Flavor::Gemini.base_path()).unwrap_or("");
@@ -114,7 +128,7 @@ pub(super) async fn handle(parts: &Parts, body: Option<Value>) -> Result<Respons
         if let Some(mode) = mode
             && !model.is_empty()
         {
-            return generate(model, mode, body).await;
+            return generate(state, model, mode, body).await;
         }
     }
     Ok(status_error(
@@ -163,7 +177,12 @@ pub(super) fn unauthorized(missing: bool) -> Response<Body> {
 }
 
 /// A `generateContent` / `streamGenerateContent` call for `model`.
-async fn generate(model: &str, mode: Mode, body: Option<Value>) -> Result<Response<Body>, Reset> {
+async fn generate(
+    state: &State,
+    model: &str,
+    mode: Mode,
+    body: Option<Value>,
+) -> Result<Response<Body>, Reset> {
     let Some(body) = body else {
         return Ok(invalid_argument(
             "Invalid JSON payload received. Unexpected token.",
@@ -174,16 +193,32 @@ async fn generate(model: &str, mode: Mode, body: Option<Value>) -> Result<Respon
         Err(message) => return Ok(invalid_argument(&message)),
     };
     let reply = Reply::new(model, request.prompt_tokens());
-    let text = || Answer::Text(format!("mock reply to: {}", request.last_user_text()));
+    let text = || Answer::Text(request.reply_text());
 
-    match Behaviour::of(model) {
-        Behaviour::Ok | Behaviour::NoDone | Behaviour::Processing { .. } => {
+    match state.behaviour(model) {
+        // `Flaky` is resolved into an error or `Ok` by `State::behaviour`.
+        Behaviour::Ok
+        | Behaviour::NoDone
+        | Behaviour::Processing { .. }
+        | Behaviour::Flaky { .. } => Ok(answer(mode, &reply, &text())),
+        // Without a stream there is no first frame to hold back: the whole answer waits.
+        Behaviour::Slow(delay) | Behaviour::SlowFirst(delay) if mode == Mode::Whole => {
+            tokio::time::sleep(delay).await;
             Ok(answer(mode, &reply, &text()))
         }
         Behaviour::Slow(delay) => {
             tokio::time::sleep(delay).await;
             Ok(answer(mode, &reply, &text()))
         }
+        Behaviour::SlowFirst(delay) => {
+            let body = whole_body(mode, &reply.frames(&text()));
+            // hyper writes the head before it polls the body, so the headers are out while the
+            // body's first step waits.
+            let steps = vec![Step::Pause(delay), Step::Send(Bytes::from(body))];
+            Ok(stream_response(mode, steps))
+        }
+        Behaviour::Stall { chunks } => Ok(cut_short(mode, &reply, &text(), chunks, STALL_HOLD)),
+        Behaviour::Malformed { chunks } => Ok(malformed(mode, &reply, &text(), chunks)),
         Behaviour::ToolCall { parallel } => {
             let results = request.function_results();
             if !results.is_empty() {
@@ -244,7 +279,9 @@ async fn generate(model: &str, mode: Mode, body: Option<Value>) -> Result<Respon
             None,
         )),
         Behaviour::ContentFilter => Ok(blocked(mode, &reply)),
-        Behaviour::CutStream { chunks } => Ok(cut_short(mode, &reply, &text(), chunks)),
+        Behaviour::CutStream { chunks } => {
+            Ok(cut_short(mode, &reply, &text(), chunks, FAULT_PAUSE))
+        }
     }
 }
 
@@ -306,15 +343,38 @@ impl<'a> Generate<'a> {
         8 + chars as u64 / 4
     }
 
-    /// The text of the last `user` turn that has any.
-    fn last_user_text(&self) -> String {
-        self.contents
+    /// The text the `ok` family answers: `"mock reply to: <question>"`, the question being the
+    /// last `user` turn with text (before the partial answer of a continuation), or only what
+    /// is left of that reply after the partial answer.
+    fn reply_text(&self) -> String {
+        let (asked, partial) = match self.partial_answer_at() {
+            Some(at) => (&self.contents[..at], Some(text_of(&self.contents[at]))),
+            None => (self.contents, None),
+        };
+        let question = asked
             .iter()
             .rev()
             .filter(|turn| is_user(turn))
             .map(text_of)
             .find(|text| !text.is_empty())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        continued(format!("mock reply to: {question}"), partial.as_deref())
+    }
+
+    /// Where a continuation's partial answer is, as `mock::is_continuation` reads OpenAI
+    /// messages: a final `model` turn with text and no `functionCall`, or such a turn followed
+    /// by a final `user` turn starting with "Continue".
+    fn partial_answer_at(&self) -> Option<usize> {
+        let is_partial = |turn: &Value| {
+            let calls = parts_of(turn)
+                .iter()
+                .any(|part| part.get("functionCall").is_some());
+            turn.get("role").and_then(Value::as_str) == Some("model")
+                && !calls
+                && !text_of(turn).is_empty()
+        };
+        let is_prompt = |turn: &Value| is_user(turn) && is_continue_prompt(&text_of(turn));
+        partial_turn_at(self.contents, is_partial, is_prompt)
     }
 
     /// What the `functionResponse` parts of the last `user` turn say: `response.result` when it
@@ -589,11 +649,18 @@ fn stream_response(mode: Mode, steps: Vec<Step>) -> Response<Body> {
 /// A whole set of frames, in one write: a real server's writes coalesce the same way when the
 /// model is fast, and the mock stays cheap behind a benchmark.
 fn whole_stream(mode: Mode, frames: &[Value]) -> Response<Body> {
-    let body = match mode {
+    stream_response(
+        mode,
+        vec![Step::Send(Bytes::from(whole_body(mode, frames)))],
+    )
+}
+
+/// The bytes of a whole streamed body: the SSE frames, or the complete JSON array.
+fn whole_body(mode: Mode, frames: &[Value]) -> String {
+    match mode {
         Mode::Array => format!("[{}]", stream_text(mode, frames)),
         Mode::Whole | Mode::Sse => stream_text(mode, frames),
-    };
-    stream_response(mode, vec![Step::Send(Bytes::from(body))])
+    }
 }
 
 /// A complete answer, in the form the client asked for.
@@ -626,7 +693,7 @@ fn stream_error(mode: Mode, reply: &Reply) -> Response<Body> {
             mode,
             vec![
                 Step::Send(Bytes::from(stream_text(mode, &frames))),
-                Step::Pause(Duration::from_millis(50)),
+                Step::Pause(FAULT_PAUSE),
                 Step::Send(Bytes::from(stream_text(mode, &[error]))),
             ],
         )
@@ -640,15 +707,20 @@ fn stream_error(mode: Mode, reply: &Reply) -> Response<Body> {
     response
 }
 
-/// An answer that stops half-way and then loses its connection.
-fn cut_short(mode: Mode, reply: &Reply, answer: &Answer, chunks: usize) -> Response<Body> {
-    // The pause lets hyper flush what was sent before the connection dies.
-    let pause = Duration::from_millis(50);
+/// An answer that stops half-way: the connection stays silent for `hold` and is then cut
+/// (`cut-stream`: just long enough for hyper to flush what was sent; `stall`: a hung server).
+fn cut_short(
+    mode: Mode,
+    reply: &Reply,
+    answer: &Answer,
+    chunks: usize,
+    hold: Duration,
+) -> Response<Body> {
     if mode == Mode::Whole {
         let full = Bytes::from(reply.full(answer).to_string());
         let half = full.slice(..full.len() / 2);
         let mut response =
-            stream_response(mode, vec![Step::Send(half), Step::Pause(pause), Step::Fail]);
+            stream_response(mode, vec![Step::Send(half), Step::Pause(hold), Step::Fail]);
         // The promised length makes the cut visible to the client as an incomplete body.
         response
             .headers_mut()
@@ -667,7 +739,51 @@ fn cut_short(mode: Mode, reply: &Reply, answer: &Answer, chunks: usize) -> Respo
         }
         steps.push(Step::Send(Bytes::from(body)));
     }
-    steps.extend([Step::Pause(pause), Step::Fail]);
+    steps.extend([Step::Pause(hold), Step::Fail]);
+    stream_response(mode, steps)
+}
+
+/// An answer with one piece of broken JSON in it: `chunks` word frames, a frame whose JSON
+/// stops half-way, then the rest of the frames as if nothing had happened. Not streamed: a 200
+/// whose JSON body is cut in half (with a matching `content-length`).
+fn malformed(mode: Mode, reply: &Reply, answer: &Answer, chunks: usize) -> Response<Body> {
+    const TRUNCATED: &str = r#"{"candidates":[{"content":{"parts":[{"text":"#;
+    if mode == Mode::Whole {
+        let full = Bytes::from(reply.full(answer).to_string());
+        let mut response =
+            raw_json_response(Flavor::Gemini, StatusCode::OK, full.slice(..full.len() / 2));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
+        return response;
+    }
+    let frames = reply.frames(answer);
+    // The last frame carries `finishReason`: it always comes after the broken one.
+    let (before, after) = frames.split_at(chunks.min(frames.len().saturating_sub(1)));
+    let (head, broken, tail) = if mode == Mode::Sse {
+        (
+            stream_text(mode, before),
+            format!("data: {TRUNCATED}\r\n\r\n"),
+            stream_text(mode, after),
+        )
+    } else {
+        // The array form: the broken element sits among the others.
+        let mut head = format!("[{}", stream_text(mode, before));
+        if !before.is_empty() {
+            head.push_str(",\r\n");
+        }
+        let tail = format!("{}]", stream_text(mode, after));
+        (head, format!("{TRUNCATED},\r\n"), tail)
+    };
+    let mut steps = Vec::new();
+    if !head.is_empty() {
+        steps.push(Step::Send(Bytes::from(head)));
+    }
+    steps.extend([
+        Step::Pause(FAULT_PAUSE),
+        Step::Send(Bytes::from(broken)),
+        Step::Send(Bytes::from(tail)),
+    ]);
     stream_response(mode, steps)
 }
 

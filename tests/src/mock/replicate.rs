@@ -24,6 +24,10 @@
 //! | `no-credit` | 402 "Insufficient credit" | |
 //! | `forbidden` | 403 "You do not have permission to perform this action." | |
 //! | `content-filter` | 201 `failed`, `error` [`CONTENT_FILTER_ERROR`] (Replicate's E005) | |
+//! | `flaky-<status>-<n>` | the first `n` creates for this model (`owner/name`, or the `version` string) answer as `error-500` (500 and any unknown status), `unavailable-503` or `rate-limit` (429); later ones as `ok` | |
+//! | `slow-first-<ms>` | as `slow-<ms>` (the answer's first bytes are the create's) | as `ok` |
+//! | `stall-<n>` | 201 with half its JSON body, then silence for up to 60 s, then the connection fails | |
+//! | `malformed-<n>` | 201 `application/json` whose body is the prediction cut in half (`content-length` of what is sent) | |
 //!
 //! Sync mode is `Prefer: wait` or `Prefer: wait=N`. Without it every prediction (failed ones too)
 //! comes back `starting` and finishes on its first poll, like a fast model on the real API.
@@ -55,8 +59,9 @@ use serde_json::{Value, json};
 
 use super::wire::split_words;
 use super::{
-    BAD_REQUEST_MESSAGE, Behaviour, Body, Flavor, OVERLOADED_MESSAGE, RETRY_AFTER_SECONDS, Reset,
-    SERVER_ERROR_MESSAGE, State, Step, json_response, streamed,
+    BAD_REQUEST_MESSAGE, Behaviour, Body, FAULT_PAUSE, Flavor, OVERLOADED_MESSAGE,
+    RETRY_AFTER_SECONDS, Reset, SERVER_ERROR_MESSAGE, STALL_HOLD, State, Step, json_response,
+    raw_json_response, streamed,
 };
 
 /// The `error` of the `context-length` model's failed prediction: a model runtime's wording,
@@ -298,15 +303,8 @@ pub(super) async fn handle(
         (&Method::POST, ["models", owner, name, "predictions"]) => {
             let model = format!("{owner}/{name}");
             let version = official_version(&model);
-            create(
-                predictions,
-                parts,
-                body,
-                model,
-                version,
-                Behaviour::of(name),
-            )
-            .await
+            let behaviour = state.behaviour_counted_as(&model, name);
+            create(predictions, parts, body, model, version, behaviour).await
         }
         (&Method::POST, ["predictions"]) => {
             let Some(version) = body
@@ -321,7 +319,7 @@ pub(super) async fn handle(
                     "version is required",
                 ));
             };
-            let behaviour = Behaviour::of(&version);
+            let behaviour = state.behaviour(&version);
             let model = VERSIONED_MODEL.to_owned();
             create(predictions, parts, body, model, version, behaviour).await
         }
@@ -437,7 +435,8 @@ async fn create(
             ));
         }
         Behaviour::Reset => return Err(Reset),
-        Behaviour::Slow(delay) => {
+        // The create is the answer's first byte here (the stream is a second request).
+        Behaviour::Slow(delay) | Behaviour::SlowFirst(delay) => {
             tokio::time::sleep(delay).await;
             Outcome::Succeeded
         }
@@ -448,7 +447,11 @@ async fn create(
         | Behaviour::NoDone
         | Behaviour::ToolCall { .. }
         | Behaviour::CutStream { .. }
-        | Behaviour::Processing { .. } => Outcome::Succeeded,
+        | Behaviour::Stall { .. }
+        | Behaviour::Malformed { .. }
+        | Behaviour::Processing { .. }
+        // Resolved into an error or `Ok` by `State::behaviour` before it gets here.
+        | Behaviour::Flaky { .. } => Outcome::Succeeded,
     };
 
     let answer = format!("mock reply to: {}", last_user_text(prompt));
@@ -480,10 +483,20 @@ async fn create(
     let prediction = job.render(&origin);
     predictions.insert(job);
 
-    if let Behaviour::CutStream { .. } = behaviour {
-        return Ok(cut_short(&prediction));
+    match behaviour {
+        Behaviour::CutStream { .. } => Ok(cut_short(&prediction, FAULT_PAUSE)),
+        Behaviour::Stall { .. } => Ok(cut_short(&prediction, STALL_HOLD)),
+        Behaviour::Malformed { .. } => {
+            let full = Bytes::from(prediction.to_string());
+            let half = full.slice(..full.len() / 2);
+            Ok(raw_json_response(
+                Flavor::Replicate,
+                StatusCode::CREATED,
+                half,
+            ))
+        }
+        _ => Ok(ok_json(StatusCode::CREATED, &prediction)),
     }
-    Ok(ok_json(StatusCode::CREATED, &prediction))
 }
 
 /// Polls, cancels or reads a job by id, answering its prediction (or the 404 of an unknown id).
@@ -564,17 +577,14 @@ fn stream(job: &Job) -> Response<Body> {
     )
 }
 
-/// A 201 whose prediction JSON stops half-way and then loses its connection; the
-/// `content-length` promises the whole body, so the client sees a truncated message.
-fn cut_short(prediction: &Value) -> Response<Body> {
+/// A 201 whose prediction JSON stops half-way, stays silent for `hold` and then loses its
+/// connection; the `content-length` promises the whole body, so the client sees a truncated
+/// message. `cut-stream` holds just long enough for hyper to flush what was sent; `stall` is a
+/// hung server.
+fn cut_short(prediction: &Value, hold: Duration) -> Response<Body> {
     let full = Bytes::from(prediction.to_string());
     let half = full.slice(..full.len() / 2);
-    // The pause lets hyper flush what was sent before the connection dies.
-    let steps = vec![
-        Step::Send(half),
-        Step::Pause(Duration::from_millis(50)),
-        Step::Fail,
-    ];
+    let steps = vec![Step::Send(half), Step::Pause(hold), Step::Fail];
     let mut response = streamed(Flavor::Replicate, StatusCode::CREATED, steps);
     let headers = response.headers_mut();
     headers.insert(

@@ -285,6 +285,19 @@ impl Completion {
         chunks
     }
 
+    /// A `data:` frame whose JSON stops in the middle of a chunk of this completion (right
+    /// where the content should be), for the `malformed` models.
+    pub fn truncated_chunk(&self) -> String {
+        let id = &self.id;
+        format!(
+            concat!(
+                r#"data: {{"id":"{id}","object":"chat.completion.chunk","choices":[{{"index":0,"delta":{{"content":"#,
+                "\n\n"
+            ),
+            id = id
+        )
+    }
+
     /// The first content chunks of a text answer (role chunk included), for streams that die early.
     pub fn first_text_chunks(&self, text: &str, count: usize) -> Vec<Value> {
         let mut chunks = vec![self.delta_chunk(json!({"role": "assistant", "content": ""}), false)];

@@ -1,0 +1,543 @@
+//! What the engine remembers about each target between requests: its rate-limit cooldown, its
+//! circuit breaker, whether its credential was rejected, its recent latency, and counters.
+//!
+//! One [`Health`] per target label (`provider/model`), shared by every route that names the
+//! target. The per-request path reads and writes a handful of atomics; the mutex guards only
+//! what failures write (the last error, the rate-limit streak), so a healthy target never takes
+//! it.
+//!
+//! The circuit breaker:
+//!
+//! ```text
+//!            N consecutive failures                cooldown elapsed, one request admitted
+//!  Closed ───────────────────────────▶ Open ─────────────────────────────────────▶ HalfOpen
+//!    ▲                                  ▲                                              │
+//!    │            probe succeeded       │                probe failed                  │
+//!    └──────────────────────────────────┼──────────────────────────────────────────────┤
+//!                                       └──────────────────────────────────────────────┘
+//! ```
+//!
+//! A rejected credential opens the breaker at once, for the (long) misconfiguration cooldown.
+//! A rate limit does not count towards the breaker: the target answered, it only asked us to
+//! wait, which is the separate cooldown.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::{Failure, FailureClass};
+
+/// Engine-wide settings for cooldowns and breakers (the config's `[failover]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSettings {
+    /// Consecutive failures that open a breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker stays open before a probe.
+    pub breaker_cooldown: Duration,
+    /// How long a target whose credential was rejected stays out.
+    pub misconfigured_cooldown: Duration,
+    /// First cooldown after a 429 that named no delay; doubles per consecutive 429.
+    pub rate_limit_backoff: Duration,
+    /// Cap of that backoff.
+    pub rate_limit_backoff_max: Duration,
+    /// Pause before a retry on the same target (jittered by the engine).
+    pub retry_delay: Duration,
+}
+
+impl Default for HealthSettings {
+    fn default() -> HealthSettings {
+        HealthSettings {
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(30),
+            misconfigured_cooldown: Duration::from_secs(300),
+            rate_limit_backoff: Duration::from_secs(1),
+            rate_limit_backoff_max: Duration::from_secs(60),
+            retry_delay: Duration::from_millis(50),
+        }
+    }
+}
+
+/// The breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Requests flow; failures are counted.
+    Closed,
+    /// Requests skip the target until the cooldown ends.
+    Open,
+    /// One probe request is in flight; the others skip the target.
+    HalfOpen,
+}
+
+impl BreakerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+
+    fn from_u8(value: u8) -> BreakerState {
+        match value {
+            OPEN => BreakerState::Open,
+            HALF_OPEN => BreakerState::HalfOpen,
+            _ => BreakerState::Closed,
+        }
+    }
+}
+
+const CLOSED: u8 = 0;
+const OPEN: u8 = 1;
+const HALF_OPEN: u8 = 2;
+
+/// Whether a request may use the target now.
+#[derive(Debug)]
+pub enum Admission<'a> {
+    /// Go ahead.
+    Admit,
+    /// Go ahead as the breaker's half-open probe: report the outcome through the guard's
+    /// health (any `record_*` resolves it); dropping it unresolved re-opens the breaker for an
+    /// immediate new probe.
+    Probe(ProbeGuard<'a>),
+    /// Skip: the target asked us to wait (rate limit) for this much longer.
+    Cooling(Duration),
+    /// Skip: the breaker is open for this much longer (or a probe is in flight: zero).
+    Open(Duration),
+}
+
+/// The right to be a breaker's one half-open probe.
+#[derive(Debug)]
+pub struct ProbeGuard<'a> {
+    health: &'a Health,
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        // Resolved probes moved the state away from HalfOpen already; an abandoned one (its
+        // request cancelled) must not leave the target half-open, with no probe, forever.
+        if self
+            .health
+            .state
+            .compare_exchange(HALF_OPEN, OPEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.health.open_until_ms.store(0, Ordering::Release);
+        }
+    }
+}
+
+/// The failure classes, in a fixed order, for per-class counters.
+const CLASSES: [FailureClass; 10] = [
+    FailureClass::RateLimited,
+    FailureClass::Unavailable,
+    FailureClass::Timeout,
+    FailureClass::Connect,
+    FailureClass::ContextLengthExceeded,
+    FailureClass::InvalidRequest,
+    FailureClass::ContentFiltered,
+    FailureClass::Unauthorized,
+    FailureClass::BadResponse,
+    FailureClass::PluginFault,
+];
+
+fn class_index(class: FailureClass) -> usize {
+    CLASSES.iter().position(|c| *c == class).unwrap_or(0)
+}
+
+/// Weight of the newest latency sample in the moving average.
+const EWMA_ALPHA: f64 = 0.3;
+
+/// What failures write, behind the mutex.
+#[derive(Debug, Default)]
+struct Detail {
+    last_error: Option<(Instant, String)>,
+    /// Consecutive 429s, for the backoff when the upstream names no delay.
+    rate_limit_streak: u32,
+    misconfigured: bool,
+}
+
+/// One target's shared state. Times are kept as milliseconds since `base` so they fit atomics.
+#[derive(Debug)]
+pub struct Health {
+    base: Instant,
+    settings: HealthSettingsRef,
+    state: AtomicU8,
+    /// End of the breaker's open period, in ms since `base`.
+    open_until_ms: AtomicU64,
+    /// End of the rate-limit cooldown, in ms since `base`.
+    cooling_until_ms: AtomicU64,
+    consecutive_failures: AtomicU32,
+    /// Moving average of served latencies in µs, as `f64` bits; 0 before the first sample.
+    latency_ewma_bits: AtomicU64,
+    served: AtomicU64,
+    failed: [AtomicU64; CLASSES.len()],
+    detail: Mutex<Detail>,
+}
+
+type HealthSettingsRef = std::sync::Arc<HealthSettings>;
+
+/// A point-in-time view of a target's health, for `GET /admin/targets`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSnapshot {
+    pub state: BreakerState,
+    pub misconfigured: bool,
+    pub consecutive_failures: u32,
+    /// Rate-limit cooldown left.
+    pub cooling_for: Duration,
+    /// Open breaker period left.
+    pub open_for: Duration,
+    pub latency_ewma: Option<Duration>,
+    pub served: u64,
+    /// Failed attempts by class name (only classes that occurred).
+    pub failed: Vec<(&'static str, u64)>,
+    /// The last failure and how long ago it happened.
+    pub last_error: Option<(Duration, String)>,
+}
+
+impl Health {
+    pub fn new(settings: HealthSettingsRef) -> Health {
+        Health {
+            base: Instant::now(),
+            settings,
+            state: AtomicU8::new(CLOSED),
+            open_until_ms: AtomicU64::new(0),
+            cooling_until_ms: AtomicU64::new(0),
+            consecutive_failures: AtomicU32::new(0),
+            latency_ewma_bits: AtomicU64::new(0),
+            served: AtomicU64::new(0),
+            failed: Default::default(),
+            detail: Mutex::new(Detail::default()),
+        }
+    }
+
+    pub fn settings(&self) -> &HealthSettings {
+        &self.settings
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn remaining(until_ms: u64, now_ms: u64) -> Duration {
+        Duration::from_millis(until_ms.saturating_sub(now_ms))
+    }
+
+    fn detail(&self) -> std::sync::MutexGuard<'_, Detail> {
+        // A panic while holding the lock cannot leave `Detail` inconsistent (plain fields).
+        match self.detail.lock() {
+            Ok(detail) => detail,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// May a request use this target now?
+    pub fn admit(&self) -> Admission<'_> {
+        let now = self.now_ms();
+        match self.state.load(Ordering::Acquire) {
+            CLOSED => {}
+            OPEN => {
+                let until = self.open_until_ms.load(Ordering::Acquire);
+                if until > now {
+                    return Admission::Open(Self::remaining(until, now));
+                }
+                // Cooldown over: exactly one request becomes the probe.
+                if self
+                    .state
+                    .compare_exchange(OPEN, HALF_OPEN, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+                {
+                    return Admission::Open(Duration::ZERO);
+                }
+                return Admission::Probe(ProbeGuard { health: self });
+            }
+            _ => return Admission::Open(Duration::ZERO),
+        }
+        let cooling = self.cooling_until_ms.load(Ordering::Acquire);
+        if cooling > now {
+            return Admission::Cooling(Self::remaining(cooling, now));
+        }
+        Admission::Admit
+    }
+
+    /// The target served a request in `latency`.
+    pub fn record_success(&self, latency: Duration) {
+        self.served.fetch_add(1, Ordering::Relaxed);
+        self.answered();
+        // Lossy under concurrent updates (one sample may overwrite another): a moving average
+        // does not need every sample, and a CAS loop would contend on every request.
+        let sample = latency.as_secs_f64() * 1e6;
+        let previous = f64::from_bits(self.latency_ewma_bits.load(Ordering::Relaxed));
+        let next = if previous == 0.0 {
+            sample
+        } else {
+            previous + EWMA_ALPHA * (sample - previous)
+        };
+        self.latency_ewma_bits
+            .store(next.max(f64::MIN_POSITIVE).to_bits(), Ordering::Relaxed);
+    }
+
+    /// The target answered (served, or refused the request for a reason of the request's own):
+    /// the breaker closes and the failure streak ends.
+    fn answered(&self) {
+        if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+        }
+        if self.state.load(Ordering::Acquire) != CLOSED {
+            self.state.store(CLOSED, Ordering::Release);
+            self.detail().misconfigured = false;
+        }
+    }
+
+    /// An attempt on the target failed. `jitter` in `[0, 1)` spreads backoffs.
+    pub fn record_failure(&self, failure: &Failure, jitter: f64) {
+        self.failed[class_index(failure.class)].fetch_add(1, Ordering::Relaxed);
+        let now = self.now_ms();
+        let mut detail = self.detail();
+        detail.last_error = Some((Instant::now(), failure.to_string()));
+        match failure.class {
+            FailureClass::RateLimited => {
+                detail.rate_limit_streak = detail.rate_limit_streak.saturating_add(1);
+                let wait = match failure.retry_after {
+                    Some(wait) => wait,
+                    None => self.backoff(detail.rate_limit_streak, jitter),
+                };
+                drop(detail);
+                let until = now.saturating_add(u64::try_from(wait.as_millis()).unwrap_or(0));
+                self.cooling_until_ms.fetch_max(until, Ordering::AcqRel);
+                // A 429 is an answer: the target is up.
+                self.answered();
+            }
+            FailureClass::Unauthorized => {
+                detail.misconfigured = true;
+                drop(detail);
+                self.open(now, self.settings.misconfigured_cooldown);
+            }
+            FailureClass::ContextLengthExceeded
+            | FailureClass::InvalidRequest
+            | FailureClass::ContentFiltered => {
+                drop(detail);
+                self.answered();
+            }
+            FailureClass::Unavailable
+            | FailureClass::Timeout
+            | FailureClass::Connect
+            | FailureClass::BadResponse
+            | FailureClass::PluginFault => {
+                drop(detail);
+                let failures = self.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
+                let state = self.state.load(Ordering::Acquire);
+                if state == HALF_OPEN || failures >= self.settings.breaker_failures {
+                    self.open(now, self.settings.breaker_cooldown);
+                }
+            }
+        }
+        if failure.class != FailureClass::RateLimited {
+            self.detail().rate_limit_streak = 0;
+        }
+    }
+
+    fn open(&self, now_ms: u64, cooldown: Duration) {
+        let until = now_ms.saturating_add(u64::try_from(cooldown.as_millis()).unwrap_or(0));
+        self.open_until_ms.store(until, Ordering::Release);
+        self.state.store(OPEN, Ordering::Release);
+    }
+
+    /// Exponential backoff with "equal jitter": half of the doubled delay fixed, half random,
+    /// so clients that were limited together do not come back together.
+    fn backoff(&self, streak: u32, jitter: f64) -> Duration {
+        let base = self.settings.rate_limit_backoff;
+        let doubled = base.saturating_mul(1u32 << streak.saturating_sub(1).min(20));
+        let capped = doubled.min(self.settings.rate_limit_backoff_max);
+        capped / 2 + capped.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
+    }
+
+    pub fn snapshot(&self) -> HealthSnapshot {
+        let now = self.now_ms();
+        let detail = self.detail();
+        let ewma = f64::from_bits(self.latency_ewma_bits.load(Ordering::Relaxed));
+        HealthSnapshot {
+            state: BreakerState::from_u8(self.state.load(Ordering::Acquire)),
+            misconfigured: detail.misconfigured,
+            consecutive_failures: self.consecutive_failures.load(Ordering::Relaxed),
+            cooling_for: Self::remaining(self.cooling_until_ms.load(Ordering::Acquire), now),
+            open_for: match self.state.load(Ordering::Acquire) {
+                OPEN => Self::remaining(self.open_until_ms.load(Ordering::Acquire), now),
+                _ => Duration::ZERO,
+            },
+            latency_ewma: (ewma > 0.0).then(|| Duration::from_secs_f64(ewma / 1e6)),
+            served: self.served.load(Ordering::Relaxed),
+            failed: CLASSES
+                .iter()
+                .zip(&self.failed)
+                .map(|(class, count)| (class.as_str(), count.load(Ordering::Relaxed)))
+                .filter(|(_, count)| *count > 0)
+                .collect(),
+            last_error: detail
+                .last_error
+                .as_ref()
+                .map(|(at, message)| (at.elapsed(), message.clone())),
+        }
+    }
+
+    /// The moving average of served latencies, if any request was served.
+    pub fn latency_ewma(&self) -> Option<Duration> {
+        let ewma = f64::from_bits(self.latency_ewma_bits.load(Ordering::Relaxed));
+        (ewma > 0.0).then(|| Duration::from_secs_f64(ewma / 1e6))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use std::sync::Arc;
+
+    fn health(breaker_failures: u32) -> Health {
+        Health::new(Arc::new(HealthSettings {
+            breaker_failures,
+            breaker_cooldown: Duration::from_secs(10),
+            misconfigured_cooldown: Duration::from_secs(300),
+            rate_limit_backoff: Duration::from_secs(1),
+            rate_limit_backoff_max: Duration::from_secs(8),
+            retry_delay: Duration::ZERO,
+        }))
+    }
+
+    fn failure(class: FailureClass) -> Failure {
+        Failure::new(class, "boom")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn breaker_opens_after_n_consecutive_failures_then_probes_once_and_closes() {
+        let h = health(3);
+        for _ in 0..2 {
+            h.record_failure(&failure(FailureClass::Unavailable), 0.0);
+            assert!(matches!(h.admit(), Admission::Admit));
+        }
+        h.record_failure(&failure(FailureClass::Timeout), 0.0);
+        assert_eq!(h.snapshot().state, BreakerState::Open);
+        assert!(matches!(h.admit(), Admission::Open(d) if d == Duration::from_secs(10)));
+
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let Admission::Probe(probe) = h.admit() else {
+            panic!("expected the probe");
+        };
+        // Only one probe at a time.
+        assert!(matches!(h.admit(), Admission::Open(d) if d.is_zero()));
+        assert_eq!(h.snapshot().state, BreakerState::HalfOpen);
+        h.record_success(Duration::from_millis(5));
+        drop(probe);
+        assert_eq!(h.snapshot().state, BreakerState::Closed);
+        assert_eq!(h.snapshot().consecutive_failures, 0);
+        assert!(matches!(h.admit(), Admission::Admit));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_probe_reopens_for_a_full_cooldown() {
+        let h = health(1);
+        h.record_failure(&failure(FailureClass::Connect), 0.0);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let Admission::Probe(probe) = h.admit() else {
+            panic!("expected the probe");
+        };
+        h.record_failure(&failure(FailureClass::Unavailable), 0.0);
+        drop(probe);
+        assert_eq!(h.snapshot().state, BreakerState::Open);
+        assert!(matches!(h.admit(), Admission::Open(d) if d == Duration::from_secs(10)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_abandoned_probe_lets_the_next_request_probe_at_once() {
+        let h = health(1);
+        h.record_failure(&failure(FailureClass::Connect), 0.0);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let probe = h.admit();
+        assert!(matches!(probe, Admission::Probe(_)));
+        drop(probe);
+        assert!(matches!(h.admit(), Admission::Probe(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn success_resets_the_failure_streak() {
+        let h = health(2);
+        h.record_failure(&failure(FailureClass::Unavailable), 0.0);
+        h.record_success(Duration::from_millis(1));
+        h.record_failure(&failure(FailureClass::Unavailable), 0.0);
+        assert_eq!(h.snapshot().state, BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limits_cool_down_for_the_named_delay_without_touching_the_breaker() {
+        let h = health(1);
+        h.record_failure(
+            &failure(FailureClass::RateLimited).with_retry_after(Some(Duration::from_secs(7))),
+            0.0,
+        );
+        assert_eq!(h.snapshot().state, BreakerState::Closed);
+        assert!(matches!(h.admit(), Admission::Cooling(d) if d == Duration::from_secs(7)));
+        tokio::time::advance(Duration::from_secs(7)).await;
+        assert!(matches!(h.admit(), Admission::Admit));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limits_without_a_delay_back_off_exponentially_with_jitter_up_to_the_cap() {
+        let h = health(1);
+        let limited = failure(FailureClass::RateLimited);
+        let mut waits = Vec::new();
+        for jitter in [0.0, 0.0, 0.999, 0.0, 0.0, 0.0] {
+            h.record_failure(&limited, jitter);
+            waits.push(h.snapshot().cooling_for);
+            tokio::time::advance(Duration::from_secs(60)).await;
+        }
+        // 1 s, 2 s, 4 s (nearly all of it with jitter ~1), 8 s, then capped at 8 s; half fixed.
+        assert_eq!(waits[0], Duration::from_millis(500));
+        assert_eq!(waits[1], Duration::from_millis(1000));
+        assert!(waits[2] > Duration::from_millis(3990) && waits[2] <= Duration::from_secs(4));
+        assert_eq!(waits[3], Duration::from_secs(4));
+        assert_eq!(waits[4], Duration::from_secs(4));
+        assert_eq!(waits[5], Duration::from_secs(4));
+        // Any other outcome ends the streak.
+        h.record_failure(&failure(FailureClass::Unavailable), 0.0);
+        h.record_failure(&limited, 0.0);
+        assert_eq!(h.snapshot().cooling_for, Duration::from_millis(500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rejected_credential_marks_the_target_misconfigured_for_the_long_cooldown() {
+        let h = health(5);
+        h.record_failure(&failure(FailureClass::Unauthorized), 0.0);
+        let snapshot = h.snapshot();
+        assert!(snapshot.misconfigured);
+        assert_eq!(snapshot.state, BreakerState::Open);
+        assert_eq!(snapshot.open_for, Duration::from_secs(300));
+        assert_eq!(snapshot.failed, vec![("unauthorized", 1)]);
+        assert!(snapshot.last_error.unwrap().1.contains("boom"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn client_errors_do_not_count_towards_the_breaker() {
+        let h = health(1);
+        for class in [
+            FailureClass::InvalidRequest,
+            FailureClass::ContentFiltered,
+            FailureClass::ContextLengthExceeded,
+        ] {
+            h.record_failure(&failure(class), 0.0);
+            assert_eq!(h.snapshot().state, BreakerState::Closed, "{class:?}");
+        }
+    }
+
+    #[test]
+    fn latency_is_a_moving_average() {
+        let h = health(1);
+        assert_eq!(h.latency_ewma(), None);
+        h.record_success(Duration::from_millis(100));
+        h.record_success(Duration::from_millis(200));
+        let ewma = h.latency_ewma().unwrap().as_secs_f64() * 1000.0;
+        assert!((ewma - 130.0).abs() < 0.01, "{ewma}");
+        assert_eq!(h.snapshot().served, 2);
+    }
+}
