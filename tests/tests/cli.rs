@@ -131,10 +131,23 @@ fn the_shipped_default_config_checks_with_no_keys_set() {
         stdout.contains("base_url http://127.0.0.1:11434/v1"),
         "{stdout}"
     );
+    // Routes are listed with their resolved policy and targets, in order.
+    let fast = stdout
+        .find("  fast: strategy Weighted, retries 1")
+        .expect(&stdout);
+    let groq = stdout[fast..]
+        .find("    groq/llama-3.1-8b-instant (priority 0")
+        .expect(&stdout);
+    let local = stdout[fast..]
+        .find("    local/llama3.2 (priority 1")
+        .expect(&stdout);
+    assert!(groq < local, "{stdout}");
+    // The shipped config's `smart` route gives Groq a window and the local server 60 s.
     assert!(
-        stdout.contains("fast -> groq/llama-3.1-8b-instant, local/llama3.2"),
+        stdout.contains("groq/llama-3.3-70b-versatile (priority 0, weight 1, window 131072"),
         "{stdout}"
     );
+    assert!(stdout.contains("first byte 60000"), "{stdout}");
     assert!(stderr.contains("GROQ_API_KEY is not set"), "{stderr}");
 }
 

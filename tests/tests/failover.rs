@@ -578,6 +578,12 @@ async fn a_flapping_primary_serves_from_the_fallback_while_down_and_comes_back_a
     }
     let health = gateway.target_health("local/flaky-503-3").await;
     assert_eq!(health["state"], "open", "{health}");
+    let warned = gateway
+        .wait_for_log(Duration::from_secs(10), |l| {
+            l.contains("circuit breaker opened")
+        })
+        .await;
+    assert!(warned.is_some(), "{}", gateway.stderr());
     // While open: served by the fallback without a request to the primary.
     for _ in 0..3 {
         let headers = served_text(&gateway, gateway.chat(&ask("fast")).await).await;
@@ -653,6 +659,12 @@ async fn a_rejected_credential_marks_the_target_misconfigured_and_fails_over() {
     let health = gateway.target_health("groq/ok").await;
     assert_eq!(health["misconfigured"], true, "{health}");
     assert_eq!(health["state"], "open", "{health}");
+    let warned = gateway
+        .wait_for_log(Duration::from_secs(10), |l| {
+            l.contains("target marked misconfigured") && l.contains("groq/ok")
+        })
+        .await;
+    assert!(warned.is_some(), "{}", gateway.stderr());
     assert!(
         !gateway.stderr().contains("wrong\""),
         "the key is never logged"

@@ -32,7 +32,8 @@ Commands:
   bench [--duration SECS] [--connections N] [--warmup SECS] [--no-stream]
                           plugins + release build of aigw, mock-upstream and bench, then the same
                           closed-loop load straight to the mock and through aigw; prints a
-                          Markdown table. Also runs the plugin micro-benchmark if present.
+                          Markdown table. Then the plugin micro-benchmark and the failover
+                          engine's overhead per request (both in-process, against a baseline).
   faults                  plugins + release build of aigw, then the failover end-to-end tests
                           one at a time; prints the fault table (wall time of the client's
                           call, attempts the upstreams saw) that the README shows.
@@ -502,6 +503,17 @@ impl Xtask {
                 ]),
             )?;
         }
+        run(
+            "failover engine micro-benchmark",
+            self.cargo().args([
+                "run",
+                "--release",
+                "-p",
+                "aigw-router",
+                "--example",
+                "engine_bench",
+            ]),
+        )?;
         Ok(())
     }
 
@@ -534,7 +546,11 @@ impl Xtask {
         );
         let mut rows = 0;
         for line in stdout.lines() {
-            let Some(row) = line.strip_prefix("fault-table | ") else {
+            // libtest prints `test <name> ... ` before a test's own output on the same line.
+            let Some(row) = line
+                .find("fault-table | ")
+                .map(|at| &line[at + "fault-table | ".len()..])
+            else {
                 continue;
             };
             let cells: Vec<&str> = row.split(" | ").collect();

@@ -284,18 +284,35 @@ async fn check(config_path: PathBuf) -> anyhow::Result<()> {
     let mut aliases: Vec<&String> = gateway.routes.keys().collect();
     aliases.sort();
     for alias in aliases {
-        let targets = gateway
-            .routes
-            .get(alias)
-            .map(|route| {
-                route
-                    .entries
-                    .iter()
-                    .map(|e| e.target.label.to_string())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        out.push_str(&format!("  {alias} -> {}\n", targets.join(", ")));
+        let Some(route) = gateway.routes.get(alias) else {
+            continue;
+        };
+        let policy = &route.policy;
+        out.push_str(&format!(
+            "  {alias}: strategy {:?}, retries {}, hedge {}\n",
+            policy.strategy,
+            policy.retries,
+            policy
+                .hedge_after
+                .map_or("off".to_owned(), |d| format!("after {} ms", d.as_millis()))
+        ));
+        for e in &route.entries {
+            let t = &e.timeouts;
+            out.push_str(&format!(
+                "    {} (priority {}, weight {}, window {}, prefill {}; timeouts ms: connect {}, \
+                 first byte {}, stall {}, total {})\n",
+                e.target.label,
+                e.priority,
+                e.weight,
+                e.context_window
+                    .map_or("unknown".to_owned(), |w| w.to_string()),
+                e.target.prefill,
+                t.connect.as_millis(),
+                t.first_byte.as_millis(),
+                t.stall.as_millis(),
+                t.total.as_millis(),
+            ));
+        }
     }
     out.push_str("direct: any <provider>/<model> of the providers above\n");
     print!("{out}");

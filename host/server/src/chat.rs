@@ -128,6 +128,10 @@ pub(crate) async fn handle(
         exclude: Vec::new(),
     };
     let outcome = aigw_router::serve(&call, &route, &request).await;
+    match &outcome {
+        Ok(served) => warn_of_unhealthy_targets(&route, &served.attempts),
+        Err(exhausted) => warn_of_unhealthy_targets(&route, &exhausted.attempts),
+    }
     let log = RequestLog {
         model,
         route: Arc::clone(&route),
@@ -201,6 +205,40 @@ fn exhausted_error(exhausted: &Exhausted, route: &ServedRoute, model: &str) -> A
         return error;
     }
     ApiError::exhausted(exhausted, |i| label(route, i))
+}
+
+/// Says loudly when an attempt took a target out: a rejected credential (the operator must fix
+/// the key; the key itself is never logged) or a breaker that just opened. Only failed
+/// attempts are looked at, so a healthy request does no work here.
+fn warn_of_unhealthy_targets(route: &ServedRoute, attempts: &[Attempt]) {
+    for attempt in attempts {
+        let Some(failure) = attempt.failure() else {
+            continue;
+        };
+        let Some(entry) = route.entries.get(attempt.target) else {
+            continue;
+        };
+        let snapshot = entry.health.snapshot();
+        if snapshot.state != aigw_router::BreakerState::Open {
+            continue;
+        }
+        if failure.class == FailureClass::Unauthorized {
+            tracing::warn!(
+                target = %entry.target.label,
+                reason = %failure,
+                out_for_s = snapshot.open_for.as_secs(),
+                "credential rejected or missing: target marked misconfigured"
+            );
+        } else if snapshot.consecutive_failures > 0 {
+            tracing::warn!(
+                target = %entry.target.label,
+                reason = %failure,
+                consecutive_failures = snapshot.consecutive_failures,
+                open_for_ms = snapshot.open_for.as_millis() as u64,
+                "circuit breaker opened"
+            );
+        }
+    }
 }
 
 fn label(route: &ServedRoute, index: usize) -> String {
@@ -1076,6 +1114,128 @@ impl RequestLog {
             attempt_log = %describe_attempts(&self.route, attempts, skipped),
             error = error.unwrap_or(""),
             "chat completion"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn chunk(id: &str, delta: Value) -> String {
+        serde_json::json!({"id": id, "object": "chat.completion.chunk",
+                           "choices": [{"index": 0, "delta": delta, "finish_reason": null}]})
+        .to_string()
+    }
+
+    #[test]
+    fn the_transcript_gives_the_stream_id_and_the_text_so_far() {
+        let mut t = Transcript::default();
+        t.record(chunk(
+            "c1",
+            serde_json::json!({"role": "assistant", "content": ""}),
+        ));
+        t.record(chunk("c1", serde_json::json!({"content": "Hello"})));
+        t.record(chunk("c1", serde_json::json!({"content": " wor"})));
+        assert_eq!(
+            t.partial(),
+            Some((Some("c1".to_owned()), "Hello wor".to_owned()))
+        );
+    }
+
+    #[test]
+    fn streamed_tool_calls_and_other_choices_cannot_be_continued() {
+        let mut t = Transcript::default();
+        t.record(chunk(
+            "c1",
+            serde_json::json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"ci"}}]}),
+        ));
+        assert_eq!(t.partial(), None);
+        let mut t = Transcript::default();
+        t.record(
+            serde_json::json!({"id": "c", "choices": [{"index": 1, "delta": {"content": "x"}}]})
+                .to_string(),
+        );
+        assert_eq!(t.partial(), None);
+    }
+
+    #[test]
+    fn a_transcript_past_its_cap_turns_continuation_off() {
+        let mut t = Transcript::default();
+        let big = "x".repeat(MAX_TRANSCRIPT_BYTES / 2 + 1);
+        t.record(chunk("c", serde_json::json!({ "content": big })));
+        t.record(chunk("c", serde_json::json!({ "content": big })));
+        assert_eq!(t.partial(), None);
+        assert!(t.chunks.is_empty(), "the memory is given back");
+    }
+
+    #[test]
+    fn continuation_bodies_append_the_partial_answer_and_for_prompts_a_request_to_go_on() {
+        let body = br#"{"model":"fast","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        let c = continuation_bodies(body, "Hello wor").unwrap();
+        let prefill: Value = serde_json::from_str(&c.prefill).unwrap();
+        let messages = prefill["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 2);
+        assert_eq!(
+            messages[1],
+            serde_json::json!({"role": "assistant", "content": "Hello wor"})
+        );
+        assert_eq!(prefill["stream"], true);
+        let prompt: Value = serde_json::from_str(&c.prompt).unwrap();
+        let messages = prompt["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 3);
+        assert_eq!(messages[1]["content"], "Hello wor");
+        assert_eq!(messages[2]["role"], "user");
+        assert_eq!(messages[2]["content"], CONTINUE_PROMPT);
+        // Nothing but the role went out: start over, unchanged.
+        let fresh = continuation_bodies(body, "").unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&fresh.prompt).unwrap()["messages"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(continuation_bodies(br#"{"model":"m"}"#, "x").is_none());
+    }
+
+    #[test]
+    fn rejoined_chunks_take_the_first_streams_id_and_drop_the_second_role() {
+        let next = chunk(
+            "other",
+            serde_json::json!({"role": "assistant", "content": " more"}),
+        );
+        let joined: Value = serde_json::from_str(&rejoin(&next, Some("c1"))).unwrap();
+        assert_eq!(joined["id"], "c1");
+        assert_eq!(
+            joined["choices"][0]["delta"],
+            serde_json::json!({"content": " more"})
+        );
+        assert_eq!(rejoin("not json", Some("c1")), "not json");
+    }
+
+    #[test]
+    fn attempt_descriptions_name_target_kind_outcome_and_times() {
+        use aigw_router::{AttemptKind, Policy, Route};
+        let route: ServedRoute = Route::new(Vec::new(), Policy::default());
+        let attempts = [Attempt {
+            target: 9,
+            kind: AttemptKind::Retry,
+            at: Duration::from_millis(52),
+            latency: Duration::from_micros(1500),
+            outcome: Outcome::Failed(
+                Failure::new(FailureClass::Unavailable, "boom").with_status(503),
+            ),
+        }];
+        let skipped = [Skip {
+            target: 9,
+            reason: SkipReason::Cooling(Duration::from_millis(6500)),
+        }];
+        assert_eq!(
+            describe_attempts(&route, &attempts, &skipped),
+            " retry unavailable(503) at=52.0ms took=1.5ms,  skipped cooling for=6.5s"
         );
     }
 }
