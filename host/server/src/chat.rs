@@ -682,64 +682,72 @@ fn push_frame(out: &mut Vec<u8>, json: &[u8]) {
 /// with an error event instead.
 const MAX_TRANSCRIPT_BYTES: usize = 4 << 20;
 
-/// The chunks already sent to the client, kept as they went out (no parse on the way) so that a
-/// broken stream can be continued from the text they hold.
+/// What the client has received of a stream, enough to continue it elsewhere: the stream's id
+/// and the answer text. Each chunk is read with a borrowed, typed probe (no tree; unknown fields
+/// skipped), so a long stream costs its text in memory, not its JSON.
 #[derive(Default)]
 struct Transcript {
-    chunks: Vec<String>,
-    bytes: usize,
-    /// Too long to keep: continuation is off.
-    overflowed: bool,
+    id: Option<String>,
+    text: String,
+    /// Tool calls were streamed, another choice appeared, a chunk did not parse, or the text
+    /// passed its cap: the answer cannot be continued.
+    stuck: bool,
+}
+
+#[derive(Deserialize)]
+struct ChunkProbe<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    choices: Vec<ChoiceProbe<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceProbe<'a> {
+    #[serde(default)]
+    index: u64,
+    #[serde(borrow)]
+    delta: Option<DeltaProbe<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaProbe<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+    tool_calls: Option<IgnoredAny>,
 }
 
 impl Transcript {
-    fn record(&mut self, json: String) {
-        if self.overflowed {
+    fn record(&mut self, json: &str) {
+        if self.stuck {
             return;
         }
-        self.bytes += json.len();
-        if self.bytes > MAX_TRANSCRIPT_BYTES {
-            self.overflowed = true;
-            self.chunks = Vec::new();
+        let Ok(chunk) = serde_json::from_str::<ChunkProbe<'_>>(json) else {
+            self.stuck = true;
             return;
+        };
+        if self.id.is_none() {
+            self.id = chunk.id.map(Cow::into_owned);
         }
-        self.chunks.push(json);
+        for choice in chunk.choices {
+            let Some(delta) = choice.delta else { continue };
+            if choice.index != 0 || delta.tool_calls.is_some() {
+                self.stuck = true;
+                return;
+            }
+            if let Some(content) = delta.content {
+                self.text.push_str(&content);
+            }
+        }
+        if self.text.len() > MAX_TRANSCRIPT_BYTES {
+            self.stuck = true;
+            self.text = String::new();
+        }
     }
 
-    /// The stream's id and the answer text so far; `None` when the answer cannot be continued
-    /// (tool calls were streamed, several choices, or the transcript overflowed).
+    /// The stream's id and the answer text so far; `None` when the answer cannot be continued.
     fn partial(&self) -> Option<(Option<String>, String)> {
-        if self.overflowed {
-            return None;
-        }
-        let mut id = None;
-        let mut text = String::new();
-        for chunk in &self.chunks {
-            let value: Value = serde_json::from_str(chunk).ok()?;
-            if id.is_none() {
-                id = value.get("id").and_then(Value::as_str).map(str::to_owned);
-            }
-            let Some(choices) = value.get("choices").and_then(Value::as_array) else {
-                continue;
-            };
-            for choice in choices {
-                if choice.get("index").and_then(Value::as_u64).unwrap_or(0) != 0 {
-                    return None;
-                }
-                let delta = choice.get("delta");
-                if delta
-                    .and_then(|d| d.get("tool_calls"))
-                    .is_some_and(|calls| !calls.is_null())
-                {
-                    return None;
-                }
-                if let Some(content) = delta.and_then(|d| d.get("content")).and_then(Value::as_str)
-                {
-                    text.push_str(content);
-                }
-            }
-        }
-        Some((id, text))
+        (!self.stuck).then(|| (self.id.clone(), self.text.clone()))
     }
 }
 
@@ -809,7 +817,7 @@ async fn forward(
             None => chunk.json,
         };
         push_frame(&mut out, json.as_bytes());
-        transcript.record(json);
+        transcript.record(&json);
     }
     if done {
         out.extend_from_slice(b"data: [DONE]\n\n");
@@ -1133,12 +1141,14 @@ mod tests {
     #[test]
     fn the_transcript_gives_the_stream_id_and_the_text_so_far() {
         let mut t = Transcript::default();
-        t.record(chunk(
+        t.record(&chunk(
             "c1",
             serde_json::json!({"role": "assistant", "content": ""}),
         ));
-        t.record(chunk("c1", serde_json::json!({"content": "Hello"})));
-        t.record(chunk("c1", serde_json::json!({"content": " wor"})));
+        t.record(&chunk("c1", serde_json::json!({"content": "Hello"})));
+        t.record(&chunk("c2", serde_json::json!({"content": " wor"})));
+        // A usage chunk has no choices.
+        t.record(r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":1}}"#);
         assert_eq!(
             t.partial(),
             Some((Some("c1".to_owned()), "Hello wor".to_owned()))
@@ -1148,16 +1158,19 @@ mod tests {
     #[test]
     fn streamed_tool_calls_and_other_choices_cannot_be_continued() {
         let mut t = Transcript::default();
-        t.record(chunk(
+        t.record(&chunk(
             "c1",
             serde_json::json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"ci"}}]}),
         ));
         assert_eq!(t.partial(), None);
         let mut t = Transcript::default();
         t.record(
-            serde_json::json!({"id": "c", "choices": [{"index": 1, "delta": {"content": "x"}}]})
+            &serde_json::json!({"id": "c", "choices": [{"index": 1, "delta": {"content": "x"}}]})
                 .to_string(),
         );
+        assert_eq!(t.partial(), None);
+        let mut t = Transcript::default();
+        t.record("{not json");
         assert_eq!(t.partial(), None);
     }
 
@@ -1165,10 +1178,10 @@ mod tests {
     fn a_transcript_past_its_cap_turns_continuation_off() {
         let mut t = Transcript::default();
         let big = "x".repeat(MAX_TRANSCRIPT_BYTES / 2 + 1);
-        t.record(chunk("c", serde_json::json!({ "content": big })));
-        t.record(chunk("c", serde_json::json!({ "content": big })));
+        t.record(&chunk("c", serde_json::json!({ "content": big })));
+        t.record(&chunk("c", serde_json::json!({ "content": big })));
         assert_eq!(t.partial(), None);
-        assert!(t.chunks.is_empty(), "the memory is given back");
+        assert!(t.text.is_empty(), "the memory is given back");
     }
 
     #[test]
