@@ -881,3 +881,75 @@ async fn a_provider_whose_key_variable_is_unset_is_skipped_with_a_clear_error() 
         gateway.stderr()
     );
 }
+
+#[tokio::test]
+async fn a_hedge_also_races_a_stream_whose_first_chunk_is_late() {
+    let upstreams = Upstreams::start().await;
+    let gateway = upstreams
+        .gateway(&format!(
+            "{FAILOVER}{}",
+            route(
+                "fast",
+                &["local/slow-first-3000", "groq/ok"],
+                "hedge_after_ms = 200\n"
+            )
+        ))
+        .await;
+
+    let started = Instant::now();
+    let response = gateway.chat_debug(&ask_streaming("fast")).await;
+    assert_eq!(response.status(), 200);
+    let log = header(response.headers(), "x-aigw-attempt-log").to_owned();
+    assert_eq!(header(response.headers(), "x-aigw-target"), "groq/ok");
+    let (body, _) = read_stream(response).await;
+    report("hedged slow stream", started.elapsed(), 2);
+    let transcript = Transcript::from_body(&body);
+    assert_eq!(transcript.content, REPLY, "{body}");
+    assert!(transcript.ends_with_done(), "{body}");
+    assert!(log.contains("groq/ok hedge served"), "{log}");
+    assert!(
+        log.contains("local/slow-first-3000 first cancelled"),
+        "{log}"
+    );
+    assert_eq!(upstreams.local.chat_requests().len(), 1);
+    let hedge_after = upstreams.groq.chat_requests()[0]
+        .at
+        .duration_since(upstreams.local.chat_requests()[0].at);
+    assert!(hedge_after >= Duration::from_millis(150), "{hedge_after:?}");
+}
+
+#[tokio::test]
+async fn the_latency_strategy_moves_traffic_to_the_faster_of_equal_targets() {
+    let upstreams = Upstreams::start().await;
+    let gateway = upstreams
+        .gateway(&format!(
+            "{FAILOVER}{}",
+            route(
+                "fast",
+                &[
+                    r#"{ target = "local/slow-300", priority = 0 }"#,
+                    r#"{ target = "groq/ok", priority = 0 }"#,
+                ],
+                "strategy = \"latency\"\n",
+            )
+        ))
+        .await;
+
+    // Unmeasured targets go first, in list order: each is measured once...
+    let first = served_text(&gateway, gateway.chat(&ask("fast")).await).await;
+    assert_eq!(header(&first, "x-aigw-target"), "local/slow-300");
+    let second = served_text(&gateway, gateway.chat(&ask("fast")).await).await;
+    assert_eq!(header(&second, "x-aigw-target"), "groq/ok");
+    // ...then the faster one takes the traffic.
+    for _ in 0..5 {
+        let headers = served_text(&gateway, gateway.chat(&ask("fast")).await).await;
+        assert_eq!(header(&headers, "x-aigw-target"), "groq/ok");
+    }
+    assert_eq!(upstreams.local.chat_requests().len(), 1);
+    let slow = gateway.target_health("local/slow-300").await;
+    let fast = gateway.target_health("groq/ok").await;
+    assert!(
+        slow["latency_ewma_ms"].as_f64().unwrap() > fast["latency_ewma_ms"].as_f64().unwrap(),
+        "{slow} {fast}"
+    );
+}

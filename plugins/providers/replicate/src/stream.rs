@@ -20,7 +20,9 @@ use aigw_plugin_sdk::sse::{Event, SseParser};
 use aigw_plugin_sdk::{Chunk, Failure, StreamDecoder, Target};
 use serde_json::{Value, json};
 
-use crate::{Prediction, Status, is_context_length_text, now_seconds, usage_json};
+use crate::{
+    Prediction, Status, is_content_filter_text, is_context_length_text, now_seconds, usage_json,
+};
 
 /// The most prediction JSON buffered for one streamed call; larger is a bad response.
 const MAX_JSON_BYTES: usize = 16 * 1024 * 1024;
@@ -182,6 +184,9 @@ fn stream_error(data: &str) -> Failure {
     match UpstreamError::parse(data.as_bytes()).message {
         Some(detail) if is_context_length_text(&detail) => {
             Failure::ContextLengthExceeded(format!("replicate stream error: {detail}"))
+        }
+        Some(detail) if is_content_filter_text(&detail) => {
+            Failure::ContentFiltered(format!("replicate stream error: {detail}"))
         }
         Some(detail) => Failure::Unavailable(format!("replicate stream error: {detail}")),
         None => Failure::Unavailable("replicate stream error".to_owned()),

@@ -628,6 +628,11 @@ fn sse_error_events_fail_at_every_split() {
         decode_stream(context, 3),
         Err(Failure::ContextLengthExceeded(_))
     ));
+    let flagged = "event: error\ndata: {\"detail\":\"The input or output was flagged as sensitive. (E005)\"}\n\n";
+    assert!(matches!(
+        decode_stream(flagged, 7),
+        Err(Failure::ContentFiltered(message)) if message.contains("E005")
+    ));
 }
 
 #[test]
