@@ -198,19 +198,7 @@ impl Gateway {
     /// # Panics
     /// When the exchange fails at the transport level (the gateway must always answer).
     pub async fn chat(&self, body: &Value) -> reqwest::Response {
-        match self
-            .client
-            .post(self.url("/v1/chat/completions"))
-            .json(body)
-            .send()
-            .await
-        {
-            Ok(response) => response,
-            Err(e) => panic!(
-                "POST /v1/chat/completions failed: {e}\n--- stderr ---\n{}",
-                self.stderr()
-            ),
-        }
+        self.chat_with(body, &[]).await
     }
 
     /// `POST /v1/chat/completions` with `x-aigw-debug: attempts`, so the answer describes
@@ -219,14 +207,18 @@ impl Gateway {
     /// # Panics
     /// When the exchange fails at the transport level.
     pub async fn chat_debug(&self, body: &Value) -> reqwest::Response {
-        match self
+        self.chat_with(body, &[("x-aigw-debug", "attempts")]).await
+    }
+
+    async fn chat_with(&self, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self
             .client
             .post(self.url("/v1/chat/completions"))
-            .header("x-aigw-debug", "attempts")
-            .json(body)
-            .send()
-            .await
-        {
+            .json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        match request.send().await {
             Ok(response) => response,
             Err(e) => panic!(
                 "POST /v1/chat/completions failed: {e}\n--- stderr ---\n{}",
