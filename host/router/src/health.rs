@@ -356,17 +356,19 @@ impl Health {
     pub fn snapshot(&self) -> HealthSnapshot {
         let now = self.now_ms();
         let detail = self.detail();
-        let ewma = f64::from_bits(self.latency_ewma_bits.load(Ordering::Relaxed));
+        let state = BreakerState::from_u8(self.state.load(Ordering::Acquire));
         HealthSnapshot {
-            state: BreakerState::from_u8(self.state.load(Ordering::Acquire)),
+            state,
             misconfigured: detail.misconfigured,
             consecutive_failures: self.consecutive_failures.load(Ordering::Relaxed),
             cooling_for: Self::remaining(self.cooling_until_ms.load(Ordering::Acquire), now),
-            open_for: match self.state.load(Ordering::Acquire) {
-                OPEN => Self::remaining(self.open_until_ms.load(Ordering::Acquire), now),
-                _ => Duration::ZERO,
+            open_for: match state {
+                BreakerState::Open => {
+                    Self::remaining(self.open_until_ms.load(Ordering::Acquire), now)
+                }
+                BreakerState::Closed | BreakerState::HalfOpen => Duration::ZERO,
             },
-            latency_ewma: (ewma > 0.0).then(|| Duration::from_secs_f64(ewma / 1e6)),
+            latency_ewma: self.latency_ewma(),
             served: self.served.load(Ordering::Relaxed),
             failed: CLASSES
                 .iter()

@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aigw_router::{
-    Attempt, Exhausted, Failure, FailureClass, Outcome, Request, Served, Skip, SkipReason,
-    Timeouts, Upstream,
+    Attempt, Failure, FailureClass, Outcome, Request, Served, Skip, SkipReason, Timeouts, Upstream,
 };
 use aigw_runtime::{CallError, Chunk, HttpResponse, Step, StreamDecoder, Usage};
 use bytes::Bytes;
@@ -151,7 +150,7 @@ pub(crate) async fn handle(
             answer(served, context, options)
         }
         Err(exhausted) => {
-            let error = exhausted_error(&exhausted, &route, &log.model);
+            let error = ApiError::exhausted(&exhausted, &log.model, |i| label(&route, i));
             log.emit(
                 error.status.as_u16(),
                 &exhausted.attempts,
@@ -172,39 +171,6 @@ pub(crate) async fn handle(
             response
         }
     }
-}
-
-/// The client's error when no target served: every target resting (cooling down after rate
-/// limits, or behind open breakers) answers at once with when to come back; otherwise the
-/// decisive upstream failure.
-fn exhausted_error(exhausted: &Exhausted, route: &ServedRoute, model: &str) -> ApiError {
-    if let Some((wait, all_cooling)) = exhausted.unavailable_for() {
-        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-        let mut error = if all_cooling {
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                format!(
-                    "every target of `{model}` is cooling down after rate limits; retry in \
-                     {seconds} s"
-                ),
-            )
-            .code("rate_limited")
-        } else {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "upstream_error",
-                format!(
-                    "no target of `{model}` is available (circuit open after repeated \
-                     failures); retry in {seconds} s"
-                ),
-            )
-            .code("unavailable")
-        };
-        error.retry_after = Some(seconds);
-        return error;
-    }
-    ApiError::exhausted(exhausted, |i| label(route, i))
 }
 
 /// Says loudly when an attempt took a target out: a rejected credential (the operator must fix
@@ -973,81 +939,74 @@ async fn pump(committed: Committed, tx: mpsc::Sender<Bytes>, context: StreamCont
             last.outcome = Outcome::Failed(failure.clone());
         }
         exclude.push(target);
-        let continued = match transcript.partial() {
-            Some((id, partial)) => {
-                continuation_bodies(&context.body, &partial).map(|bodies| (id, bodies))
-            }
-            None => None,
-        };
-        let Some((id, bodies)) = continued else {
-            end_with_error(
-                &tx, &served_by, &failure, &context, &attempts, &skipped, usage,
-            )
-            .await;
-            return;
-        };
-        let Ok(text) = std::str::from_utf8(&context.body) else {
-            end_with_error(
-                &tx, &served_by, &failure, &context, &attempts, &skipped, usage,
-            )
-            .await;
-            return;
-        };
-        let call = Call {
-            gateway: &context.gateway,
-            body: text,
-            continuation: Some(&bodies),
-            stream: true,
-        };
-        let request = Request {
-            stream: true,
-            seed: context.seed.rotate_left(17),
-            exclude: exclude.clone(),
-        };
         since = Instant::now();
-        match aigw_router::serve(&call, &route, &request).await {
-            Ok(served) => {
-                attempts.extend(served.attempts);
-                skipped.extend(
-                    served
-                        .skipped
-                        .into_iter()
-                        .filter(|s| s.reason != SkipReason::Excluded),
-                );
-                let Answer::Stream(next) = served.output else {
-                    end_with_error(
-                        &tx, &served_by, &failure, &context, &attempts, &skipped, usage,
-                    )
-                    .await;
-                    return;
-                };
-                tracing::info!(
-                    target: "aigw::request",
-                    model = %context.log.model,
-                    broken = %served_by.label,
-                    continued_on = %route.entries[served.target].target.label,
-                    reason = %failure,
-                    "stream continued on another target"
-                );
-                open = *next;
-                target = served.target;
-                rejoin_id = Some(id);
-            }
-            Err(exhausted) => {
-                attempts.extend(exhausted.attempts);
-                skipped.extend(
-                    exhausted
-                        .skipped
-                        .into_iter()
-                        .filter(|s| s.reason != SkipReason::Excluded),
-                );
-                end_with_error(
-                    &tx, &served_by, &failure, &context, &attempts, &skipped, usage,
-                )
-                .await;
-                return;
-            }
-        }
+        let Some((next, next_target, id)) =
+            continue_elsewhere(&context, &transcript, &exclude, &mut attempts, &mut skipped).await
+        else {
+            end_with_error(
+                &tx, &served_by, &failure, &context, &attempts, &skipped, usage,
+            )
+            .await;
+            return;
+        };
+        tracing::info!(
+            target: "aigw::request",
+            model = %context.log.model,
+            broken = %served_by.label,
+            continued_on = %route.entries[next_target].target.label,
+            reason = %failure,
+            "stream continued on another target"
+        );
+        open = next;
+        target = next_target;
+        rejoin_id = Some(id);
+    }
+}
+
+/// Asks the route's other targets (all but `exclude`) to continue the answer the transcript
+/// holds. Their attempts and skips join the request's. `None` when the answer cannot be
+/// continued or no target could: the stream then ends with an error event.
+async fn continue_elsewhere(
+    context: &StreamContext,
+    transcript: &Transcript,
+    exclude: &[usize],
+    attempts: &mut Vec<Attempt>,
+    skipped: &mut Vec<Skip>,
+) -> Option<(OpenStream, usize, Option<String>)> {
+    let (id, partial) = transcript.partial()?;
+    let bodies = continuation_bodies(&context.body, &partial)?;
+    let text = std::str::from_utf8(&context.body).ok()?;
+    let call = Call {
+        gateway: &context.gateway,
+        body: text,
+        continuation: Some(&bodies),
+        stream: true,
+    };
+    let request = Request {
+        stream: true,
+        seed: context.seed.rotate_left(17),
+        exclude: exclude.to_vec(),
+    };
+    let (output, served, new_attempts, new_skipped) =
+        match aigw_router::serve(&call, &context.route, &request).await {
+            Ok(served) => (
+                Some(served.output),
+                served.target,
+                served.attempts,
+                served.skipped,
+            ),
+            Err(exhausted) => (None, 0, exhausted.attempts, exhausted.skipped),
+        };
+    attempts.extend(new_attempts);
+    // The excluded targets are the ones that broke: already in the attempts.
+    skipped.extend(
+        new_skipped
+            .into_iter()
+            .filter(|s| s.reason != SkipReason::Excluded),
+    );
+    match output? {
+        Answer::Stream(next) => Some((*next, served, id)),
+        Answer::Complete { .. } => None,
     }
 }
 

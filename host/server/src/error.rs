@@ -87,9 +87,41 @@ impl ApiError {
         response
     }
 
-    /// The answer when no target could serve: the decisive upstream failure's status and
+    /// The answer when no target could serve `model`. When every target was resting (cooling
+    /// down after rate limits, or behind open breakers) and none was tried: 429 or 503 at once,
+    /// with when the soonest is back. Otherwise the decisive upstream failure's status and
     /// reason, with every attempt named so the operator can see what happened.
-    pub fn exhausted(exhausted: &Exhausted, label: impl Fn(usize) -> String) -> ApiError {
+    pub fn exhausted(
+        exhausted: &Exhausted,
+        model: &str,
+        label: impl Fn(usize) -> String,
+    ) -> ApiError {
+        if let Some((wait, all_cooling)) = exhausted.unavailable_for() {
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let mut error = if all_cooling {
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    format!(
+                        "every target of `{model}` is cooling down after rate limits; retry in \
+                         {seconds} s"
+                    ),
+                )
+                .code("rate_limited")
+            } else {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "upstream_error",
+                    format!(
+                        "no target of `{model}` is available (circuit open after repeated \
+                         failures); retry in {seconds} s"
+                    ),
+                )
+                .code("unavailable")
+            };
+            error.retry_after = Some(seconds);
+            return error;
+        }
         let Some((last, failure)) = exhausted
             .attempts
             .iter()
@@ -223,7 +255,7 @@ mod tests {
             ],
             skipped: Vec::new(),
         };
-        let e = ApiError::exhausted(&exhausted, |i| format!("p/m{i}"));
+        let e = ApiError::exhausted(&exhausted, "m", |i| format!("p/m{i}"));
         assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(e.kind, "rate_limit_error");
         assert_eq!(e.code, Some("rate_limited"));
@@ -249,10 +281,42 @@ mod tests {
                 skipped: Vec::new(),
             };
             assert_eq!(
-                ApiError::exhausted(&exhausted, |_| "t".into()).status,
+                ApiError::exhausted(&exhausted, "m", |_| "t".into()).status,
                 status
             );
         }
+    }
+
+    #[test]
+    fn a_route_whose_targets_all_rest_answers_at_once_with_the_soonest_return() {
+        use aigw_router::{Skip, SkipReason};
+        let skip = |target, reason| Skip { target, reason };
+        let cooling = Exhausted {
+            attempts: Vec::new(),
+            skipped: vec![
+                skip(0, SkipReason::Cooling(Duration::from_millis(6200))),
+                skip(1, SkipReason::Cooling(Duration::from_millis(2100))),
+            ],
+        };
+        let e = ApiError::exhausted(&cooling, "fast", |_| "t".into());
+        assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(e.retry_after, Some(3));
+        assert!(
+            e.message.contains("`fast` is cooling down"),
+            "{}",
+            e.message
+        );
+        let open = Exhausted {
+            attempts: Vec::new(),
+            skipped: vec![
+                skip(0, SkipReason::Cooling(Duration::from_secs(9))),
+                skip(1, SkipReason::Open(Duration::from_millis(400))),
+            ],
+        };
+        let e = ApiError::exhausted(&open, "fast", |_| "t".into());
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.retry_after, Some(1));
+        assert!(e.message.contains("circuit open"), "{}", e.message);
     }
 
     #[test]
@@ -272,7 +336,7 @@ mod tests {
                 )],
                 skipped: Vec::new(),
             };
-            let e = ApiError::exhausted(&exhausted, |_| "replicate/m".into());
+            let e = ApiError::exhausted(&exhausted, "m", |_| "replicate/m".into());
             assert_eq!(e.status, expected, "{upstream}");
             assert!(e.message.contains("prompt is required"));
         }
@@ -289,7 +353,7 @@ mod tests {
                 )],
                 skipped: Vec::new(),
             };
-            let e = ApiError::exhausted(&exhausted, |_| "openrouter/m".into());
+            let e = ApiError::exhausted(&exhausted, "m", |_| "openrouter/m".into());
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{upstream}");
             assert!(e.message.contains("flagged for harassment"));
         }
@@ -306,7 +370,7 @@ mod tests {
                 )],
                 skipped: Vec::new(),
             };
-            let e = ApiError::exhausted(&exhausted, |_| "gemini/m".into());
+            let e = ApiError::exhausted(&exhausted, "m", |_| "gemini/m".into());
             assert_eq!(e.status, StatusCode::BAD_GATEWAY, "{upstream}");
             assert!(e.message.contains("API key not valid"));
         }

@@ -283,11 +283,7 @@ impl Gateway {
             .into_iter()
             .map(|(alias, options)| {
                 let route = build_route(&options, |label| {
-                    Arc::clone(
-                        health
-                            .entry(Arc::from(label))
-                            .or_insert_with(|| Arc::new(Health::new(Arc::clone(&settings)))),
-                    )
+                    shared_health(&mut health, label, &settings)
                 });
                 (alias, Arc::new(route))
             })
@@ -392,10 +388,7 @@ impl Gateway {
         if all.len() >= MAX_DIRECT_ROUTES * 2 {
             return Arc::new(Health::new(Arc::clone(&self.settings)));
         }
-        Arc::clone(
-            all.entry(Arc::from(label))
-                .or_insert_with(|| Arc::new(Health::new(Arc::clone(&self.settings)))),
-        )
+        shared_health(&mut all, label, &self.settings)
     }
 
     /// Every known target's health, sorted by label, with the aliases that route to it.
@@ -416,6 +409,18 @@ impl Gateway {
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }
+}
+
+/// The health of the target `label` in `all`, made on first use.
+fn shared_health(
+    all: &mut HashMap<Arc<str>, Arc<Health>>,
+    label: &str,
+    settings: &Arc<HealthSettings>,
+) -> Arc<Health> {
+    Arc::clone(
+        all.entry(Arc::from(label))
+            .or_insert_with(|| Arc::new(Health::new(Arc::clone(settings)))),
+    )
 }
 
 /// Reads a lock; a writer that panicked cannot have left these maps half-changed (one insert).
