@@ -185,19 +185,11 @@ struct UsageProbe {
 impl UsageProbe {
     /// Same rules as [`parse_usage`].
     fn into_usage(self) -> Option<Usage> {
-        let clamp = |count: u64| u32::try_from(count).unwrap_or(u32::MAX);
-        if self.prompt_tokens.is_none() && self.completion_tokens.is_none() {
-            return None;
-        }
-        let prompt_tokens = self.prompt_tokens.map_or(0, clamp);
-        let completion_tokens = self.completion_tokens.map_or(0, clamp);
-        Some(Usage {
-            prompt_tokens,
-            completion_tokens,
-            total_tokens: self
-                .total_tokens
-                .map_or_else(|| prompt_tokens.saturating_add(completion_tokens), clamp),
-        })
+        Usage::from_counts(
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.total_tokens,
+        )
     }
 }
 
@@ -205,25 +197,12 @@ impl UsageProbe {
 /// total is the sum; counts beyond `u32` saturate.
 pub fn parse_usage(value: &Value) -> Option<Usage> {
     let object = value.as_object()?;
-    let count = |key: &str| {
-        object
-            .get(key)
-            .and_then(Value::as_u64)
-            .map(|count| u32::try_from(count).unwrap_or(u32::MAX))
-    };
-    let prompt_tokens = count("prompt_tokens");
-    let completion_tokens = count("completion_tokens");
-    if prompt_tokens.is_none() && completion_tokens.is_none() {
-        return None;
-    }
-    let prompt_tokens = prompt_tokens.unwrap_or(0);
-    let completion_tokens = completion_tokens.unwrap_or(0);
-    Some(Usage {
-        prompt_tokens,
-        completion_tokens,
-        total_tokens: count("total_tokens")
-            .unwrap_or_else(|| prompt_tokens.saturating_add(completion_tokens)),
-    })
+    let count = |key: &str| object.get(key).and_then(Value::as_u64);
+    Usage::from_counts(
+        count("prompt_tokens"),
+        count("completion_tokens"),
+        count("total_tokens"),
+    )
 }
 
 /// Decodes an OpenAI chat-completions SSE body into chunks.

@@ -86,6 +86,30 @@ pub struct Usage {
     pub total_tokens: u32,
 }
 
+impl Usage {
+    /// Usage from an upstream's token counts, whatever it calls them: `None` when it gave
+    /// neither a prompt nor a completion count; a missing count is 0, a missing total is the
+    /// sum; counts beyond `u32` saturate.
+    pub fn from_counts(
+        prompt: Option<u64>,
+        completion: Option<u64>,
+        total: Option<u64>,
+    ) -> Option<Usage> {
+        let clamp = |count: u64| u32::try_from(count).unwrap_or(u32::MAX);
+        if prompt.is_none() && completion.is_none() {
+            return None;
+        }
+        let prompt_tokens = prompt.map_or(0, clamp);
+        let completion_tokens = completion.map_or(0, clamp);
+        Some(Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: total
+                .map_or_else(|| prompt_tokens.saturating_add(completion_tokens), clamp),
+        })
+    }
+}
+
 /// The upstream a call goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {

@@ -425,24 +425,12 @@ impl Prediction {
 
     fn usage(&self) -> Option<Usage> {
         let metrics = self.0.get("metrics")?;
-        let count = |key: &str| {
-            metrics
-                .get(key)
-                .and_then(Value::as_u64)
-                .map(|count| u32::try_from(count).unwrap_or(u32::MAX))
-        };
-        let prompt_tokens = count("input_token_count");
-        let completion_tokens = count("output_token_count");
-        if prompt_tokens.is_none() && completion_tokens.is_none() {
-            return None;
-        }
-        let prompt_tokens = prompt_tokens.unwrap_or(0);
-        let completion_tokens = completion_tokens.unwrap_or(0);
-        Some(Usage {
-            prompt_tokens,
-            completion_tokens,
-            total_tokens: prompt_tokens.saturating_add(completion_tokens),
-        })
+        let count = |key: &str| metrics.get(key).and_then(Value::as_u64);
+        Usage::from_counts(
+            count("input_token_count"),
+            count("output_token_count"),
+            None,
+        )
     }
 
     fn created(&self) -> u64 {
