@@ -193,6 +193,45 @@ impl UsageProbe {
     }
 }
 
+/// The text of an OpenAI message's `content` (`index` in `messages`), for providers that take
+/// text only: a string, or the `text` parts of an array joined; nothing when absent or null.
+/// Any other part (`image_url`, `input_audio`, …) is refused, naming `provider`.
+pub fn content_text(
+    content: Option<&Value>,
+    index: usize,
+    provider: &str,
+) -> Result<String, Failure> {
+    match content {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(text)) => Ok(text.clone()),
+        Some(Value::Array(parts)) => {
+            let mut text = String::new();
+            for part in parts {
+                match part.get("type").and_then(Value::as_str) {
+                    Some("text") => {
+                        text.push_str(part.get("text").and_then(Value::as_str).unwrap_or(""));
+                    }
+                    Some(other) => {
+                        return Err(Failure::InvalidRequest(format!(
+                            "{provider} does not support `{other}` content parts here \
+                             (messages[{index}])"
+                        )));
+                    }
+                    None => {
+                        return Err(Failure::InvalidRequest(format!(
+                            "`messages[{index}].content` has a part without `type`"
+                        )));
+                    }
+                }
+            }
+            Ok(text)
+        }
+        Some(_) => Err(Failure::InvalidRequest(format!(
+            "`messages[{index}].content` must be a string or an array of parts"
+        ))),
+    }
+}
+
 /// An OpenAI `usage` object; `None` when it is absent, null or has no token counts. A missing
 /// total is the sum; counts beyond `u32` saturate.
 pub fn parse_usage(value: &Value) -> Option<Usage> {

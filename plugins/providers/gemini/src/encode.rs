@@ -213,29 +213,9 @@ fn translate_messages(
     Ok((system, contents))
 }
 
-/// A message's content as plain text: a string, or the `text` parts of an array joined.
+/// A message's content as plain text (system, assistant and tool messages take no media).
 fn text_content(content: Option<&Value>, position: usize) -> Result<String, Failure> {
-    match content {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(text)) => Ok(text.clone()),
-        Some(Value::Array(parts)) => {
-            let mut text = String::new();
-            for part in parts {
-                match part_type(part) {
-                    "text" => text.push_str(part.get("text").and_then(Value::as_str).unwrap_or("")),
-                    other => {
-                        return Err(Failure::InvalidRequest(format!(
-                            "messages[{position}]: content part type `{other}` is not supported here"
-                        )));
-                    }
-                }
-            }
-            Ok(text)
-        }
-        Some(_) => Err(Failure::InvalidRequest(format!(
-            "messages[{position}]: `content` must be a string or an array of parts"
-        ))),
-    }
+    aigw_plugin_sdk::openai::content_text(content, position, "gemini")
 }
 
 fn part_type(part: &Value) -> &str {

@@ -317,36 +317,9 @@ fn render_messages(messages: &[Value]) -> Result<(String, Option<String>), Failu
     Ok((prompt, (!system.is_empty()).then(|| system.join("\n\n"))))
 }
 
-/// A message's text: a string, an array of text parts, or nothing.
+/// A message's text: Replicate's LLMs take text only.
 fn message_text(content: Option<&Value>, index: usize) -> Result<String, Failure> {
-    match content {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(text)) => Ok(text.clone()),
-        Some(Value::Array(parts)) => {
-            let mut text = String::new();
-            for part in parts {
-                match part.get("type").and_then(Value::as_str) {
-                    Some("text") => {
-                        text.push_str(part.get("text").and_then(Value::as_str).unwrap_or(""));
-                    }
-                    Some(other) => {
-                        return Err(invalid(format!(
-                            "replicate does not support `{other}` content parts (messages[{index}])"
-                        )));
-                    }
-                    None => {
-                        return Err(invalid(format!(
-                            "`messages[{index}].content` has a part without `type`"
-                        )));
-                    }
-                }
-            }
-            Ok(text)
-        }
-        Some(_) => Err(invalid(format!(
-            "`messages[{index}].content` must be a string or an array of parts"
-        ))),
-    }
+    aigw_plugin_sdk::openai::content_text(content, index, "replicate")
 }
 
 /// A prediction's status, grouped by what the plugin does with it.
