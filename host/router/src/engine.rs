@@ -354,8 +354,6 @@ struct Walk<'r, T> {
     position: usize,
     attempts: Vec<Attempt>,
     skipped: Vec<Skip>,
-    /// Retries used per route entry.
-    retries: Vec<u32>,
     /// After a context-length failure: only targets with a window above this may serve
     /// (`Some(None)`: the failing target's window is unknown, so any other target may).
     larger_than: Option<Option<u32>>,
@@ -374,7 +372,6 @@ impl<'r, T: Sync> Walk<'r, T> {
             position: 0,
             attempts: Vec::with_capacity(1),
             skipped: Vec::new(),
-            retries: vec![0; route.entries.len()],
             larger_than: None,
         }
     }
@@ -508,12 +505,18 @@ impl<'r, T: Sync> Walk<'r, T> {
                 Settled::Next
             }
             Action::Retry => {
-                let used = &mut self.retries[index];
-                if *used >= self.route.policy.retries || !self.route.policy.retry_budget.withdraw()
+                // Only one attempt per target is in flight, so every retry of it already
+                // ended (and is recorded) by the time this one is decided.
+                let used = self
+                    .attempts
+                    .iter()
+                    .filter(|a| a.target == index && a.kind == AttemptKind::Retry)
+                    .count();
+                if used >= self.route.policy.retries as usize
+                    || !self.route.policy.retry_budget.withdraw()
                 {
                     return Settled::Next;
                 }
-                *used += 1;
                 // The failure may just have opened the breaker: then the target is out.
                 match health.admit() {
                     Admission::Admit => Settled::Retry(Candidate {

@@ -892,7 +892,12 @@ async fn pump(committed: Committed, tx: mpsc::Sender<Bytes>, context: StreamCont
     } = committed;
     let route = Arc::clone(&context.route);
     let mut usage = None;
-    let mut transcript = Transcript::default();
+    // A one-target route (any direct `provider/model`) has no other target to continue on:
+    // reading its chunks for a continuation would be work for nothing.
+    let mut transcript = Transcript {
+        stuck: route.entries.len() < 2,
+        ..Transcript::default()
+    };
     // Set once continuing: the original stream's id, to rewrite the continuation's chunks.
     let mut rejoin_id: Option<Option<String>> = None;
     let mut exclude = Vec::new();
