@@ -129,6 +129,8 @@ pub struct Served<O> {
     /// Every attempt, in the order they ended.
     pub attempts: Vec<Attempt>,
     pub skipped: Vec<Skip>,
+    /// When the walk began: the origin of every attempt's `at`.
+    pub started: Instant,
 }
 
 /// No target served the request.
@@ -571,6 +573,7 @@ impl<'r, T: Sync> Walk<'r, T> {
             target,
             attempts: std::mem::take(&mut self.attempts),
             skipped: std::mem::take(&mut self.skipped),
+            started: self.started,
         }
     }
 

@@ -129,7 +129,7 @@ impl Drop for ProbeGuard<'_> {
 }
 
 /// The failure classes, in a fixed order, for per-class counters.
-const CLASSES: [FailureClass; 10] = [
+const CLASSES: [FailureClass; 11] = [
     FailureClass::RateLimited,
     FailureClass::Unavailable,
     FailureClass::Timeout,
@@ -138,6 +138,7 @@ const CLASSES: [FailureClass; 10] = [
     FailureClass::InvalidRequest,
     FailureClass::ContentFiltered,
     FailureClass::Unauthorized,
+    FailureClass::NoCredit,
     FailureClass::BadResponse,
     FailureClass::PluginFault,
 ];
@@ -309,7 +310,9 @@ impl Health {
                 // A 429 is an answer: the target is up.
                 self.answered();
             }
-            FailureClass::Unauthorized => {
+            // Neither a rejected key nor an empty account heals by itself: out for the long
+            // cooldown, flagged for the operator.
+            FailureClass::Unauthorized | FailureClass::NoCredit => {
                 detail.misconfigured = true;
                 drop(detail);
                 self.open(now, self.settings.misconfigured_cooldown);

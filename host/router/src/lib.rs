@@ -1,14 +1,17 @@
 //! The failover engine of aigw. It owns what a route is (targets with priorities, weights,
 //! context windows and timeouts: [`route`]), what the gateway remembers about each target between
-//! requests (rate-limit cooldowns, circuit breakers, latency: [`health`]), how an upstream failure
-//! is classified and what it makes the engine do ([`FailureClass::action`]), and the one loop
-//! that walks a route until a target serves or none can, retrying, hedging and recording every
-//! attempt ([`engine`]). It is plain Rust over the [`Upstream`] trait: it knows nothing of
-//! wasmtime, hyper or HTTP clients, so it is tested with in-process fakes and paused time
-//! (design invariant 3).
+//! requests (rate-limit cooldowns, circuit breakers, latency: [`health`]) and where that memory
+//! lives across config swaps ([`registry`]), how an upstream failure is classified and what it
+//! makes the engine do ([`FailureClass::action`]), the one loop that walks a route until a target
+//! serves or none can, retrying, hedging and recording every attempt ([`engine`]), and what
+//! follows when a served stream breaks after commitment ([`commitment`]). It is plain Rust over
+//! the [`Upstream`] trait: it knows nothing of wasmtime, hyper or HTTP clients, so it is tested
+//! with in-process fakes and paused time (design invariant 3).
 
+pub mod commitment;
 pub mod engine;
 pub mod health;
+pub mod registry;
 pub mod route;
 
 use std::fmt;
@@ -33,6 +36,9 @@ pub enum FailureClass {
     ContentFiltered,
     /// The credential was rejected, or none is configured.
     Unauthorized,
+    /// The account behind the credential has no credit or quota left (402, OpenAI's 429
+    /// `insufficient_quota`): waiting does not cure it, the operator must top up.
+    NoCredit,
     /// The upstream answered something the plugin could not parse.
     BadResponse,
     /// The plugin trapped, ran out of time or memory.
@@ -65,6 +71,7 @@ impl FailureClass {
             FailureClass::RateLimited
             | FailureClass::Timeout
             | FailureClass::Unauthorized
+            | FailureClass::NoCredit
             | FailureClass::PluginFault => Action::FailOver,
         }
     }
@@ -80,6 +87,7 @@ impl FailureClass {
             FailureClass::InvalidRequest => "invalid_request",
             FailureClass::ContentFiltered => "content_filter",
             FailureClass::Unauthorized => "unauthorized",
+            FailureClass::NoCredit => "no_credit",
             FailureClass::BadResponse => "bad_response",
             FailureClass::PluginFault => "plugin_fault",
         }
@@ -128,10 +136,12 @@ impl fmt::Display for Failure {
     }
 }
 
+pub use commitment::Commitment;
 pub use engine::{
     Attempt, AttemptKind, Exhausted, Outcome, Request, Served, Skip, SkipReason, Upstream, serve,
 };
 pub use health::{Admission, BreakerState, Health, HealthSettings, HealthSnapshot};
+pub use registry::HealthRegistry;
 pub use route::{Policy, RetryBudget, Rng, Route, RouteEntry, Strategy, Timeouts};
 
 #[cfg(test)]
@@ -156,6 +166,7 @@ mod tests {
             (BadResponse, Action::Retry),
             (Timeout, Action::FailOver),
             (Unauthorized, Action::FailOver),
+            (NoCredit, Action::FailOver),
             (PluginFault, Action::FailOver),
             (ContextLengthExceeded, Action::FailOverLarger),
             (InvalidRequest, Action::Answer),

@@ -166,7 +166,12 @@ fn short(f: &Failure) -> String {
 fn status_for(failure: &Failure) -> StatusCode {
     // The rejected credential is the gateway's, not the client's: passing on the upstream's
     // 401/403 (or Gemini's 400 for a bad key) would tell the client to fix its own request.
-    if failure.class == FailureClass::Unauthorized {
+    // So is an account without credit: waiting does not cure it, so it is never the 429 a
+    // provider may have said it with.
+    if matches!(
+        failure.class,
+        FailureClass::Unauthorized | FailureClass::NoCredit
+    ) {
         return StatusCode::BAD_GATEWAY;
     }
     // A policy rejection is the client's to fix, whatever status the provider said it with
@@ -201,7 +206,8 @@ fn status_for(failure: &Failure) -> StatusCode {
         FailureClass::Connect
         | FailureClass::BadResponse
         | FailureClass::PluginFault
-        | FailureClass::Unauthorized => StatusCode::BAD_GATEWAY,
+        | FailureClass::Unauthorized
+        | FailureClass::NoCredit => StatusCode::BAD_GATEWAY,
     }
 }
 
@@ -216,6 +222,7 @@ fn kind_for(class: FailureClass) -> &'static str {
         | FailureClass::Timeout
         | FailureClass::Connect
         | FailureClass::Unauthorized
+        | FailureClass::NoCredit
         | FailureClass::BadResponse => "upstream_error",
     }
 }
@@ -373,6 +380,24 @@ mod tests {
             let e = ApiError::exhausted(&exhausted, "m", |_| "gemini/m".into());
             assert_eq!(e.status, StatusCode::BAD_GATEWAY, "{upstream}");
             assert!(e.message.contains("API key not valid"));
+        }
+    }
+
+    #[test]
+    fn an_account_without_credit_is_a_gateway_error_never_a_rate_limit() {
+        for upstream in [402, 403, 429] {
+            let exhausted = Exhausted {
+                attempts: vec![attempt(
+                    0,
+                    Failure::new(FailureClass::NoCredit, "insufficient balance")
+                        .with_status(upstream),
+                )],
+                skipped: Vec::new(),
+            };
+            let e = ApiError::exhausted(&exhausted, "m", |_| "novita/m".into());
+            assert_eq!(e.status, StatusCode::BAD_GATEWAY, "{upstream}");
+            assert_eq!(e.code, Some("no_credit"));
+            assert_eq!(e.retry_after, None);
         }
     }
 

@@ -1,0 +1,178 @@
+//! `POST /v1/chat/completions`: read the request head, walk the route with the failover engine,
+//! and answer as JSON or as a server-sent event stream.
+//!
+//! One idea per file: [`head`] (the fields the gateway reads, the one parse), [`attempt`] (one
+//! try on one target: encode, send, decode, up to commitment), [`relay`] (a committed stream
+//! to the client, continued elsewhere when it breaks), [`continuation`] (pure functions over
+//! what the client received), and [`record`] (the one place a finished request is reported).
+
+mod attempt;
+mod continuation;
+mod head;
+mod record;
+mod relay;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use aigw_router::Request;
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use tokio::sync::mpsc;
+
+use self::attempt::{Answer, Call};
+use self::record::{Finished, RequestRecord, debug_header, label};
+use self::relay::StreamContext;
+use crate::body::Body;
+use crate::error::ApiError;
+use crate::gateway::{Gateway, RouteTarget};
+
+/// SSE frames buffered towards a slow client before the upstream read waits.
+const STREAM_BUFFER: usize = 32;
+
+/// Options of one request that do not come from its JSON body.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RequestOptions {
+    /// `x-aigw-debug: attempts`: describe every attempt in a response header.
+    pub debug_attempts: bool,
+}
+
+/// Seeds each request's weighted order and jitter differently, without a lock or a syscall.
+fn next_seed() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0x5DEE_CE66_D1CE_4E5B);
+    COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+}
+
+pub(crate) async fn handle(
+    gateway: Arc<Gateway>,
+    body: Bytes,
+    options: RequestOptions,
+) -> Response<Body> {
+    let started = Instant::now();
+    let head = match head::parse(&body) {
+        Ok(head) => head,
+        Err(error) => return error.response(),
+    };
+    let Some(route) = gateway.resolve(&head.model) else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!(
+                "the model `{}` does not exist; known models: {}",
+                head.model,
+                gateway.known_models.join(", ")
+            ),
+        )
+        .param("model")
+        .code("model_not_found")
+        .response();
+    };
+    let record = RequestRecord::new(
+        head.model.to_string(),
+        Arc::clone(&route),
+        started,
+        head.stream,
+    );
+    let call = Call {
+        gateway: &gateway,
+        body: head.text,
+        continuation: None,
+        stream: head.stream,
+    };
+    let request = Request {
+        stream: head.stream,
+        seed: next_seed(),
+        exclude: Vec::new(),
+    };
+    let include_usage = head.include_usage;
+    let outcome = aigw_router::serve(&call, &route, &request).await;
+    let served = match outcome {
+        Ok(served) => served,
+        Err(exhausted) => {
+            record.walked(&exhausted.attempts);
+            let error = ApiError::exhausted(&exhausted, record.model(), |i| label(&route, i));
+            let mut response = error.response();
+            let headers = response.headers_mut();
+            headers.insert(
+                "x-aigw-attempts",
+                HeaderValue::from(exhausted.attempts.len()),
+            );
+            if options.debug_attempts {
+                debug_header(headers, &route, &exhausted.attempts, &exhausted.skipped);
+            }
+            record.finish(Finished {
+                status: error.status.as_u16(),
+                attempts: &exhausted.attempts,
+                skipped: &exhausted.skipped,
+                served: None,
+                usage: None,
+                error: Some(&error.message),
+            });
+            return response;
+        }
+    };
+    record.walked(&served.attempts);
+    let Some(entry) = route.entries.get(served.target) else {
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the engine named a target outside the route",
+        )
+        .response();
+    };
+    let target = &entry.target;
+    let (output, commitment) = served.commit(&request);
+    let head = |response: &mut Response<Body>, content_type: &'static str| {
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        served_headers(headers, target, commitment.attempts.len());
+        if options.debug_attempts {
+            debug_header(headers, &route, &commitment.attempts, &commitment.skipped);
+        }
+    };
+    match output {
+        Answer::Complete { json, usage } => {
+            let mut response = Response::new(Body::full(json));
+            head(&mut response, "application/json");
+            record.finish(Finished {
+                status: 200,
+                attempts: &commitment.attempts,
+                skipped: &commitment.skipped,
+                served: Some(target),
+                usage,
+                error: None,
+            });
+            response
+        }
+        Answer::Stream(open) => {
+            let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+            let mut response = Response::new(Body::Stream(rx));
+            head(&mut response, "text/event-stream");
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            let context = StreamContext {
+                gateway: Arc::clone(&gateway),
+                route: Arc::clone(&route),
+                body: body.clone(),
+                include_usage,
+                record,
+            };
+            // The relay owns the rest of the request.
+            tokio::spawn(relay::pump(*open, commitment, tx, context));
+            response
+        }
+    }
+}
+
+/// The headers naming what served: the provider, the target, and how many attempts it took.
+fn served_headers(headers: &mut http::HeaderMap, target: &RouteTarget, attempts: usize) {
+    if let Ok(v) = HeaderValue::from_str(&target.provider.name) {
+        headers.insert("x-aigw-provider", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&target.label) {
+        headers.insert("x-aigw-target", v);
+    }
+    headers.insert("x-aigw-attempts", HeaderValue::from(attempts));
+}

@@ -1,0 +1,240 @@
+//! The request record: the one place a finished chat completion is reported. Every way a
+//! request ends (answered, exhausted, stream finished, client gone, stream cut with no
+//! continuation) goes through [`RequestRecord::finish`], which consumes the record, so each
+//! request is reported exactly once. The log line is written here today; metrics, usage
+//! accounting and quotas hook in here too, not at the call sites.
+//!
+//! It also says loudly, after each walk of the route, when an attempt took a target out
+//! ([`RequestRecord::walked`]).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use aigw_router::{Attempt, BreakerState, FailureClass, Outcome, Skip, SkipReason};
+use aigw_runtime::Usage;
+use http::HeaderValue;
+
+use crate::gateway::{RouteTarget, ServedRoute};
+
+/// What is known of a request from its start, until it is reported.
+pub(crate) struct RequestRecord {
+    model: String,
+    route: Arc<ServedRoute>,
+    started: Instant,
+    stream: bool,
+}
+
+/// How a request ended.
+pub(crate) struct Finished<'a> {
+    /// The status the client got (499: it went away; 200 for a stream that later broke is
+    /// reported as 502, what the error event said).
+    pub(crate) status: u16,
+    pub(crate) attempts: &'a [Attempt],
+    pub(crate) skipped: &'a [Skip],
+    /// The target that served (or last served, for a broken stream).
+    pub(crate) served: Option<&'a RouteTarget>,
+    pub(crate) usage: Option<Usage>,
+    pub(crate) error: Option<&'a str>,
+}
+
+impl RequestRecord {
+    pub(crate) fn new(
+        model: String,
+        route: Arc<ServedRoute>,
+        started: Instant,
+        stream: bool,
+    ) -> RequestRecord {
+        RequestRecord {
+            model,
+            route,
+            started,
+            stream,
+        }
+    }
+
+    pub(crate) fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// After a walk of the route: says loudly when an attempt took a target out — a rejected
+    /// credential or an empty account (the operator must act; the key itself is never logged),
+    /// or a breaker that just opened. Only failed attempts are looked at, so a healthy request
+    /// does no work here.
+    pub(crate) fn walked(&self, attempts: &[Attempt]) {
+        for attempt in attempts {
+            let Some(failure) = attempt.failure() else {
+                continue;
+            };
+            let Some(entry) = self.route.entries.get(attempt.target) else {
+                continue;
+            };
+            let snapshot = entry.health.snapshot();
+            if snapshot.state != BreakerState::Open {
+                continue;
+            }
+            match failure.class {
+                FailureClass::Unauthorized => tracing::warn!(
+                    target = %entry.target.label,
+                    reason = %failure,
+                    out_for_s = snapshot.open_for.as_secs(),
+                    "credential rejected or missing: target marked misconfigured"
+                ),
+                FailureClass::NoCredit => tracing::warn!(
+                    target = %entry.target.label,
+                    reason = %failure,
+                    out_for_s = snapshot.open_for.as_secs(),
+                    "the provider account has no credit left: target marked misconfigured"
+                ),
+                _ if snapshot.consecutive_failures > 0 => tracing::warn!(
+                    target = %entry.target.label,
+                    reason = %failure,
+                    consecutive_failures = snapshot.consecutive_failures,
+                    open_for_ms = snapshot.open_for.as_millis() as u64,
+                    "circuit breaker opened"
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    /// Reports the finished request: the one log line it gets.
+    pub(crate) fn finish(self, finished: Finished<'_>) {
+        // The line is off below `info`: skip building its fields too.
+        if !tracing::enabled!(target: "aigw::request", tracing::Level::INFO) {
+            return;
+        }
+        let Finished {
+            status,
+            attempts,
+            skipped,
+            served,
+            usage,
+            error,
+        } = finished;
+        let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        // Failed attempts are metered apart from the one that served: the upstream may bill
+        // them, and they are what an operator looks at.
+        let failed: Vec<String> = attempts
+            .iter()
+            .filter_map(|a| {
+                a.failure()
+                    .map(|f| format!("{} {}", label(&self.route, a.target), f))
+            })
+            .collect();
+        let provider = served.map(|t| t.provider.name.as_str()).unwrap_or("-");
+        let target = served.map(|t| &*t.label).unwrap_or("-");
+        tracing::info!(
+            target: "aigw::request",
+            model = %self.model,
+            provider,
+            target,
+            status,
+            attempts = attempts.len(),
+            latency_ms = format_args!("{latency_ms:.2}"),
+            stream = self.stream,
+            prompt_tokens = usage.map(|u| u.prompt_tokens),
+            completion_tokens = usage.map(|u| u.completion_tokens),
+            failed_attempts = %failed.join("; "),
+            attempt_log = %describe_attempts(&self.route, attempts, skipped),
+            error = error.unwrap_or(""),
+            "chat completion"
+        );
+    }
+}
+
+/// The label of route entry `index` (empty if out of range).
+pub(crate) fn label(route: &ServedRoute, index: usize) -> String {
+    route
+        .entries
+        .get(index)
+        .map(|e| e.target.label.to_string())
+        .unwrap_or_default()
+}
+
+/// `x-aigw-attempt-log`: one `label kind outcome latency` item per attempt, then the skipped
+/// targets, for `x-aigw-debug: attempts`.
+pub(crate) fn debug_header(
+    headers: &mut http::HeaderMap,
+    route: &ServedRoute,
+    attempts: &[Attempt],
+    skipped: &[Skip],
+) {
+    if let Ok(value) = HeaderValue::from_str(&describe_attempts(route, attempts, skipped)) {
+        headers.insert("x-aigw-attempt-log", value);
+    }
+}
+
+/// What every attempt did, for the log line and the debug header. Messages are left out: they
+/// are upstream text, not always fit for a header.
+fn describe_attempts(route: &ServedRoute, attempts: &[Attempt], skipped: &[Skip]) -> String {
+    let mut out = String::new();
+    for attempt in attempts {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        let outcome = match &attempt.outcome {
+            Outcome::Served => "served".to_owned(),
+            Outcome::Cancelled => "cancelled".to_owned(),
+            Outcome::Failed(failure) => match failure.status {
+                Some(status) => format!("{}({status})", failure.class.as_str()),
+                None => failure.class.as_str().to_owned(),
+            },
+        };
+        let _ = write!(
+            out,
+            "{} {} {outcome} at={:.1}ms took={:.1}ms",
+            label(route, attempt.target),
+            attempt.kind.as_str(),
+            attempt.at.as_secs_f64() * 1000.0,
+            attempt.latency.as_secs_f64() * 1000.0
+        );
+    }
+    for skip in skipped {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        let _ = write!(
+            out,
+            "{} skipped {}",
+            label(route, skip.target),
+            skip.reason.as_str()
+        );
+        if let SkipReason::Cooling(wait) | SkipReason::Open(wait) = skip.reason {
+            let _ = write!(out, " for={:.1}s", wait.as_secs_f64());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
+
+    use super::*;
+    use aigw_router::{AttemptKind, Failure, Policy, Route};
+
+    #[test]
+    fn attempt_descriptions_name_target_kind_outcome_and_times() {
+        let route: ServedRoute = Route::new(Vec::new(), Policy::default());
+        let attempts = [Attempt {
+            target: 9,
+            kind: AttemptKind::Retry,
+            at: Duration::from_millis(52),
+            latency: Duration::from_micros(1500),
+            outcome: Outcome::Failed(
+                Failure::new(FailureClass::Unavailable, "boom").with_status(503),
+            ),
+        }];
+        let skipped = [Skip {
+            target: 9,
+            reason: SkipReason::Cooling(Duration::from_millis(6500)),
+        }];
+        assert_eq!(
+            describe_attempts(&route, &attempts, &skipped),
+            " retry unavailable(503) at=52.0ms took=1.5ms,  skipped cooling for=6.5s"
+        );
+    }
+}
