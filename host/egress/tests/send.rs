@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aigw_egress::{
-    Credential, Egress, EgressError, ErrorKind, Grants, Origin, Placement, Request, Response,
+    Body, Credential, Egress, EgressError, ErrorKind, Grants, Origin, Placement, Request, Response,
     Secret, SendOptions,
 };
 use tokio::sync::Notify;
@@ -434,4 +434,20 @@ async fn a_connect_timeout_the_egress_was_not_built_with_is_refused() {
     assert_eq!(error.kind(), ErrorKind::Setup, "{error}");
     assert!(!upstream.was_connected());
     assert_eq!(egress.connect_timeouts().collect::<Vec<_>>(), [CONNECT]);
+}
+
+#[tokio::test]
+async fn the_egress_and_its_futures_can_move_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    fn movable<T: Send>(_: &T) {}
+    shared::<Egress>();
+    shared::<Grants>();
+    shared::<Credential>();
+    shared::<EgressError>();
+    // The server runs a send and a body's reads inside spawned tasks.
+    let egress = egress();
+    let grants = Grants::none();
+    movable(&egress.send(get("http://127.0.0.1:9/".into()), options(&grants, None)));
+    let _ = |body: &mut Body| movable(&body.chunk());
+    let _ = |body: Body| movable(&body.collect());
 }
