@@ -1,0 +1,21 @@
+//! aigw's egress: every request that leaves the gateway goes through [`Egress::send`]. It owns
+//! the pooled upstream HTTP clients (rustls, one per connect timeout, redirects refused), the
+//! credentials ([`Secret`], where each goes, and the only origins it may go to), and grants
+//! (each caller's allow-list of origins, denied by default, checked on every send). It depends
+//! on no other aigw crate, and no HTTP-client type crosses its API: a request and an answer are
+//! this crate's own types, so the client under it can change without touching the server or
+//! the runtime's outbound import.
+
+mod credential;
+mod egress;
+mod error;
+mod grants;
+mod origin;
+mod response;
+
+pub use credential::{Credential, Placement, Secret};
+pub use egress::{Egress, Request, SendOptions};
+pub use error::{EgressError, ErrorKind};
+pub use grants::Grants;
+pub use origin::Origin;
+pub use response::{Body, Headers, Response};

@@ -1,0 +1,116 @@
+//! An upstream answer in the egress's own types: a status, headers, and a body read in pieces
+//! or whole. The HTTP client under it stays private.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::HeaderMap;
+
+use crate::error::{EgressError, ErrorKind, source_chain};
+
+/// What the upstream answered. Its status and headers have arrived; its body may not have.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Headers,
+    pub body: Body,
+}
+
+impl Response {
+    pub(crate) fn new(mut response: reqwest::Response, timeout: Duration) -> Response {
+        Response {
+            status: response.status().as_u16(),
+            // Moved out, not copied: the body needs only the rest of the client's response.
+            headers: Headers(std::mem::take(response.headers_mut())),
+            body: Body { response, timeout },
+        }
+    }
+}
+
+/// An answer's headers. Names are lowercase; values that are not UTF-8 read lossily.
+#[derive(Debug, Clone, Default)]
+pub struct Headers(HeaderMap);
+
+impl Headers {
+    /// The first value of header `name` (any case).
+    pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.0
+            .get(name)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()))
+    }
+
+    /// Every header in order, a repeated header once per value.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Cow<'_, str>)> {
+        self.0
+            .iter()
+            .map(|(name, value)| (name.as_str(), String::from_utf8_lossy(value.as_bytes())))
+    }
+
+    /// Every header as owned pairs (what a plugin is handed to decode).
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(name, value)| (name.to_owned(), value.into_owned()))
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Capacity reserved up front from an answer's `Content-Length`, at most: the header is the
+/// upstream's word, not a reason to allocate gigabytes before a byte has arrived.
+const RESERVE_AT_MOST: u64 = 1 << 20;
+
+/// An answer's body, still arriving. Reading it is bound by the send's `timeout` (the whole
+/// exchange), so a stream meant to run long is sent with a long one and paced by the caller.
+#[derive(Debug)]
+pub struct Body {
+    response: reqwest::Response,
+    timeout: Duration,
+}
+
+impl Body {
+    /// The next piece of the body as it arrives; `None` once it is complete.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, EgressError> {
+        self.response
+            .chunk()
+            .await
+            .map_err(|e| body_error(e, self.timeout))
+    }
+
+    /// The whole body.
+    pub async fn collect(mut self) -> Result<Vec<u8>, EgressError> {
+        let reserve = self
+            .response
+            .content_length()
+            .map_or(0, |length| length.min(RESERVE_AT_MOST));
+        let mut whole = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
+        while let Some(piece) = self.chunk().await? {
+            whole.extend_from_slice(&piece);
+        }
+        Ok(whole)
+    }
+}
+
+fn body_error(error: reqwest::Error, timeout: Duration) -> EgressError {
+    // The URL may carry a credential in its query, and a broken body is not about the URL.
+    let error = error.without_url();
+    if error.is_timeout() {
+        EgressError::new(
+            ErrorKind::Timeout,
+            format!("no complete answer within {} ms", timeout.as_millis()),
+        )
+    } else {
+        // The connection broke mid-answer: a transport failure, whatever the status said.
+        EgressError::new(
+            ErrorKind::BodyBroken,
+            format!("upstream body broke off: {}", source_chain(&error)),
+        )
+    }
+}
