@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use aigw_egress::Secret;
 use aigw_runtime::{Limits, Plugin, Runtime};
-use aigw_server::{Gateway, Provider, RouteOptions, Secret, TargetOptions};
+use aigw_server::{Gateway, Provider, RouteOptions, TargetOptions};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -159,6 +160,7 @@ async fn build(config: &Config) -> anyhow::Result<Gateway> {
             p.connect_timeout,
             p.timeout,
         )
+        .with_context(|| format!("{}: provider `{}`", config.path.display(), p.name))?
         .with_timeouts(p.timeouts);
         if let Some(why) = &provider.missing_credential {
             tracing::warn!(
@@ -203,7 +205,7 @@ async fn build(config: &Config) -> anyhow::Result<Gateway> {
         config.failover.clone(),
         config.max_body_bytes,
     )
-    .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))
+    .map_err(|e| anyhow::anyhow!("cannot build the upstream HTTP client: {e}"))
 }
 
 async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> {

@@ -3,10 +3,10 @@
 //! the validated config; read-only while serving.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use aigw_egress::{Credential, Egress, EgressError, Grants, Origin, Placement, Secret};
 use aigw_router::{
     Health, HealthSettings, Policy, RetryBudget, Route, RouteEntry, Strategy, Timeouts,
 };
@@ -14,38 +14,17 @@ use aigw_runtime::{CredentialPlacement, Plugin, PluginTarget};
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::egress::Egress;
-
-/// A secret that never prints.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Secret {
-        Secret(value)
-    }
-
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
 /// A configured provider: which plugin translates for it and how the host reaches it.
 pub struct Provider {
     pub name: String,
     pub plugin: Arc<Plugin>,
     /// The configured base URL, else the plugin's default.
     pub base_url: String,
-    /// `scheme://host[:port]` of `base_url`: the credential is added only to requests whose URL
-    /// starts with exactly this origin.
-    pub(crate) credential_origin: Option<String>,
-    pub credential: Option<Secret>,
+    /// The operator's key, added by the egress only to the provider's own origins.
+    pub credential: Option<Credential>,
+    /// Where this provider's requests may go: its base URL's origin (and, with the plugin's
+    /// default base URL, the other origins the plugin declares). Anything else is refused.
+    pub grants: Grants,
     /// Why no credential is set when the plugin requires one (e.g. "GROQ_API_KEY is not set").
     pub missing_credential: Option<String>,
     pub connect_timeout: Duration,
@@ -57,6 +36,8 @@ pub struct Provider {
 }
 
 impl Provider {
+    /// Fails when the base URL is not an http(s) URL or the credential cannot be placed as the
+    /// plugin asks (an invalid header name, say); the message never names the secret.
     pub fn new(
         name: String,
         plugin: Arc<Plugin>,
@@ -65,32 +46,44 @@ impl Provider {
         missing_credential: Option<String>,
         connect_timeout: Duration,
         timeout: Duration,
-    ) -> Provider {
+    ) -> Result<Provider, EgressError> {
         let base_url = base_url
             .unwrap_or_else(|| plugin.descriptor().default_base_url.clone())
             .trim_end_matches('/')
             .to_owned();
-        let credential_origin = url::Url::parse(&base_url)
-            .ok()
-            .map(|u| u.origin().ascii_serialization())
-            .filter(|origin| origin != "null");
+        let origin = Origin::of(&base_url)?;
+        let grants = Grants::new([origin]);
         let missing_credential = match (&credential, plugin.descriptor().credential_required) {
             (None, true) => {
                 Some(missing_credential.unwrap_or_else(|| "no api_key is configured".into()))
             }
             _ => None,
         };
-        Provider {
+        let credential = match credential {
+            None => None,
+            Some(secret) => {
+                let placement = match &plugin.descriptor().credential {
+                    CredentialPlacement::None => Placement::None,
+                    CredentialPlacement::Header { name, prefix } => Placement::Header {
+                        name: name.clone(),
+                        prefix: prefix.clone(),
+                    },
+                    CredentialPlacement::Query(param) => Placement::Query(param.clone()),
+                };
+                Some(Credential::new(secret, placement, &base_url, &[])?)
+            }
+        };
+        Ok(Provider {
             name,
             plugin,
             base_url,
-            credential_origin,
             credential,
+            grants,
             missing_credential,
             connect_timeout,
             timeout,
             timeouts: TimeoutOverrides::default(),
-        }
+        })
     }
 
     /// The provider's specific timeouts (the config's `first_byte_timeout_ms`, …).
@@ -122,19 +115,6 @@ impl Provider {
             ),
         }
     }
-
-    pub fn credential_placement(&self) -> &CredentialPlacement {
-        &self.plugin.descriptor().credential
-    }
-}
-
-/// Whether `url` goes to exactly `origin` (`scheme://host[:port]`): a string check, because
-/// parsing every upstream URL twice (here and in the HTTP client) showed up in profiles. A URL
-/// that spells the origin differently (another case, an explicit default port) fails the
-/// check and goes without the credential: the safe direction.
-pub(crate) fn same_origin(url: &str, origin: &str) -> bool {
-    url.strip_prefix(origin)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']))
 }
 
 /// The default bound on a whole attempt (a whole stream included) when nothing narrower is set.
@@ -276,7 +256,7 @@ impl Gateway {
         routes: HashMap<String, RouteOptions>,
         settings: HealthSettings,
         max_body_bytes: usize,
-    ) -> Result<Gateway, reqwest::Error> {
+    ) -> Result<Gateway, EgressError> {
         let settings = Arc::new(settings);
         let mut health: HashMap<Arc<str>, Arc<Health>> = HashMap::new();
         let routes: HashMap<String, Arc<ServedRoute>> = routes
@@ -465,35 +445,4 @@ fn build_route(options: &RouteOptions, mut health: impl FnMut(&str) -> Arc<Healt
             hedge_after: options.hedge_after,
         },
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_origin;
-
-    #[test]
-    fn credentials_go_only_to_the_exact_origin() {
-        let origin = "https://api.groq.com";
-        assert!(same_origin(
-            "https://api.groq.com/openai/v1/chat/completions",
-            origin
-        ));
-        assert!(same_origin("https://api.groq.com", origin));
-        assert!(same_origin("https://api.groq.com?x=1", origin));
-        assert!(!same_origin("https://api.groq.com.evil.example/v1", origin));
-        assert!(!same_origin("https://api.groq.com:8443/v1", origin));
-        assert!(!same_origin("http://api.groq.com/v1", origin));
-        assert!(!same_origin(
-            "https://evil.example/https://api.groq.com/",
-            origin
-        ));
-        assert!(same_origin(
-            "http://127.0.0.1:8080/v1",
-            "http://127.0.0.1:8080"
-        ));
-        assert!(!same_origin(
-            "http://127.0.0.1:8081/v1",
-            "http://127.0.0.1:8080"
-        ));
-    }
 }

@@ -1,15 +1,14 @@
 //! The HTTP side of aigw. It owns the hyper 1 server, the OpenAI-compatible routes
 //! (`/v1/chat/completions`, `/v1/models`), health and readiness, the operators' view of targets
 //! (`/admin/targets`), request limits, errors in the OpenAI shape, server-sent event streams
-//! (and continuing them when an upstream breaks), and the pooled egress client that reaches
-//! upstreams.
-//! What to serve comes from a [`Gateway`] built by the binary; which target serves is decided by
-//! `aigw-router`; translation happens in plugins through `aigw-runtime`.
+//! (and continuing them when an upstream breaks), and the served state requests are answered
+//! from. What to serve comes from a [`Gateway`] built by the binary; which target serves is
+//! decided by `aigw-router`; translation happens in plugins through `aigw-runtime`; every byte
+//! to an upstream leaves through `aigw-egress`.
 
 mod admin;
 mod body;
 mod chat;
-mod egress;
 mod error;
 mod gateway;
 
@@ -33,8 +32,7 @@ pub use body::Body;
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 pub use error::ApiError;
 pub use gateway::{
-    Gateway, Provider, RouteOptions, RouteTarget, Secret, ServedRoute, TargetOptions,
-    TimeoutOverrides,
+    Gateway, Provider, RouteOptions, RouteTarget, ServedRoute, TargetOptions, TimeoutOverrides,
 };
 
 /// Serves `gateway` on `listener` until `shutdown` completes, then lets open connections finish.

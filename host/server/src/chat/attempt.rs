@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
+use aigw_egress::{EgressError, ErrorKind, SendOptions};
 use aigw_router::{Failure, FailureClass, Timeouts, Upstream};
-use aigw_runtime::{CallError, Chunk, HttpResponse, Step, StreamDecoder, Usage};
+use aigw_runtime::{CallError, Chunk, HttpRequest, HttpResponse, Step, StreamDecoder, Usage};
 
 use super::continuation::Continuation;
 use crate::gateway::{Gateway, RouteTarget};
@@ -23,7 +24,7 @@ pub(crate) enum Answer {
 
 /// A stream that produced its first chunks: from here on it is committed to the client.
 pub(crate) struct OpenStream {
-    pub(crate) response: reqwest::Response,
+    pub(crate) body: aigw_egress::Body,
     pub(crate) decoder: StreamDecoder,
     /// The chunks read before commitment, not yet sent.
     pub(crate) first: Vec<Chunk>,
@@ -72,21 +73,31 @@ impl Upstream for Call<'_> {
 }
 
 impl Call<'_> {
-    /// Sends a request and waits for the response headers, within `first_byte`.
+    /// Sends a request through the egress (the provider's grants and credential) and waits for
+    /// the response headers, within `first_byte`; `whole` bounds the exchange, body included.
     async fn send(
         &self,
         target: &RouteTarget,
-        request: aigw_runtime::HttpRequest,
+        request: HttpRequest,
         timeouts: &Timeouts,
         whole: Duration,
-    ) -> Result<reqwest::Response, Failure> {
+    ) -> Result<aigw_egress::Response, Failure> {
         let provider = &target.provider;
-        let send = self
-            .gateway
-            .egress
-            .send(provider, timeouts.connect, request, whole);
+        let request = aigw_egress::Request {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+        };
+        let options = SendOptions {
+            grants: &provider.grants,
+            credential: provider.credential.as_ref(),
+            connect_timeout: timeouts.connect,
+            timeout: whole,
+        };
+        let send = self.gateway.egress.send(request, options);
         match tokio::time::timeout(timeouts.first_byte, send).await {
-            Ok(result) => result,
+            Ok(result) => result.map_err(send_failure),
             Err(_) => Err(Failure::new(
                 FailureClass::Timeout,
                 format!(
@@ -111,8 +122,8 @@ impl Call<'_> {
             .map_err(|e| call_failure(e, &provider.name, None))?;
         for _ in 0..MAX_FOLLOW_STEPS {
             let response = self.send(target, request, timeouts, timeouts.total).await?;
-            let status = response.status().as_u16();
-            let response = read_whole(response, timeouts.total).await?;
+            let status = response.status;
+            let response = read_whole(response).await?;
             match plugin.decode(&target.plugin_target, response).await {
                 Ok(Step::Done(completion)) => {
                     return Ok(Answer::Complete {
@@ -149,27 +160,29 @@ impl Call<'_> {
             .await
             .map_err(|e| call_failure(e, &provider.name, None))?;
         // The stream's own limits (stall, total) are enforced while reading it.
-        let mut response = self
+        let response = self
             .send(target, request, timeouts, Duration::from_secs(24 * 3600))
             .await?;
-        let status = response.status();
-        if !status.is_success() {
-            let answer = read_whole(response, timeouts.total).await?;
+        let status = response.status;
+        if !(200..300).contains(&status) {
+            // Bounded by the engine's first-byte limit around the whole attempt.
+            let answer = read_whole(response).await?;
             return Err(match plugin.decode(&target.plugin_target, answer).await {
-                Err(e) => call_failure(e, &provider.name, Some(status.as_u16())),
+                Err(e) => call_failure(e, &provider.name, Some(status)),
                 Ok(_) => Failure::new(
                     FailureClass::BadResponse,
                     format!("upstream answered {status} to a streamed request"),
                 )
-                .with_status(status.as_u16()),
+                .with_status(status),
             });
         }
+        let mut body = response.body;
         let mut decoder = plugin
             .stream_decoder(&target.plugin_target)
             .await
             .map_err(|e| call_failure(e, &provider.name, None))?;
-        let open = |response, decoder, first, finished| OpenStream {
-            response,
+        let open = |body, decoder, first, finished| OpenStream {
+            body,
             decoder,
             first,
             finished,
@@ -178,14 +191,14 @@ impl Call<'_> {
             total: timeouts.total,
         };
         loop {
-            match response.chunk().await {
+            match body.chunk().await {
                 Ok(Some(piece)) => {
                     let first = decoder
                         .feed(&piece)
                         .await
                         .map_err(|e| call_failure(e, &provider.name, None))?;
                     if !first.is_empty() {
-                        return Ok(open(response, decoder, first, false));
+                        return Ok(open(body, decoder, first, false));
                     }
                 }
                 Ok(None) => {
@@ -193,12 +206,12 @@ impl Call<'_> {
                         .finish()
                         .await
                         .map_err(|e| call_failure(e, &provider.name, None))?;
-                    return Ok(open(response, decoder, first, true));
+                    return Ok(open(body, decoder, first, true));
                 }
                 Err(e) => {
                     return Err(Failure::new(
                         FailureClass::Unavailable,
-                        format!("stream broke before its first chunk: {e}"),
+                        format!("before the stream's first chunk: {e}"),
                     ));
                 }
             }
@@ -206,40 +219,31 @@ impl Call<'_> {
     }
 }
 
-async fn read_whole(
-    response: reqwest::Response,
-    timeout: Duration,
-) -> Result<HttpResponse, Failure> {
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let body = response.bytes().await.map_err(|e| {
-        if e.is_timeout() {
-            Failure::new(
-                FailureClass::Timeout,
-                format!("no complete answer within {} ms", timeout.as_millis()),
-            )
-        } else {
-            // The connection broke mid-answer: a transport failure (502), whatever the status.
-            Failure::new(
-                FailureClass::Connect,
-                format!("upstream body broke off: {e}"),
-            )
-        }
+/// Reads a whole answer for the plugin to decode.
+async fn read_whole(response: aigw_egress::Response) -> Result<HttpResponse, Failure> {
+    let headers = response.headers.to_pairs();
+    let body = response.body.collect().await.map_err(|e| match e.kind() {
+        ErrorKind::Timeout => Failure::new(FailureClass::Timeout, e.message()),
+        // The connection broke mid-answer: a transport failure (502), whatever the status.
+        _ => Failure::new(FailureClass::Connect, e.message()),
     })?;
     Ok(HttpResponse {
-        status,
+        status: response.status,
         headers,
-        body: body.to_vec(),
+        body,
     })
+}
+
+/// Classifies an egress error on send (never an upstream answer).
+fn send_failure(error: EgressError) -> Failure {
+    let class = match error.kind() {
+        ErrorKind::Timeout => FailureClass::Timeout,
+        ErrorKind::Connect | ErrorKind::BodyBroken | ErrorKind::Setup => FailureClass::Connect,
+        // The plugin built a request the host will not send: a malformed one, or one to an
+        // origin the provider was not granted.
+        ErrorKind::InvalidRequest | ErrorKind::Denied => FailureClass::PluginFault,
+    };
+    Failure::new(class, error.message())
 }
 
 /// Maps a plugin call error onto the engine's failure classes.

@@ -90,8 +90,7 @@ impl Relay {
             }
             let silence_ends = tokio::time::Instant::now() + open.stall;
             let read =
-                tokio::time::timeout_at(silence_ends.min(open.deadline), open.response.chunk())
-                    .await;
+                tokio::time::timeout_at(silence_ends.min(open.deadline), open.body.chunk()).await;
             let piece = match read {
                 Err(_) if silence_ends < open.deadline => {
                     return Relayed::Broke(Failure::new(
@@ -111,7 +110,7 @@ impl Relay {
                 Ok(Err(e)) => {
                     return Relayed::Broke(Failure::new(
                         FailureClass::Unavailable,
-                        format!("upstream stream broke off: {e}"),
+                        format!("stream {e}"),
                     ));
                 }
                 Ok(Ok(piece)) => piece,
