@@ -150,3 +150,20 @@ pub struct TimeoutOverrides {
     pub stall: Option<Duration>,
     pub total: Option<Duration>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ProviderOptions;
+
+    #[test]
+    fn a_provider_prints_without_its_credential() {
+        let options = ProviderOptions {
+            name: "groq".to_owned(),
+            api_key: Some("gsk_secret".to_owned()),
+            ..ProviderOptions::default()
+        };
+        let printed = format!("{options:?}");
+        assert!(!printed.contains("gsk_secret"), "{printed}");
+        assert!(printed.contains("\"groq\""), "{printed}");
+    }
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aigw_router::{HealthSettings, Strategy};
-use aigw_server::{TargetOptions, TimeoutOverrides};
+use aigw_server::{RouteOptions, ServerOptions, TargetOptions, TimeoutOverrides};
 
 use super::{Config, ConfigError, parse};
 
@@ -30,6 +30,9 @@ fn empty_config_gets_the_documented_defaults() {
     assert_eq!(limits.call_timeout, Duration::from_secs(1));
     assert_eq!(limits.memory_bytes, 64 << 20);
     assert!(c.providers.is_empty() && c.routes.is_empty());
+    // Absent keys are exactly the served shapes' defaults.
+    assert_eq!(c.server, ServerOptions::default());
+    assert_eq!(c.failover, HealthSettings::default());
 }
 
 #[test]
@@ -252,6 +255,13 @@ hedge_after_ms = 400
     assert_eq!(plain.retries, 1);
     assert_eq!(plain.retry_budget, 0.2);
     assert_eq!(plain.hedge_after, None);
+    assert_eq!(
+        RouteOptions {
+            targets: Vec::new(),
+            ..plain.clone()
+        },
+        RouteOptions::default()
+    );
     let tuned = &c.routes["tuned"];
     assert_eq!(tuned.strategy, Strategy::Latency);
     assert_eq!(
