@@ -8,13 +8,12 @@ mod config;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use aigw_egress::Secret;
-use aigw_runtime::{Limits, Plugin, Runtime};
-use aigw_server::{Gateway, Provider, RouteOptions, TargetOptions};
+use aigw_runtime::{Plugin, Runtime};
+use aigw_server::{Gateway, Provider};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -126,92 +125,50 @@ fn read_config(path: &std::path::Path) -> anyhow::Result<Config> {
 
 /// Loads every plugin the config names (each file once) and builds the gateway.
 async fn build(config: &Config) -> anyhow::Result<Gateway> {
-    let runtime = Runtime::new(Limits {
-        call_timeout: config.plugins.call_timeout,
-        memory_bytes: config.plugins.memory_limit_bytes,
-        warm_instances: config.plugins.warm_instances,
-        max_instances: config.plugins.max_instances,
-    })
-    .map_err(|e| anyhow::anyhow!("cannot configure the wasm engine: {e:#}"))?;
+    let runtime = Runtime::new(config.plugins.limits.clone())
+        .map_err(|e| anyhow::anyhow!("cannot configure the wasm engine: {e:#}"))?;
 
-    let mut plugins: HashMap<PathBuf, Arc<Plugin>> = HashMap::new();
-    let mut providers = HashMap::new();
-    for p in &config.providers {
-        let plugin = match plugins.get(&p.plugin) {
+    let mut plugins: HashMap<&Path, Arc<Plugin>> = HashMap::new();
+    let mut providers = Vec::with_capacity(config.providers.len());
+    for options in &config.providers {
+        let plugin = match plugins.get(options.plugin.as_path()) {
             Some(plugin) => Arc::clone(plugin),
             None => {
-                let plugin = Plugin::load(&runtime, &p.plugin).await.with_context(|| {
-                    format!(
-                        "{}: provider `{}` (build the plugins with `cargo xtask plugins`)",
-                        config.path.display(),
-                        p.name
-                    )
-                })?;
-                plugins.insert(p.plugin.clone(), Arc::clone(&plugin));
+                let plugin = Plugin::load(&runtime, &options.plugin)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "{}: provider `{}` (build the plugins with `cargo xtask plugins`)",
+                            config.path.display(),
+                            options.name
+                        )
+                    })?;
+                plugins.insert(&options.plugin, Arc::clone(&plugin));
                 plugin
             }
         };
-        let provider = Provider::new(
-            p.name.clone(),
-            plugin,
-            p.base_url.clone(),
-            p.api_key.clone().map(Secret::new),
-            p.api_key_missing.clone(),
-            p.connect_timeout,
-            p.timeout,
-        )
-        .with_context(|| format!("{}: provider `{}`", config.path.display(), p.name))?
-        .with_timeouts(p.timeouts);
+        let provider = Provider::new(options, plugin)
+            .with_context(|| format!("{}: provider `{}`", config.path.display(), options.name))?;
         if let Some(why) = &provider.missing_credential {
             tracing::warn!(
                 provider = %provider.name,
                 "provider has no credential ({why}); its targets will be skipped until it is set"
             );
         }
-        providers.insert(p.name.clone(), Arc::new(provider));
+        providers.push(provider);
     }
-
-    let mut routes = HashMap::new();
-    for model in &config.models {
-        // The config checked that every target names a configured provider.
-        let targets: Vec<TargetOptions> = model
-            .targets
-            .iter()
-            .filter_map(|target| {
-                providers.get(&target.provider).map(|p| TargetOptions {
-                    provider: Arc::clone(p),
-                    model: target.model.clone(),
-                    priority: target.priority,
-                    weight: target.weight,
-                    context_window: target.context_window,
-                    prefill: target.prefill,
-                    timeouts: target.timeouts,
-                })
-            })
-            .collect();
-        let options = RouteOptions {
-            targets,
-            strategy: model.strategy,
-            timeouts: model.timeouts,
-            retries: model.retries,
-            retry_budget: model.retry_budget,
-            hedge_after: model.hedge_after,
-        };
-        routes.insert(model.alias.clone(), options);
-    }
-    Gateway::new(
+    Ok(Gateway::new(
         providers,
-        routes,
+        config.routes.clone(),
         config.failover.clone(),
-        config.max_body_bytes,
-    )
-    .map_err(|e| anyhow::anyhow!("cannot build the upstream HTTP client: {e}"))
+        config.server.max_body_bytes,
+    )?)
 }
 
 async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let config = read_config(&config_path)?;
     let gateway = Arc::new(build(&config).await?);
-    let address = listen.unwrap_or(config.listen);
+    let address = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
@@ -260,7 +217,7 @@ async fn check(config_path: PathBuf) -> anyhow::Result<()> {
     let gateway = build(&config).await?;
     let mut out = String::new();
     out.push_str(&format!("{}: ok\n", config.path.display()));
-    out.push_str(&format!("listen: {}\n", config.listen));
+    out.push_str(&format!("listen: {}\n", config.server.listen));
     out.push_str("providers:\n");
     let mut names: Vec<&String> = gateway.providers.keys().collect();
     names.sort();

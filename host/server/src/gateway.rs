@@ -3,16 +3,17 @@
 //! the validated config; read-only while serving.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use aigw_egress::{Credential, Egress, EgressError, Grants, Origin, Placement, Secret};
-use aigw_router::{
-    Health, HealthSettings, Policy, RetryBudget, Route, RouteEntry, Strategy, Timeouts,
-};
+use aigw_router::{Health, HealthSettings, Policy, RetryBudget, Route, RouteEntry, Timeouts};
 use aigw_runtime::{CredentialPlacement, Plugin, PluginTarget};
 use bytes::Bytes;
 use serde::Serialize;
+
+use crate::options::{ProviderOptions, RouteOptions, TargetOptions, TimeoutOverrides};
 
 /// A configured provider: which plugin translates for it and how the host reaches it.
 pub struct Provider {
@@ -36,27 +37,25 @@ pub struct Provider {
 }
 
 impl Provider {
+    /// The provider `options` describe, translated by `plugin` (the file `options.plugin`).
     /// Fails when the base URL is not an http(s) URL or the credential cannot be placed as the
     /// plugin asks (an invalid header name, say); the message never names the secret.
-    pub fn new(
-        name: String,
-        plugin: Arc<Plugin>,
-        base_url: Option<String>,
-        credential: Option<Secret>,
-        missing_credential: Option<String>,
-        connect_timeout: Duration,
-        timeout: Duration,
-    ) -> Result<Provider, EgressError> {
-        let base_url = base_url
+    pub fn new(options: &ProviderOptions, plugin: Arc<Plugin>) -> Result<Provider, EgressError> {
+        let base_url = options
+            .base_url
+            .clone()
             .unwrap_or_else(|| plugin.descriptor().default_base_url.clone())
             .trim_end_matches('/')
             .to_owned();
-        let origin = Origin::of(&base_url)?;
-        let grants = Grants::new([origin]);
+        let grants = Grants::new([Origin::of(&base_url)?]);
+        let credential = options.api_key.clone().map(Secret::new);
         let missing_credential = match (&credential, plugin.descriptor().credential_required) {
-            (None, true) => {
-                Some(missing_credential.unwrap_or_else(|| "no api_key is configured".into()))
-            }
+            (None, true) => Some(
+                options
+                    .api_key_missing
+                    .clone()
+                    .unwrap_or_else(|| "no api_key is configured".into()),
+            ),
             _ => None,
         };
         let credential = match credential {
@@ -74,22 +73,16 @@ impl Provider {
             }
         };
         Ok(Provider {
-            name,
+            name: options.name.clone(),
             plugin,
             base_url,
             credential,
             grants,
             missing_credential,
-            connect_timeout,
-            timeout,
-            timeouts: TimeoutOverrides::default(),
+            connect_timeout: options.connect_timeout,
+            timeout: options.timeout,
+            timeouts: options.timeouts,
         })
-    }
-
-    /// The provider's specific timeouts (the config's `first_byte_timeout_ms`, …).
-    pub fn with_timeouts(mut self, timeouts: TimeoutOverrides) -> Provider {
-        self.timeouts = timeouts;
-        self
     }
 
     /// A target's time limits: the target's own, else its route's, else this provider's.
@@ -120,16 +113,6 @@ impl Provider {
 /// The default bound on a whole attempt (a whole stream included) when nothing narrower is set.
 const DEFAULT_TOTAL: Duration = Duration::from_secs(600);
 
-/// Time limits set in the config at one level (target, route or provider); unset ones come
-/// from the level below.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TimeoutOverrides {
-    pub connect: Option<Duration>,
-    pub first_byte: Option<Duration>,
-    pub stall: Option<Duration>,
-    pub total: Option<Duration>,
-}
-
 /// One place a request can be sent: a provider and the model name it knows.
 #[derive(Clone)]
 pub struct RouteTarget {
@@ -156,58 +139,6 @@ impl RouteTarget {
 
     pub fn model(&self) -> &str {
         self.plugin_target.model()
-    }
-}
-
-/// One target of a route as configured.
-#[derive(Clone)]
-pub struct TargetOptions {
-    pub provider: Arc<Provider>,
-    pub model: String,
-    pub priority: u32,
-    pub weight: u32,
-    pub context_window: Option<u32>,
-    pub prefill: bool,
-    pub timeouts: TimeoutOverrides,
-}
-
-impl TargetOptions {
-    /// A target with the defaults: tried in list order (`priority` = its position).
-    pub fn new(provider: Arc<Provider>, model: &str, priority: u32) -> TargetOptions {
-        TargetOptions {
-            provider,
-            model: model.to_owned(),
-            priority,
-            weight: 1,
-            context_window: None,
-            prefill: false,
-            timeouts: TimeoutOverrides::default(),
-        }
-    }
-}
-
-/// A model alias as configured.
-#[derive(Clone)]
-pub struct RouteOptions {
-    pub targets: Vec<TargetOptions>,
-    pub strategy: Strategy,
-    pub timeouts: TimeoutOverrides,
-    pub retries: u32,
-    pub retry_budget: f64,
-    pub hedge_after: Option<Duration>,
-}
-
-impl RouteOptions {
-    /// A route over `targets` with the default policy.
-    pub fn new(targets: Vec<TargetOptions>) -> RouteOptions {
-        RouteOptions {
-            targets,
-            strategy: Strategy::Weighted,
-            timeouts: TimeoutOverrides::default(),
-            retries: 1,
-            retry_budget: 0.2,
-            hedge_after: None,
-        }
     }
 }
 
@@ -250,30 +181,78 @@ struct ModelList<'a> {
     data: Vec<ModelEntry<'a>>,
 }
 
+/// Why a gateway cannot be built from its options.
+#[derive(Debug)]
+pub enum GatewayError {
+    /// Two providers share a name.
+    DuplicateProvider(String),
+    /// A route's target names a provider that is not given.
+    UnknownProvider {
+        route: String,
+        /// The target as configured: `provider/model`.
+        target: String,
+    },
+    /// The egress HTTP client could not be built.
+    Egress(EgressError),
+}
+
+impl fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GatewayError::DuplicateProvider(name) => {
+                write!(f, "two providers are named `{name}`")
+            }
+            GatewayError::UnknownProvider { route, target } => write!(
+                f,
+                "route `{route}`: target `{target}` names a provider that is not configured"
+            ),
+            GatewayError::Egress(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for GatewayError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            GatewayError::Egress(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 impl Gateway {
+    /// The gateway serving `routes` (alias → options) over `providers`; each target's provider
+    /// is looked up by name.
     pub fn new(
-        providers: HashMap<String, Arc<Provider>>,
-        routes: HashMap<String, RouteOptions>,
+        providers: impl IntoIterator<Item = Provider>,
+        routes: impl IntoIterator<Item = (String, RouteOptions)>,
         settings: HealthSettings,
         max_body_bytes: usize,
-    ) -> Result<Gateway, EgressError> {
+    ) -> Result<Gateway, GatewayError> {
+        let mut by_name: HashMap<String, Arc<Provider>> = HashMap::new();
+        for provider in providers {
+            let name = provider.name.clone();
+            if by_name.insert(name.clone(), Arc::new(provider)).is_some() {
+                return Err(GatewayError::DuplicateProvider(name));
+            }
+        }
+        let providers = by_name;
         let settings = Arc::new(settings);
         let mut health: HashMap<Arc<str>, Arc<Health>> = HashMap::new();
-        let routes: HashMap<String, Arc<ServedRoute>> = routes
-            .into_iter()
-            .map(|(alias, options)| {
-                let route = build_route(&options, |label| {
-                    shared_health(&mut health, label, &settings)
-                });
-                (alias, Arc::new(route))
-            })
-            .collect();
+        let mut served: HashMap<String, Arc<ServedRoute>> = HashMap::new();
+        for (alias, options) in routes {
+            let route = build_route(&alias, &options, &providers, |label| {
+                shared_health(&mut health, label, &settings)
+            })?;
+            served.insert(alias, Arc::new(route));
+        }
+        let routes = served;
         let connect_timeouts = providers.values().map(|p| p.connect_timeout).chain(
             routes
                 .values()
                 .flat_map(|r| r.entries.iter().map(|e| e.timeouts.connect)),
         );
-        let egress = Egress::new(connect_timeouts)?;
+        let egress = Egress::new(connect_timeouts).map_err(GatewayError::Egress)?;
         let listed = Gateway::listed_models(&providers, &routes);
         let models_json = serde_json::to_vec(&ModelList {
             object: "list",
@@ -342,16 +321,23 @@ impl Gateway {
             return Some(Arc::clone(route));
         }
         let (provider_name, model_name) = model.split_once('/')?;
-        let provider = self.providers.get(provider_name)?;
         if model_name.is_empty() {
             return None;
         }
-        let options = RouteOptions::new(vec![TargetOptions::new(
-            Arc::clone(provider),
-            model_name,
-            0,
-        )]);
-        let route = Arc::new(build_route(&options, |label| self.health_of(label)));
+        let options = RouteOptions {
+            targets: vec![TargetOptions {
+                provider: provider_name.to_owned(),
+                model: model_name.to_owned(),
+                ..TargetOptions::default()
+            }],
+            ..RouteOptions::default()
+        };
+        // Fails only for an unknown provider, which names no route.
+        let route = build_route(model, &options, &self.providers, |label| {
+            self.health_of(label)
+        })
+        .ok()?;
+        let route = Arc::new(route);
         let mut direct = write(&self.direct);
         if direct.len() < MAX_DIRECT_ROUTES {
             direct.insert(model.to_owned(), Arc::clone(&route));
@@ -418,25 +404,34 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     }
 }
 
-/// The engine's route for configured options; `health` gives each target's shared health.
-fn build_route(options: &RouteOptions, mut health: impl FnMut(&str) -> Arc<Health>) -> ServedRoute {
-    let entries = options
-        .targets
-        .iter()
-        .map(|t| {
-            let mut target = RouteTarget::new(Arc::clone(&t.provider), &t.model);
-            target.prefill = t.prefill;
-            RouteEntry {
-                health: health(&target.label),
-                priority: t.priority,
-                weight: t.weight.max(1),
-                context_window: t.context_window,
-                timeouts: t.provider.timeouts(&t.timeouts, &options.timeouts),
-                target,
-            }
-        })
-        .collect();
-    Route::new(
+/// The engine's route `alias` for configured options: each target's provider is looked up in
+/// `providers` by name, and `health` gives each target's shared health.
+fn build_route(
+    alias: &str,
+    options: &RouteOptions,
+    providers: &HashMap<String, Arc<Provider>>,
+    mut health: impl FnMut(&str) -> Arc<Health>,
+) -> Result<ServedRoute, GatewayError> {
+    let mut entries = Vec::with_capacity(options.targets.len());
+    for t in &options.targets {
+        let Some(provider) = providers.get(&t.provider) else {
+            return Err(GatewayError::UnknownProvider {
+                route: alias.to_owned(),
+                target: format!("{}/{}", t.provider, t.model),
+            });
+        };
+        let mut target = RouteTarget::new(Arc::clone(provider), &t.model);
+        target.prefill = t.prefill;
+        entries.push(RouteEntry {
+            health: health(&target.label),
+            priority: t.priority,
+            weight: t.weight.max(1),
+            context_window: t.context_window,
+            timeouts: provider.timeouts(&t.timeouts, &options.timeouts),
+            target,
+        });
+    }
+    Ok(Route::new(
         entries,
         Policy {
             strategy: options.strategy,
@@ -444,5 +439,38 @@ fn build_route(options: &RouteOptions, mut health: impl FnMut(&str) -> Arc<Healt
             retry_budget: RetryBudget::new(options.retry_budget),
             hedge_after: options.hedge_after,
         },
-    )
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_naming_an_unknown_provider_is_an_error_naming_route_and_target() {
+        let routes = [(
+            "fast".to_owned(),
+            RouteOptions {
+                targets: vec![TargetOptions {
+                    provider: "nope".to_owned(),
+                    model: "m".to_owned(),
+                    ..TargetOptions::default()
+                }],
+                ..RouteOptions::default()
+            },
+        )];
+        let error = match Gateway::new([], routes, HealthSettings::default(), 1024) {
+            Ok(_) => panic!("a route over an unknown provider was accepted"),
+            Err(error) => error,
+        };
+        assert!(
+            matches!(&error, GatewayError::UnknownProvider { route, target }
+                if route == "fast" && target == "nope/m"),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "route `fast`: target `nope/m` names a provider that is not configured"
+        );
+    }
 }

@@ -11,6 +11,7 @@ mod body;
 mod chat;
 mod error;
 mod gateway;
+mod options;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -31,9 +32,8 @@ pub use body::Body;
 /// How long open connections may take to finish once shutdown begins.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 pub use error::ApiError;
-pub use gateway::{
-    Gateway, Provider, RouteOptions, RouteTarget, ServedRoute, TargetOptions, TimeoutOverrides,
-};
+pub use gateway::{Gateway, GatewayError, Provider, RouteTarget, ServedRoute};
+pub use options::{ProviderOptions, RouteOptions, ServerOptions, TargetOptions, TimeoutOverrides};
 
 /// Serves `gateway` on `listener` until `shutdown` completes, then lets open connections finish.
 pub async fn serve(

@@ -1,0 +1,261 @@
+//! `docs/config.md` against the code: every reference table lists exactly the keys the parser
+//! accepts, and every default it states is the one the `Default` impls give (a key whose
+//! default is not a fixed value, like `plugin` or `priority`, must say so in words). Changing a
+//! default on one side only fails here.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use aigw_router::HealthSettings;
+use aigw_runtime::Limits;
+use aigw_server::{ProviderOptions, RouteOptions, ServerOptions, TargetOptions};
+
+use super::models::STRATEGIES;
+use super::plugins::DEFAULT_DIR;
+
+const DOC: &str = include_str!("../../../../docs/config.md");
+
+/// A reference table's rows: key → the default as the doc writes it, `None` when the doc gives
+/// no fixed value (written in words, not as a `literal`).
+type Table = BTreeMap<String, Option<String>>;
+
+/// Every `| key | default | meaning |` table of the doc, by the heading above it.
+fn doc_tables() -> BTreeMap<String, Table> {
+    let mut tables: BTreeMap<String, Table> = BTreeMap::new();
+    let mut heading = String::new();
+    let mut table: Option<Table> = None;
+    for line in DOC.lines() {
+        let line = line.trim();
+        if let Some(rows) = table.as_mut() {
+            if line.starts_with("|---") {
+                continue;
+            }
+            if let Some(row) = line.strip_prefix('|') {
+                let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+                assert!(cells.len() >= 3, "{heading}: a row needs 3 cells: {line}");
+                let key = cells[0]
+                    .strip_prefix('`')
+                    .and_then(|k| k.strip_suffix('`'))
+                    .filter(|k| !k.contains('`'))
+                    .unwrap_or_else(|| panic!("{heading}: one `key` per row: {line}"));
+                let default = cells[1]
+                    .strip_prefix('`')
+                    .and_then(|d| d.split_once('`'))
+                    .map(|(literal, _)| literal.to_owned());
+                let repeated = rows.insert(key.to_owned(), default);
+                assert!(repeated.is_none(), "{heading}: `{key}` is listed twice");
+                continue;
+            }
+            let rows = table.take().unwrap_or_default();
+            assert!(
+                tables.insert(heading.clone(), rows).is_none(),
+                "two key tables under {heading}"
+            );
+        }
+        if line.starts_with('#') {
+            heading = line.to_owned();
+        } else if line == "| key | default | meaning |" {
+            table = Some(Table::new());
+        }
+    }
+    if let Some(rows) = table {
+        tables.insert(heading, rows);
+    }
+    tables
+}
+
+fn ms(d: Duration) -> String {
+    d.as_millis().to_string()
+}
+
+fn quoted(s: impl std::fmt::Display) -> String {
+    format!("\"{s}\"")
+}
+
+/// What each table must say, from the `Default` impls, keys in the parser's order.
+fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
+    let server = ServerOptions::default();
+    let limits = Limits::default();
+    let provider = ProviderOptions::default();
+    let route = RouteOptions::default();
+    let target = TargetOptions::default();
+    let failover = HealthSettings::default();
+    let strategy = STRATEGIES
+        .iter()
+        .find(|(_, s)| *s == route.strategy)
+        .map(|(name, _)| quoted(name));
+    BTreeMap::from([
+        (
+            "## `[server]`".to_owned(),
+            vec![
+                ("listen", Some(quoted(server.listen))),
+                ("max_body_bytes", Some(server.max_body_bytes.to_string())),
+            ],
+        ),
+        (
+            "## `[plugins]`".to_owned(),
+            vec![
+                ("dir", Some(quoted(DEFAULT_DIR))),
+                ("warm_instances", Some(limits.warm_instances.to_string())),
+                ("max_instances", Some(limits.max_instances.to_string())),
+                ("call_timeout_ms", Some(ms(limits.call_timeout))),
+                (
+                    "memory_limit_mib",
+                    Some((limits.memory_bytes >> 20).to_string()),
+                ),
+            ],
+        ),
+        (
+            "## `[providers.<name>]`".to_owned(),
+            vec![
+                // Required: the default is only a placeholder for `..Default::default()`.
+                ("plugin", None),
+                ("base_url", provider.base_url.map(quoted)),
+                ("api_key", provider.api_key.map(quoted)),
+                ("connect_timeout_ms", Some(ms(provider.connect_timeout))),
+                ("timeout_ms", Some(ms(provider.timeout))),
+                (
+                    "first_byte_timeout_ms",
+                    provider.timeouts.first_byte.map(ms),
+                ),
+                ("stall_timeout_ms", provider.timeouts.stall.map(ms)),
+                ("total_timeout_ms", provider.timeouts.total.map(ms)),
+            ],
+        ),
+        (
+            "## `[models.<alias>]`".to_owned(),
+            vec![
+                ("targets", None),
+                ("strategy", strategy),
+                ("connect_timeout_ms", route.timeouts.connect.map(ms)),
+                ("first_byte_timeout_ms", route.timeouts.first_byte.map(ms)),
+                ("stall_timeout_ms", route.timeouts.stall.map(ms)),
+                ("total_timeout_ms", route.timeouts.total.map(ms)),
+                ("retries", Some(route.retries.to_string())),
+                ("retry_budget", Some(route.retry_budget.to_string())),
+                ("hedge_after_ms", route.hedge_after.map(ms)),
+            ],
+        ),
+        (
+            "### Targets".to_owned(),
+            vec![
+                ("target", None),
+                // The entry's position in the list, not the Default's placeholder.
+                ("priority", None),
+                ("weight", Some(target.weight.to_string())),
+                (
+                    "context_window",
+                    target.context_window.map(|w| w.to_string()),
+                ),
+                ("prefill", Some(target.prefill.to_string())),
+                ("connect_timeout_ms", target.timeouts.connect.map(ms)),
+                ("first_byte_timeout_ms", target.timeouts.first_byte.map(ms)),
+                ("stall_timeout_ms", target.timeouts.stall.map(ms)),
+                ("total_timeout_ms", target.timeouts.total.map(ms)),
+            ],
+        ),
+        (
+            "## `[failover]`".to_owned(),
+            vec![
+                (
+                    "breaker_failures",
+                    Some(failover.breaker_failures.to_string()),
+                ),
+                ("breaker_cooldown_ms", Some(ms(failover.breaker_cooldown))),
+                (
+                    "misconfigured_cooldown_ms",
+                    Some(ms(failover.misconfigured_cooldown)),
+                ),
+                (
+                    "rate_limit_backoff_ms",
+                    Some(ms(failover.rate_limit_backoff)),
+                ),
+                (
+                    "rate_limit_backoff_max_ms",
+                    Some(ms(failover.rate_limit_backoff_max)),
+                ),
+                ("retry_delay_ms", Some(ms(failover.retry_delay))),
+            ],
+        ),
+    ])
+}
+
+/// The keys the parser accepts where `text` puts an unknown key `zzz`, as serde lists them.
+fn accepted_keys(text: &str) -> Vec<String> {
+    let message = match super::parse(Path::new("aigw.toml"), text, &|_| None) {
+        Ok(_) => panic!("an unknown key was accepted:\n{text}"),
+        Err(e) => e.message,
+    };
+    assert!(message.contains("unknown field `zzz`"), "{text}\n{message}");
+    let (_, expected) = message.split_once("expected").unwrap();
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_documented_default_is_the_default_impls_value() {
+    let doc = doc_tables();
+    let expected = expected_tables();
+    assert_eq!(
+        doc.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "docs/config.md must have one key table under each of these headings"
+    );
+    for (heading, rows) in &expected {
+        let documented = &doc[heading];
+        for (key, default) in rows {
+            let Some(written) = documented.get(*key) else {
+                panic!("docs/config.md, {heading}: `{key}` is not listed");
+            };
+            assert_eq!(
+                written, default,
+                "docs/config.md, {heading}: `{key}`'s default (None: not a `literal`)"
+            );
+        }
+        let keys: Vec<&str> = rows.iter().map(|(key, _)| *key).collect();
+        for key in documented.keys() {
+            assert!(
+                keys.contains(&key.as_str()),
+                "docs/config.md, {heading}: `{key}` is not a key the config has"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
+    let expected = expected_tables();
+    let keys = |heading: &str| -> Vec<String> {
+        expected[heading]
+            .iter()
+            .map(|(key, _)| (*key).to_owned())
+            .collect()
+    };
+    let sections = [
+        ("## `[server]`", "[server]\nzzz = 1\n"),
+        ("## `[plugins]`", "[plugins]\nzzz = 1\n"),
+        ("## `[providers.<name>]`", "[providers.p]\nzzz = 1\n"),
+        ("## `[models.<alias>]`", "[models.m]\nzzz = 1\n"),
+        ("### Targets", "[models.m]\ntargets = [{ zzz = 1 }]\n"),
+        ("## `[failover]`", "[failover]\nzzz = 1\n"),
+    ];
+    for (heading, text) in sections {
+        assert_eq!(accepted_keys(text), keys(heading), "{heading}");
+    }
+    let top: Vec<String> = sections
+        .iter()
+        .filter(|(heading, _)| heading.starts_with("## `["))
+        .map(|(heading, _)| {
+            let name = heading.trim_start_matches("## `[").trim_end_matches("]`");
+            name.split('.').next().unwrap_or(name).to_owned()
+        })
+        .collect();
+    assert_eq!(accepted_keys("zzz = 1\n"), top);
+}

@@ -1,0 +1,126 @@
+//! The config file: TOML, strict (an unknown key is an error naming the file, line and key),
+//! `${ENV}` expansion in string values. Each section is read raw, with the place of every
+//! value, and validated by its own function straight into the shape that serves it: the
+//! server's options, the runtime's plugin limits, the engine's failover settings. Their
+//! `Default` impls are the defaults (and `docs/config.md` is checked against them).
+
+mod env;
+mod failover;
+mod models;
+mod plugins;
+mod providers;
+mod server;
+mod values;
+
+#[cfg(test)]
+mod docs;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use aigw_router::HealthSettings;
+use aigw_server::{ProviderOptions, RouteOptions, ServerOptions};
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use plugins::Plugins;
+
+use values::Values;
+
+/// A config error, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    /// 1-based line and column, when the error has a place in the file.
+    pub at: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.at {
+            Some((line, column)) => {
+                write!(
+                    f,
+                    "{}:{line}:{column}: {}",
+                    self.path.display(),
+                    self.message
+                )
+            }
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The file as written: each section is validated by its module.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: server::RawServer,
+    #[serde(default)]
+    plugins: plugins::RawPlugins,
+    #[serde(default)]
+    providers: BTreeMap<String, Spanned<providers::RawProvider>>,
+    #[serde(default)]
+    models: BTreeMap<String, Spanned<models::RawModel>>,
+    #[serde(default)]
+    failover: failover::RawFailover,
+}
+
+/// The validated config, in the shapes that serve it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    /// `[server]`.
+    pub server: ServerOptions,
+    /// `[plugins]`.
+    pub plugins: Plugins,
+    /// `[providers.<name>]`, in name order.
+    pub providers: Vec<ProviderOptions>,
+    /// `[models.<alias>]`, by alias.
+    pub routes: BTreeMap<String, RouteOptions>,
+    /// `[failover]`.
+    pub failover: HealthSettings,
+}
+
+/// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        path: path.to_owned(),
+        at: None,
+        message: format!("cannot read the config file: {e}"),
+    })?;
+    parse(path, &text, env)
+}
+
+/// Validates `text`, the config at `path`. `env` looks up variables for `${VAR}` expansion.
+pub fn parse(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let values = Values { path, text, env };
+    let raw: RawConfig =
+        toml::from_str(text).map_err(|e| values.error(e.span(), e.message().trim()))?;
+    // Relative paths start at the config file's folder.
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    let server = server::validate(&raw.server, &values)?;
+    let plugins = plugins::validate(&raw.plugins, base, &values)?;
+    let providers = providers::validate(&raw.providers, base, &plugins.dir, &values)?;
+    let failover = failover::validate(&raw.failover, &values)?;
+    let routes = models::validate(&raw.models, &providers, &values)?;
+    Ok(Config {
+        path: path.to_owned(),
+        server,
+        plugins,
+        providers,
+        routes,
+        failover,
+    })
+}

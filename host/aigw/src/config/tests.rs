@@ -1,0 +1,482 @@
+//! The config's behaviour: defaults, every section's keys and checks, and where errors point.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aigw_router::{HealthSettings, Strategy};
+use aigw_server::{RouteOptions, ServerOptions, TargetOptions, TimeoutOverrides};
+
+use super::{Config, ConfigError, parse};
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn parse_str(text: &str) -> Result<Config, ConfigError> {
+    parse(Path::new("/etc/aigw/aigw.toml"), text, &no_env)
+}
+
+#[test]
+fn empty_config_gets_the_documented_defaults() {
+    let c = parse_str("").unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.server.max_body_bytes, 4 * 1024 * 1024);
+    assert_eq!(c.plugins.dir, PathBuf::from("/etc/aigw/dist/plugins"));
+    let limits = &c.plugins.limits;
+    assert_eq!(limits.warm_instances, 4);
+    assert_eq!(limits.max_instances, 1000);
+    assert_eq!(limits.call_timeout, Duration::from_secs(1));
+    assert_eq!(limits.memory_bytes, 64 << 20);
+    assert!(c.providers.is_empty() && c.routes.is_empty());
+    // Absent keys are exactly the served shapes' defaults.
+    assert_eq!(c.server, ServerOptions::default());
+    assert_eq!(c.failover, HealthSettings::default());
+}
+
+#[test]
+fn unknown_key_names_file_line_column_and_key() {
+    let err = parse_str("[server]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n").unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("/etc/aigw/aigw.toml:3:1: "), "{text}");
+    assert!(text.contains("unknown field `lisen`"), "{text}");
+}
+
+#[test]
+fn unknown_key_inside_a_provider_is_located() {
+    let err = parse_str("[providers.groq]\nplugin = \"groq\"\napi_kee = \"x\"\n").unwrap_err();
+    assert_eq!(err.at, Some((3, 1)), "{err}");
+    assert!(err.message.contains("unknown field `api_kee`"), "{err}");
+}
+
+#[test]
+fn providers_and_routes_resolve_in_order() {
+    let c = parse(
+        Path::new("/srv/aigw.toml"),
+        r#"
+[plugins]
+dir = "plugins"
+[providers.groq]
+plugin = "groq"
+api_key = "${GROQ_API_KEY}"
+timeout_ms = 300
+[providers.local]
+plugin = "/opt/p/openai-compatible.wasm"
+base_url = "http://127.0.0.1:11434/v1"
+[models.fast]
+targets = ["groq/llama-3.1-8b-instant", "local/llama3.2"]
+"#,
+        &|name| (name == "GROQ_API_KEY").then(|| "gsk_test".to_owned()),
+    )
+    .unwrap();
+    assert_eq!(c.providers.len(), 2);
+    let groq = &c.providers[0];
+    assert_eq!(groq.name, "groq");
+    assert_eq!(groq.plugin, PathBuf::from("/srv/plugins/groq.wasm"));
+    assert_eq!(groq.api_key.as_deref(), Some("gsk_test"));
+    assert_eq!(groq.timeout, Duration::from_millis(300));
+    assert_eq!(groq.connect_timeout, Duration::from_secs(5));
+    let local = &c.providers[1];
+    assert_eq!(local.plugin, PathBuf::from("/opt/p/openai-compatible.wasm"));
+    assert_eq!(local.base_url.as_deref(), Some("http://127.0.0.1:11434/v1"));
+    assert_eq!(c.routes.keys().collect::<Vec<_>>(), ["fast"]);
+    let pairs: Vec<(&str, &str)> = c.routes["fast"]
+        .targets
+        .iter()
+        .map(|t| (t.provider.as_str(), t.model.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [("groq", "llama-3.1-8b-instant"), ("local", "llama3.2")]
+    );
+}
+
+#[test]
+fn unset_api_key_variable_is_reported_not_fatal() {
+    let c =
+        parse_str("[providers.groq]\nplugin = \"groq\"\napi_key = \"${GROQ_API_KEY}\"\n").unwrap();
+    assert_eq!(c.providers[0].api_key, None);
+    assert_eq!(
+        c.providers[0].api_key_missing.as_deref(),
+        Some("GROQ_API_KEY is not set")
+    );
+}
+
+#[test]
+fn unset_variable_elsewhere_is_an_error_at_its_line() {
+    let err =
+        parse_str("[providers.groq]\nplugin = \"groq\"\nbase_url = \"${BASE}\"\n").unwrap_err();
+    assert_eq!(err.at, Some((3, 12)));
+    assert!(err.message.contains("BASE is not set"), "{err}");
+    assert!(err.message.contains("providers.groq.base_url"), "{err}");
+}
+
+#[test]
+fn target_with_unknown_provider_is_located_and_lists_known_ones() {
+    let err = parse_str(
+        "[providers.groq]\nplugin = \"groq\"\n[models.fast]\ntargets = [\"groq/a\", \"nope/b\"]\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.at, Some((4, 22)));
+    assert!(
+        err.message
+            .contains("unknown provider `nope` (configured: groq)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_values_are_rejected_with_their_key() {
+    for (text, needle) in [
+        ("[server]\nlisten = \"nowhere\"\n", "server.listen"),
+        ("[server]\nmax_body_bytes = 0\n", "server.max_body_bytes"),
+        (
+            "[providers.g]\nplugin = \"g\"\nbase_url = \"ftp://x\"\n",
+            "providers.g.base_url",
+        ),
+        ("[models.m]\ntargets = []\n", "models.m.targets"),
+        ("[models.m]\ntargets = [\"no-slash\"]\n", "provider/model"),
+        ("[server]\nlisten = 5\n", "invalid type"),
+    ] {
+        let err = parse_str(text).unwrap_err();
+        assert!(err.at.is_some(), "{text}: {err}");
+        assert!(err.message.contains(needle), "{text}: {err}");
+    }
+}
+
+const TWO_PROVIDERS: &str =
+    "[providers.groq]\nplugin = \"groq\"\n[providers.cerebras]\nplugin = \"cerebras\"\n";
+
+/// Parses `TWO_PROVIDERS` followed by `rest` (so `rest` starts at line 5).
+fn with_providers(rest: &str) -> Result<Config, ConfigError> {
+    parse_str(&format!("{TWO_PROVIDERS}{rest}"))
+}
+
+fn ms(millis: u64) -> Option<Duration> {
+    Some(Duration::from_millis(millis))
+}
+
+#[test]
+fn plain_string_targets_are_tried_in_list_order_with_weight_1() {
+    let c = with_providers("[models.m]\ntargets = [\"groq/a\", \"cerebras/b/c\", \"groq/d\"]\n")
+        .unwrap();
+    let t = &c.routes["m"].targets;
+    let got: Vec<(&str, &str, u32, u32)> = t
+        .iter()
+        .map(|t| (t.provider.as_str(), t.model.as_str(), t.priority, t.weight))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("groq", "a", 0, 1),
+            ("cerebras", "b/c", 1, 1),
+            ("groq", "d", 2, 1)
+        ]
+    );
+    for target in t {
+        assert_eq!(target.context_window, None);
+        assert!(!target.prefill);
+        assert_eq!(target.timeouts, TimeoutOverrides::default());
+    }
+}
+
+#[test]
+fn table_target_takes_every_key() {
+    let c = with_providers(
+        r#"[models.smart]
+targets = [
+  "groq/llama-3.3-70b-versatile",
+  { target = "cerebras/llama-3.3-70b", priority = 0, weight = 3, context_window = 65536,
+prefill = true, connect_timeout_ms = 2000, first_byte_timeout_ms = 10000,
+stall_timeout_ms = 5000, total_timeout_ms = 120000 },
+  { target = "groq/llama-3.1-8b-instant" },
+]
+"#,
+    )
+    .unwrap();
+    let t = &c.routes["smart"].targets;
+    assert_eq!(t.len(), 3);
+    assert_eq!(
+        t[1],
+        TargetOptions {
+            provider: "cerebras".to_owned(),
+            model: "llama-3.3-70b".to_owned(),
+            priority: 0,
+            weight: 3,
+            context_window: Some(65536),
+            prefill: true,
+            timeouts: TimeoutOverrides {
+                connect: ms(2000),
+                first_byte: ms(10_000),
+                stall: ms(5000),
+                total: ms(120_000),
+            },
+        }
+    );
+    // A table with only `target` gets the same defaults as a plain string at its position.
+    assert_eq!(
+        t[2],
+        TargetOptions {
+            provider: "groq".to_owned(),
+            model: "llama-3.1-8b-instant".to_owned(),
+            priority: 2,
+            weight: 1,
+            context_window: None,
+            prefill: false,
+            timeouts: TimeoutOverrides::default(),
+        }
+    );
+    assert_eq!((t[0].priority, t[0].weight), (0, 1));
+}
+
+#[test]
+fn route_keys_have_defaults_and_can_be_set() {
+    let c = with_providers(
+        r#"[models.plain]
+targets = ["groq/a"]
+[models.tuned]
+targets = ["groq/a", "cerebras/b"]
+strategy = "latency"
+connect_timeout_ms = 3000
+first_byte_timeout_ms = 15000
+stall_timeout_ms = 10000
+total_timeout_ms = 300000
+retries = 0
+retry_budget = 1
+hedge_after_ms = 400
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.routes.keys().collect::<Vec<_>>(), ["plain", "tuned"]);
+    let plain = &c.routes["plain"];
+    assert_eq!(plain.strategy, Strategy::Weighted);
+    assert_eq!(plain.timeouts, TimeoutOverrides::default());
+    assert_eq!(plain.retries, 1);
+    assert_eq!(plain.retry_budget, 0.2);
+    assert_eq!(plain.hedge_after, None);
+    assert_eq!(
+        RouteOptions {
+            targets: Vec::new(),
+            ..plain.clone()
+        },
+        RouteOptions::default()
+    );
+    let tuned = &c.routes["tuned"];
+    assert_eq!(tuned.strategy, Strategy::Latency);
+    assert_eq!(
+        tuned.timeouts,
+        TimeoutOverrides {
+            connect: ms(3000),
+            first_byte: ms(15_000),
+            stall: ms(10_000),
+            total: ms(300_000),
+        }
+    );
+    assert_eq!(tuned.retries, 0);
+    assert_eq!(tuned.retry_budget, 1.0);
+    assert_eq!(tuned.hedge_after, ms(400));
+    // Route timeouts are defaults for the engine, not copied into the targets.
+    assert_eq!(tuned.targets[0].timeouts, TimeoutOverrides::default());
+}
+
+#[test]
+fn targets_and_strategy_expand_environment_variables() {
+    let c = parse(
+        Path::new("/etc/aigw/aigw.toml"),
+        &format!(
+            "{TWO_PROVIDERS}[models.m]\ntargets = [\"${{FAST:-groq/a}}\", {{ target = \"cerebras/${{MODEL}}\" }}]\nstrategy = \"${{STRATEGY}}\"\n"
+        ),
+        &|name| match name {
+            "MODEL" => Some("llama-3.3-70b".to_owned()),
+            "STRATEGY" => Some("latency".to_owned()),
+            _ => None,
+        },
+    )
+    .unwrap();
+    let m = &c.routes["m"];
+    assert_eq!(
+        (m.targets[0].provider.as_str(), m.targets[0].model.as_str()),
+        ("groq", "a")
+    );
+    assert_eq!(m.targets[1].model, "llama-3.3-70b");
+    assert_eq!(m.strategy, Strategy::Latency);
+
+    let err =
+        with_providers("[models.m]\ntargets = [{ target = \"groq/${MODEL}\" }]\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/etc/aigw/aigw.toml:6:23: `models.m.targets[0].target`: environment variable MODEL is not set"
+    );
+}
+
+#[test]
+fn provider_phase_timeouts_are_optional() {
+    let c = parse_str(
+        "[providers.a]\nplugin = \"a\"\n[providers.b]\nplugin = \"b\"\nfirst_byte_timeout_ms = 7000\nstall_timeout_ms = 8000\ntotal_timeout_ms = 9000\n",
+    )
+    .unwrap();
+    assert_eq!(c.providers[0].timeouts, TimeoutOverrides::default());
+    assert_eq!(
+        c.providers[1].timeouts,
+        TimeoutOverrides {
+            connect: None,
+            first_byte: ms(7000),
+            stall: ms(8000),
+            total: ms(9000),
+        }
+    );
+    assert_eq!(c.providers[1].connect_timeout, Duration::from_secs(5));
+    assert_eq!(c.providers[1].timeout, Duration::from_secs(120));
+}
+
+#[test]
+fn failover_section_has_defaults_and_can_be_set() {
+    let defaults = parse_str("").unwrap().failover;
+    assert_eq!(defaults, HealthSettings::default());
+    assert_eq!(
+        defaults,
+        HealthSettings {
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(30),
+            misconfigured_cooldown: Duration::from_secs(300),
+            rate_limit_backoff: Duration::from_secs(1),
+            rate_limit_backoff_max: Duration::from_secs(60),
+            retry_delay: Duration::from_millis(50),
+        }
+    );
+    let set = parse_str(
+        r#"[failover]
+breaker_failures = 2
+breaker_cooldown_ms = 1000
+misconfigured_cooldown_ms = 2000
+rate_limit_backoff_ms = 250
+rate_limit_backoff_max_ms = 250
+retry_delay_ms = 0
+"#,
+    )
+    .unwrap()
+    .failover;
+    assert_eq!(
+        set,
+        HealthSettings {
+            breaker_failures: 2,
+            breaker_cooldown: Duration::from_secs(1),
+            misconfigured_cooldown: Duration::from_secs(2),
+            rate_limit_backoff: Duration::from_millis(250),
+            rate_limit_backoff_max: Duration::from_millis(250),
+            retry_delay: Duration::ZERO,
+        }
+    );
+}
+
+#[test]
+fn new_keys_are_checked_with_file_line_column_and_key() {
+    let route = |rest: &str| format!("{TWO_PROVIDERS}[models.smart]\n{rest}");
+    let cases = [
+        (
+            route("targets = [{ target = \"groq/a\", weight = 0 }]\n"),
+            "6:42",
+            "`models.smart.targets[0].weight` must be at least 1",
+        ),
+        (
+            route("targets = [{ target = \"groq/a\", wieght = 2 }]\n"),
+            "6:33",
+            "unknown field `wieght`, expected one of `target`, `priority`, `weight`",
+        ),
+        (
+            route("targets = [\"groq/a\", { priority = 1 }]\n"),
+            "6:22",
+            "`models.smart.targets[1]`: missing key `target`",
+        ),
+        (
+            route("targets = [{ target = \"nope/a\" }]\n"),
+            "6:23",
+            "`models.smart.targets[0].target`: unknown provider `nope` (configured: cerebras, groq)",
+        ),
+        (
+            route("targets = [{ target = \"groq\" }]\n"),
+            "6:23",
+            "`models.smart.targets[0].target`: \"groq\" must be `provider/model`",
+        ),
+        (
+            route("targets = [{ target = \"groq/a\", context_window = 0 }]\n"),
+            "6:50",
+            "`models.smart.targets[0].context_window` must be at least 1",
+        ),
+        (
+            route("targets = [{ target = \"groq/a\", total_timeout_ms = 0 }]\n"),
+            "6:52",
+            "`models.smart.targets[0].total_timeout_ms` must be greater than 0",
+        ),
+        (
+            route("targets = [\"groq/a\"]\nstrategy = \"fastest\"\n"),
+            "7:12",
+            "`models.smart.strategy` must be \"weighted\" or \"latency\", got \"fastest\"",
+        ),
+        (
+            route("targets = [\"groq/a\"]\nretry_budget = 1.5\n"),
+            "7:16",
+            "`models.smart.retry_budget` must be between 0.0 and 1.0, got 1.5",
+        ),
+        (
+            route("targets = [\"groq/a\"]\nretries = 6\n"),
+            "7:11",
+            "`models.smart.retries` must be at most 5",
+        ),
+        (
+            route("targets = [\"groq/a\"]\nstall_timeout_ms = 0\n"),
+            "7:20",
+            "`models.smart.stall_timeout_ms` must be greater than 0",
+        ),
+        (
+            route("targets = [\"groq/a\"]\nhedge_after_ms = 0\n"),
+            "7:18",
+            "`models.smart.hedge_after_ms` must be greater than 0",
+        ),
+        (
+            route("targets = [\"groq/a\"]\nretry = 1\n"),
+            "7:1",
+            "unknown field `retry`",
+        ),
+        (
+            "[providers.groq]\nplugin = \"groq\"\nfirst_byte_timeout_ms = 0\n".to_owned(),
+            "3:25",
+            "`providers.groq.first_byte_timeout_ms` must be greater than 0",
+        ),
+        (
+            "[failover]\nrate_limit_backoff_ms = 5000\nrate_limit_backoff_max_ms = 4000\n"
+                .to_owned(),
+            "3:29",
+            "`failover.rate_limit_backoff_max_ms` (4000) must be at least \
+             `failover.rate_limit_backoff_ms` (5000)",
+        ),
+        (
+            "[failover]\nrate_limit_backoff_ms = 90000\n".to_owned(),
+            "2:25",
+            "`failover.rate_limit_backoff_ms` (90000) exceeds the default \
+             `failover.rate_limit_backoff_max_ms` (60000)",
+        ),
+        (
+            "[failover]\nbreaker_failures = 0\n".to_owned(),
+            "2:20",
+            "`failover.breaker_failures` must be at least 1",
+        ),
+        (
+            "[failover]\nbreaker_cooldown_ms = 0\n".to_owned(),
+            "2:23",
+            "`failover.breaker_cooldown_ms` must be greater than 0",
+        ),
+        (
+            "[failover]\nretry_delay = 10\n".to_owned(),
+            "2:1",
+            "unknown field `retry_delay`",
+        ),
+    ];
+    for (text, place, needle) in cases {
+        let err = parse_str(&text).unwrap_err().to_string();
+        let prefix = format!("/etc/aigw/aigw.toml:{place}: ");
+        assert!(err.starts_with(&prefix), "{text}\n{err}\nwanted {prefix}");
+        assert!(err.contains(needle), "{text}\n{err}\nwanted {needle}");
+    }
+}

@@ -1,0 +1,169 @@
+//! What the server is configured with: the shapes the binary's config produces (server,
+//! providers, routes and their targets, per-level timeouts), each with the one `Default` impl
+//! that holds its documented defaults (`docs/config.md`, checked against these by a test in the
+//! binary). Plain data: [`crate::Gateway::new`] resolves names and builds the served state.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aigw_router::Strategy;
+
+/// `[server]`: where to listen and how large a request may be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerOptions {
+    pub listen: SocketAddr,
+    /// Largest request body; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> ServerOptions {
+        ServerOptions {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            max_body_bytes: 4 << 20,
+        }
+    }
+}
+
+/// `[providers.<name>]`: an upstream account, which plugin translates for it and how the host
+/// reaches it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProviderOptions {
+    /// How routes and clients address the provider (`<name>/<model>`).
+    pub name: String,
+    /// The plugin's `.wasm` file.
+    pub plugin: PathBuf,
+    /// `None`: the plugin's default base URL.
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    /// Why `api_key` is absent although configured (e.g. "GROQ_API_KEY is not set").
+    pub api_key_missing: Option<String>,
+    pub connect_timeout: Duration,
+    /// The fallback of every other time limit that no level sets (`timeout_ms`).
+    pub timeout: Duration,
+    /// The provider's own first byte, stall and total limits. `connect` is unused at this
+    /// level: the provider's connect limit is `connect_timeout`.
+    pub timeouts: TimeoutOverrides,
+}
+
+impl Default for ProviderOptions {
+    fn default() -> ProviderOptions {
+        ProviderOptions {
+            name: String::new(),
+            plugin: PathBuf::new(),
+            base_url: None,
+            api_key: None,
+            api_key_missing: None,
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(120),
+            timeouts: TimeoutOverrides::default(),
+        }
+    }
+}
+
+// By hand so that the credential never reaches a log or a test failure.
+impl fmt::Debug for ProviderOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderOptions")
+            .field("name", &self.name)
+            .field("plugin", &self.plugin)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("api_key_missing", &self.api_key_missing)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("timeouts", &self.timeouts)
+            .finish()
+    }
+}
+
+/// `[models.<alias>]`: a route over targets, and how it treats failures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteOptions {
+    /// In the order they are listed; `priority` (lower first) decides the order they are tried.
+    pub targets: Vec<TargetOptions>,
+    /// How targets of equal priority are ordered.
+    pub strategy: Strategy,
+    /// Defaults for this route's targets (a target's own win).
+    pub timeouts: TimeoutOverrides,
+    /// Same-target retries per target per request (on 5xx, reset, connect failure).
+    pub retries: u32,
+    /// Retries may be at most this fraction of the route's requests.
+    pub retry_budget: f64,
+    /// When to start a hedged attempt; `None`: no hedging.
+    pub hedge_after: Option<Duration>,
+}
+
+impl Default for RouteOptions {
+    fn default() -> RouteOptions {
+        RouteOptions {
+            targets: Vec::new(),
+            strategy: Strategy::Weighted,
+            timeouts: TimeoutOverrides::default(),
+            retries: 1,
+            retry_budget: 0.2,
+            hedge_after: None,
+        }
+    }
+}
+
+/// One target of a route: a provider, by name, and the model name it knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetOptions {
+    /// The name of a configured provider ([`ProviderOptions::name`]).
+    pub provider: String,
+    pub model: String,
+    /// Lower is tried first.
+    pub priority: u32,
+    /// Share among targets of equal priority; at least 1.
+    pub weight: u32,
+    /// The model's context window in tokens, when known.
+    pub context_window: Option<u32>,
+    /// Whether the model continues a partial assistant message sent as the last message.
+    pub prefill: bool,
+    pub timeouts: TimeoutOverrides,
+}
+
+impl Default for TargetOptions {
+    fn default() -> TargetOptions {
+        TargetOptions {
+            provider: String::new(),
+            model: String::new(),
+            priority: 0,
+            weight: 1,
+            context_window: None,
+            prefill: false,
+            timeouts: TimeoutOverrides::default(),
+        }
+    }
+}
+
+/// Time limits set at one level (target, route or provider); unset ones come from the level
+/// below: target > route > provider's specific limit > provider's `timeout` (connect: target >
+/// route > provider's `connect_timeout`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeoutOverrides {
+    pub connect: Option<Duration>,
+    pub first_byte: Option<Duration>,
+    pub stall: Option<Duration>,
+    pub total: Option<Duration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProviderOptions;
+
+    #[test]
+    fn a_provider_prints_without_its_credential() {
+        let options = ProviderOptions {
+            name: "groq".to_owned(),
+            api_key: Some("gsk_secret".to_owned()),
+            ..ProviderOptions::default()
+        };
+        let printed = format!("{options:?}");
+        assert!(!printed.contains("gsk_secret"), "{printed}");
+        assert!(printed.contains("\"groq\""), "{printed}");
+    }
+}
