@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use aigw_router::HealthRegistry;
 use aigw_runtime::{Plugin, Runtime};
-use aigw_server::{Gateway, Provider};
+use aigw_server::{Gateway, MAX_REMEMBERED_TARGETS, Provider, Service};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -160,14 +161,19 @@ async fn build(config: &Config) -> anyhow::Result<Gateway> {
     Ok(Gateway::new(
         providers,
         config.routes.clone(),
-        config.failover.clone(),
+        // A new registry: this process starts knowing nothing about its targets. (A state
+        // rebuilt while serving is given the running state's registry instead.)
+        Arc::new(HealthRegistry::new(
+            config.failover.clone(),
+            MAX_REMEMBERED_TARGETS,
+        )),
         config.server.max_body_bytes,
     )?)
 }
 
 async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let config = read_config(&config_path)?;
-    let gateway = Arc::new(build(&config).await?);
+    let gateway = build(&config).await?;
     let address = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -184,7 +190,8 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
         writeln!(stdout, "listening on {bound}")?;
         stdout.flush()?;
     }
-    aigw_server::serve(listener, gateway, shutdown_signal()).await?;
+    let service = Arc::new(Service::new(gateway));
+    aigw_server::serve(listener, service, shutdown_signal()).await?;
     tracing::info!("aigw stopped");
     Ok(())
 }

@@ -39,7 +39,7 @@ pub(crate) fn targets(gateway: &Gateway) -> Response<Body> {
             })
         })
         .collect();
-    crate::json(
+    crate::service::json(
         StatusCode::OK,
         Bytes::from(json!({ "targets": targets }).to_string()),
     )

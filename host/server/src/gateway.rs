@@ -1,6 +1,6 @@
-//! What the server serves from: providers (plugin, base URL, credential, timeouts), routes
-//! (aliases → ordered targets), and the pooled egress client. Built once by the binary from
-//! the validated config; read-only while serving.
+//! The served state: providers (plugin, base URL, credential, grants, timeouts), routes
+//! (aliases → ordered targets), and the pooled egress. Built by the binary from the validated
+//! config; read-only while serving, and replaced whole when a new one is built.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use aigw_egress::{Credential, Egress, EgressError, Grants, Origin, Placement, Secret};
-use aigw_router::{Health, HealthSettings, Policy, RetryBudget, Route, RouteEntry, Timeouts};
+use aigw_router::{Health, HealthRegistry, Policy, RetryBudget, Route, RouteEntry, Timeouts};
 use aigw_runtime::{CredentialPlacement, Plugin, PluginTarget};
 use bytes::Bytes;
 use serde::Serialize;
@@ -145,11 +145,18 @@ impl RouteTarget {
 /// A route ready to serve: the engine's route over the server's targets.
 pub type ServedRoute = Route<RouteTarget>;
 
-/// How many distinct `provider/model` names requested directly keep their own health; past it a
+/// How many distinct `provider/model` names requested directly keep their own route; past it a
 /// direct request gets a fresh, unremembered route (a client cannot grow the map without bound).
 const MAX_DIRECT_ROUTES: usize = 4096;
 
-/// Everything the server needs to answer requests.
+/// How many targets a [`HealthRegistry`] built for a gateway remembers beyond the configured
+/// ones: those of every remembered direct route, and as many again.
+pub const MAX_REMEMBERED_TARGETS: usize = MAX_DIRECT_ROUTES * 2;
+
+/// The served state: everything the server needs to answer requests, built from one config.
+/// It is replaced whole ([`crate::Service::swap`]) while serving; a request finishes on the
+/// state it started on. Target health is not part of it: it lives in the router's
+/// [`HealthRegistry`], which every state built for the same service shares.
 pub struct Gateway {
     pub providers: HashMap<String, Arc<Provider>>,
     /// Model aliases → routes.
@@ -160,11 +167,11 @@ pub struct Gateway {
     pub(crate) models_json: Bytes,
     /// Every model name a client may use, for "unknown model" errors.
     pub(crate) known_models: Vec<String>,
-    /// Every target's health, by label, shared by all routes naming it.
-    health: RwLock<HashMap<Arc<str>, Arc<Health>>>,
+    /// Every target's health, by label, shared by all routes naming it (and by the states
+    /// that replace this one).
+    health: Arc<HealthRegistry>,
     /// Routes for `provider/model` requested directly, made on first use.
     direct: RwLock<HashMap<String, Arc<ServedRoute>>>,
-    settings: Arc<HealthSettings>,
 }
 
 #[derive(Serialize)]
@@ -226,7 +233,7 @@ impl Gateway {
     pub fn new(
         providers: impl IntoIterator<Item = Provider>,
         routes: impl IntoIterator<Item = (String, RouteOptions)>,
-        settings: HealthSettings,
+        health: Arc<HealthRegistry>,
         max_body_bytes: usize,
     ) -> Result<Gateway, GatewayError> {
         let mut by_name: HashMap<String, Arc<Provider>> = HashMap::new();
@@ -237,12 +244,10 @@ impl Gateway {
             }
         }
         let providers = by_name;
-        let settings = Arc::new(settings);
-        let mut health: HashMap<Arc<str>, Arc<Health>> = HashMap::new();
         let mut served: HashMap<String, Arc<ServedRoute>> = HashMap::new();
         for (alias, options) in routes {
             let route = build_route(&alias, &options, &providers, |label| {
-                shared_health(&mut health, label, &settings)
+                health.configured(label)
             })?;
             served.insert(alias, Arc::new(route));
         }
@@ -276,9 +281,8 @@ impl Gateway {
             egress,
             models_json,
             known_models,
-            health: RwLock::new(health),
+            health,
             direct: RwLock::new(HashMap::new()),
-            settings,
         })
     }
 
@@ -334,7 +338,7 @@ impl Gateway {
         };
         // Fails only for an unknown provider, which names no route.
         let route = build_route(model, &options, &self.providers, |label| {
-            self.health_of(label)
+            self.health.health_of(label)
         })
         .ok()?;
         let route = Arc::new(route);
@@ -345,48 +349,29 @@ impl Gateway {
         Some(route)
     }
 
-    /// The shared health of the target `label`, made on first use (bounded like direct routes).
-    fn health_of(&self, label: &str) -> Arc<Health> {
-        if let Some(health) = read(&self.health).get(label) {
-            return Arc::clone(health);
-        }
-        let mut all = write(&self.health);
-        if all.len() >= MAX_DIRECT_ROUTES * 2 {
-            return Arc::new(Health::new(Arc::clone(&self.settings)));
-        }
-        shared_health(&mut all, label, &self.settings)
+    /// The registry of every target's health: it outlives this state, so a state built to
+    /// replace this one is given the same registry.
+    pub fn health(&self) -> &Arc<HealthRegistry> {
+        &self.health
     }
 
     /// Every known target's health, sorted by label, with the aliases that route to it.
     pub fn targets(&self) -> Vec<(Arc<str>, Arc<Health>, Vec<&str>)> {
-        let mut all: Vec<(Arc<str>, Arc<Health>, Vec<&str>)> = read(&self.health)
-            .iter()
+        self.health
+            .all()
+            .into_iter()
             .map(|(label, health)| {
                 let mut aliases: Vec<&str> = self
                     .routes
                     .iter()
-                    .filter(|(_, route)| route.entries.iter().any(|e| e.target.label == *label))
+                    .filter(|(_, route)| route.entries.iter().any(|e| e.target.label == label))
                     .map(|(alias, _)| alias.as_str())
                     .collect();
                 aliases.sort_unstable();
-                (Arc::clone(label), Arc::clone(health), aliases)
+                (label, health, aliases)
             })
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+            .collect()
     }
-}
-
-/// The health of the target `label` in `all`, made on first use.
-fn shared_health(
-    all: &mut HashMap<Arc<str>, Arc<Health>>,
-    label: &str,
-    settings: &Arc<HealthSettings>,
-) -> Arc<Health> {
-    Arc::clone(
-        all.entry(Arc::from(label))
-            .or_insert_with(|| Arc::new(Health::new(Arc::clone(settings)))),
-    )
 }
 
 /// Reads a lock; a writer that panicked cannot have left these maps half-changed (one insert).
@@ -459,7 +444,11 @@ mod tests {
                 ..RouteOptions::default()
             },
         )];
-        let error = match Gateway::new([], routes, HealthSettings::default(), 1024) {
+        let health = Arc::new(HealthRegistry::new(
+            aigw_router::HealthSettings::default(),
+            8,
+        ));
+        let error = match Gateway::new([], routes, health, 1024) {
             Ok(_) => panic!("a route over an unknown provider was accepted"),
             Err(error) => error,
         };

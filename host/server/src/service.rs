@@ -1,0 +1,169 @@
+//! The service: what answers an HTTP request, socket or not. It holds the served state
+//! ([`Gateway`]) behind an atomic pointer, so a new state built from a config can replace the
+//! old one while requests are served: each request takes the state current when it starts and
+//! finishes on it (a stream included), and target health survives the swap because both
+//! states share the router's registry. [`Service::handle`] is also the in-process entry for
+//! handler tests (no socket).
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+
+use crate::body::Body;
+use crate::error::ApiError;
+use crate::gateway::Gateway;
+use crate::{admin, chat};
+
+/// Answers requests from the current served state.
+pub struct Service {
+    state: ArcSwap<Gateway>,
+}
+
+impl Service {
+    pub fn new(gateway: Gateway) -> Service {
+        Service {
+            state: ArcSwap::from_pointee(gateway),
+        }
+    }
+
+    /// The state new requests are answered from.
+    pub fn state(&self) -> Arc<Gateway> {
+        self.state.load_full()
+    }
+
+    /// Replaces the served state; requests already running finish on the old one, which is
+    /// returned (and freed when the last of them ends). `next` should share the current
+    /// state's health registry (build it with [`Gateway::health`]) so targets keep their
+    /// breakers, cooldowns and latency.
+    pub fn swap(&self, next: Gateway) -> Arc<Gateway> {
+        self.state.swap(Arc::new(next))
+    }
+
+    /// Answers one request.
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        route(self.state(), request).await
+    }
+}
+
+async fn route<B>(gateway: Arc<Gateway>, request: Request<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let path = request.uri().path();
+    match (request.method(), path) {
+        (&Method::POST, "/v1/chat/completions") => {
+            let options = chat::RequestOptions {
+                debug_attempts: request
+                    .headers()
+                    .get("x-aigw-debug")
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"attempts")),
+            };
+            match read_body(&gateway, request).await {
+                Ok(body) => chat::handle(gateway, body, options).await,
+                Err(error) => error.response(),
+            }
+        }
+        (&Method::GET, "/v1/models") => json(StatusCode::OK, gateway.models_json.clone()),
+        (&Method::GET, "/healthz") => {
+            json(StatusCode::OK, Bytes::from_static(br#"{"status":"ok"}"#))
+        }
+        (&Method::GET, "/readyz") => readiness(&gateway),
+        (&Method::GET, "/admin/targets") => admin::targets(&gateway),
+        (_, "/v1/chat/completions") => method_not_allowed("POST"),
+        (_, "/v1/models" | "/healthz" | "/readyz" | "/admin/targets") => method_not_allowed("GET"),
+        (_, other) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("no route for {} {other}", request.method()),
+        )
+        .code("unknown_url")
+        .response(),
+    }
+}
+
+pub(crate) fn json(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Body::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn method_not_allowed(allowed: &'static str) -> Response<Body> {
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        format!("method not allowed; use {allowed}"),
+    )
+    .code("method_not_allowed")
+    .response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allowed));
+    response
+}
+
+/// Ready once every plugin is loaded and warm, which the binary ensures before it listens;
+/// the body lists providers that cannot serve for want of a credential.
+fn readiness(gateway: &Gateway) -> Response<Body> {
+    let mut missing: Vec<&str> = gateway
+        .providers
+        .values()
+        .filter(|p| p.missing_credential.is_some())
+        .map(|p| p.name.as_str())
+        .collect();
+    missing.sort_unstable();
+    let body = serde_json::json!({
+        "status": "ready",
+        "providers": gateway.providers.len(),
+        "providers_without_credentials": missing,
+    });
+    json(StatusCode::OK, Bytes::from(body.to_string()))
+}
+
+async fn read_body<B>(gateway: &Gateway, request: Request<B>) -> Result<Bytes, ApiError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let limit = gateway.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            format!("request body is larger than the limit of {limit} bytes"),
+        )
+        .code("request_too_large")
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Err(e) => Err(
+            ApiError::invalid_request(format!("could not read the request body: {e}"))
+                .code("body_read_error"),
+        ),
+    }
+}
