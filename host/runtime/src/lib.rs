@@ -24,7 +24,6 @@ mod types;
 pub use context::CallContext;
 pub use engine::{EPOCH_TICK, Limits, Runtime};
 pub use imports::Services;
-pub use imports::log::{LOG_LINES_PER_CALL, LOG_MESSAGE_MAX};
 pub use imports::memory::{MemoryFuture, MemoryLimits, MemoryStore, NO_NAMESPACE, NO_STORE};
 pub use imports::outbound::{NO_EGRESS, OutboundLimits};
 pub use plugin::{LoadError, Plugin, PluginTarget, StreamDecoder};

@@ -146,3 +146,32 @@ impl WasiView for HostState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ending_a_call_forgets_its_caller_clock_and_stderr() {
+        let mut state = HostState::new(Arc::from("p"), 1 << 20, Arc::new(Services::default()));
+        let caller = CallContext {
+            namespace: Some(Arc::from("tenant-a")),
+            key: Some(Arc::from("key-a")),
+            grants: aigw_egress::Grants::none(),
+        };
+        state.begin_call(Duration::from_millis(100), Some(caller.clone()));
+        assert!(state.clock.is_some());
+        assert_eq!(
+            state.call.as_ref().and_then(|c| c.namespace.as_deref()),
+            Some("tenant-a")
+        );
+        state.stderr.append(b"panicked");
+        state.end_call();
+        assert!(state.clock.is_none());
+        assert!(state.call.is_none(), "an idle instance holds no caller");
+        assert_eq!(state.stderr.text(), "");
+        // The caller's namespace is no longer shared with the idle instance.
+        let namespace = caller.namespace.as_ref().map(Arc::strong_count);
+        assert_eq!(namespace, Some(1));
+    }
+}

@@ -48,7 +48,10 @@ impl StderrCapture {
 
     /// Forgets what was written: called when a call ends normally.
     pub(crate) fn clear(&self) {
-        if self.inner.written.swap(false, Ordering::Relaxed) {
+        // A plain load first: the swap (a read-modify-write) only when something was written.
+        if self.inner.written.load(Ordering::Relaxed)
+            && self.inner.written.swap(false, Ordering::Relaxed)
+        {
             self.inner
                 .bytes
                 .lock()
@@ -57,7 +60,7 @@ impl StderrCapture {
         }
     }
 
-    fn append(&self, new: &[u8]) {
+    pub(crate) fn append(&self, new: &[u8]) {
         let mut bytes = self
             .inner
             .bytes

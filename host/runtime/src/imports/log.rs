@@ -13,9 +13,9 @@ use crate::context::CallContext;
 use crate::state::HostState;
 
 /// Longest plugin log message forwarded to the host's log.
-pub const LOG_MESSAGE_MAX: usize = 4096;
+pub(crate) const LOG_MESSAGE_MAX: usize = 4096;
 /// Lines one call may forward.
-pub const LOG_LINES_PER_CALL: u32 = 64;
+pub(crate) const LOG_LINES_PER_CALL: u32 = 64;
 
 /// Lines forwarded and dropped during the running call.
 #[derive(Debug, Default)]

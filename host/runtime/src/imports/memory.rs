@@ -124,7 +124,9 @@ struct Scope<'a> {
 }
 
 impl<'a> MemoryHost<'a> {
-    /// The grant check, then the per-call budget: the store and the call's namespace. The scope
+    /// The grant check, then the per-call budget: the store and the call's namespace. It comes
+    /// before any check of the arguments, so a call without a store or a namespace hears that,
+    /// whatever it asked. The scope
     /// borrows the services and the context, not the host, so the clock stays usable.
     fn scope(&mut self) -> Result<Scope<'a>, String> {
         let services: &'a Services = self.services;
@@ -173,8 +175,8 @@ impl<'a> MemoryHost<'a> {
 
 impl memory::Host for MemoryHost<'_> {
     async fn get(&mut self, key: String) -> Result<Option<String>, String> {
-        self.check_name("key", &key)?;
         let scope = self.scope()?;
+        self.check_name("key", &key)?;
         self.waited(scope.store.get(scope.namespace, &key)).await
     }
 
@@ -184,24 +186,24 @@ impl memory::Host for MemoryHost<'_> {
         value: String,
         ttl_seconds: Option<u32>,
     ) -> Result<(), String> {
+        let scope = self.scope()?;
         self.check_name("key", &key)?;
         self.check_value("a value", &value)?;
         let ttl = ttl_seconds.map(|s| Duration::from_secs(u64::from(s)));
-        let scope = self.scope()?;
         self.waited(scope.store.set(scope.namespace, &key, value, ttl))
             .await
     }
 
     async fn delete(&mut self, key: String) -> Result<bool, String> {
-        self.check_name("key", &key)?;
         let scope = self.scope()?;
+        self.check_name("key", &key)?;
         self.waited(scope.store.delete(scope.namespace, &key)).await
     }
 
     async fn history(&mut self, session: String, limit: u32) -> Result<Vec<Message>, String> {
+        let scope = self.scope()?;
         self.check_name("session", &session)?;
         let limit = limit.min(self.services.memory_limits.history_messages);
-        let scope = self.scope()?;
         let messages = self
             .waited(scope.store.history(scope.namespace, &session, limit))
             .await?;
@@ -209,10 +211,10 @@ impl memory::Host for MemoryHost<'_> {
     }
 
     async fn append(&mut self, session: String, message: Message) -> Result<(), String> {
+        let scope = self.scope()?;
         self.check_name("session", &session)?;
         self.check_value("a message", &message.content)?;
         let message = convert::memory_message(message);
-        let scope = self.scope()?;
         self.waited(scope.store.append(scope.namespace, &session, message))
             .await
     }
