@@ -185,6 +185,42 @@ impl MemoryStore for MapStore {
     }
 }
 
+/// A store that never answers.
+struct SilentStore;
+
+impl MemoryStore for SilentStore {
+    fn get<'a>(&'a self, _: &'a str, _: &'a str) -> MemoryFuture<'a, Option<String>> {
+        Box::pin(std::future::pending())
+    }
+
+    fn set<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: String,
+        _: Option<Duration>,
+    ) -> MemoryFuture<'a, ()> {
+        Box::pin(std::future::pending())
+    }
+
+    fn delete<'a>(&'a self, _: &'a str, _: &'a str) -> MemoryFuture<'a, bool> {
+        Box::pin(std::future::pending())
+    }
+
+    fn history<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: u32,
+    ) -> MemoryFuture<'a, Vec<MemoryMessage>> {
+        Box::pin(std::future::pending())
+    }
+
+    fn append<'a>(&'a self, _: &'a str, _: &'a str, _: MemoryMessage) -> MemoryFuture<'a, ()> {
+        Box::pin(std::future::pending())
+    }
+}
+
 #[tokio::test]
 async fn a_tool_plugin_describes_its_tools_and_echoes() {
     let plugin = load(Services::default()).await;
@@ -523,5 +559,25 @@ fn a_runtime_refuses_an_egress_without_the_outbound_connect_timeout() {
             .to_string()
             .contains("outbound connect timeout of 5000 ms"),
         "{error}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_does_not_answer_fails_the_operation_at_its_timeout() {
+    let mut services = services(Some(Arc::new(SilentStore)));
+    services.memory_limits.operation_timeout = Duration::from_secs(30);
+    let plugin = load(services).await;
+    let answer = failure(
+        plugin
+            .invoke(
+                &caller(Some("tenant-a"), Grants::none()),
+                "recall",
+                r#"{"key":"city"}"#,
+            )
+            .await,
+    );
+    assert_eq!(
+        answer,
+        Failure::Unavailable("memory: the store did not answer within 30000 ms".into())
     );
 }

@@ -9,8 +9,8 @@
 //!
 //! Per-call limits ([`MemoryLimits`], defaults in brackets): operations per call [256], key and
 //! session name length [512 bytes], value and message content size [64 KiB], messages per
-//! history read [100]. Time spent waiting on the store does not count against the call's
-//! deadline.
+//! history read [100], time one operation may wait on the store [2 s]. That wait does not count
+//! against the call's deadline, which bounds the guest's own work.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -69,6 +69,8 @@ pub struct MemoryLimits {
     pub key_bytes: usize,
     pub value_bytes: usize,
     pub history_messages: u32,
+    /// How long one operation may wait on the store before it fails.
+    pub operation_timeout: Duration,
 }
 
 impl Default for MemoryLimits {
@@ -78,6 +80,7 @@ impl Default for MemoryLimits {
             key_bytes: 512,
             value_bytes: 64 << 10,
             history_messages: 100,
+            operation_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -162,10 +165,19 @@ impl<'a> MemoryHost<'a> {
         Ok(())
     }
 
-    /// Runs a store operation without charging its wait to the call's deadline.
+    /// Runs a store operation within its own timeout, without charging its wait to the call's
+    /// deadline.
     async fn waited<T>(&mut self, operation: MemoryFuture<'_, T>) -> Result<T, String> {
+        let timeout = self.services.memory_limits.operation_timeout;
         let started = Instant::now();
-        let result = operation.await;
+        let result = tokio::time::timeout(timeout, operation)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "memory: the store did not answer within {} ms",
+                    timeout.as_millis()
+                ))
+            });
         if let Some(clock) = self.clock.as_mut() {
             clock.exclude(started.elapsed());
         }
