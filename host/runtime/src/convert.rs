@@ -1,10 +1,12 @@
 //! The one place that maps generated WIT types to the host's plain types and back.
 
-use crate::bindings::aigw::plugin::types as wit;
-use crate::bindings::exports::aigw::plugin::provider as wit_provider;
+use crate::bindings::provider::exports::aigw::plugin::provider as wit_provider;
+use crate::bindings::tool::aigw::plugin::memory as wit_memory;
+use crate::bindings::tool::exports::aigw::plugin::tool as wit_tool;
+use crate::bindings::types as wit;
 use crate::types::{
-    Chunk, Completion, CredentialPlacement, Descriptor, Failure, HttpRequest, HttpResponse, Step,
-    Usage,
+    Chunk, Completion, CredentialPlacement, Descriptor, Failure, HttpRequest, HttpResponse,
+    MemoryMessage, Step, ToolSpec, Usage,
 };
 
 pub(crate) fn request(r: wit::HttpRequest) -> HttpRequest {
@@ -92,5 +94,61 @@ pub(crate) fn target(base_url: &str, model: &str) -> wit_provider::Target {
     wit_provider::Target {
         base_url: base_url.to_owned(),
         model: model.to_owned(),
+    }
+}
+
+pub(crate) fn tool_specs(specs: Vec<wit_tool::ToolSpec>) -> Vec<ToolSpec> {
+    specs
+        .into_iter()
+        .map(|s| ToolSpec {
+            name: s.name,
+            description: s.description,
+            parameters_schema: s.parameters_schema,
+        })
+        .collect()
+}
+
+pub(crate) fn memory_message(m: wit_memory::Message) -> MemoryMessage {
+    MemoryMessage {
+        role: m.role,
+        content: m.content,
+        agent: m.agent,
+    }
+}
+
+pub(crate) fn to_wit_message(m: MemoryMessage) -> wit_memory::Message {
+    wit_memory::Message {
+        role: m.role,
+        content: m.content,
+        agent: m.agent,
+    }
+}
+
+/// A tool plugin's outbound request, as the egress takes it.
+pub(crate) fn egress_request(r: wit::HttpRequest) -> aigw_egress::Request {
+    aigw_egress::Request {
+        method: r.method,
+        url: r.url,
+        headers: r.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+        body: r.body,
+    }
+}
+
+/// An egress answer, its body read, as a tool plugin receives it.
+pub(crate) fn egress_response(
+    status: u16,
+    headers: &aigw_egress::Headers,
+    body: Vec<u8>,
+) -> wit::HttpResponse {
+    wit::HttpResponse {
+        status,
+        headers: headers
+            .iter()
+            .map(|(name, value)| wit::Header {
+                name: name.to_owned(),
+                value: value.into_owned(),
+            })
+            .collect(),
+        body,
     }
 }

@@ -1,15 +1,16 @@
-//! The one place that configures wasmtime: pooling allocator, epoch interruption, memory caps.
+//! The one place that configures wasmtime: pooling allocator, epoch interruption, memory caps,
+//! and the linker of each world (assembled from [`crate::imports`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::bindings::ProviderPlugin;
-use crate::instance::HostState;
+use crate::imports::{self, Services};
+use crate::state::HostState;
 
 /// How often the epoch advances. A running call's deadline is checked on each tick, so this is
 /// the granularity of plugin deadlines; a busy guest also yields to tokio on every tick.
@@ -39,16 +40,33 @@ impl Default for Limits {
     }
 }
 
-/// The wasmtime engine, the linker shared by all plugins, and the epoch ticker.
+/// The wasmtime engine, the linker of each world, the services imports use, and the epoch
+/// ticker. One per process, shared by all plugins.
 pub struct Runtime {
     pub(crate) engine: Engine,
-    pub(crate) linker: Linker<HostState>,
+    /// Links `provider-plugin`: `log` only, so a provider plugin importing anything else is
+    /// refused at load (invariant 1: the host owns all I/O).
+    pub(crate) provider_linker: Linker<HostState>,
+    /// Links `tool-plugin`: `log`, `outbound`, `memory`.
+    pub(crate) tool_linker: Linker<HostState>,
     pub(crate) limits: Limits,
+    pub(crate) services: Arc<Services>,
     ticker: Arc<AtomicBool>,
 }
 
 impl Runtime {
+    /// A runtime whose tool plugins get no services: no egress, no memory store. Enough for
+    /// provider plugins, which import only `log`.
     pub fn new(limits: Limits) -> Result<Arc<Runtime>, wasmtime::Error> {
+        Runtime::with_services(limits, Services::default())
+    }
+
+    /// A runtime whose tool plugins' imports use `services`.
+    pub fn with_services(
+        limits: Limits,
+        services: Services,
+    ) -> Result<Arc<Runtime>, wasmtime::Error> {
+        services.check().map_err(wasmtime::Error::msg)?;
         let mut config = Config::new();
         config.epoch_interruption(true);
         let mut pool = PoolingAllocationConfig::new();
@@ -62,11 +80,10 @@ impl Runtime {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
 
-        let mut linker = Linker::new(&engine);
-        // Rust guests import wasi:cli/io through std even when they do no I/O; the contexts we
-        // give them are empty (no files, env, network), so linking WASI grants nothing.
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        ProviderPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        let mut provider_linker = Linker::new(&engine);
+        imports::link_provider(&mut provider_linker)?;
+        let mut tool_linker = Linker::new(&engine);
+        imports::link_tool(&mut tool_linker)?;
 
         let ticker = Arc::new(AtomicBool::new(true));
         let running = Arc::clone(&ticker);
@@ -83,8 +100,10 @@ impl Runtime {
 
         Ok(Arc::new(Runtime {
             engine,
-            linker,
+            provider_linker,
+            tool_linker,
             limits,
+            services: Arc::new(services),
             ticker,
         }))
     }

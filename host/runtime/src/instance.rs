@@ -1,130 +1,82 @@
-//! One warm plugin instance: its store, the per-call clock and limits, and the host imports it
-//! sees (`log`). A call that faults leaves the instance poisoned; callers drop it.
+//! One plugin instance of either world: its store (with the [`HostState`]), its typed bindings,
+//! the start and end of each call on it, and the classification of a call that faulted. A call
+//! that faults leaves the instance poisoned; callers drop it.
 
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
-use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::{Engine, Store, UpdateDeadline};
 
-use crate::bindings::aigw::plugin::{log, types};
-use crate::bindings::{ProviderPlugin, ProviderPluginPre};
+use crate::bindings::provider::{ProviderPlugin, ProviderPluginPre};
+use crate::bindings::tool::{ToolPlugin, ToolPluginPre};
+use crate::context::CallContext;
+use crate::imports::Services;
+use crate::state::HostState;
 use crate::{Fault, FaultKind};
 
-/// Bytes of a guest's stderr kept, so a panic message can be reported with its fault.
-const STDERR_CAPTURE: usize = 4096;
-/// Longest plugin log message forwarded to the host's log.
-const LOG_MESSAGE_MAX: usize = 4096;
+/// A world's generated bindings, instantiable from its pre-linked component.
+pub(crate) trait World: Sized + Send + 'static {
+    type Pre: Send + Sync;
 
-pub(crate) struct HostState {
-    plugin: String,
-    wasi: WasiCtx,
-    table: ResourceTable,
-    stderr: MemoryOutputPipe,
-    memory: MemoryCap,
-    /// Set while a call runs; the epoch callback interrupts the call once it is over time.
-    clock: Option<(Instant, Duration)>,
-    deadline_hit: bool,
+    fn engine(pre: &Self::Pre) -> &Engine;
+
+    fn instantiate<'a>(
+        pre: &'a Self::Pre,
+        store: &'a mut Store<HostState>,
+    ) -> impl Future<Output = wasmtime::Result<Self>> + Send + 'a;
 }
 
-struct MemoryCap {
-    max_bytes: usize,
-    hit: bool,
-}
+impl World for ProviderPlugin {
+    type Pre = ProviderPluginPre<HostState>;
 
-impl ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
-            self.hit = true;
-            // An error (rather than `Ok(false)`) traps at the `memory.grow`, so the call ends
-            // here and is reported as a memory fault instead of whatever the guest does on OOM.
-            wasmtime::bail!(
-                "plugin memory limit of {} bytes reached (asked for {desired})",
-                self.max_bytes
-            );
-        }
-        Ok(true)
+    fn engine(pre: &Self::Pre) -> &Engine {
+        pre.engine()
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+    fn instantiate<'a>(
+        pre: &'a Self::Pre,
+        store: &'a mut Store<HostState>,
+    ) -> impl Future<Output = wasmtime::Result<Self>> + Send + 'a {
+        pre.instantiate_async(store)
     }
 }
 
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+impl World for ToolPlugin {
+    type Pre = ToolPluginPre<HostState>;
+
+    fn engine(pre: &Self::Pre) -> &Engine {
+        pre.engine()
+    }
+
+    fn instantiate<'a>(
+        pre: &'a Self::Pre,
+        store: &'a mut Store<HostState>,
+    ) -> impl Future<Output = wasmtime::Result<Self>> + Send + 'a {
+        pre.instantiate_async(store)
     }
 }
 
-impl types::Host for HostState {}
-
-impl log::Host for HostState {
-    async fn emit(&mut self, level: log::Level, mut message: String) {
-        if message.len() > LOG_MESSAGE_MAX {
-            let mut end = LOG_MESSAGE_MAX;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-        }
-        let plugin = self.plugin.as_str();
-        match level {
-            log::Level::Trace => tracing::trace!(plugin, "{message}"),
-            log::Level::Debug => tracing::debug!(plugin, "{message}"),
-            log::Level::Info => tracing::info!(plugin, "{message}"),
-            log::Level::Warn => tracing::warn!(plugin, "{message}"),
-            log::Level::Error => tracing::error!(plugin, "{message}"),
-        }
-    }
-}
-
-pub(crate) struct Instance {
+pub(crate) struct Instance<W> {
     pub(crate) store: Store<HostState>,
-    pub(crate) bindings: ProviderPlugin,
+    pub(crate) bindings: W,
 }
 
-impl Instance {
+impl<W: World> Instance<W> {
     pub(crate) async fn new(
-        pre: &ProviderPluginPre<HostState>,
-        plugin: &str,
+        pre: &W::Pre,
+        plugin: Arc<str>,
         memory_bytes: usize,
         call_timeout: Duration,
-    ) -> Result<Instance, Fault> {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
-        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
-        let state = HostState {
-            plugin: plugin.to_owned(),
-            wasi,
-            table: ResourceTable::new(),
-            stderr,
-            memory: MemoryCap {
-                max_bytes: memory_bytes,
-                hit: false,
-            },
-            clock: None,
-            deadline_hit: false,
-        };
-        let mut store = Store::new(pre.engine(), state);
-        store.limiter(|s| &mut s.memory);
+        services: Arc<Services>,
+    ) -> Result<Instance<W>, Fault> {
+        let state = HostState::new(plugin, memory_bytes, services);
+        let mut store = Store::new(W::engine(pre), state);
+        store.limiter(|s| &mut s.memory_cap);
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
             match state.clock {
-                Some((started, timeout)) if started.elapsed() >= timeout => {
+                Some(clock) if clock.expired() => {
                     state.deadline_hit = true;
                     Ok(UpdateDeadline::Interrupt)
                 }
@@ -132,12 +84,15 @@ impl Instance {
                 _ => Ok(UpdateDeadline::Yield(1)),
             }
         });
-        store.data_mut().clock = Some((Instant::now(), call_timeout));
+        // Instantiation runs guest code (start functions) under a deadline too, and with the
+        // empty context: an import used while instantiating acts for nobody.
+        store.data_mut().begin_call(call_timeout, None);
         store.set_epoch_deadline(1);
-        let instantiated = pre.instantiate_async(&mut store).await;
-        store.data_mut().clock = None;
-        match instantiated {
-            Ok(bindings) => Ok(Instance { store, bindings }),
+        match W::instantiate(pre, &mut store).await {
+            Ok(bindings) => {
+                store.data_mut().end_call();
+                Ok(Instance { store, bindings })
+            }
             Err(error) => {
                 let mut fault = classify(&mut store, error);
                 fault.message = format!("instantiating plugin: {}", fault.message);
@@ -145,16 +100,18 @@ impl Instance {
             }
         }
     }
+}
 
-    /// Starts the clock for one call.
-    pub(crate) fn arm(&mut self, timeout: Duration) {
-        self.store.data_mut().clock = Some((Instant::now(), timeout));
+impl<W> Instance<W> {
+    /// Starts one call: its deadline and whom it is for (`None` for provider calls).
+    pub(crate) fn begin(&mut self, timeout: Duration, call: Option<CallContext>) {
+        self.store.data_mut().begin_call(timeout, call);
         self.store.set_epoch_deadline(1);
     }
 
-    /// Stops the clock after a call returned normally.
-    pub(crate) fn disarm(&mut self) {
-        self.store.data_mut().clock = None;
+    /// Ends a call that returned normally: clock stopped, context and per-call state cleared.
+    pub(crate) fn end(&mut self) {
+        self.store.data_mut().end_call();
     }
 
     /// Turns a wasmtime error from a call into a classified fault. The instance must be dropped.
@@ -165,11 +122,9 @@ impl Instance {
 
 fn classify(store: &mut Store<HostState>, error: wasmtime::Error) -> Fault {
     let state = store.data();
-    let stderr = String::from_utf8_lossy(&state.stderr.contents())
-        .trim()
-        .to_owned();
+    let stderr = state.stderr.text();
     let (kind, mut message) = if state.deadline_hit {
-        let timeout = state.clock.map(|(_, t)| t).unwrap_or_default();
+        let timeout = state.clock.map(|c| c.timeout).unwrap_or_default();
         (
             FaultKind::Deadline,
             format!(
@@ -177,12 +132,12 @@ fn classify(store: &mut Store<HostState>, error: wasmtime::Error) -> Fault {
                 timeout.as_millis()
             ),
         )
-    } else if state.memory.hit {
+    } else if state.memory_cap.hit {
         (
             FaultKind::MemoryLimit,
             format!(
                 "plugin exceeded its memory limit of {} bytes",
-                state.memory.max_bytes
+                state.memory_cap.max_bytes
             ),
         )
     } else if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {

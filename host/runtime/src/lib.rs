@@ -1,22 +1,36 @@
 //! The plugin runtime of aigw. It owns everything wasmtime: the one engine configuration (pooling
 //! allocator, epoch interruption, per-instance memory cap), the bindings generated from the
-//! `aigw:plugin` WIT package, loading and validating provider plugins, and a small pool of warm
-//! instances per plugin so that a call costs microseconds, not a fresh instantiation. A plugin that
-//! traps, runs past its deadline or exceeds its memory cap fails that one call with a classified
-//! [`Fault`]; its instance is discarded and the runtime keeps serving.
+//! `aigw:plugin` WIT package for both worlds (`provider-plugin`, `tool-plugin`), the host imports
+//! (`log`, `outbound` through `aigw-egress`, `memory` through a [`MemoryStore`]), each acting only
+//! through the per-call [`CallContext`], and a warm instance pool per plugin so that a call costs
+//! microseconds, not a fresh instantiation. Provider plugins ([`Plugin`]) translate requests;
+//! tool plugins ([`ToolPlugin`]) offer tools to agents. A plugin that traps, runs past its
+//! deadline or exceeds its memory cap fails that one call with a classified [`Fault`]; its
+//! instance is discarded and the runtime keeps serving.
 
 mod bindings;
+mod context;
 mod convert;
 mod engine;
+mod imports;
 mod instance;
 mod plugin;
+mod pool;
+mod state;
+mod stderr;
+mod tool;
 mod types;
 
+pub use context::CallContext;
 pub use engine::{EPOCH_TICK, Limits, Runtime};
+pub use imports::Services;
+pub use imports::memory::{MemoryFuture, MemoryLimits, MemoryStore, NO_NAMESPACE, NO_STORE};
+pub use imports::outbound::{NO_EGRESS, OutboundLimits};
 pub use plugin::{LoadError, Plugin, PluginTarget, StreamDecoder};
+pub use tool::ToolPlugin;
 pub use types::{
-    Chunk, Completion, CredentialPlacement, Descriptor, Failure, HttpRequest, HttpResponse, Step,
-    Usage,
+    Chunk, Completion, CredentialPlacement, Descriptor, Failure, HttpRequest, HttpResponse,
+    MemoryMessage, Step, ToolSpec, Usage,
 };
 
 /// How a plugin call went wrong inside the sandbox (not an upstream failure).

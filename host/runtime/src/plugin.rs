@@ -1,18 +1,20 @@
-//! A loaded provider plugin: its compiled component, its descriptor, and a pool of warm instances.
+//! A loaded provider plugin: its compiled component, its descriptor, its warm pool, and the
+//! calls of the `provider` interface (encode, decode, stream decoders). Provider calls run with
+//! the empty call context: the world imports only `log`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crossbeam_queue::ArrayQueue;
 use wasmtime::component::{Component, ResourceAny};
 
-use crate::bindings::ProviderPluginPre;
-use crate::bindings::aigw::plugin::types::Failure as WitFailure;
-use crate::bindings::exports::aigw::plugin::provider as wit_provider;
+use crate::bindings::provider::exports::aigw::plugin::provider as wit_provider;
+use crate::bindings::provider::{ProviderPlugin, ProviderPluginPre};
+use crate::bindings::types::Failure as WitFailure;
 use crate::engine::Runtime;
-use crate::instance::{HostState, Instance};
+use crate::instance::Instance;
+use crate::pool::Pool;
 use crate::types::{Chunk, Descriptor, HttpRequest, HttpResponse, Step};
-use crate::{CallError, Fault, convert};
+use crate::{CallError, Fault, FaultKind, convert};
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -42,12 +44,9 @@ impl PluginTarget {
 
 /// A provider plugin ready to take calls.
 pub struct Plugin {
-    runtime: Arc<Runtime>,
     path: PathBuf,
-    pre: ProviderPluginPre<HostState>,
     descriptor: Descriptor,
-    /// Warm instances. Lock-free: taking and returning one is on every call's path.
-    warm: ArrayQueue<Instance>,
+    pool: Pool<ProviderPlugin>,
 }
 
 impl Plugin {
@@ -58,65 +57,48 @@ impl Plugin {
             path: path.to_owned(),
             message,
         };
-        let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        let engine = runtime.engine.clone();
-        // Compiling takes tens of milliseconds (seconds for Python/JS guests): off the async
-        // threads.
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
-            .await
-            .map_err(|e| fail(format!("compile task failed: {e}")))?
-            .map_err(|e| fail(format!("not a valid component: {e:#}")))?;
+        let component = compile(runtime, path).await.map_err(fail)?;
         let instance_pre = runtime
-            .linker
+            .provider_linker
             .instantiate_pre(&component)
-            .map_err(|e| fail(format!("imports not satisfied by aigw:plugin@0.1.0: {e:#}")))?;
+            .map_err(|e| {
+                fail(format!(
+                    "imports not satisfied by the provider-plugin world of aigw:plugin@0.1.0: {e:#}"
+                ))
+            })?;
         let pre = ProviderPluginPre::new(instance_pre).map_err(|e| {
             fail(format!(
                 "does not export aigw:plugin/provider@0.1.0 (is it a provider plugin?): {e:#}"
             ))
         })?;
 
-        let label = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let limits = runtime.limits();
-        let mut first = Instance::new(&pre, &label, limits.memory_bytes, limits.call_timeout)
-            .await
-            .map_err(|f| fail(f.message))?;
-        first.arm(limits.call_timeout);
+        // Described once on a first instance named after the file; the pool then names its
+        // instances after the plugin and keeps this one.
+        let pool = Pool::<ProviderPlugin>::new(runtime, pre, file_label(path));
+        let mut first = pool.begin(None).await.map_err(|f| fail(f.message))?;
         let described = first
             .bindings
             .aigw_plugin_provider()
             .call_describe(&mut first.store)
             .await;
-        let descriptor = match described {
-            Ok(d) => {
-                first.disarm();
-                convert::descriptor(d)
-            }
+        let d = match described {
+            Ok(d) => d,
             Err(e) => return Err(fail(format!("describe failed: {}", first.fault(e).message))),
         };
+        first.end();
+        let descriptor = convert::descriptor(d);
         if descriptor.name.is_empty() {
             return Err(fail("describe returned an empty name".into()));
         }
-
-        let warm = ArrayQueue::new(limits.warm_instances.max(1));
-        let plugin = Plugin {
-            runtime: Arc::clone(runtime),
+        let pool = pool.renamed(Arc::from(descriptor.name.as_str()));
+        first.store.data_mut().plugin = Arc::clone(pool.plugin());
+        pool.release(first);
+        pool.fill().await.map_err(|f| fail(f.message))?;
+        Ok(Arc::new(Plugin {
             path: path.to_owned(),
-            pre,
             descriptor,
-            warm,
-        };
-        let _ = plugin.warm.push(first);
-        while plugin.warm.len() < limits.warm_instances {
-            let instance = plugin.instantiate().await.map_err(|f| fail(f.message))?;
-            if plugin.warm.push(instance).is_err() {
-                break;
-            }
-        }
-        Ok(Arc::new(plugin))
+            pool,
+        }))
     }
 
     pub fn descriptor(&self) -> &Descriptor {
@@ -129,38 +111,13 @@ impl Plugin {
 
     /// Warm instances ready right now (for readiness and tests).
     pub fn warm_instances(&self) -> usize {
-        self.warm.len()
+        self.pool.warm()
     }
 
     /// Creates one fresh instance and drops it: what a call costs when no warm instance is
     /// free. For the benchmark command; serving never needs it.
     pub async fn instantiate_cold(&self) -> Result<(), Fault> {
-        self.instantiate().await.map(drop)
-    }
-
-    async fn instantiate(&self) -> Result<Instance, Fault> {
-        let limits = self.runtime.limits();
-        Instance::new(
-            &self.pre,
-            &self.descriptor.name,
-            limits.memory_bytes,
-            limits.call_timeout,
-        )
-        .await
-    }
-
-    async fn acquire(&self) -> Result<Instance, Fault> {
-        match self.warm.pop() {
-            Some(instance) => Ok(instance),
-            // All warm instances are busy: a fresh one costs ~50 µs; it joins the pool after
-            // the call if there is room.
-            None => self.instantiate().await,
-        }
-    }
-
-    fn release(&self, instance: Instance) {
-        // A full pool means the burst is over: drop the extra instance.
-        let _ = self.warm.push(instance);
+        self.pool.instantiate().await.map(drop)
     }
 
     /// OpenAI request JSON → the upstream request for `target`.
@@ -169,14 +126,13 @@ impl Plugin {
         target: &PluginTarget,
         request_json: &str,
     ) -> Result<HttpRequest, CallError> {
-        let mut instance = self.acquire().await?;
-        instance.arm(self.runtime.limits().call_timeout);
+        let mut instance = self.pool.begin(None).await?;
         let result = instance
             .bindings
             .aigw_plugin_provider()
             .call_encode(&mut instance.store, &target.0, request_json)
             .await;
-        self.settle(instance, result).await.map(convert::request)
+        answer(self.pool.finish(instance, result).await).map(convert::request)
     }
 
     /// An upstream response → the next step, or the plugin's classification of the failure.
@@ -185,15 +141,14 @@ impl Plugin {
         target: &PluginTarget,
         response: HttpResponse,
     ) -> Result<Step, CallError> {
-        let mut instance = self.acquire().await?;
-        instance.arm(self.runtime.limits().call_timeout);
+        let mut instance = self.pool.begin(None).await?;
         let response = convert::response(response);
         let result = instance
             .bindings
             .aigw_plugin_provider()
             .call_decode(&mut instance.store, &target.0, &response)
             .await;
-        self.settle(instance, result).await.map(convert::step)
+        answer(self.pool.finish(instance, result).await).map(convert::step)
     }
 
     /// Starts decoding one streamed response. The decoder holds an instance until it is closed.
@@ -201,8 +156,7 @@ impl Plugin {
         self: &Arc<Self>,
         target: &PluginTarget,
     ) -> Result<StreamDecoder, CallError> {
-        let mut instance = self.acquire().await?;
-        instance.arm(self.runtime.limits().call_timeout);
+        let mut instance = self.pool.begin(None).await?;
         let result = instance
             .bindings
             .aigw_plugin_provider()
@@ -211,50 +165,47 @@ impl Plugin {
             .await;
         match result {
             Ok(handle) => {
-                instance.disarm();
+                instance.end();
                 Ok(StreamDecoder {
                     plugin: Arc::clone(self),
                     instance: Some(instance),
                     handle,
                 })
             }
-            Err(error) => Err(CallError::Fault(self.discard(instance, error).await)),
+            Err(error) => Err(CallError::Fault(self.pool.discard(instance, error).await)),
         }
-    }
-
-    /// Ends a call: a normal answer returns the instance to the pool, a fault replaces it.
-    async fn settle<T>(
-        &self,
-        mut instance: Instance,
-        result: wasmtime::Result<Result<T, WitFailure>>,
-    ) -> Result<T, CallError> {
-        match result {
-            Ok(answer) => {
-                instance.disarm();
-                self.release(instance);
-                answer.map_err(|f| CallError::Failure(convert::failure(f)))
-            }
-            Err(error) => Err(CallError::Fault(self.discard(instance, error).await)),
-        }
-    }
-
-    /// Classifies a fault, drops the poisoned instance (wasmtime refuses to re-enter it) and
-    /// puts a fresh one in its place, so faults do not drain the warm pool.
-    async fn discard(&self, instance: Instance, error: wasmtime::Error) -> Fault {
-        let fault = instance.fault(error);
-        tracing::warn!(plugin = %self.descriptor.name, kind = fault.kind.as_str(), "{}", fault.message);
-        if let Ok(fresh) = self.instantiate().await {
-            self.release(fresh);
-        }
-        fault
     }
 }
 
+/// Reads and compiles a component. Compiling takes tens of milliseconds (seconds for Python/JS
+/// guests): off the async threads.
+pub(crate) async fn compile(runtime: &Runtime, path: &Path) -> Result<Component, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let engine = runtime.engine.clone();
+    tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+        .await
+        .map_err(|e| format!("compile task failed: {e}"))?
+        .map_err(|e| format!("not a valid component: {e:#}"))
+}
+
+/// The plugin's file name without extension: its name in logs until it has described itself.
+pub(crate) fn file_label(path: &Path) -> Arc<str> {
+    path.file_stem()
+        .map(|s| Arc::from(s.to_string_lossy().as_ref()))
+        .unwrap_or_else(|| Arc::from(""))
+}
+
+/// A finished call's answer: the plugin's own failure, or the fault that ended it.
+pub(crate) fn answer<T>(finished: Result<Result<T, WitFailure>, Fault>) -> Result<T, CallError> {
+    finished?.map_err(|f| CallError::Failure(convert::failure(f)))
+}
+
 /// A streamed response being decoded. Dropping it without [`StreamDecoder::close`] (a client that
-/// went away, a fault) discards its instance rather than returning it with a live resource.
+/// went away, a fault) frees its guest resource in the background rather than returning the
+/// instance with a live resource.
 pub struct StreamDecoder {
     plugin: Arc<Plugin>,
-    instance: Option<Instance>,
+    instance: Option<Instance<ProviderPlugin>>,
     handle: ResourceAny,
 }
 
@@ -262,7 +213,6 @@ impl StreamDecoder {
     /// The next piece of the body → the chunks it completes.
     pub async fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Chunk>, CallError> {
         let mut instance = self.take()?;
-        instance.arm(self.plugin.runtime.limits().call_timeout);
         let result = instance
             .bindings
             .aigw_plugin_provider()
@@ -275,7 +225,6 @@ impl StreamDecoder {
     /// The body ended → the last chunks, or a failure if the stream was cut short.
     pub async fn finish(&mut self) -> Result<Vec<Chunk>, CallError> {
         let mut instance = self.take()?;
-        instance.arm(self.plugin.runtime.limits().call_timeout);
         let result = instance
             .bindings
             .aigw_plugin_provider()
@@ -292,31 +241,35 @@ impl StreamDecoder {
         }
     }
 
-    fn take(&mut self) -> Result<Instance, CallError> {
-        self.instance.take().ok_or_else(|| {
+    /// The decoder's instance with a call begun on it.
+    fn take(&mut self) -> Result<Instance<ProviderPlugin>, CallError> {
+        let mut instance = self.instance.take().ok_or_else(|| {
             CallError::Fault(Fault {
-                kind: crate::FaultKind::Trap,
+                kind: FaultKind::Trap,
                 message: "stream decoder used after a fault".into(),
             })
-        })
+        })?;
+        instance.begin(self.plugin.pool.runtime().limits.call_timeout, None);
+        Ok(instance)
     }
 
+    /// Ends a call on the decoder's instance: kept for the next piece, or replaced on a fault.
     async fn settle(
         &mut self,
-        mut instance: Instance,
-        result: wasmtime::Result<
-            Result<Vec<wit_provider::Chunk>, crate::bindings::aigw::plugin::types::Failure>,
-        >,
+        mut instance: Instance<ProviderPlugin>,
+        result: wasmtime::Result<Result<Vec<wit_provider::Chunk>, WitFailure>>,
     ) -> Result<Vec<Chunk>, CallError> {
         match result {
             Ok(answer) => {
-                instance.disarm();
+                instance.end();
                 self.instance = Some(instance);
                 answer
                     .map(convert::chunks)
                     .map_err(|f| CallError::Failure(convert::failure(f)))
             }
-            Err(error) => Err(CallError::Fault(self.plugin.discard(instance, error).await)),
+            Err(error) => Err(CallError::Fault(
+                self.plugin.pool.discard(instance, error).await,
+            )),
         }
     }
 }
@@ -335,14 +288,9 @@ impl Drop for StreamDecoder {
 }
 
 /// Drops the guest resource and returns the instance to the pool; a fault discards it.
-async fn recycle(plugin: Arc<Plugin>, mut instance: Instance, handle: ResourceAny) {
-    instance.arm(plugin.runtime.limits().call_timeout);
-    if handle
-        .resource_drop_async(&mut instance.store)
-        .await
-        .is_ok()
-    {
-        instance.disarm();
-        plugin.release(instance);
-    }
+async fn recycle(plugin: Arc<Plugin>, mut instance: Instance<ProviderPlugin>, handle: ResourceAny) {
+    instance.begin(plugin.pool.runtime().limits.call_timeout, None);
+    let result = handle.resource_drop_async(&mut instance.store).await;
+    // A fault here only loses the instance; nobody waits for this call's answer.
+    let _ = plugin.pool.finish(instance, result).await;
 }

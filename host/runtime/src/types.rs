@@ -96,3 +96,20 @@ pub struct Descriptor {
     pub credential_required: bool,
     pub models: Vec<String>,
 }
+
+/// One tool a tool plugin offers agents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    pub parameters_schema: String,
+}
+
+/// One message of a memory session's history (the WIT `memory.message`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryMessage {
+    pub role: String,
+    pub content: String,
+    pub agent: Option<String>,
+}

@@ -1,0 +1,153 @@
+//! A test-only tool plugin (world `tool-plugin`, wit-bindgen used directly, no SDK yet) whose
+//! tools exercise each host import, so the runtime's tests can prove the per-call context:
+//!
+//! - `echo`: returns its arguments unchanged.
+//! - `fetch` `{"url", "method"?, "times"?}`: sends the request through `outbound` `times` times
+//!   (default 1) and returns `{"status", "body"}` of the last answer; a failed send is the
+//!   tool's failure, as the host reported it.
+//! - `remember` `{"key", "value"}`: `memory.set` then `memory.get`, returns what was read.
+//! - `recall` `{"key"}`: `memory.get`, returns `{"value": …}` (null when absent).
+//! - `stderr` `{"text"}`: writes the text to stderr and returns nothing, for the per-call
+//!   stderr capture.
+//! - `panic`: panics (a trap), for fault tests.
+//!
+//! Memory errors are strings in the WIT; the tools report them as `unavailable` failures.
+
+#[allow(unsafe_code)] // wit-bindgen's canonical-ABI glue is unsafe by nature
+mod bindings {
+    wit_bindgen::generate!({
+        world: "tool-plugin",
+        path: "../../../wit",
+    });
+}
+
+use bindings::aigw::plugin::types::{Failure, HttpRequest};
+use bindings::aigw::plugin::{log, memory, outbound};
+use bindings::exports::aigw::plugin::tool::{Guest, ToolSpec};
+use serde_json::{Value, json};
+
+struct ToolEcho;
+
+#[allow(unsafe_code)] // the export glue is generated canonical-ABI code too
+mod export {
+    use super::ToolEcho;
+    crate::bindings::export!(ToolEcho with_types_in crate::bindings);
+}
+
+fn spec(name: &str, description: &str, schema: Value) -> ToolSpec {
+    ToolSpec {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        parameters_schema: schema.to_string(),
+    }
+}
+
+impl Guest for ToolEcho {
+    fn describe() -> Vec<ToolSpec> {
+        let object = |properties: Value, required: &[&str]| json!({"type": "object", "properties": properties, "required": required});
+        vec![
+            spec("echo", "Returns its arguments.", json!({"type": "object"})),
+            spec(
+                "fetch",
+                "Sends an HTTP request through the host and returns its status and body.",
+                object(
+                    json!({
+                        "url": {"type": "string"},
+                        "method": {"type": "string"},
+                        "times": {"type": "integer"}
+                    }),
+                    &["url"],
+                ),
+            ),
+            spec(
+                "remember",
+                "Stores a value under a key in memory and reads it back.",
+                object(
+                    json!({"key": {"type": "string"}, "value": {"type": "string"}}),
+                    &["key", "value"],
+                ),
+            ),
+            spec(
+                "recall",
+                "Reads the value stored under a key.",
+                object(json!({"key": {"type": "string"}}), &["key"]),
+            ),
+            spec(
+                "stderr",
+                "Writes a text to stderr.",
+                object(json!({"text": {"type": "string"}}), &["text"]),
+            ),
+            spec("panic", "Traps.", json!({"type": "object"})),
+        ]
+    }
+
+    fn invoke(name: String, args_json: String) -> Result<String, Failure> {
+        match name.as_str() {
+            "echo" => Ok(args_json),
+            "fetch" => fetch(&args(&args_json)?),
+            "remember" => remember(&args(&args_json)?),
+            "recall" => recall(&args(&args_json)?),
+            "stderr" => {
+                eprintln!("{}", text(&args(&args_json)?, "text")?);
+                Ok(String::new())
+            }
+            "panic" => panic_now(),
+            other => Err(Failure::InvalidRequest(format!("no tool named {other:?}"))),
+        }
+    }
+}
+
+#[allow(clippy::panic)]
+fn panic_now() -> ! {
+    panic!("tool-echo: panic requested")
+}
+
+fn args(json: &str) -> Result<Value, Failure> {
+    serde_json::from_str(json)
+        .map_err(|e| Failure::InvalidRequest(format!("arguments are not JSON: {e}")))
+}
+
+fn text<'a>(args: &'a Value, field: &str) -> Result<&'a str, Failure> {
+    args[field]
+        .as_str()
+        .ok_or_else(|| Failure::InvalidRequest(format!("argument {field:?} must be a string")))
+}
+
+fn fetch(args: &Value) -> Result<String, Failure> {
+    let url = text(args, "url")?;
+    let method = args["method"].as_str().unwrap_or("GET");
+    let times = args["times"].as_u64().unwrap_or(1);
+    let mut last = None;
+    for _ in 0..times {
+        let response = outbound::send(&HttpRequest {
+            method: method.to_owned(),
+            url: url.to_owned(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        })?;
+        last = Some(response);
+    }
+    let response =
+        last.ok_or_else(|| Failure::InvalidRequest("times must be at least 1".into()))?;
+    log::emit(
+        log::Level::Debug,
+        &format!("fetched {url}: {}", response.status),
+    );
+    Ok(json!({
+        "status": response.status,
+        "body": String::from_utf8_lossy(&response.body),
+    })
+    .to_string())
+}
+
+fn remember(args: &Value) -> Result<String, Failure> {
+    let key = text(args, "key")?;
+    memory::set(key, text(args, "value")?, None).map_err(Failure::Unavailable)?;
+    let read = memory::get(key).map_err(Failure::Unavailable)?;
+    read.ok_or_else(|| Failure::Unavailable(format!("memory lost {key:?} just after set")))
+}
+
+fn recall(args: &Value) -> Result<String, Failure> {
+    let value = memory::get(text(args, "key")?).map_err(Failure::Unavailable)?;
+    Ok(json!({ "value": value }).to_string())
+}
