@@ -6,7 +6,7 @@
 //! latency to short jobs. So the interval follows the prediction's age (from its `created_at`):
 //! a quarter of the age, at least [`MIN_INTERVAL`] and at most [`MAX_INTERVAL`]. A prediction
 //! that just missed the window is checked every 500 ms, one that has run for 8 s or more every
-//! 2 s: a 20 s job costs about 16 polls, a minute-long one about 40. The age is computed from
+//! 2 s: a 20 s job costs about 15 polls, a minute-long one about 35. The age is computed from
 //! Replicate's clock and ours; a skew only moves the interval within its bounds. The host stops
 //! following at the attempt's deadline, so no poll count is kept here (the plugin keeps no
 //! per-request state between calls).
