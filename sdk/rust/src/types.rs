@@ -243,3 +243,57 @@ pub struct Descriptor {
     pub credential_required: bool,
     pub models: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn get(url: &str) -> HttpRequest {
+        HttpRequest {
+            method: "GET".to_owned(),
+            url: url.to_owned(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn follow_delays_are_milliseconds_and_saturate() {
+        assert_eq!(Follow::now(get("http://x/1")).after_ms, 0);
+        let follow = Follow::after(get("http://x/1"), Duration::from_millis(1_500));
+        assert_eq!(follow.after_ms, 1_500);
+        assert_eq!(follow.request.url, "http://x/1");
+        let forever = Follow::after(get("http://x/1"), Duration::from_secs(u64::MAX));
+        assert_eq!(forever.after_ms, u32::MAX);
+    }
+
+    #[test]
+    fn a_head_is_json_by_its_media_type_only() {
+        let head = |value: &str| ResponseHead {
+            status: 200,
+            headers: vec![Header::new("Content-Type", value)],
+        };
+        for json in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/problem+json",
+        ] {
+            assert!(head(json).is_json(), "{json}");
+        }
+        for other in ["text/event-stream", "text/plain", "application/jsonl", ""] {
+            assert!(!head(other).is_json(), "{other}");
+        }
+        let none = ResponseHead {
+            status: 200,
+            headers: Vec::new(),
+        };
+        assert!(!none.is_json());
+    }
+
+    #[test]
+    fn no_credit_has_its_message() {
+        assert_eq!(Failure::NoCredit("top up".to_owned()).message(), "top up");
+    }
+}
