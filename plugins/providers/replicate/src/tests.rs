@@ -7,7 +7,7 @@ use aigw_plugin_sdk::{
 };
 use serde_json::{Value, json};
 
-use super::{ModelRoute, Replicate, model_route, parse_rfc3339};
+use super::{ModelRoute, Replicate, model_route, parse_rfc3339, parse_rfc3339_ms};
 
 const SUCCEEDED: &str = include_str!("../tests/fixtures/prediction_succeeded.json");
 const STARTING: &str = include_str!("../tests/fixtures/prediction_starting.json");
@@ -648,6 +648,15 @@ fn error_bodies_are_classified_by_status() {
 #[test]
 fn rfc3339_times_parse_with_fractions_and_offsets() {
     assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+    // Milliseconds, for the poll interval: fractions are padded or cut to three digits.
+    for (text, ms) in [
+        ("2025-01-01T00:00:01.250Z", 1_735_689_601_250),
+        ("2025-01-01T00:00:01.5Z", 1_735_689_601_500),
+        ("2025-01-01T02:00:01.123456+02:00", 1_735_689_601_123),
+        ("2025-01-01T00:00:01Z", 1_735_689_601_000),
+    ] {
+        assert_eq!(parse_rfc3339_ms(text), Some(ms), "{text}");
+    }
     assert_eq!(
         parse_rfc3339("2025-01-01T00:00:01.000Z"),
         Some(1_735_689_601)
