@@ -24,6 +24,7 @@
 //! | `forbidden` | 403: a valid key without access to the model or region | the same |
 //! | `content-filter` | [`FILTERED_TEXT`] with `finish_reason: "content_filter"`; a refusal where the provider refuses instead ([`Flavor::content_filter_refuses`]: OpenRouter's moderation 403, Gemini's blocked prompt, Replicate's E005 failed prediction) | the same, streamed |
 //! | `processing-<n>` | Replicate: the prediction is still running after the sync wait and succeeds on the n-th poll; other flavors: as `ok` | the same |
+//! | `runs-<ms>` | Replicate: the prediction succeeds `<ms>` after its creation on the wall clock (sync mode gives up after 1 s), its stream URL pacing the words over the run; other flavors: as `ok` | the same |
 //! | `flaky-<status>-<n>` | the first `n` chat requests for this exact model name (counted per mock) answer as the error model of `<status>`: 500 → `error-500`, 503 → `unavailable-503`, 429 → `rate-limit` (with the flavor's wait), any other → `error-500`; every later one as `ok` | the same |
 //! | `slow-first-<ms>` | as `slow-<ms>` | the headers at once, then nothing for `<ms>`, then the `ok` stream |
 //! | `stall-<n>` | the headers and half the body, then silence (the connection held open for up to 60 s, then cut) | role chunk + `n` content chunks, then silence: no finish chunk, the connection held open for up to 60 s, then cut |
@@ -72,6 +73,7 @@ mod replicate;
 mod wire;
 
 pub use dialects::{CEREBRAS_RESET_TOKENS_MINUTE, OPENROUTER_CONTEXT_LENGTH_MESSAGE};
+pub use replicate::SYNC_WINDOW as REPLICATE_SYNC_WINDOW;
 
 use std::collections::HashMap;
 use std::convert::Infallible;

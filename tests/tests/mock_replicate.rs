@@ -1,10 +1,15 @@
 //! The Replicate flavor of the mock upstream (providers.md §10), tested directly over HTTP
-//! without the gateway: prediction objects, sync mode and polling, the `urls.stream` SSE, and
-//! problem-details errors.
+//! without the gateway: prediction objects, sync mode and polling (including a job that runs on
+//! the wall clock past the sync window), streamed creates and the `urls.stream` SSE (paced, and
+//! with its faults), and problem-details errors.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use aigw_tests::mock::{Flavor, MockUpstream, SERVER_ERROR_MESSAGE};
+use std::time::{Duration, Instant};
+
+use aigw_tests::mock::{
+    Flavor, MockUpstream, REPLICATE_SYNC_WINDOW as SYNC_WINDOW, SERVER_ERROR_MESSAGE,
+};
 use serde_json::{Value, json};
 
 const KEY: &str = "k";
@@ -415,4 +420,227 @@ async fn validation_errors_unknown_routes_and_the_model_list() {
         .await
         .unwrap();
     assert_eq!(throttled.status(), 429);
+}
+
+/// A streamed create: `"stream": true`, no sync mode, as the plugin sends it.
+async fn create_streamed(mock: &MockUpstream, model: &str, prompt: &str) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{}/models/{model}/predictions", mock.base_url()))
+        .bearer_auth(KEY)
+        .json(&json!({"input": {"prompt": prompt}, "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    json_of(response).await
+}
+
+/// Reads an SSE body as it arrives: each piece with how long after `since` it came.
+async fn timed_body(
+    response: reqwest::Response,
+    since: Instant,
+) -> (Vec<(Duration, String)>, bool) {
+    let mut response = response;
+    let mut pieces = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(bytes)) => {
+                pieces.push((since.elapsed(), String::from_utf8(bytes.to_vec()).unwrap()))
+            }
+            Ok(None) => return (pieces, true),
+            Err(_) => return (pieces, false),
+        }
+    }
+}
+
+#[tokio::test]
+async fn runs_a_prediction_on_the_wall_clock_past_the_sync_window() {
+    let mock = mock().await;
+    let started = Instant::now();
+    let response = create(
+        &mock,
+        "mock/runs-1500",
+        json!({"prompt": "take your time"}),
+        true,
+    )
+    .await;
+    // Sync mode held the create for the mock's window, then gave up.
+    let held = started.elapsed();
+    assert!(held >= SYNC_WINDOW, "held {held:?}");
+    assert!(held < Duration::from_millis(1400), "held {held:?}");
+    assert_eq!(response.status(), 201);
+    let created = json_of(response).await;
+    assert_eq!(created["status"], "processing");
+    assert!(created.get("metrics").is_none());
+
+    // A client polling every 200 ms sees `processing` until 1.5 s, then `succeeded`.
+    let url = created["urls"]["get"].as_str().unwrap().to_owned();
+    let mut polls = 0;
+    let succeeded = loop {
+        let polled = json_of(get(&url).await).await;
+        polls += 1;
+        if polled["status"] == "succeeded" {
+            break polled;
+        }
+        assert_eq!(polled["status"], "processing");
+        assert!(
+            started.elapsed() < Duration::from_millis(1600),
+            "still processing after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(
+        joined(&succeeded["output"]),
+        "mock reply to: take your time"
+    );
+    assert_eq!(succeeded["metrics"]["output_token_count"], 6);
+    // Counted as the mock saw them, each with its arrival time.
+    let seen = mock.prediction_polls();
+    assert_eq!(seen.len(), polls);
+    assert!(
+        seen.iter()
+            .all(|poll| poll.path.ends_with(created["id"].as_str().unwrap()))
+    );
+    assert!(seen.windows(2).all(|pair| pair[1].at >= pair[0].at));
+    assert!(mock.stream_reads().is_empty());
+}
+
+#[tokio::test]
+async fn a_twenty_second_prediction_is_still_processing_after_the_sync_window() {
+    let mock = mock().await;
+    let created =
+        json_of(create(&mock, "mock/runs-20000", json!({"prompt": "a b c d"}), true).await).await;
+    assert_eq!(created["status"], "processing");
+    // Words come at (i + 1) / (n + 1) of the run: none of the 7 in the first second.
+    assert_eq!(created["output"], json!([]));
+    let polled = json_of(get(created["urls"]["get"].as_str().unwrap()).await).await;
+    assert_eq!(polled["status"], "processing");
+    assert_eq!(mock.prediction_polls().len(), 1);
+    // Without sync mode (here a version-addressed create of the same script) the create
+    // answers at once, `starting`.
+    let started = Instant::now();
+    let response = reqwest::Client::new()
+        .post(format!("{}/predictions", mock.base_url()))
+        .bearer_auth(KEY)
+        .json(&json!({"version": "runs-20000", "input": {"prompt": "x"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(started.elapsed() < SYNC_WINDOW);
+    assert_eq!(json_of(response).await["status"], "starting");
+}
+
+#[tokio::test]
+async fn a_streamed_create_names_its_stream_url_and_the_stream_carries_the_answer() {
+    let mock = mock().await;
+    let created = create_streamed(&mock, "mock/ok", "stream me").await;
+    assert_eq!(created["status"], "starting");
+    let id = created["id"].as_str().unwrap();
+    let stream_url = created["urls"]["stream"].as_str().unwrap();
+    assert_eq!(stream_url, format!("{}/stream/{id}", mock.base_url()));
+    let response = reqwest::Client::new()
+        .get(stream_url)
+        .bearer_auth(KEY)
+        .header("accept", "text/event-stream")
+        .header("cache-control", "no-store")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let events = sse_events(&response.text().await.unwrap());
+    let text: String = events
+        .iter()
+        .filter(|(name, _, _)| name == "output")
+        .map(|(_, _, data)| data.as_str())
+        .collect();
+    assert_eq!(text, "mock reply to: stream me");
+    assert_eq!(events.last().unwrap().0, "done");
+    let reads = mock.stream_reads();
+    assert_eq!(reads.len(), 1);
+    assert_eq!(reads[0].header("accept"), Some("text/event-stream"));
+    // Reading the stream to its end ended the prediction.
+    let polled = json_of(get(created["urls"]["get"].as_str().unwrap()).await).await;
+    assert_eq!(polled["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn a_running_prediction_streams_its_words_as_they_are_written() {
+    let mock = mock().await;
+    let started = Instant::now();
+    let created = create_streamed(&mock, "mock/runs-1200", "a b").await;
+    let response = get(created["urls"]["stream"].as_str().unwrap()).await;
+    let (pieces, complete) = timed_body(response, started).await;
+    assert!(complete);
+    let body: String = pieces.iter().map(|(_, piece)| piece.as_str()).collect();
+    let events = sse_events(&body);
+    let names: Vec<&str> = events.iter().map(|(name, _, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["output", "output", "output", "output", "output", "done"]
+    );
+    // Several reads spread over the run: the first word well before the end, `done` at it.
+    assert!(pieces.len() >= 3, "{} reads", pieces.len());
+    let (first_at, _) = &pieces[0];
+    let (done_at, _) = pieces.last().unwrap();
+    assert!(
+        *first_at < Duration::from_millis(700),
+        "first word at {first_at:?}"
+    );
+    assert!(
+        *done_at >= Duration::from_millis(1200),
+        "done at {done_at:?}"
+    );
+    // The prediction ends on its clock: succeeded once the run is over.
+    let polled = json_of(get(created["urls"]["get"].as_str().unwrap()).await).await;
+    assert_eq!(polled["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn stream_faults_of_a_streamed_create_happen_on_the_stream_url() {
+    let mock = mock().await;
+    // cut-stream-1: the create is whole; the stream sends one word, then the connection fails.
+    let created = create_streamed(&mock, "mock/cut-stream-1", "x").await;
+    assert_eq!(created["status"], "starting");
+    let (pieces, complete) = timed_body(
+        get(created["urls"]["stream"].as_str().unwrap()).await,
+        Instant::now(),
+    )
+    .await;
+    assert!(!complete, "the stream must not complete");
+    let body: String = pieces.iter().map(|(_, piece)| piece.as_str()).collect();
+    let events = sse_events(&body);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].0, "output");
+    assert_eq!(events[0].2, "mock");
+
+    // slow-first-300: the create and the stream's headers at once, the first event later.
+    let started = Instant::now();
+    let created = create_streamed(&mock, "mock/slow-first-300", "x").await;
+    assert!(started.elapsed() < Duration::from_millis(300));
+    let response = get(created["urls"]["stream"].as_str().unwrap()).await;
+    assert!(started.elapsed() < Duration::from_millis(300));
+    let (pieces, complete) = timed_body(response, started).await;
+    assert!(complete);
+    assert!(
+        pieces[0].0 >= Duration::from_millis(300),
+        "{:?}",
+        pieces[0].0
+    );
+
+    // stream-error without sync mode: the job runs; its stream fails after one word.
+    let created = create_streamed(&mock, "mock/stream-error", "x").await;
+    assert_eq!(created["status"], "starting");
+    let body = get(created["urls"]["stream"].as_str().unwrap())
+        .await
+        .text()
+        .await
+        .unwrap();
+    let names: Vec<String> = sse_events(&body)
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .collect();
+    assert_eq!(names, ["output", "error", "done"]);
 }

@@ -7,8 +7,8 @@ use std::marker::PhantomData;
 use crate::bindings::aigw::plugin::types as wit;
 use crate::bindings::exports::aigw::plugin::provider as wit_provider;
 use crate::types::{
-    Chunk, Completion, CredentialPlacement, Descriptor, Failure, Header, HttpRequest, HttpResponse,
-    Step, Target, Usage,
+    Chunk, Completion, CredentialPlacement, Descriptor, Failure, Follow, Header, HttpRequest,
+    HttpResponse, ResponseHead, Step, StreamEnd, Target, Usage,
 };
 use crate::{Provider, StreamDecoder};
 
@@ -49,8 +49,12 @@ impl<P: Provider> wit_provider::Guest for Export<P> {
 }
 
 impl<P: Provider> wit_provider::GuestStreamDecoder for DecoderResource<P> {
-    fn new(t: wit_provider::Target) -> Self {
-        DecoderResource(RefCell::new(P::stream_decoder(target_from_wit(t))))
+    fn new(t: wit_provider::Target, head: wit_provider::ResponseHead) -> Self {
+        let head = ResponseHead {
+            status: head.status,
+            headers: headers_from_wit(head.headers),
+        };
+        DecoderResource(RefCell::new(P::stream_decoder(target_from_wit(t), head)))
     }
 
     fn feed(&self, bytes: Vec<u8>) -> Result<Vec<wit_provider::Chunk>, wit::Failure> {
@@ -61,9 +65,15 @@ impl<P: Provider> wit_provider::GuestStreamDecoder for DecoderResource<P> {
             .map_err(failure_to_wit)
     }
 
-    fn finish(&self) -> Result<Vec<wit_provider::Chunk>, wit::Failure> {
+    fn finish(&self) -> Result<wit_provider::StreamEnd, wit::Failure> {
         let mut decoder = self.0.try_borrow_mut().map_err(|_| busy())?;
-        decoder.finish().map(chunks_to_wit).map_err(failure_to_wit)
+        decoder
+            .finish()
+            .map(|end| match end {
+                StreamEnd::Done(chunks) => wit_provider::StreamEnd::Done(chunks_to_wit(chunks)),
+                StreamEnd::Follow(follow) => wit_provider::StreamEnd::Follow(follow_to_wit(follow)),
+            })
+            .map_err(failure_to_wit)
     }
 }
 
@@ -98,18 +108,28 @@ fn request_to_wit(request: HttpRequest) -> wit::HttpRequest {
     }
 }
 
+fn headers_from_wit(headers: Vec<wit::Header>) -> Vec<Header> {
+    headers
+        .into_iter()
+        .map(|header| Header {
+            name: header.name,
+            value: header.value,
+        })
+        .collect()
+}
+
 fn response_from_wit(response: wit::HttpResponse) -> HttpResponse {
     HttpResponse {
         status: response.status,
-        headers: response
-            .headers
-            .into_iter()
-            .map(|header| Header {
-                name: header.name,
-                value: header.value,
-            })
-            .collect(),
+        headers: headers_from_wit(response.headers),
         body: response.body,
+    }
+}
+
+fn follow_to_wit(follow: Follow) -> wit_provider::FollowRequest {
+    wit_provider::FollowRequest {
+        request: request_to_wit(follow.request),
+        after_ms: follow.after_ms,
     }
 }
 
@@ -129,7 +149,7 @@ fn step_to_wit(step: Step) -> wit_provider::Step {
                 usage: usage.map(usage_to_wit),
             })
         }
-        Step::Follow(request) => wit_provider::Step::Follow(request_to_wit(request)),
+        Step::Follow(follow) => wit_provider::Step::Follow(follow_to_wit(follow)),
     }
 }
 
@@ -157,6 +177,7 @@ fn failure_to_wit(failure: Failure) -> wit::Failure {
         Failure::InvalidRequest(message) => wit::Failure::InvalidRequest(message),
         Failure::ContentFiltered(message) => wit::Failure::ContentFiltered(message),
         Failure::Unauthorized(message) => wit::Failure::Unauthorized(message),
+        Failure::NoCredit(message) => wit::Failure::NoCredit(message),
         Failure::BadResponse(message) => wit::Failure::BadResponse(message),
     }
 }
@@ -166,6 +187,7 @@ fn descriptor_to_wit(descriptor: Descriptor) -> wit_provider::Descriptor {
         name: descriptor.name,
         version: descriptor.version,
         default_base_url: descriptor.default_base_url,
+        origins: descriptor.origins,
         credential: match descriptor.credential {
             CredentialPlacement::None => wit_provider::CredentialPlacement::None,
             CredentialPlacement::Header { name, prefix } => {

@@ -156,9 +156,9 @@ pub fn classify_error(
         message: message.clone(),
     };
     match status {
-        // OpenAI says "no credit left" as a 429 `insufficient_quota`: waiting does not help, the
-        // account must be fixed, exactly like a 402 elsewhere.
-        429 if error.code_is(&["insufficient_quota"]) => Failure::Unauthorized(message),
+        // No credit left, whatever status says it (OpenAI's 429 `insufficient_quota`, Novita's
+        // 403 `NOT_ENOUGH_BALANCE`): waiting does not help, the account must be topped up.
+        400..=499 if is_no_credit(error) => Failure::NoCredit(message),
         429 => rate_limited(),
         // Groq answers 413 when one request alone exceeds the tokens-per-minute budget.
         413 if error.code_is(&["rate_limit_exceeded"]) => rate_limited(),
@@ -167,9 +167,9 @@ pub fn classify_error(
         }
         400 | 413 | 422 if is_context_length(error) => Failure::ContextLengthExceeded(message),
         401 | 403 => Failure::Unauthorized(message),
-        // No credit left: the operator's account, like a bad key, must be fixed; another
-        // provider's credential may still serve.
-        402 => Failure::Unauthorized(message),
+        // Payment required: the account has no credit (OpenRouter, Hugging Face, Cerebras,
+        // Gemini's prepaid credit, Replicate). Another provider's account may still serve.
+        402 => Failure::NoCredit(message),
         408 | 409 | 424 | 425 | 498 | 499 | 529 => Failure::Unavailable(message),
         500..=599 => Failure::Unavailable(message),
         400..=499 => Failure::InvalidRequest(message),
@@ -192,7 +192,9 @@ pub fn classify_error_value(value: &Value) -> Failure {
         return classify_error(status, &[], &error, SystemTime::now());
     }
     let message = error.message_or(200);
-    if error.code_is(&["rate_limit_exceeded", "resource_exhausted"]) {
+    if is_no_credit(&error) {
+        Failure::NoCredit(message)
+    } else if error.code_is(&["rate_limit_exceeded", "resource_exhausted"]) {
         Failure::RateLimited {
             retry_after_seconds: retry_after_seconds(
                 &[],
@@ -208,6 +210,13 @@ pub fn classify_error_value(value: &Value) -> Failure {
     } else {
         Failure::Unavailable(message)
     }
+}
+
+/// Whether the error's code says the account has no credit or quota left: OpenAI's
+/// `insufficient_quota` (on a 429) and Novita's `NOT_ENOUGH_BALANCE` (on a 403), providers.md §1
+/// and §8. A 402 is no credit whatever its body says.
+pub fn is_no_credit(error: &UpstreamError) -> bool {
+    error.code_is(&["insufficient_quota", "NOT_ENOUGH_BALANCE"])
 }
 
 /// Whether the error says the prompt does not fit: OpenAI's code, or one of the texts in

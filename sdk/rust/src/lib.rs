@@ -1,9 +1,10 @@
 //! The Rust SDK for aigw provider plugins.
 //!
 //! A provider plugin is a WebAssembly component (WASI preview 2) exporting the `provider-plugin`
-//! world of `wit/types.wit`. This crate owns the wit-bindgen bindings for that world, so a plugin
-//! implements the plain-Rust [`Provider`] trait (or just an [`openai::Dialect`]) and calls
-//! [`export_provider!`]; it never sees generated code.
+//! world of `wit/worlds.wit` (the contract itself is `wit/provider.wit` and `wit/types.wit`).
+//! This crate owns the wit-bindgen bindings for that world, so a plugin implements the
+//! plain-Rust [`Provider`] trait (or just an [`openai::Dialect`]) and calls [`export_provider!`];
+//! it never sees generated code.
 //!
 //! The helpers are independent of the bindings and unit-testable natively:
 //! - [`sse`]: an incremental Server-Sent Events parser;
@@ -22,8 +23,8 @@ pub mod types;
 pub mod export;
 
 pub use types::{
-    Chunk, Completion, CredentialPlacement, Descriptor, Failure, Header, HttpRequest, HttpResponse,
-    Step, Target, Usage,
+    Chunk, Completion, CredentialPlacement, Descriptor, Failure, Follow, Header, HttpRequest,
+    HttpResponse, ResponseHead, Step, StreamEnd, Target, Usage,
 };
 
 /// The generated bindings. Only `export.rs` and `log.rs` use them; plugins should not.
@@ -43,8 +44,11 @@ pub mod bindings {
 
 /// A provider plugin: the `provider` interface of the WIT in plain Rust types.
 ///
-/// The host creates a fresh instance per request (or after a trap), so implementations need no
-/// shared state; all functions are associated functions.
+/// The host keeps warm instances and reuses them for any caller (it replaces one only after a
+/// trap), so a plugin's globals survive between calls and are shared by unrelated requests: keep
+/// no per-request state in globals. All functions are associated functions; what one request
+/// needs between steps travels in the [`Follow`] requests it asks for, or lives in its
+/// [`StreamDecoder`].
 pub trait Provider: 'static {
     type StreamDecoder: StreamDecoder;
 
@@ -53,21 +57,24 @@ pub trait Provider: 'static {
     /// The client's OpenAI request JSON to the upstream request for `target`.
     fn encode(target: &Target, request_json: &str) -> Result<HttpRequest, Failure>;
 
-    /// An upstream response (any status for a non-streamed call, non-2xx for a streamed one) to
-    /// the next step or a classified failure.
+    /// An upstream response (any status for a non-streamed call, non-2xx for a streamed one or
+    /// a stream-side follow) to the next step or a classified failure.
     fn decode(target: &Target, response: HttpResponse) -> Result<Step, Failure>;
 
-    /// A decoder for one streamed 2xx response body.
-    fn stream_decoder(target: Target) -> Self::StreamDecoder;
+    /// A decoder for one streamed answer, whose first 2xx response has `head`.
+    fn stream_decoder(target: Target, head: ResponseHead) -> Self::StreamDecoder;
 }
 
-/// Decodes one streamed response body, fed in arbitrary pieces.
+/// Decodes one streamed answer: the response body `encode`'s request got, fed in arbitrary
+/// pieces, then the bodies of any follows [`StreamDecoder::finish`] asked for.
 pub trait StreamDecoder: 'static {
     /// The next piece of the body: the OpenAI chunks it completes.
     fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Chunk>, Failure>;
 
-    /// The body ended: the last chunks, or a failure if the stream was cut short.
-    fn finish(&mut self) -> Result<Vec<Chunk>, Failure>;
+    /// The body ended: the last chunks ([`StreamEnd::Done`]), a request whose response body
+    /// continues the answer ([`StreamEnd::Follow`]; it is fed to this decoder, then `finish` is
+    /// called again), or a failure if the stream was cut short.
+    fn finish(&mut self) -> Result<StreamEnd, Failure>;
 }
 
 /// Exports a [`Provider`] as the component's `aigw:plugin/provider` implementation:

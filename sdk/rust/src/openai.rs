@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 use crate::failure::{classify, classify_error_value};
 use crate::sse::{Event, SseParser};
 use crate::types::{
-    Chunk, Completion, Descriptor, Failure, Header, HttpRequest, HttpResponse, Step, Target, Usage,
+    Chunk, Completion, Descriptor, Failure, Header, HttpRequest, HttpResponse, ResponseHead, Step,
+    StreamEnd, Target, Usage,
 };
 use crate::{Provider, StreamDecoder};
 
@@ -71,8 +72,8 @@ impl<D: Dialect> Provider for Compatible<D> {
         decode_completion(response.body).map(Step::Done)
     }
 
-    fn stream_decoder(_target: Target) -> ChunkStream<D> {
-        ChunkStream::new()
+    fn stream_decoder(_target: Target, head: ResponseHead) -> ChunkStream<D> {
+        ChunkStream::new(&head)
     }
 }
 
@@ -244,13 +245,22 @@ pub fn parse_usage(value: &Value) -> Option<Usage> {
     )
 }
 
+/// The most JSON buffered when a server answers a streamed request with a whole completion.
+const MAX_JSON_BYTES: usize = 16 * 1024 * 1024;
+
 /// Decodes an OpenAI chat-completions SSE body into chunks.
 ///
 /// Chunks pass through verbatim. `[DONE]` ends the stream; a frame with an `error` is a failure;
 /// the `choices: []` chunk with `usage` is returned with `usage` set. A stream that ends without
 /// `[DONE]` is still complete if a `finish_reason` was seen (Ollama and some servers omit it).
+///
+/// A server that ignores `stream: true` and answers a whole `application/json` completion (some
+/// local servers and proxies do) is buffered and replayed as chunks at the end: one chunk per
+/// choice with the whole message as its delta, then the usage chunk.
 pub struct ChunkStream<D> {
     sse: SseParser,
+    /// The buffered body when the response head said JSON.
+    json: Option<Vec<u8>>,
     done: bool,
     finish_seen: bool,
     usage_chunk_seen: bool,
@@ -260,20 +270,27 @@ pub struct ChunkStream<D> {
 }
 
 impl<D: Dialect> Default for ChunkStream<D> {
+    /// A decoder for an event stream.
     fn default() -> Self {
-        ChunkStream::new()
-    }
-}
-
-impl<D: Dialect> ChunkStream<D> {
-    pub fn new() -> Self {
         ChunkStream {
             sse: SseParser::new(),
+            json: None,
             done: false,
             finish_seen: false,
             usage_chunk_seen: false,
             pending_usage: None,
             dialect: PhantomData,
+        }
+    }
+}
+
+impl<D: Dialect> ChunkStream<D> {
+    /// A decoder for the response with `head`: an event stream, or a whole completion when the
+    /// head says JSON.
+    pub fn new(head: &ResponseHead) -> Self {
+        ChunkStream {
+            json: head.is_json().then(Vec::new),
+            ..ChunkStream::default()
         }
     }
 
@@ -384,11 +401,23 @@ fn usage_chunk(chunk: &Map<String, Value>, raw_usage: &Value, usage: Usage) -> C
 
 impl<D: Dialect> StreamDecoder for ChunkStream<D> {
     fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Chunk>, Failure> {
+        if let Some(body) = &mut self.json {
+            if body.len().saturating_add(bytes.len()) > MAX_JSON_BYTES {
+                return Err(Failure::BadResponse(format!(
+                    "the completion is larger than {MAX_JSON_BYTES} bytes"
+                )));
+            }
+            body.extend_from_slice(bytes);
+            return Ok(Vec::new());
+        }
         let events = self.sse.feed(bytes);
         self.handle_events(events)
     }
 
-    fn finish(&mut self) -> Result<Vec<Chunk>, Failure> {
+    fn finish(&mut self) -> Result<StreamEnd, Failure> {
+        if let Some(body) = self.json.take() {
+            return completion_chunks(body).map(StreamEnd::Done);
+        }
         let events = self.sse.finish();
         let mut chunks = self.handle_events(events)?;
         if !self.done && !self.finish_seen {
@@ -397,6 +426,91 @@ impl<D: Dialect> StreamDecoder for ChunkStream<D> {
             ));
         }
         chunks.extend(self.take_pending_usage());
-        Ok(chunks)
+        Ok(StreamEnd::Done(chunks))
     }
+}
+
+/// A whole `chat.completion` body as the chunks a stream of it would have carried: per choice,
+/// one chunk whose delta is the whole message (tool calls get their `index`) with the choice's
+/// `finish_reason`, then the usage chunk when the body has usage. An error body is a failure.
+pub fn completion_chunks(body: Vec<u8>) -> Result<Vec<Chunk>, Failure> {
+    let completion = decode_completion(body)?;
+    let value: Value = serde_json::from_str(&completion.json).map_err(|error| {
+        Failure::BadResponse(format!("the completion is not valid JSON: {error}"))
+    })?;
+    let Value::Object(object) = value else {
+        return Err(Failure::BadResponse(
+            "the completion is not a JSON object".to_owned(),
+        ));
+    };
+    let mut head = Map::new();
+    for key in ["id", "created", "model", "system_fingerprint"] {
+        if let Some(value) = object.get(key) {
+            head.insert(key.to_owned(), value.clone());
+        }
+    }
+    head.insert(
+        "object".to_owned(),
+        Value::String("chat.completion.chunk".to_owned()),
+    );
+    let choices = object
+        .get("choices")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut chunks = Vec::with_capacity(choices.len() + 1);
+    for (position, choice) in choices.iter().enumerate() {
+        let mut delta = match choice.get("message") {
+            Some(Value::Object(message)) => message.clone(),
+            _ => Map::new(),
+        };
+        if let Some(Value::Array(calls)) = delta.get_mut("tool_calls") {
+            for (index, call) in calls.iter_mut().enumerate() {
+                if let Value::Object(call) = call {
+                    call.entry("index").or_insert_with(|| Value::from(index));
+                }
+            }
+        }
+        let mut chunk = head.clone();
+        chunk.insert(
+            "choices".to_owned(),
+            Value::Array(vec![Value::Object(Map::from_iter([
+                (
+                    "index".to_owned(),
+                    choice
+                        .get("index")
+                        .cloned()
+                        .unwrap_or_else(|| Value::from(position)),
+                ),
+                ("delta".to_owned(), Value::Object(delta)),
+                (
+                    "logprobs".to_owned(),
+                    choice.get("logprobs").cloned().unwrap_or(Value::Null),
+                ),
+                (
+                    "finish_reason".to_owned(),
+                    // The answer is whole, so it did finish; say how, or `stop`.
+                    choice
+                        .get("finish_reason")
+                        .filter(|reason| !reason.is_null())
+                        .cloned()
+                        .unwrap_or_else(|| Value::String("stop".to_owned())),
+                ),
+            ]))]),
+        );
+        chunks.push(Chunk {
+            json: Value::Object(chunk).to_string(),
+            usage: None,
+        });
+    }
+    if let (Some(usage), Some(raw_usage)) = (completion.usage, object.get("usage")) {
+        let mut chunk = head;
+        chunk.insert("choices".to_owned(), Value::Array(Vec::new()));
+        chunk.insert("usage".to_owned(), raw_usage.clone());
+        chunks.push(Chunk {
+            json: Value::Object(chunk).to_string(),
+            usage: Some(usage),
+        });
+    }
+    Ok(chunks)
 }

@@ -183,27 +183,6 @@ fn auth_failures_are_unauthorized() {
         classify(&response(403, &[], r#"{"detail":"Not authenticated"}"#)),
         Failure::Unauthorized("Not authenticated".to_owned())
     );
-    // Novita: no balance is a 403 in its own envelope.
-    assert_eq!(
-        classify(&response(
-            403,
-            &[],
-            r#"{"code":403,"reason":"NOT_ENOUGH_BALANCE","message":"Your balance is not enough","metadata":{}}"#
-        )),
-        Failure::Unauthorized("Your balance is not enough".to_owned())
-    );
-    // OpenAI: no credit is a 429 that no wait cures.
-    assert_eq!(
-        classify(&response(
-            429,
-            &[("retry-after", "20")],
-            r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#
-        )),
-        Failure::Unauthorized(
-            "You exceeded your current quota, please check your plan and billing details."
-                .to_owned()
-        )
-    );
     // Replicate problem details.
     assert_eq!(
         classify(&response(
@@ -213,6 +192,78 @@ fn auth_failures_are_unauthorized() {
         )),
         Failure::Unauthorized("You did not pass a valid authentication token".to_owned())
     );
+}
+
+#[test]
+fn an_account_without_credit_is_no_credit_not_unauthorized_or_rate_limited() {
+    // Novita: no balance is a 403 in its own envelope; other 403s stay unauthorized.
+    assert_eq!(
+        classify(&response(
+            403,
+            &[],
+            r#"{"code":403,"reason":"NOT_ENOUGH_BALANCE","message":"Your balance is not enough","metadata":{}}"#
+        )),
+        Failure::NoCredit("Your balance is not enough".to_owned())
+    );
+    assert_eq!(
+        classify(&response(
+            403,
+            &[],
+            r#"{"code":403,"reason":"model_access_denied","message":"no access","metadata":{}}"#
+        )),
+        Failure::Unauthorized("no access".to_owned())
+    );
+    // OpenAI: no credit is a 429 that no wait cures, even with a `retry-after`.
+    assert_eq!(
+        classify(&response(
+            429,
+            &[("retry-after", "20")],
+            r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#
+        )),
+        Failure::NoCredit(
+            "You exceeded your current quota, please check your plan and billing details."
+                .to_owned()
+        )
+    );
+    // Any 402, whatever envelope: OpenRouter's numeric code, Hugging Face's string, Replicate's
+    // problem details, an empty body.
+    for (body, message) in [
+        (
+            r#"{"error":{"code":402,"message":"Insufficient credits"}}"#,
+            "Insufficient credits",
+        ),
+        (
+            r#"{"error":"You have exceeded your monthly included credits"}"#,
+            "You have exceeded your monthly included credits",
+        ),
+        (
+            r#"{"title":"Insufficient credit","detail":"You have insufficient credit to run this model.","status":402}"#,
+            "You have insufficient credit to run this model.",
+        ),
+        ("", "upstream answered HTTP 402"),
+    ] {
+        assert_eq!(
+            classify(&response(402, &[], body)),
+            Failure::NoCredit(message.to_owned()),
+            "{body}"
+        );
+    }
+    // Mid-stream: a frame with the status as its numeric code, or OpenAI's code.
+    assert_eq!(
+        classify_error_value(&json!({"error": {"code": 402, "message": "out of credits"}})),
+        Failure::NoCredit("out of credits".to_owned())
+    );
+    assert_eq!(
+        classify_error_value(
+            &json!({"error": {"code": "insufficient_quota", "message": "quota gone"}})
+        ),
+        Failure::NoCredit("quota gone".to_owned())
+    );
+    // A plain rate limit is still one.
+    assert!(matches!(
+        classify(&response(429, &[], GROQ_429)),
+        Failure::RateLimited { .. }
+    ));
 }
 
 #[test]

@@ -9,8 +9,8 @@ use aigw_plugin_sdk::openai::{
     ChunkStream, Compatible, Dialect, decode_completion, join_url, parse_usage,
 };
 use aigw_plugin_sdk::{
-    Chunk, CredentialPlacement, Descriptor, Failure, HttpResponse, Provider, Step, StreamDecoder,
-    Target, Usage,
+    Chunk, CredentialPlacement, Descriptor, Failure, Header, HttpResponse, Provider, ResponseHead,
+    Step, StreamDecoder, StreamEnd, Target, Usage,
 };
 use serde_json::{Value, json};
 
@@ -22,6 +22,7 @@ impl Dialect for OpenAi {
             name: "openai".to_owned(),
             version: "0.0.0".to_owned(),
             default_base_url: "https://api.openai.com/v1".to_owned(),
+            origins: Vec::new(),
             credential: CredentialPlacement::bearer(),
             credential_required: true,
             models: Vec::new(),
@@ -46,14 +47,28 @@ fn body_of(request_json: &str) -> Value {
     serde_json::from_slice(&request.body).unwrap()
 }
 
-fn decode_all(body: &[u8], cut_every: usize) -> Result<Vec<Chunk>, Failure> {
-    let mut decoder = ChunkStream::<OpenAi>::new();
+fn sse_head() -> ResponseHead {
+    ResponseHead {
+        status: 200,
+        headers: vec![Header::new("content-type", "text/event-stream")],
+    }
+}
+
+fn decode_with(head: &ResponseHead, body: &[u8], cut_every: usize) -> Result<Vec<Chunk>, Failure> {
+    let mut decoder = ChunkStream::<OpenAi>::new(head);
     let mut chunks = Vec::new();
     for piece in body.chunks(cut_every.max(1)) {
         chunks.extend(decoder.feed(piece)?);
     }
-    chunks.extend(decoder.finish()?);
+    match decoder.finish()? {
+        StreamEnd::Done(last) => chunks.extend(last),
+        StreamEnd::Follow(follow) => panic!("an OpenAI stream never follows: {follow:?}"),
+    }
     Ok(chunks)
+}
+
+fn decode_all(body: &[u8], cut_every: usize) -> Result<Vec<Chunk>, Failure> {
+    decode_with(&sse_head(), body, cut_every)
 }
 
 fn json_of(chunk: &Chunk) -> Value {
@@ -381,7 +396,7 @@ fn stream_without_done_but_with_finish_reason_is_complete() {
 #[test]
 fn stream_without_done_or_finish_reason_is_cut_short() {
     let cut: String = TOOL_CALL_STREAM.split_inclusive("\n\n").take(3).collect();
-    let mut decoder = ChunkStream::<OpenAi>::new();
+    let mut decoder = ChunkStream::<OpenAi>::new(&sse_head());
     assert_eq!(decoder.feed(cut.as_bytes()).unwrap().len(), 3);
     assert_eq!(
         decoder.finish(),
@@ -394,7 +409,7 @@ fn stream_without_done_or_finish_reason_is_cut_short() {
 #[test]
 fn stream_error_frame_is_a_failure() {
     let body = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\ndata: {\"error\":{\"message\":\"The server had an error while processing your request.\",\"type\":\"server_error\"}}\n\n";
-    let mut decoder = ChunkStream::<OpenAi>::new();
+    let mut decoder = ChunkStream::<OpenAi>::new(&sse_head());
     let (first, second) = body.split_at(body.find("data: {\"error").unwrap());
     assert_eq!(decoder.feed(first.as_bytes()).unwrap().len(), 1);
     assert_eq!(
@@ -465,4 +480,92 @@ fn stream_usage_beside_choices_becomes_a_separate_usage_chunk_at_the_end() {
         json!({"id": "c", "object": "chat.completion.chunk", "created": 5, "model": "m",
                "choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}})
     );
+}
+
+fn json_head(content_type: &str) -> ResponseHead {
+    ResponseHead {
+        status: 200,
+        headers: vec![Header::new("Content-Type", content_type)],
+    }
+}
+
+#[test]
+fn a_json_answer_to_a_stream_request_is_replayed_as_chunks_at_every_split() {
+    // A server that ignored `stream: true`: a whole completion with a tool call and usage.
+    let body = json!({
+        "id": "chatcmpl-9", "object": "chat.completion", "created": 7, "model": "m",
+        "system_fingerprint": "fp_1",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "logprobs": null,
+            "message": {"role": "assistant", "content": "Checking.",
+                "tool_calls": [{"id": "call_1", "type": "function",
+                    "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+    })
+    .to_string();
+    for content_type in ["application/json", "application/json; charset=utf-8"] {
+        for cut in [1, 9, body.len()] {
+            let chunks = decode_with(&json_head(content_type), body.as_bytes(), cut).unwrap();
+            assert_eq!(chunks.len(), 2, "{content_type}, cut every {cut}");
+            let first = json_of(&chunks[0]);
+            assert_eq!(first["object"], json!("chat.completion.chunk"));
+            assert_eq!(first["id"], json!("chatcmpl-9"));
+            assert_eq!(first["system_fingerprint"], json!("fp_1"));
+            let choice = &first["choices"][0];
+            assert_eq!(choice["finish_reason"], json!("tool_calls"));
+            assert_eq!(choice["delta"]["content"], json!("Checking."));
+            assert_eq!(choice["delta"]["role"], json!("assistant"));
+            assert_eq!(choice["delta"]["tool_calls"][0]["index"], json!(0));
+            assert_eq!(
+                choice["delta"]["tool_calls"][0]["function"]["name"],
+                json!("get_weather")
+            );
+            assert_eq!(chunks[0].usage, None);
+            let usage = json_of(&chunks[1]);
+            assert_eq!(usage["choices"], json!([]));
+            assert_eq!(usage["usage"]["total_tokens"], json!(8));
+            assert_eq!(
+                chunks[1].usage,
+                Some(Usage {
+                    prompt_tokens: 5,
+                    completion_tokens: 3,
+                    total_tokens: 8
+                })
+            );
+        }
+    }
+    // Without usage and finish reason: one chunk, finished as `stop`.
+    let bare = r#"{"id":"c","choices":[{"message":{"role":"assistant","content":"hi"}}]}"#;
+    let chunks = decode_with(&json_head("application/json"), bare.as_bytes(), 3).unwrap();
+    assert_eq!(chunks.len(), 1);
+    assert_eq!(
+        json_of(&chunks[0])["choices"][0]["finish_reason"],
+        json!("stop")
+    );
+    assert_eq!(json_of(&chunks[0])["choices"][0]["index"], json!(0));
+}
+
+#[test]
+fn a_json_error_or_garbage_answer_to_a_stream_request_is_a_failure() {
+    let error = r#"{"error":{"message":"Rate limit reached","type":"tokens","code":"rate_limit_exceeded"}}"#;
+    assert!(matches!(
+        decode_with(&json_head("application/json"), error.as_bytes(), 5),
+        Err(Failure::RateLimited { .. })
+    ));
+    assert!(matches!(
+        decode_with(&json_head("application/json"), b"{\"choi", 2),
+        Err(Failure::BadResponse(_))
+    ));
+    // The same bytes under an event-stream head (or no content type) are read as SSE.
+    let sse = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+    let unlabelled = ResponseHead {
+        status: 200,
+        headers: Vec::new(),
+    };
+    assert_eq!(
+        decode_with(&unlabelled, sse.as_bytes(), 7).unwrap().len(),
+        1
+    );
+    assert!(!unlabelled.is_json());
+    assert!(json_head("application/problem+json").is_json());
+    assert!(!json_head("text/event-stream").is_json());
 }

@@ -10,8 +10,9 @@
 //! |---|---|---|
 //! | `ok` (and anything not listed) | with `Prefer: wait`: 201 `succeeded`, `output` = `"mock reply to: <last user text>"` in word pieces; without: 201 `starting`, `output: null` | without `Prefer: wait` the first `GET urls.get` is `succeeded` |
 //! | `processing-<n>` | 201 `starting`, `output: null`, no `metrics` (the sync window ran out) | GETs 1…n-1 are `processing` with the first words; GET n is `succeeded` |
-//! | `slow-<ms>` | waits `<ms>`, then as `ok` | as `ok` |
+//! | `runs-<ms>` | the job ends `<ms>` after its creation, on the wall clock, however often it is polled. With `Prefer: wait` the create is held for the mock's [`SYNC_WINDOW`] (1 s; `wait=N` if shorter) or until the job ends, then answered as it is: 201 `processing` (or `succeeded`) | every GET before the end is `processing` with the words written so far (word `i` of `n` at `(i + 1) / (n + 1)` of the run), then `succeeded`; the stream URL sends each word at that time and `done` at the end |
 //! | `tool-call`, `tool-call-parallel`, `no-done` | as `ok` (the plugin rejects tools before calling) | `no-done`: the stream URL never sends `event: done` |
+//! | `slow-<ms>` | waits `<ms>`, then as `ok` | as `ok` |
 //! | `rate-limit` | 429 `{"detail":"Request was throttled. Your rate limit resets in ~7s.","status":429}`, no `retry-after` | |
 //! | `rate-limit-no-header` | 429 `{"detail":"Request was throttled.","status":429}` | |
 //! | `error-500` | 500 problem details, detail [`SERVER_ERROR_MESSAGE`] | |
@@ -19,18 +20,23 @@
 //! | `context-length` | 201 `failed`, `error` [`CONTEXT_LENGTH_ERROR`], `output: null` | |
 //! | `bad-request` | 422 problem details whose detail contains [`BAD_REQUEST_MESSAGE`] | |
 //! | `reset` | the connection closes, no response | |
-//! | `cut-stream`, `cut-stream-<n>` | 201 whose JSON body stops half-way (full `content-length`), then the connection fails — streamed or not, since Replicate streams over a second request | |
-//! | `stream-error` | 201 `failed`, `error` [`SERVER_ERROR_MESSAGE`] | the stream URL sends one `output`, `event: error` `{"detail":…}`, `event: done` `{"reason":"error"}` |
+//! | `cut-stream`, `cut-stream-<n>` | not streamed: 201 whose JSON body stops half-way (full `content-length`), then the connection fails; streamed (`"stream": true`): answered as `ok` | the stream URL of a streamed create sends `n` words (2 for `cut-stream`), then the connection fails |
+//! | `stream-error` | 201 `failed` in sync mode (`starting` without), `error` [`SERVER_ERROR_MESSAGE`] | the stream URL sends one `output`, `event: error` `{"detail":…}`, `event: done` `{"reason":"error"}` |
 //! | `no-credit` | 402 "Insufficient credit" | |
 //! | `forbidden` | 403 "You do not have permission to perform this action." | |
 //! | `content-filter` | 201 `failed`, `error` [`CONTENT_FILTER_ERROR`] (Replicate's E005) | |
 //! | `flaky-<status>-<n>` | the first `n` creates for this model (`owner/name`, or the `version` string) answer as `error-500` (500 and any unknown status), `unavailable-503` or `rate-limit` (429); later ones as `ok` | |
-//! | `slow-first-<ms>` | as `slow-<ms>` (the answer's first bytes are the create's) | as `ok` |
-//! | `stall-<n>` | 201 with half its JSON body, then silence for up to 60 s, then the connection fails | |
+//! | `slow-first-<ms>` | not streamed: as `slow-<ms>`; streamed: answered at once | the stream URL of a streamed create sends its headers at once and the first event after `<ms>` |
+//! | `stall-<n>` | not streamed: 201 with half its JSON body, then silence for up to 60 s, then the connection fails; streamed: answered as `ok` | the stream URL of a streamed create sends `n` words, then silence for up to 60 s, then the connection fails |
 //! | `malformed-<n>` | 201 `application/json` whose body is the prediction cut in half (`content-length` of what is sent) | |
 //!
 //! Sync mode is `Prefer: wait` or `Prefer: wait=N`. Without it every prediction (failed ones too)
-//! comes back `starting` and finishes on its first poll, like a fast model on the real API.
+//! comes back `starting` and finishes on its first poll (or when its stream URL is read), like a
+//! fast model on the real API; a client that streams creates without it (`"stream": true`) and
+//! reads `urls.stream`.
+//!
+//! [`MockUpstream::prediction_polls`] and [`MockUpstream::stream_reads`] list the polls and
+//! stream reads a client made, with their arrival times.
 //!
 //! Routes under `/v1`: `POST /models/{owner}/{name}/predictions`, `POST /predictions`,
 //! `GET /predictions` (list), `GET /predictions/{id}`, `POST /predictions/{id}/cancel`,
@@ -60,8 +66,8 @@ use serde_json::{Value, json};
 use super::wire::split_words;
 use super::{
     BAD_REQUEST_MESSAGE, Behaviour, Body, FAULT_PAUSE, Flavor, OVERLOADED_MESSAGE,
-    RETRY_AFTER_SECONDS, Reset, SERVER_ERROR_MESSAGE, STALL_HOLD, State, Step, json_response,
-    raw_json_response, streamed,
+    RETRY_AFTER_SECONDS, RecordedRequest, Reset, SERVER_ERROR_MESSAGE, STALL_HOLD, State, Step,
+    json_response, raw_json_response, streamed,
 };
 
 /// The `error` of the `context-length` model's failed prediction: a model runtime's wording,
@@ -77,6 +83,32 @@ pub const CONTENT_FILTER_ERROR: &str = "The input or output was flagged as sensi
 const NO_CREDIT_DETAIL: &str = "You have insufficient credit to run this model. Go to \
      https://replicate.com/account/billing#billing to purchase credit. Once you purchase credit, \
      please wait a few minutes before retrying.";
+
+/// How long sync mode holds a create for a `runs-<ms>` job. Replicate's window is 60 s; the
+/// mock's is short so a test sees a prediction outlive it without waiting a minute.
+pub const SYNC_WINDOW: Duration = Duration::from_secs(1);
+
+/// What a create was scripted to do: the shared [`Behaviour`], plus Replicate's own
+/// `runs-<ms>` (a job that ends `<ms>` after its creation, on the wall clock).
+#[derive(Clone, Copy, Debug)]
+struct Script {
+    behaviour: Behaviour,
+    runs_for: Option<Duration>,
+}
+
+impl Script {
+    /// The script of model `name` (`runs-20000`, `ok`, …) whose shared behaviour is `behaviour`.
+    fn new(behaviour: Behaviour, name: &str) -> Script {
+        let runs_for = name
+            .strip_prefix("runs-")
+            .and_then(|ms| ms.parse().ok())
+            .map(Duration::from_millis);
+        Script {
+            behaviour,
+            runs_for,
+        }
+    }
+}
 
 /// The model `POST /predictions` reports: a version id does not say which model it belongs to.
 const VERSIONED_MODEL: &str = "mock/versioned-model";
@@ -174,6 +206,10 @@ struct Job {
     polls_left: usize,
     /// Polls seen while it was running; a `processing` prediction shows this many pieces.
     polls_seen: usize,
+    /// `runs-<ms>`: the job ends this long after its creation, however often it is polled.
+    runs_for: Option<Duration>,
+    /// Whether the create asked for a stream (`"stream": true`).
+    streamed: bool,
     created: SystemTime,
     started: Option<SystemTime>,
     completed: Option<SystemTime>,
@@ -183,6 +219,18 @@ impl Job {
     /// A poll: one step closer to the end while running, the same answer once it has ended.
     fn poll(&mut self) {
         if !matches!(self.phase, Phase::Starting | Phase::Processing) {
+            return;
+        }
+        if let Some(runs_for) = self.runs_for {
+            let now = SystemTime::now();
+            self.started.get_or_insert(self.created);
+            self.polls_seen += 1;
+            if self.elapsed(now) >= runs_for {
+                self.phase = Phase::Finished;
+                self.completed = Some(self.created + runs_for);
+            } else {
+                self.phase = Phase::Processing;
+            }
             return;
         }
         self.polls_seen += 1;
@@ -215,10 +263,29 @@ impl Job {
         }
     }
 
+    fn elapsed(&self, now: SystemTime) -> Duration {
+        now.duration_since(self.created).unwrap_or(Duration::ZERO)
+    }
+
+    /// How many pieces a `runs-<ms>` job has written `elapsed` into its run: piece `i` of `n`
+    /// comes at `(i + 1) / (n + 1)` of the run, so the last one comes before the end.
+    fn pieces_by(&self, runs_for: Duration, elapsed: Duration) -> usize {
+        let n = self.pieces.len();
+        if runs_for.is_zero() {
+            return n;
+        }
+        let fraction = elapsed.as_secs_f64() / runs_for.as_secs_f64();
+        ((fraction * (n + 1) as f64).floor() as usize).min(n)
+    }
+
     /// The pieces written so far.
     fn partial_pieces(&self) -> &[String] {
+        let written = match self.runs_for {
+            Some(runs_for) => self.pieces_by(runs_for, self.elapsed(SystemTime::now())),
+            None => self.polls_seen,
+        };
         match self.outcome {
-            Outcome::Succeeded => &self.pieces[..self.polls_seen.min(self.pieces.len())],
+            Outcome::Succeeded => &self.pieces[..written.min(self.pieces.len())],
             // A rejected prompt never produced anything.
             Outcome::Failed(_) => &[],
         }
@@ -287,6 +354,31 @@ impl Job {
     }
 }
 
+impl super::MockUpstream {
+    /// Replicate: the polls (`GET …/predictions/{id}`) seen so far, in arrival order, so a test
+    /// can check how often a client polled (each has its arrival time, `at`).
+    pub fn prediction_polls(&self) -> Vec<RecordedRequest> {
+        self.requests_to(|method, route| method == "GET" && route.starts_with("/predictions/"))
+    }
+
+    /// Replicate: the reads of a stream URL (`GET …/stream/{id}`) seen so far, in arrival order.
+    pub fn stream_reads(&self) -> Vec<RecordedRequest> {
+        self.requests_to(|method, route| method == "GET" && route.starts_with("/stream/"))
+    }
+
+    fn requests_to(&self, wanted: impl Fn(&str, &str) -> bool) -> Vec<RecordedRequest> {
+        let base = Flavor::Replicate.base_path();
+        let mut requests = self.requests();
+        requests.retain(|request| {
+            request
+                .path
+                .strip_prefix(base)
+                .is_some_and(|route| wanted(&request.method, route))
+        });
+        requests
+    }
+}
+
 pub(super) async fn handle(
     state: &State,
     parts: &Parts,
@@ -304,7 +396,8 @@ pub(super) async fn handle(
             let model = format!("{owner}/{name}");
             let version = official_version(&model);
             let behaviour = state.behaviour_counted_as(&model, name);
-            create(predictions, parts, body, model, version, behaviour).await
+            let script = Script::new(behaviour, name);
+            create(predictions, parts, body, model, version, script).await
         }
         (&Method::POST, ["predictions"]) => {
             let Some(version) = body
@@ -320,8 +413,9 @@ pub(super) async fn handle(
                 ));
             };
             let behaviour = state.behaviour(&version);
+            let script = Script::new(behaviour, &version);
             let model = VERSIONED_MODEL.to_owned();
-            create(predictions, parts, body, model, version, behaviour).await
+            create(predictions, parts, body, model, version, script).await
         }
         (&Method::GET, ["predictions"]) => {
             let results = predictions.with(|jobs| {
@@ -344,8 +438,11 @@ pub(super) async fn handle(
         (&Method::GET, ["stream", id]) => {
             let job = predictions.with(|jobs| {
                 let job = jobs.by_id.get_mut(*id)?;
-                // Reading the stream to its end means waiting for the prediction to end.
-                job.finish();
+                // Reading the stream to its end means waiting for the prediction to end; a
+                // `runs-<ms>` job ends on its own clock, as the stream's pacing shows.
+                if job.runs_for.is_none() {
+                    job.finish();
+                }
                 Some(job.clone())
             });
             Ok(match job {
@@ -383,9 +480,20 @@ async fn create(
     body: Option<Value>,
     model: String,
     version: String,
-    behaviour: Behaviour,
+    script: Script,
 ) -> Result<Response<Body>, Reset> {
+    let Script {
+        behaviour,
+        runs_for,
+    } = script;
     let created = SystemTime::now();
+    // Replicate streams over `urls.stream`: a create that asks for a stream answers normally,
+    // and the stream-shaped faults (`cut-stream`, `stall`, `slow-first`) happen on the stream.
+    let streamed = body
+        .as_ref()
+        .and_then(|b| b.get("stream"))
+        .and_then(Value::as_bool)
+        == Some(true);
     let Some(input) = body
         .as_ref()
         .and_then(|b| b.get("input"))
@@ -435,7 +543,9 @@ async fn create(
             ));
         }
         Behaviour::Reset => return Err(Reset),
-        // The create is the answer's first byte here (the stream is a second request).
+        // The create is the answer's first byte here; a streamed `slow-first` is slow on its
+        // stream instead.
+        Behaviour::SlowFirst(_) if streamed => Outcome::Succeeded,
         Behaviour::Slow(delay) | Behaviour::SlowFirst(delay) => {
             tokio::time::sleep(delay).await;
             Outcome::Succeeded
@@ -469,14 +579,25 @@ async fn create(
         phase: Phase::Starting,
         polls_left: 1,
         polls_seen: 0,
+        runs_for,
+        streamed,
         created,
         started: None,
         completed: None,
     };
-    match behaviour {
+    let wait = sync_wait(parts);
+    match (behaviour, runs_for) {
+        // A job on its own clock: sync mode holds the create for the mock's window at most,
+        // then answers it as it is by then (`processing`, unless it was quick).
+        (_, Some(runs_for)) => {
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait.min(runs_for)).await;
+                job.poll();
+            }
+        }
         // The sync window "ran out": the client has to poll, `processing-0` included.
-        Behaviour::Processing { polls } => job.polls_left = polls.max(1),
-        _ if prefers_wait(parts) => job.finish(),
+        (Behaviour::Processing { polls }, None) => job.polls_left = polls.max(1),
+        _ if wait.is_some() => job.finish(),
         _ => {}
     }
     let origin = origin(parts);
@@ -484,6 +605,9 @@ async fn create(
     predictions.insert(job);
 
     match behaviour {
+        Behaviour::CutStream { .. } | Behaviour::Stall { .. } if streamed => {
+            Ok(ok_json(StatusCode::CREATED, &prediction))
+        }
         Behaviour::CutStream { .. } => Ok(cut_short(&prediction, FAULT_PAUSE)),
         Behaviour::Stall { .. } => Ok(cut_short(&prediction, STALL_HOLD)),
         Behaviour::Malformed { .. } => {
@@ -520,17 +644,109 @@ fn with_job(
     }
 }
 
-/// `GET urls.stream`: the answer as `event: output` pieces, then `event: done`.
+/// `GET urls.stream`: the answer as `event: output` pieces, then `event: done`. A `runs-<ms>`
+/// job streams its pieces over its run (piece `i` of `n` at `(i + 1) / (n + 1)` of it) and
+/// `done` at its end; a streamed create's `cut-stream-<n>` / `stall-<n>` send `n` pieces, then
+/// cut the connection after a moment / go silent for [`STALL_HOLD`] first; a streamed
+/// `slow-first-<ms>` sends the headers at once and the first event after `<ms>`.
 fn stream(job: &Job) -> Response<Body> {
-    // Replicate's event ids are `<unix seconds>:<sequence>`.
-    let epoch = job
-        .created
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let mut events = Vec::new();
-    let mut event = |name: &str, data: &str| {
-        let n = events.len();
-        let mut frame = format!("event: {name}\nid: {epoch}:{n}\n");
+    let mut events = Events::new(job);
+    match (job.phase, job.outcome) {
+        (Phase::Canceled, _) => {
+            for piece in job.partial_pieces() {
+                events.event("output", piece);
+            }
+            events.event("done", r#"{"reason":"canceled"}"#);
+        }
+        _ if job.behaviour == Behaviour::StreamError => {
+            if let Some(first) = job.pieces.first() {
+                events.event("output", first);
+            }
+            events.pause(FAULT_PAUSE);
+            events.event(
+                "error",
+                &json!({"detail": SERVER_ERROR_MESSAGE}).to_string(),
+            );
+            events.event("done", r#"{"reason":"error"}"#);
+        }
+        (_, Outcome::Failed(error)) => {
+            events.event("error", &json!({"detail": error}).to_string());
+            events.event("done", r#"{"reason":"error"}"#);
+        }
+        (_, Outcome::Succeeded) => match (job.runs_for, job.behaviour) {
+            (Some(runs_for), _) => {
+                let mut at = job.elapsed(SystemTime::now());
+                let n = job.pieces.len() as u32;
+                for (i, piece) in job.pieces.iter().enumerate() {
+                    let due = runs_for * (i as u32 + 1) / (n + 1);
+                    events.pause(due.saturating_sub(at));
+                    at = at.max(due);
+                    events.event("output", piece);
+                }
+                events.pause(runs_for.saturating_sub(at));
+                events.event("done", "{}");
+            }
+            (None, Behaviour::CutStream { chunks } | Behaviour::Stall { chunks })
+                if job.streamed =>
+            {
+                for piece in job.pieces.iter().take(chunks) {
+                    events.event("output", piece);
+                }
+                let hold = if matches!(job.behaviour, Behaviour::Stall { .. }) {
+                    STALL_HOLD
+                } else {
+                    FAULT_PAUSE
+                };
+                events.pause(hold);
+                events.steps.push(Step::Fail);
+            }
+            (None, behaviour) => {
+                if let Behaviour::SlowFirst(delay) = behaviour
+                    && job.streamed
+                {
+                    events.pause(delay);
+                }
+                for piece in &job.pieces {
+                    events.event("output", piece);
+                }
+                if behaviour != Behaviour::NoDone {
+                    events.event("done", "{}");
+                }
+            }
+        },
+    }
+    streamed(Flavor::Replicate, StatusCode::OK, events.finish())
+}
+
+/// The SSE body of a stream URL, as the steps of a scripted response: frames sent together
+/// until a pause.
+struct Events {
+    /// Replicate's event ids are `<unix seconds of the prediction>:<sequence>`.
+    epoch: u64,
+    sequence: usize,
+    pending: String,
+    steps: Vec<Step>,
+}
+
+impl Events {
+    fn new(job: &Job) -> Events {
+        Events {
+            epoch: job
+                .created
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            sequence: 0,
+            pending: String::new(),
+            steps: Vec::new(),
+        }
+    }
+
+    fn event(&mut self, name: &str, data: &str) {
+        let frame = &mut self.pending;
+        frame.push_str(&format!(
+            "event: {name}\nid: {}:{}\n",
+            self.epoch, self.sequence
+        ));
         // A multi-line payload goes over several `data:` lines, re-joined with `\n` by clients.
         for line in data.split('\n') {
             frame.push_str("data: ");
@@ -538,43 +754,28 @@ fn stream(job: &Job) -> Response<Body> {
             frame.push('\n');
         }
         frame.push('\n');
-        events.push(frame);
-    };
-    match (job.phase, job.outcome) {
-        (Phase::Canceled, _) => {
-            for piece in job.partial_pieces() {
-                event("output", piece);
-            }
-            event("done", r#"{"reason":"canceled"}"#);
-        }
-        _ if job.behaviour == Behaviour::StreamError => {
-            if let Some(first) = job.pieces.first() {
-                event("output", first);
-            }
-            event(
-                "error",
-                &json!({"detail": SERVER_ERROR_MESSAGE}).to_string(),
-            );
-            event("done", r#"{"reason":"error"}"#);
-        }
-        (_, Outcome::Failed(error)) => {
-            event("error", &json!({"detail": error}).to_string());
-            event("done", r#"{"reason":"error"}"#);
-        }
-        (_, Outcome::Succeeded) => {
-            for piece in &job.pieces {
-                event("output", piece);
-            }
-            if job.behaviour != Behaviour::NoDone {
-                event("done", "{}");
-            }
+        self.sequence += 1;
+    }
+
+    /// Sends what is pending, then waits (a zero pause sends only).
+    fn pause(&mut self, delay: Duration) {
+        self.flush();
+        if !delay.is_zero() {
+            self.steps.push(Step::Pause(delay));
         }
     }
-    streamed(
-        Flavor::Replicate,
-        StatusCode::OK,
-        vec![Step::Send(Bytes::from(events.concat()))],
-    )
+
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let frames = std::mem::take(&mut self.pending);
+            self.steps.push(Step::Send(Bytes::from(frames)));
+        }
+    }
+
+    fn finish(mut self) -> Vec<Step> {
+        self.flush();
+        self.steps
+    }
 }
 
 /// A 201 whose prediction JSON stops half-way, stays silent for `hold` and then loses its
@@ -681,7 +882,9 @@ fn model_object(model: &str) -> Value {
 }
 
 /// Whether the request asks for sync mode: `Prefer: wait` or `Prefer: wait=N`.
-fn prefers_wait(parts: &Parts) -> bool {
+/// How long the request asks sync mode to hold a create: `Prefer: wait` is the mock's
+/// [`SYNC_WINDOW`], `Prefer: wait=N` N seconds if that is shorter; `None` without sync mode.
+fn sync_wait(parts: &Parts) -> Option<Duration> {
     parts
         .headers
         .get_all("prefer")
@@ -689,11 +892,15 @@ fn prefers_wait(parts: &Parts) -> bool {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split([',', ';']))
         .map(str::trim)
-        .any(|preference| {
-            preference.eq_ignore_ascii_case("wait")
-                || preference
-                    .get(..5)
-                    .is_some_and(|key| key.eq_ignore_ascii_case("wait="))
+        .find_map(|preference| {
+            if preference.eq_ignore_ascii_case("wait") {
+                return Some(SYNC_WINDOW);
+            }
+            let seconds = preference
+                .get(..5)
+                .filter(|key| key.eq_ignore_ascii_case("wait="))
+                .and_then(|_| preference[5..].trim().parse::<u64>().ok())?;
+            Some(Duration::from_secs(seconds).min(SYNC_WINDOW))
         })
 }
 

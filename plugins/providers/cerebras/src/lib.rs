@@ -7,7 +7,7 @@
 //!   `service_tier` (an OpenAI billing preference) is dropped.
 //! - Errors come as a flat `{message,type,param,code}` body (no `error` wrapper); a request
 //!   without an auth header gets 403 `{"detail":"Not authenticated"}` (unauthorized, like 401);
-//!   402 (payment required) is unauthorized.
+//!   402 (payment required) is no-credit.
 //! - Quota errors (`token_quota_exceeded`, `request_quota_exceeded`, `too_many_*_error`) are
 //!   rate-limited whatever the status; the wait comes from `retry-after` or the
 //!   `x-ratelimit-reset-{requests,tokens}-{minute,hour,day}` headers, which are float seconds
@@ -51,6 +51,7 @@ impl Dialect for Cerebras {
             name: "cerebras".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             default_base_url: "https://api.cerebras.ai/v1".to_owned(),
+            origins: Vec::new(),
             credential: CredentialPlacement::bearer(),
             credential_required: true,
             models: ["llama3.1-8b", "llama-3.3-70b", "gpt-oss-120b", "qwen-3-32b"]

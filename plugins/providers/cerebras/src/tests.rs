@@ -1,4 +1,4 @@
-use aigw_plugin_sdk::testing::{decode_in_pieces, json_of, response};
+use aigw_plugin_sdk::testing::{decode_in_pieces, json_of, response, sse_head};
 use aigw_plugin_sdk::{
     Chunk, CredentialPlacement, Failure, Header, HttpResponse, Provider, Step, StreamDecoder,
     Target, Usage,
@@ -24,7 +24,11 @@ fn encode(request: Value) -> Result<Value, Failure> {
 }
 
 fn decode_stream(body: &str, cut_every: usize) -> Result<Vec<Chunk>, Failure> {
-    decode_in_pieces(CerebrasProvider::stream_decoder(target()), body, cut_every)
+    decode_in_pieces(
+        CerebrasProvider::stream_decoder(target(), sse_head()),
+        body,
+        cut_every,
+    )
 }
 
 fn decode(response: HttpResponse) -> Result<Step, Failure> {
@@ -215,7 +219,7 @@ fn stream_usage_chunk_with_time_info_is_the_usage_chunk_verbatim() {
 
 #[test]
 fn flat_error_frame_mid_stream_is_a_rate_limit_failure() {
-    let mut decoder = CerebrasProvider::stream_decoder(target());
+    let mut decoder = CerebrasProvider::stream_decoder(target(), sse_head());
     let (first, rest) = MID_STREAM_ERROR.split_at(MID_STREAM_ERROR.find("\n\n").unwrap() + 2);
     assert_eq!(decoder.feed(first.as_bytes()).unwrap().len(), 1);
     assert_eq!(
@@ -261,13 +265,17 @@ fn wrong_key_401_and_missing_header_403_are_unauthorized() {
         decode(response(403, &[], r#"{"detail":"Not authenticated"}"#)),
         Err(Failure::Unauthorized("Not authenticated".to_owned()))
     );
+}
+
+#[test]
+fn payment_required_402_is_no_credit() {
     assert_eq!(
         decode(response(
             402,
             &[],
             r#"{"message":"Payment required","type":"payment_required_error","param":null,"code":"payment_required"}"#
         )),
-        Err(Failure::Unauthorized("Payment required".to_owned()))
+        Err(Failure::NoCredit("Payment required".to_owned()))
     );
 }
 

@@ -11,7 +11,8 @@
 //!   and the bad-key-is-400 quirk.
 
 use aigw_plugin_sdk::{
-    CredentialPlacement, Descriptor, Failure, HttpRequest, HttpResponse, Provider, Step, Target,
+    CredentialPlacement, Descriptor, Failure, HttpRequest, HttpResponse, Provider, ResponseHead,
+    Step, Target,
 };
 
 mod decode;
@@ -33,6 +34,7 @@ impl Provider for Gemini {
             name: "gemini".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             default_base_url: "https://generativelanguage.googleapis.com/v1beta".to_owned(),
+            origins: Vec::new(),
             credential: CredentialPlacement::Header {
                 name: "x-goog-api-key".to_owned(),
                 prefix: String::new(),
@@ -57,8 +59,8 @@ impl Provider for Gemini {
         decode::decode(target, response)
     }
 
-    fn stream_decoder(target: Target) -> GeminiStream {
-        GeminiStream::new(target)
+    fn stream_decoder(target: Target, head: ResponseHead) -> GeminiStream {
+        GeminiStream::new(target, &head)
     }
 }
 

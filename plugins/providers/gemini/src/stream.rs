@@ -4,11 +4,15 @@
 //! `[DONE]`: the frame with `finishReason` is the last one and the connection closes, so `finish`
 //! checks that a finish reason was seen. `usageMetadata` may ride on any frame; the last one wins
 //! and becomes the OpenAI usage chunk (`choices: []`) at the end of the stream.
+//!
+//! A response whose head says JSON (a proxy that dropped `alt=sse`, so Gemini answered the
+//! plain `streamGenerateContent` array of responses, or one `generateContent` object) is
+//! buffered and decoded as that array at the end, with the same chunks as its frames would give.
 
 use std::collections::BTreeMap;
 
 use aigw_plugin_sdk::sse::SseParser;
-use aigw_plugin_sdk::{Chunk, Failure, StreamDecoder, Target, Usage};
+use aigw_plugin_sdk::{Chunk, Failure, ResponseHead, StreamDecoder, StreamEnd, Target, Usage};
 use serde_json::{Map, Value, json};
 
 use crate::decode::{
@@ -18,9 +22,14 @@ use crate::decode::{
 use crate::errors::classify_error_frame;
 use crate::now_seconds;
 
+/// The most JSON buffered for a response that is not an event stream.
+const MAX_JSON_BYTES: usize = 16 * 1024 * 1024;
+
 pub struct GeminiStream {
     target: Target,
     sse: SseParser,
+    /// The buffered body when the head said JSON.
+    json: Option<Vec<u8>>,
     id: Option<String>,
     created: u64,
     choices: BTreeMap<u64, ChoiceState>,
@@ -35,10 +44,11 @@ struct ChoiceState {
 }
 
 impl GeminiStream {
-    pub fn new(target: Target) -> Self {
+    pub fn new(target: Target, head: &ResponseHead) -> Self {
         GeminiStream {
             target,
             sse: SseParser::new(),
+            json: head.is_json().then(Vec::new),
             id: None,
             created: now_seconds(),
             choices: BTreeMap::new(),
@@ -181,13 +191,35 @@ impl GeminiStream {
 
 impl StreamDecoder for GeminiStream {
     fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Chunk>, Failure> {
+        if let Some(body) = &mut self.json {
+            if body.len().saturating_add(bytes.len()) > MAX_JSON_BYTES {
+                return Err(Failure::BadResponse(format!(
+                    "gemini answered more than {MAX_JSON_BYTES} bytes of JSON"
+                )));
+            }
+            body.extend_from_slice(bytes);
+            return Ok(Vec::new());
+        }
         let events = self.sse.feed(bytes);
         self.handle_events(events)
     }
 
-    fn finish(&mut self) -> Result<Vec<Chunk>, Failure> {
-        let events = self.sse.finish();
-        let mut chunks = self.handle_events(events)?;
+    fn finish(&mut self) -> Result<StreamEnd, Failure> {
+        let mut chunks = match self.json.take() {
+            Some(body) => {
+                let text = String::from_utf8(body).map_err(|_| {
+                    Failure::BadResponse("gemini answered JSON that is not UTF-8".to_owned())
+                })?;
+                let mut chunks = Vec::new();
+                // The array form is read like one frame holding every response.
+                self.handle_data(&text, &mut chunks)?;
+                chunks
+            }
+            None => {
+                let events = self.sse.finish();
+                self.handle_events(events)?
+            }
+        };
         let finished =
             !self.choices.is_empty() && self.choices.values().all(|state| state.finished);
         if !finished {
@@ -204,6 +236,6 @@ impl StreamDecoder for GeminiStream {
                 usage: Some(usage),
             });
         }
-        Ok(chunks)
+        Ok(StreamEnd::Done(chunks))
     }
 }

@@ -1,4 +1,4 @@
-use aigw_plugin_sdk::testing::{decode_in_pieces, json_of};
+use aigw_plugin_sdk::testing::{decode_in_pieces, json_head, json_of, sse_head};
 use aigw_plugin_sdk::{
     Chunk, CredentialPlacement, Failure, Header, HttpResponse, Provider, Step, StreamDecoder,
     Target, Usage,
@@ -59,7 +59,11 @@ fn decode(status: u16, body: &str) -> Result<(Value, Option<Usage>), Failure> {
 }
 
 fn decode_stream(body: &str, cut_every: usize) -> Result<Vec<Chunk>, Failure> {
-    decode_in_pieces(Gemini::stream_decoder(target()), body, cut_every)
+    decode_in_pieces(
+        Gemini::stream_decoder(target(), sse_head()),
+        body,
+        cut_every,
+    )
 }
 
 /// The concatenated `delta.content` of choice 0 across chunks.
@@ -625,12 +629,14 @@ fn classifies_other_statuses() {
         decode(400, &region.to_string()).unwrap_err(),
         Failure::Unauthorized(_)
     ));
+    // Prepaid credit exhausted: no credit, not a rate limit although the status says
+    // RESOURCE_EXHAUSTED, and not a rejected key.
     let credit = json!({"error": {"code": 402, "status": "RESOURCE_EXHAUSTED",
         "message": "Your prepaid credits are depleted."}});
-    assert!(matches!(
+    assert_eq!(
         decode(402, &credit.to_string()).unwrap_err(),
-        Failure::Unauthorized(_)
-    ));
+        Failure::NoCredit("Your prepaid credits are depleted.".to_owned())
+    );
     let timeout = json!({"error": {"code": 504, "status": "DEADLINE_EXCEEDED",
         "message": "The request timed out. Please try again."}});
     assert!(matches!(
@@ -726,6 +732,38 @@ fn streams_function_calls() {
 }
 
 #[test]
+fn a_json_answer_to_a_stream_request_gives_the_chunks_of_its_frames() {
+    // Without `alt=sse` Gemini answers the array of the responses its frames would carry.
+    let frames: Vec<Value> = TEXT_STREAM
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect();
+    let array = Value::Array(frames).to_string();
+    let from_sse = decode_stream(TEXT_STREAM, 11).unwrap();
+    for cut in [1, 13, array.len()] {
+        let decoder = Gemini::stream_decoder(target(), json_head());
+        let from_json = decode_in_pieces(decoder, &array, cut).unwrap();
+        assert_eq!(from_json.len(), from_sse.len(), "cut every {cut}");
+        assert_eq!(streamed_text(&from_json), "It is 18°C.");
+        assert_eq!(
+            from_json.last().unwrap().usage,
+            from_sse.last().unwrap().usage
+        );
+    }
+    // One whole response object is read the same way.
+    let decoder = Gemini::stream_decoder(target(), json_head());
+    let chunks = decode_in_pieces(decoder, TEXT, 7).unwrap();
+    assert_eq!(streamed_text(&chunks), "It is 18°C in Paris.");
+    // A JSON error body under a 200 is the error it reports.
+    let decoder = Gemini::stream_decoder(target(), json_head());
+    assert!(matches!(
+        decode_in_pieces(decoder, ERROR_UNAVAILABLE, 5),
+        Err(Failure::Unavailable(_))
+    ));
+}
+
+#[test]
 fn stream_without_finish_reason_is_unavailable() {
     let failure = decode_stream(CUT_SHORT_STREAM, 9).unwrap_err();
     assert_eq!(
@@ -738,7 +776,7 @@ fn stream_without_finish_reason_is_unavailable() {
 
 #[test]
 fn stream_error_frame_is_a_failure() {
-    let mut decoder = Gemini::stream_decoder(target());
+    let mut decoder = Gemini::stream_decoder(target(), sse_head());
     let mut chunks = Vec::new();
     let mut failure = None;
     for piece in MID_STREAM_ERROR.as_bytes().chunks(17) {

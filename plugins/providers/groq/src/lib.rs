@@ -23,6 +23,7 @@ impl Dialect for Groq {
             name: "groq".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             default_base_url: "https://api.groq.com/openai/v1".to_owned(),
+            origins: Vec::new(),
             credential: CredentialPlacement::bearer(),
             credential_required: true,
             models: [

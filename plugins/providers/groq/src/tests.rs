@@ -1,5 +1,5 @@
 use aigw_plugin_sdk::openai::Compatible;
-use aigw_plugin_sdk::testing::{decode_in_pieces, response};
+use aigw_plugin_sdk::testing::{decode_in_pieces, response, sse_head};
 use aigw_plugin_sdk::{
     Chunk, CredentialPlacement, Failure, Header, HttpResponse, Provider, Step, StreamDecoder,
     Target, Usage,
@@ -28,7 +28,11 @@ fn encode(request: Value) -> Result<Value, Failure> {
 }
 
 fn decode_stream(body: &str, cut_every: usize) -> Result<Vec<Chunk>, Failure> {
-    decode_in_pieces(GroqProvider::stream_decoder(target()), body, cut_every)
+    decode_in_pieces(
+        GroqProvider::stream_decoder(target(), sse_head()),
+        body,
+        cut_every,
+    )
 }
 
 fn decode(response: HttpResponse) -> Result<Step, Failure> {
@@ -238,7 +242,7 @@ fn stream_cut_before_the_finish_chunk_is_unavailable() {
 
 #[test]
 fn mid_stream_error_frame_is_a_failure() {
-    let mut decoder = GroqProvider::stream_decoder(target());
+    let mut decoder = GroqProvider::stream_decoder(target(), sse_head());
     let (first, rest) = MID_STREAM_ERROR.split_at(MID_STREAM_ERROR.find("\n\n").unwrap() + 2);
     assert_eq!(decoder.feed(first.as_bytes()).unwrap().len(), 1);
     assert_eq!(

@@ -5,7 +5,7 @@
 //!   `…:fastest`) passes through and picks the router's backend.
 //! - The router's spec caps `stop` at 4 sequences and `top_logprobs` at 5: larger values are
 //!   rejected with a message naming the field.
-//! - Error bodies are OpenAI objects or `{"error":"text"}` (402 credits exhausted: unauthorized).
+//! - Error bodies are OpenAI objects or `{"error":"text"}` (402 credits exhausted: no-credit).
 //!   503 `{"error":"… is currently loading","estimated_time":20.0}` is rate-limited for the
 //!   estimated seconds (this target will serve soon; others may serve now); other 503/504 are
 //!   unavailable. TGI's "`inputs` tokens + `max_new_tokens` must be <= N" is context length.
@@ -27,6 +27,7 @@ impl Dialect for HuggingFace {
             name: "huggingface".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             default_base_url: "https://router.huggingface.co/v1".to_owned(),
+            origins: Vec::new(),
             credential: CredentialPlacement::bearer(),
             credential_required: true,
             models: [

@@ -1,5 +1,5 @@
 use aigw_plugin_sdk::openai::Compatible;
-use aigw_plugin_sdk::testing::{decode_in_pieces, json_of};
+use aigw_plugin_sdk::testing::{decode_in_pieces, json_of, sse_head};
 use aigw_plugin_sdk::{
     Chunk, CredentialPlacement, Failure, Header, HttpResponse, Provider, Step, StreamDecoder,
     Target, Usage,
@@ -26,7 +26,7 @@ fn encode(request: Value) -> Result<Value, Failure> {
 }
 
 fn decode_stream(body: &str, cut_every: usize) -> Result<Vec<Chunk>, Failure> {
-    decode_in_pieces(Hf::stream_decoder(target()), body, cut_every)
+    decode_in_pieces(Hf::stream_decoder(target(), sse_head()), body, cut_every)
 }
 
 fn response(status: u16, body: &str) -> HttpResponse {
@@ -143,7 +143,7 @@ fn groq_backend_stream_usage_in_x_groq_becomes_a_usage_chunk() {
 
 #[test]
 fn string_error_frame_mid_stream_is_unavailable() {
-    let mut decoder = Hf::stream_decoder(target());
+    let mut decoder = Hf::stream_decoder(target(), sse_head());
     let (first, rest) = MID_STREAM_ERROR.split_at(MID_STREAM_ERROR.find("\n\n").unwrap() + 2);
     assert_eq!(decoder.feed(first.as_bytes()).unwrap().len(), 1);
     assert_eq!(
@@ -155,10 +155,10 @@ fn string_error_frame_mid_stream_is_unavailable() {
 }
 
 #[test]
-fn credits_exhausted_402_string_body_is_unauthorized() {
+fn credits_exhausted_402_string_body_is_no_credit() {
     assert_eq!(
         decode(response(402, r#"{"error":"You have exceeded your monthly included credits for Inference Providers. Subscribe to PRO to get 20x more monthly included credits."}"#)),
-        Err(Failure::Unauthorized("You have exceeded your monthly included credits for Inference Providers. Subscribe to PRO to get 20x more monthly included credits.".to_owned()))
+        Err(Failure::NoCredit("You have exceeded your monthly included credits for Inference Providers. Subscribe to PRO to get 20x more monthly included credits.".to_owned()))
     );
     assert_eq!(
         decode(response(

@@ -7,9 +7,10 @@
 //! - Novita extras (`top_k`, `min_p`, `repetition_penalty`, `separate_reasoning`,
 //!   `enable_thinking`) and `reasoning_content` in answers pass through.
 //! - Errors come as Novita's `{code,reason,message,metadata}` envelope or an OpenAI `{"error":…}`;
-//!   both are read. Insufficient balance is **403** `NOT_ENOUGH_BALANCE` (unauthorized, like
-//!   other providers' 402), as is 403 `model_access_denied`; a `RATE_LIMIT*` reason is
-//!   rate-limited whatever the status; 503/504 are unavailable.
+//!   both are read. Insufficient balance is **403** `NOT_ENOUGH_BALANCE`: no-credit, like other
+//!   providers' 402 (the SDK reads the reason); other 403s (`model_access_denied`) are
+//!   unauthorized; a `RATE_LIMIT*` reason is rate-limited whatever the status; 503/504 are
+//!   unavailable.
 //! - A `{code,reason,message}` frame mid-stream is a failure classified by its `code`.
 
 use std::time::SystemTime;
@@ -19,7 +20,8 @@ use aigw_plugin_sdk::openai::{
     ChunkStream, Compatible, Dialect, chat_completions_request, parse_request, prepare_request,
 };
 use aigw_plugin_sdk::{
-    CredentialPlacement, Descriptor, Failure, HttpRequest, HttpResponse, Provider, Step, Target,
+    CredentialPlacement, Descriptor, Failure, HttpRequest, HttpResponse, Provider, ResponseHead,
+    Step, Target,
 };
 use serde_json::{Map, Value};
 
@@ -49,8 +51,8 @@ impl Provider for NovitaProvider {
         Compatible::<Novita>::decode(target, response)
     }
 
-    fn stream_decoder(_target: Target) -> ChunkStream<Novita> {
-        ChunkStream::new()
+    fn stream_decoder(_target: Target, head: ResponseHead) -> ChunkStream<Novita> {
+        ChunkStream::new(&head)
     }
 }
 
@@ -85,6 +87,7 @@ impl Dialect for Novita {
             name: "novita".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             default_base_url: "https://api.novita.ai/openai".to_owned(),
+            origins: Vec::new(),
             credential: CredentialPlacement::bearer(),
             credential_required: true,
             models: [

@@ -1,4 +1,4 @@
-use aigw_plugin_sdk::testing::{decode_in_pieces, json_of, response};
+use aigw_plugin_sdk::testing::{decode_in_pieces, json_of, response, sse_head};
 use aigw_plugin_sdk::{
     Chunk, CredentialPlacement, Failure, Header, HttpResponse, Provider, Step, StreamDecoder,
     Target, Usage,
@@ -19,7 +19,11 @@ fn target() -> Target {
 }
 
 fn decode_stream(body: &str, cut_every: usize) -> Result<Vec<Chunk>, Failure> {
-    decode_in_pieces(NovitaProvider::stream_decoder(target()), body, cut_every)
+    decode_in_pieces(
+        NovitaProvider::stream_decoder(target(), sse_head()),
+        body,
+        cut_every,
+    )
 }
 
 fn decode(response: HttpResponse) -> Result<Step, Failure> {
@@ -191,7 +195,7 @@ fn stream_tool_call_deltas_and_usage_on_the_finish_chunk() {
 
 #[test]
 fn novita_envelope_mid_stream_is_a_failure() {
-    let mut decoder = NovitaProvider::stream_decoder(target());
+    let mut decoder = NovitaProvider::stream_decoder(target(), sse_head());
     let (first, rest) = MID_STREAM_ERROR.split_at(MID_STREAM_ERROR.find("\n\n").unwrap() + 2);
     assert_eq!(decoder.feed(first.as_bytes()).unwrap().len(), 1);
     assert_eq!(
@@ -212,15 +216,23 @@ fn openai_error_frame_mid_stream_is_a_failure() {
 }
 
 #[test]
-fn not_enough_balance_403_is_unauthorized() {
+fn not_enough_balance_403_is_no_credit_other_403s_unauthorized() {
     assert_eq!(
         decode(response(
             403,
             &[],
             r#"{"code":403,"reason":"NOT_ENOUGH_BALANCE","message":"Your account balance is insufficient, please recharge.","metadata":{}}"#
         )),
-        Err(Failure::Unauthorized(
+        Err(Failure::NoCredit(
             "Your account balance is insufficient, please recharge.".to_owned()
+        ))
+    );
+    // The same envelope mid-stream.
+    let frame = "data: {\"code\":403,\"reason\":\"NOT_ENOUGH_BALANCE\",\"message\":\"Your account balance is insufficient\",\"metadata\":{}}\n\n";
+    assert_eq!(
+        decode_stream(frame, 7),
+        Err(Failure::NoCredit(
+            "Your account balance is insufficient".to_owned()
         ))
     );
     assert_eq!(

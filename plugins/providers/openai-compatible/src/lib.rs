@@ -16,6 +16,7 @@ impl Dialect for OpenAiCompatible {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             // vLLM's default; the operator configures the real server.
             default_base_url: "http://127.0.0.1:8000/v1".to_owned(),
+            origins: Vec::new(),
             credential: CredentialPlacement::bearer(),
             // Local servers usually run without a key.
             credential_required: false,

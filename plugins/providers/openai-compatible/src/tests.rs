@@ -1,5 +1,5 @@
 use aigw_plugin_sdk::openai::Compatible;
-use aigw_plugin_sdk::testing::decode_in_pieces;
+use aigw_plugin_sdk::testing::{decode_in_pieces, json_head, sse_head};
 use aigw_plugin_sdk::{Chunk, CredentialPlacement, Failure, HttpResponse, Provider, Step, Target};
 use serde_json::{Value, json};
 
@@ -15,7 +15,7 @@ fn target() -> Target {
 }
 
 fn decode_stream(body: &str) -> Result<Vec<Chunk>, Failure> {
-    decode_in_pieces(Plugin::stream_decoder(target()), body, 5)
+    decode_in_pieces(Plugin::stream_decoder(target(), sse_head()), body, 5)
 }
 
 /// Ollama-style: no usage chunk, no `[DONE]`.
@@ -99,4 +99,40 @@ fn decode_passes_a_completion_through() {
     };
     assert_eq!(completion.json, body);
     assert_eq!(completion.usage, None);
+}
+
+#[test]
+fn a_server_that_ignores_stream_true_is_replayed_as_chunks() {
+    let completion = r#"{"id":"chatcmpl-8","object":"chat.completion","created":1,"model":"llama3.2","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+    let decoder = Plugin::stream_decoder(target(), json_head());
+    let chunks = decode_in_pieces(decoder, completion, 6).unwrap();
+    assert_eq!(chunks.len(), 2);
+    let first: Value = serde_json::from_str(&chunks[0].json).unwrap();
+    assert_eq!(first["object"], json!("chat.completion.chunk"));
+    assert_eq!(
+        first["choices"][0]["delta"],
+        json!({"role": "assistant", "content": "Hello"})
+    );
+    assert_eq!(first["choices"][0]["finish_reason"], json!("stop"));
+    assert_eq!(chunks[1].usage.map(|usage| usage.total_tokens), Some(4));
+}
+
+#[test]
+fn openai_out_of_quota_429_is_no_credit_not_a_rate_limit() {
+    let body = r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+    let failure = Plugin::decode(
+        &target(),
+        HttpResponse {
+            status: 429,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        },
+    );
+    assert_eq!(
+        failure,
+        Err(Failure::NoCredit(
+            "You exceeded your current quota, please check your plan and billing details."
+                .to_owned()
+        ))
+    );
 }

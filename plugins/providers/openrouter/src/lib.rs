@@ -6,7 +6,7 @@
 //!   suffixes such as `:free` kept). A client `models` fallback list is dropped: it would let
 //!   OpenRouter answer with a model other than the target, and routing is the gateway's job.
 //! - Error envelope `{"error":{"code":<HTTP status number>,"message","metadata"}}`.
-//!   402 (out of credits, also on free models) is unauthorized; 403 with moderation metadata
+//!   402 (out of credits, also on free models) is no-credit; 403 with moderation metadata
 //!   (`reasons`, `flagged_input`) is content-filtered, other 403s unauthorized; 408/502/503 are
 //!   unavailable; context overflow ("This endpoint's maximum context length is …") is
 //!   context-length-exceeded.
@@ -23,8 +23,8 @@ use std::time::SystemTime;
 use aigw_plugin_sdk::failure::{classify, classify_error_value, retry_after_seconds};
 use aigw_plugin_sdk::openai::{ChunkStream, Compatible, Dialect};
 use aigw_plugin_sdk::{
-    CredentialPlacement, Descriptor, Failure, Header, HttpRequest, HttpResponse, Provider, Step,
-    Target,
+    CredentialPlacement, Descriptor, Failure, Header, HttpRequest, HttpResponse, Provider,
+    ResponseHead, Step, Target,
 };
 use serde_json::{Map, Value};
 
@@ -58,8 +58,8 @@ impl Provider for OpenRouterProvider {
         Compatible::<OpenRouter>::decode(target, response)
     }
 
-    fn stream_decoder(_target: Target) -> ChunkStream<OpenRouter> {
-        ChunkStream::new()
+    fn stream_decoder(_target: Target, head: ResponseHead) -> ChunkStream<OpenRouter> {
+        ChunkStream::new(&head)
     }
 }
 
@@ -73,6 +73,7 @@ impl Dialect for OpenRouter {
             name: "openrouter".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             default_base_url: "https://openrouter.ai/api/v1".to_owned(),
+            origins: Vec::new(),
             credential: CredentialPlacement::bearer(),
             credential_required: true,
             models: [

@@ -1,4 +1,4 @@
-use aigw_plugin_sdk::testing::{decode_in_pieces, json_of, response};
+use aigw_plugin_sdk::testing::{decode_in_pieces, json_of, response, sse_head};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aigw_plugin_sdk::{
@@ -26,7 +26,7 @@ fn encode(request: Value) -> Result<Value, Failure> {
 
 fn decode_stream(body: &str, cut_every: usize) -> Result<Vec<Chunk>, Failure> {
     decode_in_pieces(
-        OpenRouterProvider::stream_decoder(target()),
+        OpenRouterProvider::stream_decoder(target(), sse_head()),
         body,
         cut_every,
     )
@@ -189,7 +189,7 @@ fn stream_usage_chunk_with_empty_choices_is_used_verbatim() {
 
 #[test]
 fn mid_stream_error_chunk_with_finish_reason_error_is_unavailable() {
-    let mut decoder = OpenRouterProvider::stream_decoder(target());
+    let mut decoder = OpenRouterProvider::stream_decoder(target(), sse_head());
     let split = MID_STREAM_ERROR.find("data: {\"id\":\"gen-1\",\"object\":\"chat.completion.chunk\",\"created\":1730000000,\"model\":\"openai/gpt-4o\",\"provider\":\"openai\"").unwrap();
     let (first, rest) = MID_STREAM_ERROR.split_at(split);
     let chunks = decoder.feed(first.as_bytes()).unwrap();
@@ -293,7 +293,7 @@ fn moderation_403_is_content_filtered_with_its_reasons() {
 }
 
 #[test]
-fn auth_and_credit_failures_are_unauthorized() {
+fn auth_failures_are_unauthorized_and_402_is_no_credit() {
     assert_eq!(
         decode(response(
             401,
@@ -310,9 +310,20 @@ fn auth_and_credit_failures_are_unauthorized() {
             &[],
             r#"{"error":{"message":"This request requires more credits, or fewer max_tokens. You requested up to 4096 tokens, but can only afford 1000.","code":402}}"#
         )),
-        Err(Failure::Unauthorized(
+        Err(Failure::NoCredit(
             "This request requires more credits, or fewer max_tokens. You requested up to 4096 tokens, but can only afford 1000.".to_owned()
         ))
+    );
+    // A negative balance says 402 on a 200 body and mid-stream too.
+    let no_credit = r#"{"error":{"message":"Insufficient credits","code":402}}"#;
+    assert_eq!(
+        decode(response(200, &[], no_credit)),
+        Err(Failure::NoCredit("Insufficient credits".to_owned()))
+    );
+    let frame = "data: {\"id\":\"gen-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"error\":{\"code\":402,\"message\":\"Insufficient credits\"},\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"},\"finish_reason\":\"error\"}]}\n\n";
+    assert_eq!(
+        decode_stream(frame, 9),
+        Err(Failure::NoCredit("Insufficient credits".to_owned()))
     );
     assert_eq!(
         decode(response(

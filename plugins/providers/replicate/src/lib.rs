@@ -10,25 +10,32 @@
 //!   Predictions API has no equivalent.
 //! - decode: a `succeeded` prediction becomes a `chat.completion` (output pieces joined, usage
 //!   from `metrics`); a `starting`/`processing` one (sync mode returned before the model finished)
-//!   becomes `Step::Follow(GET urls.get)`, so the host polls; `failed` / `canceled` / `aborted`
-//!   become failures; non-2xx problem-details bodies are classified by status.
-//! - streaming: see [`stream`]. The host feeds the decoder the body of the *create* response,
-//!   which is prediction JSON, not the SSE of `urls.stream`; true token streaming needs a
-//!   stream-side `follow` in the WIT.
+//!   becomes a follow of `GET urls.get` after the poll interval of [`poll`] (500 ms growing to
+//!   2 s with the prediction's age), so the host polls until it ends or the attempt's deadline
+//!   passes; `failed` / `canceled` / `aborted` become failures; non-2xx problem-details bodies
+//!   are classified by status (402 "insufficient credit" is no-credit).
+//! - streaming: see [`stream`]. A streamed request creates the prediction without `Prefer: wait`
+//!   (the answer must not wait for the whole output); its JSON names `urls.stream`, which the
+//!   decoder asks the host to follow, and the SSE there becomes the chunks. The stream host
+//!   `https://stream.replicate.com` is in the descriptor's `origins`, so it gets the credential.
 
 use aigw_plugin_sdk::failure::{UpstreamError, classify, is_context_length};
 use aigw_plugin_sdk::openai::{is_stream, join_url, parse_request};
 use aigw_plugin_sdk::{
-    Completion, CredentialPlacement, Descriptor, Failure, Header, HttpRequest, HttpResponse,
-    Provider, Step, Target, Usage,
+    Completion, CredentialPlacement, Descriptor, Failure, Follow, Header, HttpRequest,
+    HttpResponse, Provider, ResponseHead, Step, Target, Usage,
 };
 use serde_json::{Map, Value, json};
 
+mod poll;
 mod stream;
 
 pub use stream::PredictionStream;
 
 pub struct Replicate;
+
+/// Where Replicate serves `urls.stream`.
+pub const STREAM_ORIGIN: &str = "https://stream.replicate.com";
 
 aigw_plugin_sdk::export_provider!(Replicate);
 
@@ -40,6 +47,8 @@ impl Provider for Replicate {
             name: "replicate".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             default_base_url: "https://api.replicate.com/v1".to_owned(),
+            // `urls.stream` of every prediction points there.
+            origins: vec![STREAM_ORIGIN.to_owned()],
             credential: CredentialPlacement::bearer(),
             credential_required: true,
             models: [
@@ -67,9 +76,17 @@ impl Provider for Replicate {
             }
         };
         body.insert("input".to_owned(), Value::Object(input));
+        let mut headers = vec![
+            Header::new("content-type", "application/json"),
+            Header::new("accept", "application/json"),
+        ];
         if is_stream(&request) {
-            // The legacy flag; Replicate returns `urls.stream` either way.
+            // The legacy flag; Replicate returns `urls.stream` either way. No sync mode: the
+            // create must answer at once so the stream can start while the model runs.
             body.insert("stream".to_owned(), Value::Bool(true));
+        } else {
+            // Sync mode: hold the request open (up to 60 s) until the prediction finishes.
+            headers.push(Header::new("prefer", "wait"));
         }
         let body = serde_json::to_vec(&Value::Object(body)).map_err(|error| {
             Failure::InvalidRequest(format!("the request could not be serialised: {error}"))
@@ -77,12 +94,7 @@ impl Provider for Replicate {
         Ok(HttpRequest {
             method: "POST".to_owned(),
             url,
-            headers: vec![
-                Header::new("content-type", "application/json"),
-                Header::new("accept", "application/json"),
-                // Sync mode: hold the request open (up to 60 s) until the prediction finishes.
-                Header::new("prefer", "wait"),
-            ],
+            headers,
             body,
         })
     }
@@ -94,13 +106,13 @@ impl Provider for Replicate {
         let prediction = Prediction::parse(&response.body)?;
         match prediction.status()? {
             Status::Succeeded => Ok(Step::Done(prediction.completion(target))),
-            Status::Pending => Ok(Step::Follow(prediction.poll_request(target)?)),
+            Status::Pending => Ok(Step::Follow(prediction.poll(target)?)),
             Status::Failed | Status::Canceled | Status::Aborted => Err(prediction.failure()),
         }
     }
 
-    fn stream_decoder(target: Target) -> PredictionStream {
-        PredictionStream::new(target)
+    fn stream_decoder(target: Target, head: ResponseHead) -> PredictionStream {
+        PredictionStream::new(target, &head)
     }
 }
 
@@ -471,6 +483,34 @@ impl Prediction {
         })
     }
 
+    /// The next poll of a pending prediction: `GET urls.get` after the interval its age calls
+    /// for.
+    fn poll(&self, target: &Target) -> Result<Follow, Failure> {
+        let created_ms = self.str("created_at").and_then(parse_rfc3339_ms);
+        let delay = poll::delay(created_ms, now_ms());
+        Ok(Follow::after(self.poll_request(target)?, delay))
+    }
+
+    /// `GET urls.stream` as Replicate's streaming docs ask for it, when the prediction has a
+    /// usable stream URL.
+    fn stream_request(&self) -> Option<HttpRequest> {
+        let url = self
+            .0
+            .get("urls")
+            .and_then(|urls| urls.get("stream"))
+            .and_then(Value::as_str)
+            .filter(|url| url.starts_with("https://") || url.starts_with("http://"))?;
+        Some(HttpRequest {
+            method: "GET".to_owned(),
+            url: url.to_owned(),
+            headers: vec![
+                Header::new("accept", "text/event-stream"),
+                Header::new("cache-control", "no-store"),
+            ],
+            body: Vec::new(),
+        })
+    }
+
     /// The failure for a `failed`, `canceled` or `aborted` prediction.
     fn failure(&self) -> Failure {
         let id = self.id();
@@ -543,14 +583,26 @@ fn usage_json(usage: Usage) -> Value {
     })
 }
 
-fn now_seconds() -> u64 {
+fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+fn now_seconds() -> u64 {
+    now_ms() / 1000
 }
 
 /// Seconds since the epoch of an RFC 3339 time (`2025-01-01T00:00:01.000Z`, `…+02:00`).
 fn parse_rfc3339(text: &str) -> Option<u64> {
+    parse_rfc3339_ms(text).map(|ms| ms / 1000)
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time; fraction digits past milliseconds are
+/// dropped.
+fn parse_rfc3339_ms(text: &str) -> Option<u64> {
     let bytes = text.as_bytes();
     if bytes.len() < 20 || !matches!(bytes.get(10), Some(b'T' | b't' | b' ')) {
         return None;
@@ -568,11 +620,22 @@ fn parse_rfc3339(text: &str) -> Option<u64> {
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
         return None;
     }
-    // Skip a fraction, then read the offset.
+    // Read a fraction (milliseconds), then the offset.
     let rest = text.get(19..)?;
-    let rest = rest.strip_prefix('.').map_or(rest, |fraction| {
-        fraction.trim_start_matches(|c: char| c.is_ascii_digit())
-    });
+    let (millis, rest) = match rest.strip_prefix('.') {
+        Some(fraction) => {
+            let digits = fraction
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(fraction.len());
+            let millis = fraction[..digits]
+                .bytes()
+                .chain(std::iter::repeat(b'0'))
+                .take(3)
+                .fold(0_i64, |ms, digit| ms * 10 + i64::from(digit - b'0'));
+            (millis, &fraction[digits..])
+        }
+        None => (0, rest),
+    };
     let offset = match rest {
         "Z" | "z" => 0,
         _ => {
@@ -595,7 +658,7 @@ fn parse_rfc3339(text: &str) -> Option<u64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    u64::try_from(seconds).ok()
+    u64::try_from(seconds * 1000 + millis).ok()
 }
 
 #[cfg(test)]

@@ -1,23 +1,28 @@
 //! Streamed answers.
 //!
-//! Replicate streams over a second request: the create response carries `urls.stream`, and
-//! `GET urls.stream` answers SSE (`event: output` with plain-text pieces, `event: error`,
-//! `event: done`). The host, however, feeds the stream decoder the 2xx body of the request
-//! `encode` built, i.e. the prediction JSON of the create call: the WIT has no stream-side
-//! `follow`. So the decoder accepts either body:
+//! Replicate streams over a second request: a streamed call creates the prediction (without
+//! sync mode), and its JSON carries `urls.stream`, where `GET` with `Accept: text/event-stream`
+//! answers SSE (`event: output` with plain-text pieces, `event: error`, `event: done`). The
+//! decoder is made for the create response and reads it as a prediction; at its end it asks the
+//! host to follow `urls.stream` ([`StreamEnd::Follow`]), and the host feeds the SSE body to the
+//! same decoder:
 //!
-//! - SSE from `urls.stream` (a host that follows it, or a proxy that does): `output` pieces
-//!   become content deltas (the first with the role), `done` the finish chunk, `error` and a
-//!   `done` whose reason is `canceled`/`error` a failure. The SSE carries no usage, so no usage
-//!   chunk is emitted.
-//! - a prediction JSON object: `succeeded` (sync mode finished in time) is replayed as chunks, a
-//!   finish chunk and, when `metrics` has token counts, a usage chunk; `failed`/`canceled`/
-//!   `aborted` are failures like in `decode`; `starting`/`processing` is an `unavailable` failure
-//!   saying the host would have to follow `urls.stream`.
+//! - prediction JSON: `starting`/`processing` → follow `urls.stream` at once (or, for a
+//!   prediction without a stream URL, poll `urls.get` at the [`crate::poll`] interval and read
+//!   the next prediction the same way); `succeeded` (a model fast enough to have finished) is
+//!   replayed as chunks, a finish chunk and, when `metrics` has token counts, a usage chunk;
+//!   `failed`/`canceled`/`aborted` are failures like in `decode`.
+//! - SSE: `output` pieces become content deltas (the first with the role), `done` the finish
+//!   chunk, `error` and a `done` whose reason is `canceled`/`error` a failure; a body that ends
+//!   before `done` was cut short. The SSE carries no usage, so no usage chunk is emitted. The
+//!   chunks carry the prediction's id (`chatcmpl-<id>`) and creation time.
+//!
+//! Which a body is comes from what the decoder asked for, else from the response head's
+//! content type, else from its first byte (`{` is JSON).
 
 use aigw_plugin_sdk::failure::UpstreamError;
 use aigw_plugin_sdk::sse::{Event, SseParser};
-use aigw_plugin_sdk::{Chunk, Failure, StreamDecoder, Target};
+use aigw_plugin_sdk::{Chunk, Failure, Follow, ResponseHead, StreamDecoder, StreamEnd, Target};
 use serde_json::{Value, json};
 
 use crate::{
@@ -27,8 +32,8 @@ use crate::{
 /// The most prediction JSON buffered for one streamed call; larger is a bad response.
 const MAX_JSON_BYTES: usize = 16 * 1024 * 1024;
 
-enum Mode {
-    /// Nothing but whitespace seen yet.
+enum Body {
+    /// Nothing but whitespace seen yet, and nothing said what to expect.
     Undecided(Vec<u8>),
     Sse(SseParser),
     Json(Vec<u8>),
@@ -37,7 +42,7 @@ enum Mode {
 /// The stream decoder for Replicate; see the module documentation.
 pub struct PredictionStream {
     target: Target,
-    mode: Mode,
+    body: Body,
     id: String,
     created: u64,
     role_sent: bool,
@@ -45,10 +50,23 @@ pub struct PredictionStream {
 }
 
 impl PredictionStream {
-    pub fn new(target: Target) -> Self {
+    pub fn new(target: Target, head: &ResponseHead) -> Self {
+        let is_sse = head.header("content-type").is_some_and(|value| {
+            value
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/event-stream")
+        });
+        let body = if head.is_json() {
+            Body::Json(Vec::new())
+        } else if is_sse {
+            Body::Sse(SseParser::new())
+        } else {
+            Body::Undecided(Vec::new())
+        };
         PredictionStream {
             target,
-            mode: Mode::Undecided(Vec::new()),
+            body,
             id: "chatcmpl-replicate".to_owned(),
             created: now_seconds(),
             role_sent: false,
@@ -132,30 +150,36 @@ impl PredictionStream {
         Ok(chunks)
     }
 
-    /// The buffered prediction JSON, replayed as chunks.
-    fn replay_prediction(&mut self, body: &[u8]) -> Result<Vec<Chunk>, Failure> {
+    /// A whole prediction body: the follow it calls for, or its replay as chunks.
+    fn prediction_ended(&mut self, body: &[u8]) -> Result<StreamEnd, Failure> {
         let prediction = Prediction::parse(body)?;
         let status = prediction.status()?;
-        if status != Status::Succeeded {
-            if status == Status::Pending {
-                let state = prediction.str("status").unwrap_or("pending");
-                let stream_url = prediction
-                    .0
-                    .get("urls")
-                    .and_then(|urls| urls.get("stream"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("none given");
-                return Err(Failure::Unavailable(format!(
-                    "replicate prediction {} is still {state} after sync wait: streaming needs the \
-                     host to follow urls.stream ({stream_url}), which the plugin interface cannot \
-                     ask for yet",
-                    prediction.id()
-                )));
-            }
-            return Err(prediction.failure());
-        }
         self.id = prediction.completion_id();
         self.created = prediction.created();
+        match status {
+            Status::Succeeded => self.replay(&prediction).map(StreamEnd::Done),
+            Status::Failed | Status::Canceled | Status::Aborted => Err(prediction.failure()),
+            Status::Pending => {
+                if let Some(request) = prediction.stream_request() {
+                    self.body = Body::Sse(SseParser::new());
+                    return Ok(StreamEnd::Follow(Follow::now(request)));
+                }
+                // No stream to read: poll until it ends, then replay it.
+                let follow = prediction.poll(&self.target)?;
+                self.body = Body::Json(Vec::new());
+                Ok(StreamEnd::Follow(follow))
+            }
+        }
+    }
+
+    /// A finished prediction as chunks: its output pieces, the finish chunk, the usage chunk.
+    fn replay(&mut self, prediction: &Prediction) -> Result<Vec<Chunk>, Failure> {
+        if self.role_sent {
+            // Pieces were streamed already; replaying would send the answer twice.
+            return Err(Failure::BadResponse(
+                "replicate sent a whole prediction after streaming part of it".to_owned(),
+            ));
+        }
         let mut chunks = Vec::new();
         for piece in prediction.output_pieces() {
             self.content(&piece, &mut chunks);
@@ -195,8 +219,8 @@ fn stream_error(data: &str) -> Failure {
 
 impl StreamDecoder for PredictionStream {
     fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Chunk>, Failure> {
-        match &mut self.mode {
-            Mode::Undecided(pending) => {
+        match &mut self.body {
+            Body::Undecided(pending) => {
                 pending.extend_from_slice(bytes);
                 match pending.iter().find(|byte| !byte.is_ascii_whitespace()) {
                     None => Ok(Vec::new()),
@@ -205,23 +229,23 @@ impl StreamDecoder for PredictionStream {
                         if body.len() > MAX_JSON_BYTES {
                             return Err(too_large());
                         }
-                        self.mode = Mode::Json(body);
+                        self.body = Body::Json(body);
                         Ok(Vec::new())
                     }
                     Some(_) => {
                         let body = std::mem::take(pending);
                         let mut parser = SseParser::new();
                         let events = parser.feed(&body);
-                        self.mode = Mode::Sse(parser);
+                        self.body = Body::Sse(parser);
                         self.handle_events(events)
                     }
                 }
             }
-            Mode::Sse(parser) => {
+            Body::Sse(parser) => {
                 let events = parser.feed(bytes);
                 self.handle_events(events)
             }
-            Mode::Json(body) => {
+            Body::Json(body) => {
                 if body.len().saturating_add(bytes.len()) > MAX_JSON_BYTES {
                     return Err(too_large());
                 }
@@ -231,13 +255,13 @@ impl StreamDecoder for PredictionStream {
         }
     }
 
-    fn finish(&mut self) -> Result<Vec<Chunk>, Failure> {
-        match std::mem::replace(&mut self.mode, Mode::Undecided(Vec::new())) {
-            Mode::Undecided(_) => Err(Failure::BadResponse(
+    fn finish(&mut self) -> Result<StreamEnd, Failure> {
+        match std::mem::replace(&mut self.body, Body::Undecided(Vec::new())) {
+            Body::Undecided(_) => Err(Failure::BadResponse(
                 "replicate answered an empty body to a streamed request".to_owned(),
             )),
-            Mode::Json(body) => self.replay_prediction(&body),
-            Mode::Sse(mut parser) => {
+            Body::Json(body) => self.prediction_ended(&body),
+            Body::Sse(mut parser) => {
                 let chunks = if self.done {
                     Vec::new()
                 } else {
@@ -249,7 +273,7 @@ impl StreamDecoder for PredictionStream {
                         "replicate stream ended before `event: done`".to_owned(),
                     ));
                 }
-                Ok(chunks)
+                Ok(StreamEnd::Done(chunks))
             }
         }
     }

@@ -1,11 +1,13 @@
-use aigw_plugin_sdk::testing::response;
+use aigw_plugin_sdk::testing::{
+    decode_in_pieces, feed_in_pieces, head, json_head, response, sse_head,
+};
 use aigw_plugin_sdk::{
-    Chunk, CredentialPlacement, Failure, Header, HttpRequest, HttpResponse, Provider, Step,
-    StreamDecoder, Target, Usage,
+    Chunk, CredentialPlacement, Failure, Follow, Header, HttpRequest, HttpResponse, Provider,
+    ResponseHead, Step, StreamDecoder, StreamEnd, Target, Usage,
 };
 use serde_json::{Value, json};
 
-use super::{ModelRoute, Replicate, model_route, parse_rfc3339};
+use super::{ModelRoute, Replicate, model_route, parse_rfc3339, parse_rfc3339_ms};
 
 const SUCCEEDED: &str = include_str!("../tests/fixtures/prediction_succeeded.json");
 const STARTING: &str = include_str!("../tests/fixtures/prediction_starting.json");
@@ -46,7 +48,10 @@ fn completion(body: &str) -> (Value, Option<Usage>) {
             serde_json::from_str(&completion.json).unwrap(),
             completion.usage,
         ),
-        Step::Follow(request) => panic!("expected a completion, got a follow to {}", request.url),
+        Step::Follow(follow) => panic!(
+            "expected a completion, got a follow to {}",
+            follow.request.url
+        ),
     }
 }
 
@@ -56,14 +61,81 @@ fn with_status(status: &str) -> String {
     prediction.to_string()
 }
 
-fn decode_stream(body: &str, cut_every: usize) -> Result<Vec<Chunk>, Failure> {
-    let mut decoder = Replicate::stream_decoder(target());
-    let mut chunks = Vec::new();
-    for piece in body.as_bytes().chunks(cut_every.max(1)) {
-        chunks.extend(decoder.feed(piece)?);
+/// A stream decoder for a response whose head says nothing about its body (it sniffs).
+fn unlabelled() -> ResponseHead {
+    head(200, &[])
+}
+
+fn decode_with(head: ResponseHead, body: &str, cut_every: usize) -> Result<Vec<Chunk>, Failure> {
+    decode_in_pieces(Replicate::stream_decoder(target(), head), body, cut_every)
+}
+
+/// The SSE of `urls.stream`.
+fn decode_sse(body: &str, cut_every: usize) -> Result<Vec<Chunk>, Failure> {
+    decode_with(sse_head(), body, cut_every)
+}
+
+/// A prediction body (`application/json`) as the first response of a stream.
+fn decode_json(body: &str, cut_every: usize) -> Result<Vec<Chunk>, Failure> {
+    decode_with(
+        head(201, &[("content-type", "application/json")]),
+        body,
+        cut_every,
+    )
+}
+
+/// The current time in RFC 3339 (`2026-12-01T09:00:00.000Z`).
+fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (days, rest) = (i64::try_from(secs / 86_400).unwrap(), secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let text = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    );
+    assert_eq!(parse_rfc3339(&text), Some(secs), "{text}");
+    text
+}
+
+fn stream_follow() -> Follow {
+    Follow {
+        request: HttpRequest {
+            method: "GET".to_owned(),
+            url: "https://stream.replicate.com/v1/files/bcwr-3okdfv3o2wehstv5f2okyftwxy57hhypqsi6osiim5iaq5k7u24a".to_owned(),
+            headers: vec![
+                Header::new("accept", "text/event-stream"),
+                Header::new("cache-control", "no-store"),
+            ],
+            body: Vec::new(),
+        },
+        after_ms: 0,
     }
-    chunks.extend(decoder.finish()?);
-    Ok(chunks)
+}
+
+fn poll_follow(after_ms: u32) -> Follow {
+    Follow {
+        request: HttpRequest {
+            method: "GET".to_owned(),
+            url: GET_URL.to_owned(),
+            headers: vec![Header::new("accept", "application/json")],
+            body: Vec::new(),
+        },
+        after_ms,
+    }
 }
 
 fn parsed(chunks: &[Chunk]) -> Vec<Value> {
@@ -96,6 +168,7 @@ fn describes_replicate() {
         }
     );
     assert!(descriptor.credential_required);
+    assert_eq!(descriptor.origins, ["https://stream.replicate.com"]);
     for model in [
         "meta/meta-llama-3-8b-instruct",
         "meta/meta-llama-3-70b-instruct",
@@ -122,6 +195,24 @@ fn encode_posts_to_the_models_predictions_with_prefer_wait() {
     );
     let body: Value = serde_json::from_slice(&request.body).unwrap();
     assert_eq!(body, json!({"input": {"prompt": "Tell me a story"}}));
+}
+
+#[test]
+fn a_streamed_request_creates_the_prediction_without_sync_mode() {
+    let mut request = user("Tell me a story");
+    request["stream"] = json!(true);
+    let request = encode_request(request).unwrap();
+    assert_eq!(request.method, "POST");
+    assert!(
+        request
+            .headers
+            .iter()
+            .all(|header| !header.name.eq_ignore_ascii_case("prefer")),
+        "{:?}",
+        request.headers
+    );
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body["stream"], json!(true));
 }
 
 #[test]
@@ -358,32 +449,41 @@ fn string_output_is_used_as_is_and_missing_metrics_mean_no_usage() {
 }
 
 #[test]
-fn starting_and_processing_follow_the_exact_get_url() {
+fn starting_and_processing_follow_the_exact_get_url_after_the_poll_interval() {
     for status in ["starting", "processing"] {
         let mut prediction: Value = serde_json::from_str(STARTING).unwrap();
         prediction["status"] = json!(status);
         let step = decode(response(201, &[], &prediction.to_string())).unwrap();
-        assert_eq!(
-            step,
-            Step::Follow(HttpRequest {
-                method: "GET".to_owned(),
-                url: GET_URL.to_owned(),
-                headers: vec![Header::new("accept", "application/json")],
-                body: Vec::new(),
-            }),
-            "{status}"
-        );
+        // Created in 2025, so long-running: the longest interval.
+        assert_eq!(step, Step::Follow(poll_follow(2_000)), "{status}");
     }
+}
+
+#[test]
+fn a_prediction_that_just_missed_the_sync_window_is_polled_every_half_second() {
+    let mut prediction: Value = serde_json::from_str(STARTING).unwrap();
+    prediction["created_at"] = json!(rfc3339_now());
+    let Ok(Step::Follow(follow)) = decode(response(201, &[], &prediction.to_string())) else {
+        panic!("expected a follow");
+    };
+    assert_eq!(follow.request.url, GET_URL);
+    assert_eq!(follow.after_ms, 500);
+    // No creation time: the short interval too.
+    prediction.as_object_mut().unwrap().remove("created_at");
+    let Ok(Step::Follow(follow)) = decode(response(201, &[], &prediction.to_string())) else {
+        panic!("expected a follow");
+    };
+    assert_eq!(follow.after_ms, 500);
 }
 
 #[test]
 fn a_pending_prediction_without_urls_is_polled_by_id_on_the_base_url() {
     let mut prediction: Value = serde_json::from_str(STARTING).unwrap();
     prediction.as_object_mut().unwrap().remove("urls");
-    let Ok(Step::Follow(request)) = decode(response(201, &[], &prediction.to_string())) else {
+    let Ok(Step::Follow(follow)) = decode(response(201, &[], &prediction.to_string())) else {
         panic!("expected a follow");
     };
-    assert_eq!(request.url, GET_URL);
+    assert_eq!(follow.request.url, GET_URL);
     prediction.as_object_mut().unwrap().remove("id");
     assert!(matches!(
         decode(response(201, &[], &prediction.to_string())),
@@ -439,7 +539,7 @@ fn a_prediction_flagged_as_sensitive_is_content_filtered() {
     );
     // The streamed path replays the same prediction and fails the same way.
     assert!(matches!(
-        decode_stream(&prediction.to_string(), 7),
+        decode_json(&prediction.to_string(), 7),
         Err(Failure::ContentFiltered(_))
     ));
 }
@@ -522,7 +622,7 @@ fn error_bodies_are_classified_by_status() {
         results,
         vec![
             Failure::Unauthorized("You did not pass a valid authentication token".to_owned()),
-            Failure::Unauthorized(
+            Failure::NoCredit(
                 "You have insufficient credit to run this model. Go to https://replicate.com/account/billing#billing to purchase credit."
                     .to_owned()
             ),
@@ -548,6 +648,15 @@ fn error_bodies_are_classified_by_status() {
 #[test]
 fn rfc3339_times_parse_with_fractions_and_offsets() {
     assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+    // Milliseconds, for the poll interval: fractions are padded or cut to three digits.
+    for (text, ms) in [
+        ("2025-01-01T00:00:01.250Z", 1_735_689_601_250),
+        ("2025-01-01T00:00:01.5Z", 1_735_689_601_500),
+        ("2025-01-01T02:00:01.123456+02:00", 1_735_689_601_123),
+        ("2025-01-01T00:00:01Z", 1_735_689_601_000),
+    ] {
+        assert_eq!(parse_rfc3339_ms(text), Some(ms), "{text}");
+    }
     assert_eq!(
         parse_rfc3339("2025-01-01T00:00:01.000Z"),
         Some(1_735_689_601)
@@ -572,7 +681,7 @@ fn rfc3339_times_parse_with_fractions_and_offsets() {
 
 #[test]
 fn sse_output_events_become_chunks_at_every_split() {
-    let whole = parsed(&decode_stream(STREAM_TEXT, STREAM_TEXT.len()).unwrap());
+    let whole = parsed(&decode_sse(STREAM_TEXT, STREAM_TEXT.len()).unwrap());
     assert_eq!(whole.len(), 4);
     assert_eq!(
         whole[0]["choices"][0]["delta"],
@@ -594,13 +703,13 @@ fn sse_output_events_become_chunks_at_every_split() {
         assert_eq!(chunk["choices"][0]["finish_reason"], json!(null));
     }
     // No usage in Replicate's SSE: no usage chunk.
-    let chunks = decode_stream(STREAM_TEXT, 7).unwrap();
+    let chunks = decode_sse(STREAM_TEXT, 7).unwrap();
     assert!(chunks.iter().all(|chunk| chunk.usage.is_none()));
 
     let crlf = STREAM_TEXT.replace('\n', "\r\n");
     for body in [STREAM_TEXT.to_owned(), crlf] {
         for cut in 1..=body.len() {
-            let chunks = parsed(&decode_stream(&body, cut).unwrap());
+            let chunks = parsed(&decode_sse(&body, cut).unwrap());
             assert_eq!(
                 streamed_text(&chunks),
                 "Once upon a time there was\na llama",
@@ -616,7 +725,7 @@ fn sse_output_events_become_chunks_at_every_split() {
 fn sse_error_events_fail_at_every_split() {
     for cut in 1..=STREAM_ERROR.len() {
         assert_eq!(
-            decode_stream(STREAM_ERROR, cut),
+            decode_sse(STREAM_ERROR, cut),
             Err(Failure::Unavailable(
                 "replicate stream error: CUDA out of memory".to_owned()
             )),
@@ -625,12 +734,12 @@ fn sse_error_events_fail_at_every_split() {
     }
     let context = "event: error\ndata: {\"detail\":\"Prompt is too long for the model\"}\n\n";
     assert!(matches!(
-        decode_stream(context, 3),
+        decode_sse(context, 3),
         Err(Failure::ContextLengthExceeded(_))
     ));
     let flagged = "event: error\ndata: {\"detail\":\"The input or output was flagged as sensitive. (E005)\"}\n\n";
     assert!(matches!(
-        decode_stream(flagged, 7),
+        decode_sse(flagged, 7),
         Err(Failure::ContentFiltered(message)) if message.contains("E005")
     ));
 }
@@ -640,7 +749,7 @@ fn sse_done_with_a_reason_is_a_failure() {
     for cut in 1..=STREAM_CANCELED.len() {
         assert!(
             matches!(
-                decode_stream(STREAM_CANCELED, cut),
+                decode_sse(STREAM_CANCELED, cut),
                 Err(Failure::Unavailable(message)) if message.contains("canceled")
             ),
             "cut every {cut}"
@@ -648,7 +757,7 @@ fn sse_done_with_a_reason_is_a_failure() {
     }
     let errored = "event: done\ndata: {\"reason\":\"error\"}\n\n";
     assert!(matches!(
-        decode_stream(errored, 5),
+        decode_sse(errored, 5),
         Err(Failure::Unavailable(message)) if message.contains("`error`")
     ));
 }
@@ -657,14 +766,14 @@ fn sse_done_with_a_reason_is_a_failure() {
 fn sse_cut_short_is_unavailable_and_an_empty_done_still_finishes() {
     let cut_short = "event: output\ndata: Once\n\n";
     assert_eq!(
-        decode_stream(cut_short, 4),
+        decode_sse(cut_short, 4),
         Err(Failure::Unavailable(
             "replicate stream ended before `event: done`".to_owned()
         ))
     );
     // `done` without the final blank line is still delivered on finish; nothing after `done`
     // belongs to the answer.
-    let chunks = parsed(&decode_stream("event: done\ndata: {}", 3).unwrap());
+    let chunks = parsed(&decode_sse("event: done\ndata: {}", 3).unwrap());
     assert_eq!(chunks.len(), 2);
     assert_eq!(
         chunks[0]["choices"][0]["delta"],
@@ -673,7 +782,7 @@ fn sse_cut_short_is_unavailable_and_an_empty_done_still_finishes() {
     assert_eq!(chunks[1]["choices"][0]["finish_reason"], json!("stop"));
     let trailing = "event: done\ndata: {}\n\nevent: output\ndata: late\n\n";
     assert_eq!(
-        streamed_text(&parsed(&decode_stream(trailing, 2).unwrap())),
+        streamed_text(&parsed(&decode_sse(trailing, 2).unwrap())),
         ""
     );
 }
@@ -681,7 +790,7 @@ fn sse_cut_short_is_unavailable_and_an_empty_done_still_finishes() {
 #[test]
 fn a_succeeded_prediction_body_is_replayed_as_chunks_with_usage() {
     for cut in [1, 13, SUCCEEDED.len()] {
-        let chunks = decode_stream(SUCCEEDED, cut).unwrap();
+        let chunks = decode_json(SUCCEEDED, cut).unwrap();
         let values = parsed(&chunks);
         assert_eq!(streamed_text(&values), "Once upon a time");
         assert_eq!(
@@ -714,7 +823,7 @@ fn a_succeeded_prediction_body_is_replayed_as_chunks_with_usage() {
     // Without metrics: no usage chunk.
     let mut prediction: Value = serde_json::from_str(SUCCEEDED).unwrap();
     prediction.as_object_mut().unwrap().remove("metrics");
-    let chunks = decode_stream(&prediction.to_string(), 10).unwrap();
+    let chunks = decode_json(&prediction.to_string(), 10).unwrap();
     assert!(chunks.iter().all(|chunk| chunk.usage.is_none()));
     assert_eq!(
         parsed(&chunks).last().unwrap()["choices"][0]["finish_reason"],
@@ -723,42 +832,107 @@ fn a_succeeded_prediction_body_is_replayed_as_chunks_with_usage() {
 }
 
 #[test]
-fn a_pending_prediction_body_says_the_host_must_follow_the_stream_url() {
-    let Err(Failure::Unavailable(message)) = decode_stream(&format!("\n  {STARTING}"), 9) else {
-        panic!("a pending prediction cannot be streamed");
-    };
-    assert!(message.contains("urls.stream"), "{message}");
-    assert!(message.contains("still starting"), "{message}");
-    assert!(
-        message.contains("https://stream.replicate.com/v1/files/"),
-        "{message}"
-    );
+fn a_pending_prediction_follows_its_stream_url_and_the_sse_there_is_the_answer() {
+    for (head, cut) in [
+        (json_head(), 9),
+        (
+            head(201, &[("Content-Type", "application/json; charset=utf-8")]),
+            1,
+        ),
+        // A head without a content type: the `{` says JSON.
+        (unlabelled(), STARTING.len()),
+    ] {
+        let mut decoder = Replicate::stream_decoder(target(), head);
+        let (chunks, end) = feed_in_pieces(&mut decoder, &format!("\n  {STARTING}"), cut).unwrap();
+        // Nothing is sent before the model speaks, so a failing stream can still fail over.
+        assert!(chunks.is_empty());
+        assert_eq!(end, StreamEnd::Follow(stream_follow()), "cut every {cut}");
 
+        let (chunks, end) = feed_in_pieces(&mut decoder, STREAM_TEXT, 5).unwrap();
+        assert_eq!(end, StreamEnd::Done(Vec::new()));
+        let values = parsed(&chunks);
+        assert_eq!(
+            streamed_text(&values),
+            "Once upon a time there was\na llama"
+        );
+        assert_eq!(values.len(), 4);
+        for value in &values {
+            // The chunks carry the prediction's id and creation time.
+            assert_eq!(value["id"], json!("chatcmpl-ufawqhfynnddngldkgtslldrkq"));
+            assert_eq!(value["created"], json!(1_735_689_600));
+        }
+        assert_eq!(values[3]["choices"][0]["finish_reason"], json!("stop"));
+    }
+}
+
+#[test]
+fn a_stream_url_that_errors_or_ends_early_fails_after_the_follow() {
+    for (sse, expected) in [
+        (
+            STREAM_ERROR,
+            Failure::Unavailable("replicate stream error: CUDA out of memory".to_owned()),
+        ),
+        (
+            "event: output\ndata: Once\n\n",
+            Failure::Unavailable("replicate stream ended before `event: done`".to_owned()),
+        ),
+    ] {
+        let mut decoder = Replicate::stream_decoder(target(), json_head());
+        let (_, end) = feed_in_pieces(&mut decoder, STARTING, 50).unwrap();
+        assert_eq!(end, StreamEnd::Follow(stream_follow()));
+        assert_eq!(feed_in_pieces(&mut decoder, sse, 3), Err(expected));
+    }
+}
+
+#[test]
+fn a_pending_prediction_without_a_stream_url_is_polled_then_replayed() {
+    let mut prediction: Value = serde_json::from_str(STARTING).unwrap();
+    prediction["urls"].as_object_mut().unwrap().remove("stream");
+    let mut decoder = Replicate::stream_decoder(target(), json_head());
+    let (chunks, end) = feed_in_pieces(&mut decoder, &prediction.to_string(), 17).unwrap();
+    assert!(chunks.is_empty());
+    // Created in 2025: an old prediction is polled at the longest interval.
+    assert_eq!(end, StreamEnd::Follow(poll_follow(2_000)));
+    // Still processing: poll again.
+    prediction["status"] = json!("processing");
+    let (_, end) = feed_in_pieces(&mut decoder, &prediction.to_string(), 17).unwrap();
+    assert_eq!(end, StreamEnd::Follow(poll_follow(2_000)));
+    // Done: the prediction is replayed, usage included.
+    let (chunks, end) = feed_in_pieces(&mut decoder, SUCCEEDED, 17).unwrap();
+    assert!(matches!(end, StreamEnd::Done(_)));
+    assert_eq!(streamed_text(&parsed(&chunks)), "Once upon a time");
+    assert_eq!(
+        chunks.last().unwrap().usage.map(|usage| usage.total_tokens),
+        Some(68)
+    );
+}
+
+#[test]
+fn failed_or_canceled_create_bodies_fail_the_stream() {
     assert!(matches!(
-        decode_stream(FAILED_CONTEXT, 50),
+        decode_json(FAILED_CONTEXT, 50),
         Err(Failure::ContextLengthExceeded(_))
     ));
     assert!(matches!(
-        decode_stream(&with_status("canceled"), 50),
+        decode_json(&with_status("canceled"), 50),
         Err(Failure::Unavailable(_))
     ));
 }
 
 #[test]
 fn empty_or_garbage_stream_bodies_fail_without_panicking() {
-    assert!(matches!(decode_stream("", 1), Err(Failure::BadResponse(_))));
+    let sniffed = |body: &str, cut: usize| decode_with(unlabelled(), body, cut);
+    assert!(matches!(sniffed("", 1), Err(Failure::BadResponse(_))));
+    assert!(matches!(sniffed("  \n", 1), Err(Failure::BadResponse(_))));
     assert!(matches!(
-        decode_stream("  \n", 1),
+        sniffed("{\"status\":", 2),
         Err(Failure::BadResponse(_))
     ));
     assert!(matches!(
-        decode_stream("{\"status\":", 2),
-        Err(Failure::BadResponse(_))
-    ));
-    assert!(matches!(
-        decode_stream("\u{FEFF}garbage without events", 2),
+        sniffed("\u{FEFF}garbage without events", 2),
         Err(Failure::Unavailable(_))
     ));
-    let mut decoder = Replicate::stream_decoder(target());
+    assert!(matches!(decode_json("", 1), Err(Failure::BadResponse(_))));
+    let mut decoder = Replicate::stream_decoder(target(), sse_head());
     assert!(decoder.feed(b"event: output\ndata: \xFF\xFE\n\n").is_ok());
 }

@@ -4,13 +4,17 @@
 //! `encode`: `trap` panics, `loop` spins forever (the host's epoch deadline must stop it),
 //! `memory` allocates until the host's memory cap stops it; any other model (`ok`) encodes like
 //! the openai-compatible plugin. `decode` and the stream decoder behave like openai-compatible,
-//! except that model `trap-decode` panics in `decode` and model `trap-stream` panics on the first
-//! `feed`.
+//! except that model `trap-decode` panics in `decode`, model `trap-stream` panics on the first
+//! `feed`, and the models `follow-forever` (`decode`) and `stream-follow-forever` (the stream
+//! decoder's `finish`) never finish: they follow `GET {base}/models` every
+//! [`FOREVER_FOLLOW_MS`], so only the host's attempt deadline ends the call.
 
-use aigw_plugin_sdk::openai::{ChunkStream, Compatible, Dialect};
+use std::time::Duration;
+
+use aigw_plugin_sdk::openai::{ChunkStream, Compatible, Dialect, join_url};
 use aigw_plugin_sdk::{
-    Chunk, CredentialPlacement, Descriptor, Failure, HttpRequest, HttpResponse, Provider, Step,
-    StreamDecoder, Target,
+    Chunk, CredentialPlacement, Descriptor, Failure, Follow, HttpRequest, HttpResponse, Provider,
+    ResponseHead, Step, StreamDecoder, StreamEnd, Target,
 };
 
 pub struct Hostile;
@@ -26,11 +30,21 @@ impl Dialect for Plain {
             name: "hostile".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             default_base_url: "http://127.0.0.1:8000/v1".to_owned(),
+            origins: Vec::new(),
             credential: CredentialPlacement::None,
             credential_required: false,
-            models: ["ok", "trap", "loop", "memory", "trap-decode", "trap-stream"]
-                .map(str::to_owned)
-                .to_vec(),
+            models: [
+                "ok",
+                "trap",
+                "loop",
+                "memory",
+                "trap-decode",
+                "trap-stream",
+                "follow-forever",
+                "stream-follow-forever",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
         }
     }
 }
@@ -38,6 +52,23 @@ impl Dialect for Plain {
 /// How much `memory` allocates before giving up; far above any sane per-instance cap.
 const MEMORY_GOAL_BYTES: usize = 2 << 30;
 const MEMORY_STEP_BYTES: usize = 1 << 20;
+
+/// The delay of each endless follow: short enough to pile up requests against a host that
+/// ignores its deadline, long enough not to flood the test's mock.
+pub const FOREVER_FOLLOW_MS: u64 = 20;
+
+/// `GET {base}/models` after [`FOREVER_FOLLOW_MS`]: a request every OpenAI-style mock answers.
+fn forever_follow(target: &Target) -> Follow {
+    Follow::after(
+        HttpRequest {
+            method: "GET".to_owned(),
+            url: join_url(&target.base_url, "models"),
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
+        Duration::from_millis(FOREVER_FOLLOW_MS),
+    )
+}
 
 impl Provider for Hostile {
     type StreamDecoder = HostileStream;
@@ -61,19 +92,25 @@ impl Provider for Hostile {
         if target.model == "trap-decode" {
             panic!("hostile plugin: trap in decode requested by the target's model");
         }
+        if target.model == "follow-forever" {
+            return Ok(Step::Follow(forever_follow(target)));
+        }
         Compatible::<Plain>::decode(target, response)
     }
 
-    fn stream_decoder(target: Target) -> HostileStream {
+    fn stream_decoder(target: Target, head: ResponseHead) -> HostileStream {
         HostileStream {
             trap_on_feed: target.model == "trap-stream",
-            inner: ChunkStream::new(),
+            follow_forever: (target.model == "stream-follow-forever").then(|| target.clone()),
+            inner: ChunkStream::new(&head),
         }
     }
 }
 
 pub struct HostileStream {
     trap_on_feed: bool,
+    /// The target to follow forever from, for `stream-follow-forever`.
+    follow_forever: Option<Target>,
     inner: ChunkStream<Plain>,
 }
 
@@ -83,11 +120,18 @@ impl StreamDecoder for HostileStream {
         if self.trap_on_feed {
             panic!("hostile plugin: trap in the stream decoder requested by the target's model");
         }
+        if self.follow_forever.is_some() {
+            // Whatever the bodies say, the answer never ends.
+            return Ok(Vec::new());
+        }
         self.inner.feed(bytes)
     }
 
-    fn finish(&mut self) -> Result<Vec<Chunk>, Failure> {
-        self.inner.finish()
+    fn finish(&mut self) -> Result<StreamEnd, Failure> {
+        match &self.follow_forever {
+            Some(target) => Ok(StreamEnd::Follow(forever_follow(target))),
+            None => self.inner.finish(),
+        }
     }
 }
 

@@ -1,7 +1,11 @@
-use aigw_plugin_sdk::{CredentialPlacement, HttpResponse, Provider, Step, StreamDecoder, Target};
+use aigw_plugin_sdk::testing::{response, sse_head};
+use aigw_plugin_sdk::{
+    CredentialPlacement, Follow, HttpRequest, HttpResponse, Provider, Step, StreamDecoder,
+    StreamEnd, Target,
+};
 use serde_json::{Value, json};
 
-use super::Hostile;
+use super::{FOREVER_FOLLOW_MS, Hostile};
 
 fn target(model: &str) -> Target {
     Target {
@@ -60,16 +64,45 @@ fn trap_decode_model_panics_in_decode() {
 #[test]
 #[should_panic(expected = "trap in the stream decoder")]
 fn trap_stream_model_panics_on_first_feed() {
-    let mut decoder = Hostile::stream_decoder(target("trap-stream"));
+    let mut decoder = Hostile::stream_decoder(target("trap-stream"), sse_head());
     let _ = decoder.feed(b"data: {}\n\n");
 }
 
 #[test]
 fn stream_decoder_of_other_models_is_openai_compatible() {
-    let mut decoder = Hostile::stream_decoder(target("ok"));
+    let mut decoder = Hostile::stream_decoder(target("ok"), sse_head());
     let chunks = decoder
         .feed(b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
         .unwrap();
     assert_eq!(chunks.len(), 1);
-    assert!(decoder.finish().unwrap().is_empty());
+    assert_eq!(decoder.finish(), Ok(StreamEnd::Done(Vec::new())));
+}
+
+fn models_follow() -> Follow {
+    Follow {
+        request: HttpRequest {
+            method: "GET".to_owned(),
+            url: "http://127.0.0.1:9/v1/models".to_owned(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
+        after_ms: u32::try_from(FOREVER_FOLLOW_MS).unwrap(),
+    }
+}
+
+#[test]
+fn follow_forever_models_never_finish() {
+    // `decode` follows whatever it is given, success or error.
+    for answer in [ok_response(), response(500, &[], "boom")] {
+        assert_eq!(
+            Hostile::decode(&target("follow-forever"), answer),
+            Ok(Step::Follow(models_follow()))
+        );
+    }
+    // The stream decoder asks for another body at the end of every body.
+    let mut decoder = Hostile::stream_decoder(target("stream-follow-forever"), sse_head());
+    for body in [&b"data: {}\n\n"[..], b"{\"object\":\"list\",\"data\":[]}"] {
+        assert_eq!(decoder.feed(body), Ok(Vec::new()));
+        assert_eq!(decoder.finish(), Ok(StreamEnd::Follow(models_follow())));
+    }
 }
