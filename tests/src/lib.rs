@@ -1,9 +1,11 @@
 //! End-to-end test support for aigw: everything needed to drive the real `aigw` binary over real
 //! sockets, deterministically and offline.
 //!
-//! - [`mock`] — a scriptable fake provider (Groq or OpenAI dialect) where the requested model
-//!   name picks the behaviour: `ok`, `tool-call`, `slow-300`, `rate-limit`, `reset`,
-//!   `cut-stream`, … Also a standalone binary, `mock-upstream`, for benchmarks and manual runs.
+//! - [`mock`] — a scriptable fake provider that speaks one provider's real wire format, chosen by
+//!   its [`mock::Flavor`]: Groq, OpenAI, Cerebras, OpenRouter, Novita, Hugging Face, Gemini (native
+//!   API) or Replicate (Predictions API). The requested model name picks the behaviour: `ok`,
+//!   `tool-call`, `slow-300`, `rate-limit`, `reset`, `cut-stream`, … Also a standalone binary,
+//!   `mock-upstream`, for benchmarks and manual runs; the `bench` binary drives the benchmark.
 //! - [`gateway`] — runs `aigw serve` on an ephemeral port, collects its logs, kills it on drop.
 //! - [`paths`] — where the binary, the built plugins and the test Python live.
 //! - [`sse`] — reads event streams the way an OpenAI client does.

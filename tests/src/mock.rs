@@ -48,8 +48,11 @@
 //! Usage is deterministic: `completion_tokens` is the number of whitespace-separated words of the
 //! answer's text, `prompt_tokens` is `8 + (characters of all message contents) / 4`.
 //! Groq streams carry usage in `x_groq.usage` on the finish chunk; with
-//! `stream_options.include_usage` both flavors add OpenAI's `choices: []` usage chunk (for Groq
-//! providers.md marks that as unverified; the mock sends it so adapters must cope with both).
+//! `stream_options.include_usage` every OpenAI-dialect flavor but Cerebras adds OpenAI's
+//! `choices: []` usage chunk (for Groq `docs/wire-formats.md` marks that as unverified; the mock
+//! sends it so adapters must cope with both). Cerebras puts the usage on the finish chunk instead
+//! (`mock/dialects.rs`); Gemini and Replicate report it their own way (`mock/gemini.rs`,
+//! `mock/replicate.rs`).
 //!
 //! Routes: `POST <base>/chat/completions`, `GET <base>/models`, where `<base>` is
 //! [`Flavor::base_path`]: `/openai/v1` for Groq, `/v1` for OpenAI, Cerebras and Hugging Face,
@@ -103,23 +106,26 @@ pub enum Flavor {
     Groq,
     /// OpenAI (and any OpenAI-compatible server): base `/v1`.
     OpenAi,
-    /// Cerebras (providers.md §9): base `/v1`, flat error bodies, `time_info`, float-second
-    /// `x-ratelimit-reset-*` headers.
+    /// Cerebras (`docs/wire-formats.md`, Cerebras): base `/v1`, flat error bodies, `time_info`,
+    /// float-second `x-ratelimit-reset-*` headers.
     Cerebras,
-    /// OpenRouter (§3): base `/api/v1`, numeric `error.code`, `: OPENROUTER PROCESSING` stream
-    /// comments, `X-RateLimit-Reset` in epoch milliseconds.
+    /// OpenRouter (`docs/wire-formats.md`, OpenRouter): base `/api/v1`, numeric `error.code`,
+    /// `: OPENROUTER PROCESSING` stream comments, `X-RateLimit-Reset` in epoch milliseconds.
     OpenRouter,
-    /// Novita (§8): base URL `/openai`, routes under `/openai/v1`, `{code,reason,message}` errors.
+    /// Novita (`docs/wire-formats.md`, Novita): base URL `/openai`, routes under `/openai/v1`,
+    /// `{code,reason,message}` errors.
     Novita,
-    /// The Hugging Face router (§6): base `/v1`, `{"error":"text"}` bodies on 429 and 5xx.
+    /// The Hugging Face router (`docs/wire-formats.md`, Hugging Face router): base `/v1`,
+    /// `{"error":"text"}` bodies on 429 and 5xx.
     HuggingFace,
-    /// Google Gemini's native API (§4): base `/v1beta`, `POST /models/{model}:generateContent`
-    /// and `:streamGenerateContent?alt=sse`, `x-goog-api-key`, `google.rpc.Status` errors,
-    /// streams without `[DONE]` (see `mock/gemini.rs`).
+    /// Google Gemini's native API (`docs/wire-formats.md`, Gemini native): base `/v1beta`,
+    /// `POST /models/{model}:generateContent` and `:streamGenerateContent?alt=sse`,
+    /// `x-goog-api-key`, `google.rpc.Status` errors, streams without `[DONE]` (see
+    /// `mock/gemini.rs`).
     Gemini,
-    /// Replicate's Predictions API (§10): base `/v1`, `POST /models/{owner}/{name}/predictions`
-    /// with `Prefer: wait`, prediction jobs polled at `GET /predictions/{id}`, problem-details
-    /// errors (see `mock/replicate.rs`).
+    /// Replicate's Predictions API (`docs/wire-formats.md`, Replicate): base `/v1`,
+    /// `POST /models/{owner}/{name}/predictions` with `Prefer: wait`, prediction jobs polled at
+    /// `GET /predictions/{id}`, problem-details errors (see `mock/replicate.rs`).
     Replicate,
 }
 
@@ -670,7 +676,8 @@ fn unauthorized(flavor: Flavor, missing: bool) -> Response<Body> {
     match flavor {
         Flavor::Gemini => gemini::unauthorized(missing),
         Flavor::Replicate => replicate::unauthorized(missing),
-        // Cerebras answers a request without the header 403 with FastAPI's body (§9).
+        // Cerebras answers a request without the header 403 with FastAPI's body
+        // (`docs/wire-formats.md`, Cerebras).
         Flavor::Cerebras if missing => json_response(
             flavor,
             StatusCode::FORBIDDEN,

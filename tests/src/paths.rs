@@ -27,7 +27,8 @@ pub fn aigw_bin() -> PathBuf {
     path
 }
 
-/// The built provider plugins (`groq.wasm`, `openai-compatible.wasm`): `<root>/dist/plugins`.
+/// The built provider plugins, one `<plugin>.wasm` each (`groq.wasm`, `gemini.wasm`, …), where
+/// `cargo xtask plugins` puts them: `<root>/dist/plugins`.
 pub fn plugins_dir() -> PathBuf {
     workspace_root().join("dist").join("plugins")
 }

@@ -1,6 +1,6 @@
 //! The provider conformance suite: the same cases, through the real `aigw` binary over HTTP, for
 //! every provider plugin in [`PROVIDERS`], each in front of a mock speaking that provider's wire
-//! format (`aigw_tests::mock::Flavor`, `docs/providers.md`).
+//! format (`aigw_tests::mock::Flavor`, `docs/wire-formats.md`).
 //!
 //! One test per provider starts one mock (requiring the key `k`) and one gateway with three
 //! providers on it — `p` (the right key), `bad` (a wrong key), `nokey` (no key) — then runs every

@@ -1,5 +1,5 @@
-//! The mock upstream's Gemini flavor (providers.md §4), talked to directly: if these wire shapes
-//! drift from Google's, the gemini plugin's end-to-end tests prove nothing.
+//! The mock upstream's Gemini flavor (`docs/wire-formats.md`, Gemini native), talked to directly:
+//! if these wire shapes drift from Google's, the gemini plugin's end-to-end tests prove nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,7 +1,7 @@
-//! The Replicate flavor of the mock upstream (providers.md §10), tested directly over HTTP
-//! without the gateway: prediction objects, sync mode and polling (including a job that runs on
-//! the wall clock past the sync window), streamed creates and the `urls.stream` SSE (paced, and
-//! with its faults), and problem-details errors.
+//! The Replicate flavor of the mock upstream (`docs/wire-formats.md`, Replicate), tested directly
+//! over HTTP without the gateway: prediction objects, sync mode and polling (including a job that
+//! runs on the wall clock past the sync window), streamed creates and the `urls.stream` SSE (paced,
+//! and with its faults), and problem-details errors.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,8 +1,9 @@
 //! Classifying an upstream's error answer into a [`Failure`], shared by every provider.
 //!
 //! Providers disagree on statuses, error envelopes and where they say how long to wait
-//! (`shared/docs/providers.md` §11 and §14), so everything here is tolerant: unknown shapes fall
-//! back to the raw body text, and nothing panics on bad input.
+//! (`docs/wire-formats.md`, "Error classification across providers" and "Envelopes and quirks at
+//! a glance"), so everything here is tolerant: unknown shapes fall back to the raw body text, and
+//! nothing panics on bad input.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,10 +27,10 @@ pub struct UpstreamError {
 }
 
 impl UpstreamError {
-    /// Reads an error body. Accepts every envelope in providers.md §14.4: OpenAI
-    /// `{"error":{message,type,code}}`, flat `{message,type,code}` (Cerebras), `{"error":"text"}`
-    /// (Hugging Face), `[{"error":{…}}]` (Gemini's OpenAI endpoint), problem details
-    /// `{title,detail,status}` (Replicate), `{code,reason,message}` (Novita), FastAPI
+    /// Reads an error body. Accepts every envelope in `docs/wire-formats.md` (Error envelopes):
+    /// OpenAI `{"error":{message,type,code}}`, flat `{message,type,code}` (Cerebras),
+    /// `{"error":"text"}` (Hugging Face), `[{"error":{…}}]` (Gemini's OpenAI endpoint), problem
+    /// details `{title,detail,status}` (Replicate), `{code,reason,message}` (Novita), FastAPI
     /// `{"detail":[{"msg":…}]}`; anything else becomes its (trimmed, shortened) text.
     pub fn parse(body: &[u8]) -> UpstreamError {
         match serde_json::from_slice::<Value>(body) {
@@ -213,14 +214,15 @@ pub fn classify_error_value(value: &Value) -> Failure {
 }
 
 /// Whether the error's code says the account has no credit or quota left: OpenAI's
-/// `insufficient_quota` (on a 429) and Novita's `NOT_ENOUGH_BALANCE` (on a 403), providers.md §1
-/// and §8. A 402 is no credit whatever its body says.
+/// `insufficient_quota` (on a 429) and Novita's `NOT_ENOUGH_BALANCE` (on a 403)
+/// (`docs/wire-formats.md`, OpenAI baseline and Novita). A 402 is no credit whatever its body says.
 pub fn is_no_credit(error: &UpstreamError) -> bool {
     error.code_is(&["insufficient_quota", "NOT_ENOUGH_BALANCE"])
 }
 
 /// Whether the error says the prompt does not fit: OpenAI's code, or one of the texts in
-/// providers.md §11 (codes differ across providers, the texts are stable).
+/// `docs/wire-formats.md`, "Error classification across providers" (codes differ across
+/// providers, the texts are stable).
 pub fn is_context_length(error: &UpstreamError) -> bool {
     const TEXTS: [&str; 6] = [
         "please reduce the length of the messages or completion",

@@ -1,4 +1,5 @@
-//! Failure classification: every status and error envelope of providers.md §1, §2, §11, §14.4.
+//! Failure classification: every status and error envelope of `docs/wire-formats.md` (OpenAI
+//! baseline, Groq, Error classification across providers, Error envelopes).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

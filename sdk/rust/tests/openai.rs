@@ -1,5 +1,5 @@
 //! The OpenAI-compatible translator: encode, non-stream decode, and stream decoding of the
-//! recorded bodies in `fixtures/` (providers.md §1).
+//! recorded bodies in `fixtures/` (`docs/wire-formats.md`, OpenAI baseline).
 
 // Helpers outside `#[test]` functions are not covered by clippy's allow-unwrap-in-tests; in a test
 // crate a panic is a test failure with a location, which is what we want.

@@ -1,8 +1,10 @@
 //! `mock-upstream [--listen 127.0.0.1:0] [--flavor groq|openai|cerebras|openrouter|novita|huggingface|gemini|replicate] [--no-record]`
 //!
 //! Serves the scriptable mock provider (see `aigw_tests::mock`) until killed. Prints exactly one
-//! line, `listening on <addr>`, to stdout once bound; the base URL is `http://<addr>/openai/v1`
-//! for Groq and `http://<addr>/v1` for OpenAI.
+//! line, `listening on <addr>`, to stdout once bound. The base URL to configure is
+//! `http://<addr>` plus the flavor's `Flavor::base_url_path`: `/openai/v1` for Groq, `/v1` for
+//! OpenAI, Cerebras, Hugging Face and Replicate, `/api/v1` for OpenRouter, `/openai` for Novita,
+//! `/v1beta` for Gemini.
 
 use std::process::ExitCode;
 

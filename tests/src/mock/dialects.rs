@@ -1,5 +1,5 @@
-//! The wire pieces of the OpenAI-dialect flavors beyond Groq and OpenAI: Cerebras (§9),
-//! OpenRouter (§3), Novita (§8) and the Hugging Face router (§6) of `docs/providers.md`.
+//! The wire pieces of the OpenAI-dialect flavors beyond Groq and OpenAI: Cerebras, OpenRouter,
+//! Novita and the Hugging Face router (their sections of `docs/wire-formats.md`).
 //!
 //! What differs per flavor, and where the mock reproduces it:
 //!
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::{CONTEXT_LENGTH_MESSAGE, Flavor, RETRY_AFTER_SECONDS, wire};
 
-/// OpenRouter's own context-overflow text (providers.md §3).
+/// OpenRouter's own context-overflow text (`docs/wire-formats.md`, OpenRouter).
 pub const OPENROUTER_CONTEXT_LENGTH_MESSAGE: &str = "This endpoint's maximum context length is \
      8192 tokens. However, you requested about 9000 tokens (8744 of text input, 256 in the \
      output). Please reduce the length of either one, or use the context-compression plugin to \

@@ -1,6 +1,7 @@
-//! Google Gemini's native API (providers.md §4): the routes, request reading, answers and error
-//! bodies of [`Flavor::Gemini`]. `mock.rs` records the request and checks `x-goog-api-key` (or
-//! `?key=`) before it hands over; everything the client sees after that is decided here.
+//! Google Gemini's native API (`docs/wire-formats.md`, Gemini native): the routes, request reading,
+//! answers and error bodies of [`Flavor::Gemini`]. `mock.rs` records the request and checks
+//! `x-goog-api-key` (or `?key=`) before it hands over; everything the client sees after that is
+//! decided here.
 //!
 //! Routes under `/v1beta`: `POST /models/{model}:generateContent`,
 //! `POST /models/{model}:streamGenerateContent?alt=sse` (SSE frames `data: <json>\r\n\r\n`, no
@@ -154,7 +155,7 @@ pub(super) fn unauthorized(missing: bool) -> Response<Body> {
         );
     }
     // A bad key is 400, not 401: clients must look at `ErrorInfo.reason` to tell it from a
-    // malformed request (providers.md §4).
+    // malformed request (`docs/wire-formats.md`, Gemini native).
     let message = "API key not valid. Please pass a valid API key.";
     status_error(
         StatusCode::BAD_REQUEST,

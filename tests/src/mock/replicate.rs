@@ -1,5 +1,6 @@
-//! Replicate's Predictions API (providers.md §10): the whole of [`Flavor::Replicate`] — routes,
-//! prediction jobs and their lifecycle, the `urls.stream` SSE, and problem-details errors.
+//! Replicate's Predictions API (`docs/wire-formats.md`, Replicate): the whole of
+//! [`Flavor::Replicate`] — routes, prediction jobs and their lifecycle, the `urls.stream` SSE, and
+//! problem-details errors.
 //!
 //! Models are `owner/name`; the part after the `/` picks the [`Behaviour`] (`mock/ok`,
 //! `mock/rate-limit`, `mock/processing-3`). A create on `POST /predictions` picks it from the
@@ -291,7 +292,8 @@ impl Job {
         }
     }
 
-    /// The prediction object as §10 shows it, with URLs on `origin`.
+    /// The prediction object as `docs/wire-formats.md` (Replicate) describes it, with URLs on
+    /// `origin`.
     fn render(&self, origin: &str) -> Value {
         let id = &self.id;
         let (status, output, error) = match (self.phase, self.outcome) {

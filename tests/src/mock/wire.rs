@@ -1,6 +1,6 @@
 //! The bytes a real provider puts on the wire: completions, stream chunks, error bodies and
-//! rate-limit headers, for each [`Flavor`]. Shapes follow `docs/providers.md` §1 (OpenAI) and §2
-//! (Groq); nothing here decides *which* answer to give, only what it looks like.
+//! rate-limit headers, for each [`Flavor`]. Shapes follow `docs/wire-formats.md` (OpenAI baseline,
+//! Groq); nothing here decides *which* answer to give, only what it looks like.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -366,7 +366,8 @@ pub(super) fn error_body(
     json!({ "error": error })
 }
 
-/// The 429 body each provider really sends (Groq's from a captured response, providers.md §2).
+/// The 429 body each provider really sends (Groq's from a captured response,
+/// `docs/wire-formats.md`, Groq).
 pub(super) fn rate_limit_body(flavor: Flavor, model: &str) -> Value {
     match flavor {
         Flavor::Groq => error_body(

@@ -1,5 +1,5 @@
 //! The Cerebras provider plugin: Cerebras' OpenAI-compatible chat completions
-//! (`shared/docs/providers.md` §9), i.e. the SDK's OpenAI translator plus Cerebras' quirks.
+//! (`docs/wire-formats.md`, Cerebras), i.e. the SDK's OpenAI translator plus Cerebras' quirks.
 //!
 //! - Cerebras rejects parameters it does not implement (400/422) instead of ignoring them:
 //!   `frequency_penalty`, `presence_penalty`, `logit_bias` and `n` > 1 are rejected here with a

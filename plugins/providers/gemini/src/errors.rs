@@ -1,4 +1,5 @@
-//! Gemini's `google.rpc.Status` error envelope → [`Failure`] (providers.md §4 "Errors", §11).
+//! Gemini's `google.rpc.Status` error envelope → [`Failure`] (`docs/wire-formats.md`, Gemini
+//! native and Error classification across providers).
 //!
 //! On top of the SDK's generic rules: a bad key is HTTP 400 with `ErrorInfo.reason`
 //! `API_KEY_INVALID` (unauthorized, not invalid-request); `FAILED_PRECONDITION` (free tier not

@@ -1,5 +1,5 @@
-//! The Gemini provider plugin: Google's native `generateContent` API
-//! (`shared/docs/providers.md` §4), fully translated to and from OpenAI chat completions.
+//! The Gemini provider plugin: Google's native `generateContent` API (`docs/wire-formats.md`,
+//! Gemini native), fully translated to and from OpenAI chat completions.
 //!
 //! - [`encode`]: OpenAI request → `POST {base}/models/{model}:generateContent` (or
 //!   `:streamGenerateContent?alt=sse`) with `systemInstruction`, `contents`, `tools`,

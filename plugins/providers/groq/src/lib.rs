@@ -1,5 +1,5 @@
 //! The Groq provider plugin: Groq's OpenAI-compatible chat completions
-//! (`shared/docs/providers.md` §2), i.e. the SDK's OpenAI translator plus Groq's quirks.
+//! (`docs/wire-formats.md`, Groq), i.e. the SDK's OpenAI translator plus Groq's quirks.
 //!
 //! - Groq answers 400 to `logprobs`, `top_logprobs`, `logit_bias` and `n` > 1: rejected here
 //!   with a message naming the field, so the client learns why without a round trip.

@@ -1,5 +1,6 @@
 //! The Hugging Face Inference Providers plugin: the router's OpenAI-compatible chat completions
-//! (`shared/docs/providers.md` §6), i.e. the SDK's OpenAI translator plus the router's quirks.
+//! (`docs/wire-formats.md`, Hugging Face router), i.e. the SDK's OpenAI translator plus the
+//! router's quirks.
 //!
 //! - The model is the target's, verbatim: a `model:provider` suffix (`…:novita`, `…:groq`,
 //!   `…:fastest`) passes through and picks the router's backend.

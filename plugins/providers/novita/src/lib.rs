@@ -1,5 +1,5 @@
 //! The Novita AI provider plugin: Novita's OpenAI-compatible chat completions
-//! (`shared/docs/providers.md` §8), i.e. the SDK's OpenAI translator plus Novita's quirks.
+//! (`docs/wire-formats.md`, Novita), i.e. the SDK's OpenAI translator plus Novita's quirks.
 //!
 //! - The base URL is `https://api.novita.ai/openai` and the chat path is `/v1/chat/completions`.
 //!   A base that already names an API version (the legacy `https://api.novita.ai/v3/openai`, or

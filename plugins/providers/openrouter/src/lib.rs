@@ -1,5 +1,5 @@
 //! The OpenRouter provider plugin: OpenRouter's OpenAI-compatible chat completions
-//! (`shared/docs/providers.md` §3), i.e. the SDK's OpenAI translator plus OpenRouter's quirks.
+//! (`docs/wire-formats.md`, OpenRouter), i.e. the SDK's OpenAI translator plus OpenRouter's quirks.
 //!
 //! - Requests pass through, OpenRouter extras included (`provider`, `reasoning`, `transforms`,
 //!   `plugins`, `top_k`, `min_p`, …). The model is the target's (vendor-prefixed, variant

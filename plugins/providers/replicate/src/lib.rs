@@ -1,5 +1,5 @@
 //! The Replicate provider plugin: OpenAI chat completions over Replicate's Predictions API
-//! (`shared/docs/providers.md` §10). Replicate is not OpenAI-shaped, so this implements
+//! (`docs/wire-formats.md`, Replicate). Replicate is not OpenAI-shaped, so this implements
 //! [`Provider`] directly.
 //!
 //! - encode: `POST {base}/models/{owner}/{name}/predictions` (or `POST {base}/predictions` with
