@@ -104,7 +104,7 @@ async fn main() {
         us(dec.p99)
     );
 
-    let mut decoder = plugin.stream_decoder(&target).await.unwrap();
+    let mut decoder = plugin.stream_decoder(&target, &sse_head()).await.unwrap();
     let mut chunk = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let t = Instant::now();
@@ -244,7 +244,7 @@ async fn per_provider(runtime: &std::sync::Arc<Runtime>, iterations: usize) {
             plugin.decode(&target, response()).await.unwrap();
             calls.push(t.elapsed());
         }
-        let mut decoder = plugin.stream_decoder(&target).await.unwrap();
+        let mut decoder = plugin.stream_decoder(&target, &sse_head()).await.unwrap();
         let mut chunks = Vec::with_capacity(iterations);
         for _ in 0..iterations {
             let t = Instant::now();
@@ -262,5 +262,13 @@ async fn per_provider(runtime: &std::sync::Arc<Runtime>, iterations: usize) {
             us(chunks.median),
             us(chunks.p99)
         );
+    }
+}
+
+/// The head of a 200 server-sent event stream.
+fn sse_head() -> aigw_runtime::ResponseHead {
+    aigw_runtime::ResponseHead {
+        status: 200,
+        headers: vec![("content-type".into(), "text/event-stream".into())],
     }
 }

@@ -4,9 +4,11 @@ use crate::bindings::provider::exports::aigw::plugin::provider as wit_provider;
 use crate::bindings::tool::aigw::plugin::memory as wit_memory;
 use crate::bindings::tool::exports::aigw::plugin::tool as wit_tool;
 use crate::bindings::types as wit;
+use std::time::Duration;
+
 use crate::types::{
-    Chunk, Completion, CredentialPlacement, Descriptor, Failure, HttpRequest, HttpResponse,
-    MemoryMessage, Step, ToolSpec, Usage,
+    Chunk, Completion, CredentialPlacement, Descriptor, Failure, Follow, HttpRequest, HttpResponse,
+    MemoryMessage, ResponseHead, Step, StreamEnd, ToolSpec, Usage,
 };
 
 pub(crate) fn request(r: wit::HttpRequest) -> HttpRequest {
@@ -41,6 +43,7 @@ pub(crate) fn failure(f: wit::Failure) -> Failure {
         wit::Failure::InvalidRequest(m) => Failure::InvalidRequest(m),
         wit::Failure::ContentFiltered(m) => Failure::ContentFiltered(m),
         wit::Failure::Unauthorized(m) => Failure::Unauthorized(m),
+        wit::Failure::NoCredit(m) => Failure::NoCredit(m),
         wit::Failure::BadResponse(m) => Failure::BadResponse(m),
     }
 }
@@ -59,7 +62,35 @@ pub(crate) fn step(s: wit_provider::Step) -> Step {
             json: c.json,
             usage: c.usage.map(usage),
         }),
-        wit_provider::Step::Follow(r) => Step::Follow(request(r)),
+        wit_provider::Step::Follow(f) => Step::Follow(follow(f)),
+    }
+}
+
+fn follow(f: wit_provider::FollowRequest) -> Follow {
+    Follow {
+        request: request(f.request),
+        after: Duration::from_millis(u64::from(f.after_ms)),
+    }
+}
+
+pub(crate) fn stream_end(e: wit_provider::StreamEnd) -> StreamEnd {
+    match e {
+        wit_provider::StreamEnd::Done(cs) => StreamEnd::Done(chunks(cs)),
+        wit_provider::StreamEnd::Follow(f) => StreamEnd::Follow(follow(f)),
+    }
+}
+
+pub(crate) fn response_head(h: &ResponseHead) -> wit_provider::ResponseHead {
+    wit_provider::ResponseHead {
+        status: h.status,
+        headers: h
+            .headers
+            .iter()
+            .map(|(name, value)| wit::Header {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -77,6 +108,7 @@ pub(crate) fn descriptor(d: wit_provider::Descriptor) -> Descriptor {
         name: d.name,
         version: d.version,
         default_base_url: d.default_base_url,
+        origins: d.origins,
         credential: match d.credential {
             wit_provider::CredentialPlacement::None => CredentialPlacement::None,
             wit_provider::CredentialPlacement::Header(h) => CredentialPlacement::Header {

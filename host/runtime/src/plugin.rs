@@ -13,7 +13,7 @@ use crate::bindings::types::Failure as WitFailure;
 use crate::engine::Runtime;
 use crate::instance::Instance;
 use crate::pool::Pool;
-use crate::types::{Chunk, Descriptor, HttpRequest, HttpResponse, Step};
+use crate::types::{Chunk, Descriptor, HttpRequest, HttpResponse, ResponseHead, Step, StreamEnd};
 use crate::{CallError, Fault, FaultKind, convert};
 
 /// Why a plugin could not be loaded.
@@ -151,17 +151,20 @@ impl Plugin {
         answer(self.pool.finish(instance, result).await).map(convert::step)
     }
 
-    /// Starts decoding one streamed response. The decoder holds an instance until it is closed.
+    /// Starts decoding one streamed response, given its status and headers. The decoder holds
+    /// an instance until it is closed.
     pub async fn stream_decoder(
         self: &Arc<Self>,
         target: &PluginTarget,
+        head: &ResponseHead,
     ) -> Result<StreamDecoder, CallError> {
         let mut instance = self.pool.begin(None).await?;
+        let head = convert::response_head(head);
         let result = instance
             .bindings
             .aigw_plugin_provider()
             .stream_decoder()
-            .call_constructor(&mut instance.store, &target.0)
+            .call_constructor(&mut instance.store, &target.0, &head)
             .await;
         match result {
             Ok(handle) => {
@@ -219,11 +222,12 @@ impl StreamDecoder {
             .stream_decoder()
             .call_feed(&mut instance.store, self.handle, bytes)
             .await;
-        self.settle(instance, result).await
+        self.settle(instance, result).await.map(convert::chunks)
     }
 
-    /// The body ended → the last chunks, or a failure if the stream was cut short.
-    pub async fn finish(&mut self) -> Result<Vec<Chunk>, CallError> {
+    /// The body ended → the last chunks, a request whose body continues the stream, or a
+    /// failure if the stream was cut short.
+    pub async fn finish(&mut self) -> Result<StreamEnd, CallError> {
         let mut instance = self.take()?;
         let result = instance
             .bindings
@@ -231,7 +235,7 @@ impl StreamDecoder {
             .stream_decoder()
             .call_finish(&mut instance.store, self.handle)
             .await;
-        self.settle(instance, result).await
+        self.settle(instance, result).await.map(convert::stream_end)
     }
 
     /// Frees the guest's decoder and returns the instance to the warm pool.
@@ -254,18 +258,16 @@ impl StreamDecoder {
     }
 
     /// Ends a call on the decoder's instance: kept for the next piece, or replaced on a fault.
-    async fn settle(
+    async fn settle<T>(
         &mut self,
         mut instance: Instance<ProviderPlugin>,
-        result: wasmtime::Result<Result<Vec<wit_provider::Chunk>, WitFailure>>,
-    ) -> Result<Vec<Chunk>, CallError> {
+        result: wasmtime::Result<Result<T, WitFailure>>,
+    ) -> Result<T, CallError> {
         match result {
             Ok(answer) => {
                 instance.end();
                 self.instance = Some(instance);
-                answer
-                    .map(convert::chunks)
-                    .map_err(|f| CallError::Failure(convert::failure(f)))
+                answer.map_err(|f| CallError::Failure(convert::failure(f)))
             }
             Err(error) => Err(CallError::Fault(
                 self.plugin.pool.discard(instance, error).await,

@@ -38,6 +38,7 @@ pub enum Failure {
     InvalidRequest(String),
     ContentFiltered(String),
     Unauthorized(String),
+    NoCredit(String),
     BadResponse(String),
 }
 
@@ -51,6 +52,7 @@ impl Failure {
             | Failure::InvalidRequest(message)
             | Failure::ContentFiltered(message)
             | Failure::Unauthorized(message)
+            | Failure::NoCredit(message)
             | Failure::BadResponse(message) => message,
         }
     }
@@ -68,7 +70,32 @@ pub struct Completion {
 pub enum Step {
     Done(Completion),
     /// Send this request and decode its response (polling, multi-step APIs).
-    Follow(HttpRequest),
+    Follow(Follow),
+}
+
+/// A request the plugin asks the host to send next, after a pause (a poll interval). The host
+/// stops following at the attempt's deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Follow {
+    pub request: HttpRequest,
+    pub after: std::time::Duration,
+}
+
+/// The status and headers of a streamed response, given to its decoder when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+}
+
+/// How a streamed body ended, as the decoder sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The stream is complete: these are its last chunks.
+    Done(Vec<Chunk>),
+    /// The stream goes on in the body of another request (Replicate's `urls.stream`): send it
+    /// after the pause and feed its body to the same decoder.
+    Follow(Follow),
 }
 
 /// One OpenAI `chat.completion.chunk`; `usage` is set on the final usage chunk.
@@ -92,6 +119,8 @@ pub struct Descriptor {
     pub name: String,
     pub version: String,
     pub default_base_url: String,
+    /// Other origins of the provider (besides the default base URL's) its requests go to.
+    pub origins: Vec<String>,
     pub credential: CredentialPlacement,
     pub credential_required: bool,
     pub models: Vec<String>,

@@ -124,7 +124,10 @@ async fn faults_in_decode_and_in_stream_decoders_are_classified_too() {
     let (kind, _) = fault_kind(plugin.decode(&target("trap-decode"), response).await);
     assert_eq!(kind, FaultKind::Trap);
 
-    let mut decoder = plugin.stream_decoder(&target("trap-stream")).await.unwrap();
+    let mut decoder = plugin
+        .stream_decoder(&target("trap-stream"), &sse_head())
+        .await
+        .unwrap();
     let (kind, _) = fault_kind(decoder.feed(b"data: {}\n\n").await);
     assert_eq!(kind, FaultKind::Trap);
     // The decoder's instance is gone; using it again is a fault, never a panic.
@@ -242,4 +245,12 @@ async fn a_file_that_is_not_a_component_is_refused_with_its_path() {
         "{}",
         missing.message
     );
+}
+
+/// The head of a 200 server-sent event stream.
+fn sse_head() -> aigw_runtime::ResponseHead {
+    aigw_runtime::ResponseHead {
+        status: 200,
+        headers: vec![("content-type".into(), "text/event-stream".into())],
+    }
 }

@@ -47,7 +47,19 @@ impl Provider {
             .unwrap_or_else(|| plugin.descriptor().default_base_url.clone())
             .trim_end_matches('/')
             .to_owned();
-        let grants = Grants::new([Origin::of(&base_url)?]);
+        // The other origins a plugin declares belong to the provider's default deployment:
+        // they are granted (and get the credential) only while the operator keeps it.
+        let default_base_url = plugin.descriptor().default_base_url.trim_end_matches('/');
+        let also: &[String] = if base_url == default_base_url {
+            &plugin.descriptor().origins
+        } else {
+            &[]
+        };
+        let mut origins = vec![Origin::of(&base_url)?];
+        for origin in also {
+            origins.push(Origin::of(origin)?);
+        }
+        let grants = Grants::new(origins);
         let credential = options.api_key.clone().map(Secret::new);
         let missing_credential = match (&credential, plugin.descriptor().credential_required) {
             (None, true) => Some(
@@ -69,7 +81,7 @@ impl Provider {
                     },
                     CredentialPlacement::Query(param) => Placement::Query(param.clone()),
                 };
-                Some(Credential::new(secret, placement, &base_url, &[])?)
+                Some(Credential::new(secret, placement, &base_url, also)?)
             }
         };
         Ok(Provider {

@@ -1,20 +1,30 @@
 //! One attempt of a chat completion on one target, as the failover engine asks for it
 //! ([`Upstream`]): encode the request with the target's plugin, send it through the egress,
-//! and decode the answer — whole, following multi-step APIs, or up to a stream's first chunk,
-//! the moment the attempt commits.
+//! and decode the answer — whole, following multi-step APIs (polls, at the plugin's pace, up to
+//! the attempt's deadline), or up to a stream's first chunk, the moment the attempt commits (a
+//! stream may continue in another request's body: the decoder's stream-side follow).
 
 use std::time::Duration;
 
 use aigw_egress::{EgressError, ErrorKind, SendOptions};
 use aigw_router::{Failure, FailureClass, Timeouts, Upstream};
-use aigw_runtime::{CallError, Chunk, HttpRequest, HttpResponse, Step, StreamDecoder, Usage};
+use aigw_runtime::{
+    CallError, Chunk, Follow, HttpRequest, HttpResponse, ResponseHead, Step, StreamDecoder,
+    StreamEnd, Usage,
+};
+use tokio::time::Instant;
 
 use super::continuation::Continuation;
 use crate::gateway::{Gateway, RouteTarget};
 
-/// How many `follow` steps one answer may take (polling APIs); a plugin looping forever on
-/// `follow` fails the attempt instead of holding the request.
-const MAX_FOLLOW_STEPS: usize = 64;
+/// How many `follow` steps one answer may take. The attempt's deadline is the real bound on a
+/// polled answer (a plugin asks for a pause between polls); this stops a plugin that follows
+/// without pausing from spinning until then.
+const MAX_FOLLOW_STEPS: usize = 1000;
+
+/// The HTTP client's bound on a streamed exchange: the stream's own limits (first chunk,
+/// stall, total) are enforced while it is read, so this only has to be longer than any.
+const STREAM_EXCHANGE: Duration = Duration::from_secs(24 * 3600);
 
 /// What one successful attempt produced.
 pub(crate) enum Answer {
@@ -28,13 +38,14 @@ pub(crate) struct OpenStream {
     pub(crate) decoder: StreamDecoder,
     /// The chunks read before commitment, not yet sent.
     pub(crate) first: Vec<Chunk>,
-    /// The decoder's `finish` succeeded: the stream is complete once `first` is out.
+    /// The decoder's `finish` said done: the stream is complete once `first` is out.
     pub(crate) finished: bool,
-    /// The longest silence allowed between two upstream reads.
-    pub(crate) stall: Duration,
+    /// Follow requests sent so far (a stream continued in another request's body).
+    pub(crate) follows: usize,
+    /// The target's limits: `stall` between reads, `total` for the whole attempt.
+    pub(crate) timeouts: Timeouts,
     /// When the whole attempt must be over.
-    pub(crate) deadline: tokio::time::Instant,
-    pub(crate) total: Duration,
+    pub(crate) deadline: Instant,
 }
 
 /// One chat completion request, tried against targets by the failover engine.
@@ -73,55 +84,23 @@ impl Upstream for Call<'_> {
 }
 
 impl Call<'_> {
-    /// Sends a request through the egress (the provider's grants and credential) and waits for
-    /// the response headers, within `first_byte`; `whole` bounds the exchange, body included.
-    async fn send(
-        &self,
-        target: &RouteTarget,
-        request: HttpRequest,
-        timeouts: &Timeouts,
-        whole: Duration,
-    ) -> Result<aigw_egress::Response, Failure> {
-        let provider = &target.provider;
-        let request = aigw_egress::Request {
-            method: request.method,
-            url: request.url,
-            headers: request.headers,
-            body: request.body,
-        };
-        let options = SendOptions {
-            grants: &provider.grants,
-            credential: provider.credential.as_ref(),
-            connect_timeout: timeouts.connect,
-            timeout: whole,
-        };
-        let send = self.gateway.egress.send(request, options);
-        match tokio::time::timeout(timeouts.first_byte, send).await {
-            Ok(result) => result.map_err(send_failure),
-            Err(_) => Err(Failure::new(
-                FailureClass::Timeout,
-                format!(
-                    "no response within {} ms (first byte)",
-                    timeouts.first_byte.as_millis()
-                ),
-            )),
-        }
-    }
-
     async fn complete(
         &self,
         target: &RouteTarget,
         body: &str,
         timeouts: &Timeouts,
     ) -> Result<Answer, Failure> {
+        let deadline = Instant::now() + timeouts.total;
         let provider = &target.provider;
         let plugin = &provider.plugin;
         let mut request = plugin
             .encode(&target.plugin_target, body)
             .await
             .map_err(|e| call_failure(e, &provider.name, None))?;
-        for _ in 0..MAX_FOLLOW_STEPS {
-            let response = self.send(target, request, timeouts, timeouts.total).await?;
+        let mut follows = 0;
+        loop {
+            let whole = deadline.saturating_duration_since(Instant::now());
+            let response = send(self.gateway, target, request, timeouts, whole).await?;
             let status = response.status;
             let response = read_whole(response).await?;
             match plugin.decode(&target.plugin_target, response).await {
@@ -131,17 +110,13 @@ impl Call<'_> {
                         usage: completion.usage,
                     });
                 }
-                Ok(Step::Follow(next)) => request = next,
+                Ok(Step::Follow(next)) => {
+                    follows += 1;
+                    request = pause_for(next, follows, target, timeouts, deadline).await?;
+                }
                 Err(e) => return Err(call_failure(e, &provider.name, Some(status))),
             }
         }
-        Err(Failure::new(
-            FailureClass::BadResponse,
-            format!(
-                "plugin `{}` did not finish within {MAX_FOLLOW_STEPS} steps",
-                provider.name
-            ),
-        ))
     }
 
     /// Sends a streamed request and reads until the first chunk: until then, any failure
@@ -152,7 +127,7 @@ impl Call<'_> {
         body: &str,
         timeouts: &Timeouts,
     ) -> Result<OpenStream, Failure> {
-        let started = tokio::time::Instant::now();
+        let deadline = Instant::now() + timeouts.total;
         let provider = &target.provider;
         let plugin = &provider.plugin;
         let request = plugin
@@ -160,63 +135,171 @@ impl Call<'_> {
             .await
             .map_err(|e| call_failure(e, &provider.name, None))?;
         // The stream's own limits (stall, total) are enforced while reading it.
-        let response = self
-            .send(target, request, timeouts, Duration::from_secs(24 * 3600))
-            .await?;
-        let status = response.status;
-        if !(200..300).contains(&status) {
-            // Bounded by the engine's first-byte limit around the whole attempt.
-            let answer = read_whole(response).await?;
-            return Err(match plugin.decode(&target.plugin_target, answer).await {
-                Err(e) => call_failure(e, &provider.name, Some(status)),
-                Ok(_) => Failure::new(
-                    FailureClass::BadResponse,
-                    format!("upstream answered {status} to a streamed request"),
-                )
-                .with_status(status),
-            });
-        }
-        let mut body = response.body;
+        let response = send(self.gateway, target, request, timeouts, STREAM_EXCHANGE).await?;
+        let head = ResponseHead {
+            status: response.status,
+            headers: response.headers.to_pairs(),
+        };
+        let mut body = streamed_body(target, response).await?;
         let mut decoder = plugin
-            .stream_decoder(&target.plugin_target)
+            .stream_decoder(&target.plugin_target, &head)
             .await
             .map_err(|e| call_failure(e, &provider.name, None))?;
-        let open = |body, decoder, first, finished| OpenStream {
-            body,
-            decoder,
-            first,
-            finished,
-            stall: timeouts.stall,
-            deadline: started + timeouts.total,
-            total: timeouts.total,
-        };
+        let mut follows = 0;
         loop {
-            match body.chunk().await {
-                Ok(Some(piece)) => {
-                    let first = decoder
-                        .feed(&piece)
-                        .await
-                        .map_err(|e| call_failure(e, &provider.name, None))?;
-                    if !first.is_empty() {
-                        return Ok(open(body, decoder, first, false));
+            let first = match body.chunk().await {
+                Ok(Some(piece)) => decoder
+                    .feed(&piece)
+                    .await
+                    .map_err(|e| call_failure(e, &provider.name, None))?,
+                Ok(None) => match decoder.finish().await {
+                    Ok(StreamEnd::Done(last)) => {
+                        return Ok(OpenStream {
+                            body,
+                            decoder,
+                            first: last,
+                            finished: true,
+                            follows,
+                            timeouts: *timeouts,
+                            deadline,
+                        });
                     }
-                }
-                Ok(None) => {
-                    let first = decoder
-                        .finish()
-                        .await
-                        .map_err(|e| call_failure(e, &provider.name, None))?;
-                    return Ok(open(body, decoder, first, true));
-                }
+                    Ok(StreamEnd::Follow(next)) => {
+                        follows += 1;
+                        body =
+                            follow_stream(self.gateway, target, next, follows, timeouts, deadline)
+                                .await?;
+                        continue;
+                    }
+                    Err(e) => return Err(call_failure(e, &provider.name, None)),
+                },
                 Err(e) => {
                     return Err(Failure::new(
                         FailureClass::Unavailable,
                         format!("before the stream's first chunk: {e}"),
                     ));
                 }
+            };
+            if !first.is_empty() {
+                return Ok(OpenStream {
+                    body,
+                    decoder,
+                    first,
+                    finished: false,
+                    follows,
+                    timeouts: *timeouts,
+                    deadline,
+                });
             }
         }
     }
+}
+
+/// Sends a request through the egress (the provider's grants and credential) and waits for the
+/// response headers, within `first_byte`; `whole` bounds the exchange, body included.
+async fn send(
+    gateway: &Gateway,
+    target: &RouteTarget,
+    request: HttpRequest,
+    timeouts: &Timeouts,
+    whole: Duration,
+) -> Result<aigw_egress::Response, Failure> {
+    let provider = &target.provider;
+    let request = aigw_egress::Request {
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        body: request.body,
+    };
+    let options = SendOptions {
+        grants: &provider.grants,
+        credential: provider.credential.as_ref(),
+        connect_timeout: timeouts.connect,
+        timeout: whole,
+    };
+    match tokio::time::timeout(timeouts.first_byte, gateway.egress.send(request, options)).await {
+        Ok(result) => result.map_err(send_failure),
+        Err(_) => Err(Failure::new(
+            FailureClass::Timeout,
+            format!(
+                "no response within {} ms (first byte)",
+                timeouts.first_byte.as_millis()
+            ),
+        )),
+    }
+}
+
+/// Waits the pause a plugin asked for before following with another request (a poll), unless
+/// it would end past the attempt's deadline or the plugin has followed too often.
+async fn pause_for(
+    follow: Follow,
+    follows: usize,
+    target: &RouteTarget,
+    timeouts: &Timeouts,
+    deadline: Instant,
+) -> Result<HttpRequest, Failure> {
+    if follows > MAX_FOLLOW_STEPS {
+        return Err(Failure::new(
+            FailureClass::BadResponse,
+            format!(
+                "plugin `{}` did not finish within {MAX_FOLLOW_STEPS} follow steps",
+                target.provider.name
+            ),
+        ));
+    }
+    let at = Instant::now() + follow.after;
+    if at >= deadline {
+        return Err(Failure::new(
+            FailureClass::Timeout,
+            format!(
+                "no complete answer within {} ms ({follows} follow steps; the upstream was still \
+                 working)",
+                timeouts.total.as_millis()
+            ),
+        ));
+    }
+    tokio::time::sleep_until(at).await;
+    Ok(follow.request)
+}
+
+/// Sends the request a stream decoder asked to follow (its body continues the stream), after
+/// the decoder's pause; a non-2xx answer is classified by the plugin's `decode`.
+pub(crate) async fn follow_stream(
+    gateway: &Gateway,
+    target: &RouteTarget,
+    follow: Follow,
+    follows: usize,
+    timeouts: &Timeouts,
+    deadline: Instant,
+) -> Result<aigw_egress::Body, Failure> {
+    let request = pause_for(follow, follows, target, timeouts, deadline).await?;
+    let response = send(gateway, target, request, timeouts, STREAM_EXCHANGE).await?;
+    streamed_body(target, response).await
+}
+
+/// The body of a 2xx answer to a streamed request; any other answer is read whole and given to
+/// the plugin's `decode` to classify.
+async fn streamed_body(
+    target: &RouteTarget,
+    response: aigw_egress::Response,
+) -> Result<aigw_egress::Body, Failure> {
+    let status = response.status;
+    if (200..300).contains(&status) {
+        return Ok(response.body);
+    }
+    let provider = &target.provider;
+    // Bounded by the engine's first-byte limit around the whole attempt.
+    let answer = read_whole(response).await?;
+    Err(
+        match provider.plugin.decode(&target.plugin_target, answer).await {
+            Err(e) => call_failure(e, &provider.name, Some(status)),
+            Ok(_) => Failure::new(
+                FailureClass::BadResponse,
+                format!("upstream answered {status} to a streamed request"),
+            )
+            .with_status(status),
+        },
+    )
 }
 
 /// Reads a whole answer for the plugin to decode.
@@ -275,6 +358,7 @@ pub(crate) fn call_failure(error: CallError, provider: &str, status: Option<u16>
         Plugin::InvalidRequest(_) => (FailureClass::InvalidRequest, None),
         Plugin::ContentFiltered(_) => (FailureClass::ContentFiltered, None),
         Plugin::Unauthorized(_) => (FailureClass::Unauthorized, None),
+        Plugin::NoCredit(_) => (FailureClass::NoCredit, None),
         Plugin::BadResponse(_) => (FailureClass::BadResponse, None),
     };
     let mut out = Failure::new(class, failure.message()).with_retry_after(retry_after);

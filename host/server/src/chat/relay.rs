@@ -8,12 +8,12 @@
 use std::sync::Arc;
 
 use aigw_router::{Commitment, Failure, FailureClass};
-use aigw_runtime::{Chunk, Usage};
+use aigw_runtime::{Chunk, StreamEnd, Usage};
 use bytes::Bytes;
 use http::StatusCode;
 use tokio::sync::mpsc;
 
-use super::attempt::{Answer, Call, OpenStream, call_failure};
+use super::attempt::{Answer, Call, OpenStream, call_failure, follow_stream};
 use super::continuation::{Transcript, continuation_bodies, rejoin};
 use super::record::{Finished, RequestRecord};
 use crate::error::ApiError;
@@ -75,7 +75,13 @@ impl Relay {
 
     /// Carries one upstream stream to the client until it finishes, breaks or the client
     /// leaves.
-    async fn carry(&mut self, open: &mut OpenStream, provider: &str) -> Relayed {
+    async fn carry(
+        &mut self,
+        open: &mut OpenStream,
+        gateway: &Gateway,
+        target: &RouteTarget,
+    ) -> Relayed {
+        let provider = target.provider.name.as_str();
         let mut pending = std::mem::take(&mut open.first);
         loop {
             // `finished` means the decoder's `finish` succeeded: only then does `[DONE]` go out.
@@ -88,14 +94,15 @@ impl Relay {
             if open.finished {
                 return Relayed::Finished;
             }
-            let silence_ends = tokio::time::Instant::now() + open.stall;
+            let stall = open.timeouts.stall;
+            let silence_ends = tokio::time::Instant::now() + stall;
             let read =
                 tokio::time::timeout_at(silence_ends.min(open.deadline), open.body.chunk()).await;
             let piece = match read {
                 Err(_) if silence_ends < open.deadline => {
                     return Relayed::Broke(Failure::new(
                         FailureClass::Timeout,
-                        format!("stream stalled: no data for {} ms", open.stall.as_millis()),
+                        format!("stream stalled: no data for {} ms", stall.as_millis()),
                     ));
                 }
                 Err(_) => {
@@ -103,7 +110,7 @@ impl Relay {
                         FailureClass::Timeout,
                         format!(
                             "stream still running after its total limit of {} ms",
-                            open.total.as_millis()
+                            open.timeouts.total.as_millis()
                         ),
                     ));
                 }
@@ -117,10 +124,33 @@ impl Relay {
             };
             let decoded = match &piece {
                 Some(bytes) => open.decoder.feed(bytes).await,
-                None => {
-                    open.finished = true;
-                    open.decoder.finish().await
-                }
+                None => match open.decoder.finish().await {
+                    Ok(StreamEnd::Done(last)) => {
+                        open.finished = true;
+                        Ok(last)
+                    }
+                    // The stream goes on in another request's body.
+                    Ok(StreamEnd::Follow(next)) => {
+                        open.follows += 1;
+                        let followed = follow_stream(
+                            gateway,
+                            target,
+                            next,
+                            open.follows,
+                            &open.timeouts,
+                            open.deadline,
+                        )
+                        .await;
+                        match followed {
+                            Ok(body) => {
+                                open.body = body;
+                                continue;
+                            }
+                            Err(failure) => return Relayed::Broke(failure),
+                        }
+                    }
+                    Err(e) => Err(e),
+                },
             };
             match decoded {
                 Ok(chunks) => pending = chunks,
@@ -153,7 +183,7 @@ pub(crate) async fn pump(
     loop {
         let entry = &route.entries[commitment.target];
         let served_by = &entry.target;
-        let failure = match relay.carry(&mut open, &served_by.provider.name).await {
+        let failure = match relay.carry(&mut open, &context.gateway, served_by).await {
             Relayed::Finished => {
                 open.decoder.close().await;
                 context.record.finish(Finished {
