@@ -32,7 +32,9 @@
 //! What rule 3 leaves open, stated so it is a choice and not an accident: a tool plugin that
 //! *caches* what it fetched or read (an outbound response, a memory value) in a global could
 //! hand one tenant's data, obtained under that tenant's grants or namespace, to a later tenant
-//! who has neither. The host cannot see guest globals, so it cannot prevent this; only a fresh
+//! who has neither (`tests/tools.rs` shows it with a guest that keeps what its static
+//! constructor read: Rust runs constructors at an instance's first export call, so on a fresh
+//! instance that is a caller's call, and the import rightly acts for that caller). The host cannot see guest globals, so it cannot prevent this; only a fresh
 //! instance per call (or per tenant) would. That costs an instantiation per call (tens of µs for
 //! a Rust guest, ~1 ms for Python or JS), small next to the network round trip a tool call
 //! usually makes, and is the remedy if an operator must run tool plugins it does not trust with

@@ -225,10 +225,16 @@ impl MemoryStore for SilentStore {
 async fn a_tool_plugin_describes_its_tools_and_echoes() {
     let plugin = load(Services::default()).await;
     let names: Vec<&str> = plugin.describe().iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(
-        names,
-        ["echo", "fetch", "remember", "recall", "stderr", "panic"]
-    );
+    let tools = [
+        "echo",
+        "fetch",
+        "remember",
+        "recall",
+        "stderr",
+        "panic",
+        "constructor-probe",
+    ];
+    assert_eq!(names, tools);
     let fetch = &plugin.describe()[1];
     let schema: serde_json::Value = serde_json::from_str(&fetch.parameters_schema).unwrap();
     assert_eq!(schema["required"][0], "url");
@@ -580,4 +586,43 @@ async fn a_store_that_does_not_answer_fails_the_operation_at_its_timeout() {
         answer,
         Failure::Unavailable("memory: the store did not answer within 30000 ms".into())
     );
+}
+
+#[tokio::test]
+async fn imports_act_for_the_running_call_only_and_a_guest_global_is_the_plugins_own() {
+    // tool-echo reads memory key "probe" in a static constructor, which Rust runs at the
+    // instance's first export call, and keeps the answer in a global.
+    let plugin = load(services(Some(Arc::new(MapStore::default())))).await;
+    let tenant_a = caller(Some("tenant-a"), Grants::none());
+    let tenant_b = caller(Some("tenant-b"), Grants::none());
+    let probe =
+        async |who: &CallContext| plugin.invoke(who, "constructor-probe", "{}").await.unwrap();
+    plugin
+        .invoke(
+            &tenant_a,
+            "remember",
+            r#"{"key":"probe","value":"a-secret"}"#,
+        )
+        .await
+        .unwrap();
+    // The one warm instance ran its constructor in `describe` at load, which runs for nobody.
+    assert_eq!(probe(&tenant_a).await, format!("error: {NO_NAMESPACE}"));
+
+    // A fault replaces it with a fresh instance whose first call is tenant A's: the
+    // constructor's import acts for tenant A, the caller of the running call.
+    assert!(matches!(
+        plugin.invoke(&tenant_a, "panic", "{}").await,
+        Err(CallError::Fault(_))
+    ));
+    assert_eq!(probe(&tenant_a).await, r#"ok: Some("a-secret")"#);
+    // What the guest kept in its global it hands to whoever asks: tenant B's call reads it
+    // although B's own namespace holds no such key. This is the limit of host-side isolation
+    // documented in `pool.rs` (rule 3): the host scopes what imports do, not what a plugin
+    // remembers.
+    assert_eq!(probe(&tenant_b).await, r#"ok: Some("a-secret")"#);
+    let own = plugin
+        .invoke(&tenant_b, "recall", r#"{"key":"probe"}"#)
+        .await
+        .unwrap();
+    assert_eq!(own, r#"{"value":null}"#);
 }

@@ -10,8 +10,8 @@
 //! exchange of one send, body included [10 s], the response body [1 MiB, a larger answer fails
 //! with `bad-response` and its connection is dropped], the connect timeout [5 s, one the egress
 //! was built with]. Time spent waiting on a send does not count against the call's deadline,
-//! which bounds the guest's own work; so a tool call takes at most the call deadline plus
-//! sends × send timeout.
+//! which bounds the guest's own work; so a tool call takes at most the call deadline plus its
+//! bounded import waits (sends × send timeout, memory operations × their timeout).
 
 use std::time::{Duration, Instant};
 

@@ -10,6 +10,8 @@
 //! - `stderr` `{"text"}`: writes the text to stderr and returns nothing, for the per-call
 //!   stderr capture.
 //! - `panic`: panics (a trap), for fault tests.
+//! - `constructor-probe`: what `memory.get("probe")` answered in the module's static
+//!   constructor, kept in a global: a guest that remembers what an import returned.
 //!
 //! Memory errors are strings in the WIT; the tools report them as `unavailable` failures.
 
@@ -78,6 +80,11 @@ impl Guest for ToolEcho {
                 object(json!({"text": {"type": "string"}}), &["text"]),
             ),
             spec("panic", "Traps.", json!({"type": "object"})),
+            spec(
+                "constructor-probe",
+                "What memory.get(\"probe\") answered in the static constructor.",
+                json!({"type": "object"}),
+            ),
         ]
     }
 
@@ -92,10 +99,38 @@ impl Guest for ToolEcho {
                 Ok(String::new())
             }
             "panic" => panic_now(),
+            "constructor-probe" => Ok(AT_CONSTRUCTION
+                .lock()
+                .ok()
+                .and_then(|slot| slot.clone())
+                .unwrap_or_else(|| "the constructor did not run".to_owned())),
             other => Err(Failure::InvalidRequest(format!("no tool named {other:?}"))),
         }
     }
 }
+
+/// What `memory.get("probe")` answered in the module's static constructor, kept in a global
+/// for the `constructor-probe` tool. Rust runs constructors (`__wasm_call_ctors`) at the
+/// instance's first export call, not while it is instantiated: so in whatever call comes
+/// first, `describe` at load or a caller's call on a fresh instance.
+static AT_CONSTRUCTION: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+extern "C" fn probe_at_construction() {
+    let answer = match memory::get("probe") {
+        Ok(value) => format!("ok: {value:?}"),
+        Err(e) => format!("error: {e}"),
+    };
+    if let Ok(mut slot) = AT_CONSTRUCTION.lock() {
+        *slot = Some(answer);
+    }
+}
+
+// Runs `probe_at_instantiation` from the module's constructors (`__wasm_call_ctors`, which the
+// component calls while it is instantiated).
+#[allow(unsafe_code)]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static PROBE_AT_CONSTRUCTION: extern "C" fn() = probe_at_construction;
 
 #[allow(clippy::panic)]
 fn panic_now() -> ! {
