@@ -128,8 +128,11 @@ def rate_limit():
     e = expect_error(openai.RateLimitError, lambda: ask("rate-limit"))
     assert e.status_code == 429, e
     assert e.code == "rate_limited", e
-    # OpenRouter's wait is an epoch in ms 7 s ahead of the mock's clock: a slow run may see 6.
-    assert e.response.headers.get("retry-after") in ("7", "6"), e.response.headers
+    # The upstream asks for 7 s. The HTTP cases before this one cooled the target down, so the
+    # gateway may answer from that cooldown with the seconds left of it (OpenRouter's wait is
+    # an epoch in ms, which a slow run may also see as 6).
+    retry_after = int(e.response.headers.get("retry-after", "0"))
+    assert 1 <= retry_after <= 7, e.response.headers
 
 
 def bad_request():

@@ -22,7 +22,9 @@ fn ask(model: &str, stream: bool) -> Value {
 }
 
 async fn replicate() -> (MockUpstream, Gateway) {
-    let mock = MockUpstream::start(Flavor::Replicate).await.with_api_key("r8_k");
+    let mock = MockUpstream::start(Flavor::Replicate)
+        .await
+        .with_api_key("r8_k");
     let config = format!(
         "{}\n{}",
         plugins_section(),
@@ -67,12 +69,15 @@ async fn a_prediction_that_needs_20_s_is_polled_at_a_sane_interval_until_it_succ
 async fn a_replicate_stream_comes_from_the_stream_url_as_it_is_produced() {
     let (mock, gateway) = replicate().await;
     let started = Instant::now();
-    let response = gateway.chat(&ask("rep/mock/runs-3000", true)).await;
+    let mut request = ask("rep/mock/runs-3000", true);
+    request["stream_options"] = json!({"include_usage": true});
+    let response = gateway.chat(&request).await;
     assert_eq!(response.status(), 200);
     let headers_after = started.elapsed();
     let (body, error) = read_stream(response).await;
     assert!(error.is_none(), "{error:?}");
     let mut text = String::new();
+    let mut usage = Vec::new();
     for data in body.lines().filter_map(|l| l.strip_prefix("data: ")) {
         if data == "[DONE]" {
             continue;
@@ -81,8 +86,16 @@ async fn a_replicate_stream_comes_from_the_stream_url_as_it_is_produced() {
         if let Some(content) = chunk["choices"][0]["delta"]["content"].as_str() {
             text.push_str(content);
         }
+        if !chunk["usage"].is_null() {
+            usage.push(chunk["usage"].clone());
+        }
     }
     assert_eq!(text, REPLY);
+    assert_eq!(usage.len(), 1, "one usage chunk: {body}");
+    assert_eq!(
+        usage[0]["completion_tokens"], 5,
+        "from the prediction's metrics"
+    );
     assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
     // The first word came well before the prediction finished: it streamed, it was not a
     // finished prediction replayed.
@@ -93,7 +106,11 @@ async fn a_replicate_stream_comes_from_the_stream_url_as_it_is_produced() {
     let reads = mock.stream_reads();
     assert_eq!(reads.len(), 1, "one read of urls.stream");
     assert_eq!(reads[0].header("accept"), Some("text/event-stream"));
-    assert!(mock.prediction_polls().is_empty(), "a stream needs no polls");
+    // No polling while it streams: one read of the finished prediction, for its metrics (the
+    // SSE carries no usage), after the stream's end.
+    let polls = mock.prediction_polls();
+    assert_eq!(polls.len(), 1, "{polls:?}");
+    assert!(polls[0].at >= reads[0].at);
     let creates: Vec<_> = mock
         .requests()
         .into_iter()

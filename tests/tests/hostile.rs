@@ -84,3 +84,24 @@ async fn a_trapping_plugin_fails_over_to_the_next_target() {
         "mock reply to: are you well?"
     );
 }
+
+#[tokio::test]
+async fn a_plugin_sending_to_an_origin_its_provider_was_not_granted_is_refused() {
+    let upstreams = Upstreams::start().await;
+    let gateway = gateway_with_hostile_plugin(&upstreams).await;
+    // The groq mock is a real server on another origin: the hostile provider was granted only
+    // its own base URL's (the local mock's).
+    let elsewhere = format!("{}/chat/completions", upstreams.groq.base_url());
+    let mut body = ask("hostile/elsewhere");
+    body["user"] = json!(elsewhere);
+    let (status, _, body) = status_and_json(gateway.chat(&body).await).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "plugin_fault", "{body}");
+    let message = error_message(&body);
+    assert!(message.contains("is not granted"), "{message}");
+    assert!(
+        upstreams.groq.requests().is_empty(),
+        "nothing reached the ungranted origin"
+    );
+    assert!(upstreams.local.chat_requests().is_empty());
+}

@@ -146,30 +146,25 @@ impl Call<'_> {
             .await
             .map_err(|e| call_failure(e, &provider.name, None))?;
         let mut follows = 0;
-        loop {
-            let first = match body.chunk().await {
-                Ok(Some(piece)) => decoder
-                    .feed(&piece)
-                    .await
-                    .map_err(|e| call_failure(e, &provider.name, None))?,
-                Ok(None) => match decoder.finish().await {
-                    Ok(StreamEnd::Done(last)) => {
-                        return Ok(OpenStream {
-                            body,
-                            decoder,
-                            first: last,
-                            finished: true,
-                            follows,
-                            timeouts: *timeouts,
-                            deadline,
-                        });
+        // Read until the decoder yields chunks (the commitment) or says the stream is done.
+        let (first, finished) = loop {
+            match body.chunk().await {
+                Ok(Some(piece)) => {
+                    let chunks = decoder
+                        .feed(&piece)
+                        .await
+                        .map_err(|e| call_failure(e, &provider.name, None))?;
+                    if !chunks.is_empty() {
+                        break (chunks, false);
                     }
+                }
+                Ok(None) => match decoder.finish().await {
+                    Ok(StreamEnd::Done(last)) => break (last, true),
                     Ok(StreamEnd::Follow(next)) => {
                         follows += 1;
                         body =
                             follow_stream(self.gateway, target, next, follows, timeouts, deadline)
                                 .await?;
-                        continue;
                     }
                     Err(e) => return Err(call_failure(e, &provider.name, None)),
                 },
@@ -179,19 +174,17 @@ impl Call<'_> {
                         format!("before the stream's first chunk: {e}"),
                     ));
                 }
-            };
-            if !first.is_empty() {
-                return Ok(OpenStream {
-                    body,
-                    decoder,
-                    first,
-                    finished: false,
-                    follows,
-                    timeouts: *timeouts,
-                    deadline,
-                });
             }
-        }
+        };
+        Ok(OpenStream {
+            body,
+            decoder,
+            first,
+            finished,
+            follows,
+            timeouts: *timeouts,
+            deadline,
+        })
     }
 }
 

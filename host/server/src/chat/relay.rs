@@ -117,7 +117,7 @@ impl Relay {
                 Ok(Err(e)) => {
                     return Relayed::Broke(Failure::new(
                         FailureClass::Unavailable,
-                        format!("stream {e}"),
+                        format!("the stream {}", e.message().trim_start_matches("upstream ")),
                     ));
                 }
                 Ok(Ok(piece)) => piece,

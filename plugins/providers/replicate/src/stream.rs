@@ -14,7 +14,9 @@
 //!   `failed`/`canceled`/`aborted` are failures like in `decode`.
 //! - SSE: `output` pieces become content deltas (the first with the role), `done` the finish
 //!   chunk, `error` and a `done` whose reason is `canceled`/`error` a failure; a body that ends
-//!   before `done` was cut short. The SSE carries no usage, so no usage chunk is emitted. The
+//!   before `done` was cut short. The SSE carries no usage: once it is done, the decoder follows
+//!   `urls.get` and reads the finished prediction's `metrics` into OpenAI's usage chunk (a
+//!   prediction that cannot be read then costs only the usage chunk, not the answer). The
 //!   chunks carry the prediction's id (`chatcmpl-<id>`) and creation time.
 //!
 //! Which a body is comes from what the decoder asked for, else from the response head's
@@ -22,7 +24,9 @@
 
 use aigw_plugin_sdk::failure::UpstreamError;
 use aigw_plugin_sdk::sse::{Event, SseParser};
-use aigw_plugin_sdk::{Chunk, Failure, Follow, ResponseHead, StreamDecoder, StreamEnd, Target};
+use aigw_plugin_sdk::{
+    Chunk, Failure, Follow, HttpRequest, ResponseHead, StreamDecoder, StreamEnd, Target, Usage,
+};
 use serde_json::{Value, json};
 
 use crate::{
@@ -47,6 +51,11 @@ pub struct PredictionStream {
     created: u64,
     role_sent: bool,
     done: bool,
+    /// `GET urls.get` of the prediction being streamed: its `metrics` give the usage the SSE
+    /// does not carry, read once the stream is done.
+    usage_request: Option<HttpRequest>,
+    /// The body now being read is that prediction, for its usage only.
+    reading_usage: bool,
 }
 
 impl PredictionStream {
@@ -71,6 +80,8 @@ impl PredictionStream {
             created: now_seconds(),
             role_sent: false,
             done: false,
+            usage_request: None,
+            reading_usage: false,
         }
     }
 
@@ -152,6 +163,14 @@ impl PredictionStream {
 
     /// A whole prediction body: the follow it calls for, or its replay as chunks.
     fn prediction_ended(&mut self, body: &[u8]) -> Result<StreamEnd, Failure> {
+        if self.reading_usage {
+            // The answer is complete already: a prediction that cannot be read (or has no
+            // metrics yet) only costs the usage chunk, never the answer.
+            let usage = Prediction::parse(body).ok().and_then(|p| p.usage());
+            return Ok(StreamEnd::Done(
+                usage.map(|u| self.usage_chunk(u)).into_iter().collect(),
+            ));
+        }
         let prediction = Prediction::parse(body)?;
         let status = prediction.status()?;
         self.id = prediction.completion_id();
@@ -161,6 +180,7 @@ impl PredictionStream {
             Status::Failed | Status::Canceled | Status::Aborted => Err(prediction.failure()),
             Status::Pending => {
                 if let Some(request) = prediction.stream_request() {
+                    self.usage_request = prediction.poll_request(&self.target).ok();
                     self.body = Body::Sse(SseParser::new());
                     return Ok(StreamEnd::Follow(Follow::now(request)));
                 }
@@ -186,20 +206,25 @@ impl PredictionStream {
         }
         self.finish_chunks(&mut chunks);
         if let Some(usage) = prediction.usage() {
-            chunks.push(Chunk {
-                json: json!({
-                    "id": self.id,
-                    "object": "chat.completion.chunk",
-                    "created": self.created,
-                    "model": self.target.model,
-                    "choices": [],
-                    "usage": usage_json(usage),
-                })
-                .to_string(),
-                usage: Some(usage),
-            });
+            chunks.push(self.usage_chunk(usage));
         }
         Ok(chunks)
+    }
+
+    /// OpenAI's final usage chunk (`choices: []`).
+    fn usage_chunk(&self, usage: Usage) -> Chunk {
+        Chunk {
+            json: json!({
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.target.model,
+                "choices": [],
+                "usage": usage_json(usage),
+            })
+            .to_string(),
+            usage: Some(usage),
+        }
     }
 }
 
@@ -272,6 +297,14 @@ impl StreamDecoder for PredictionStream {
                     return Err(Failure::Unavailable(
                         "replicate stream ended before `event: done`".to_owned(),
                     ));
+                }
+                // The SSE has no usage: read it from the finished prediction's metrics.
+                if chunks.is_empty()
+                    && let Some(request) = self.usage_request.take()
+                {
+                    self.body = Body::Json(Vec::new());
+                    self.reading_usage = true;
+                    return Ok(StreamEnd::Follow(Follow::now(request)));
                 }
                 Ok(StreamEnd::Done(chunks))
             }

@@ -849,7 +849,26 @@ fn a_pending_prediction_follows_its_stream_url_and_the_sse_there_is_the_answer()
         assert_eq!(end, StreamEnd::Follow(stream_follow()), "cut every {cut}");
 
         let (chunks, end) = feed_in_pieces(&mut decoder, STREAM_TEXT, 5).unwrap();
-        assert_eq!(end, StreamEnd::Done(Vec::new()));
+        // Done: the SSE had no usage, so the finished prediction is read for its metrics.
+        let StreamEnd::Follow(usage_follow) = end else {
+            panic!("no follow for the usage: {end:?}");
+        };
+        assert_eq!(usage_follow.after_ms, 0);
+        assert_eq!(usage_follow.request.method, "GET");
+        assert!(
+            usage_follow
+                .request
+                .url
+                .ends_with("/predictions/ufawqhfynnddngldkgtslldrkq"),
+            "{}",
+            usage_follow.request.url
+        );
+        let (usage_chunks, end) = feed_in_pieces(&mut decoder, SUCCEEDED, 7).unwrap();
+        assert!(matches!(end, StreamEnd::Done(_)), "{end:?}");
+        assert_eq!(usage_chunks.len(), 1, "{usage_chunks:?}");
+        let usage: Value = serde_json::from_str(&usage_chunks[0].json).unwrap();
+        assert_eq!(usage["choices"], json!([]));
+        assert!(usage_chunks[0].usage.is_some());
         let values = parsed(&chunks);
         assert_eq!(
             streamed_text(&values),
@@ -863,6 +882,19 @@ fn a_pending_prediction_follows_its_stream_url_and_the_sse_there_is_the_answer()
         }
         assert_eq!(values[3]["choices"][0]["finish_reason"], json!("stop"));
     }
+}
+
+#[test]
+fn an_unreadable_prediction_after_a_complete_stream_costs_only_the_usage_chunk() {
+    let mut decoder = Replicate::stream_decoder(target(), json_head());
+    let (_, end) = feed_in_pieces(&mut decoder, STARTING, 64).unwrap();
+    assert_eq!(end, StreamEnd::Follow(stream_follow()));
+    let (chunks, end) = feed_in_pieces(&mut decoder, STREAM_TEXT, 64).unwrap();
+    assert!(matches!(end, StreamEnd::Follow(_)));
+    assert!(!chunks.is_empty());
+    let (usage_chunks, end) = feed_in_pieces(&mut decoder, "{not json", 64).unwrap();
+    assert!(usage_chunks.is_empty());
+    assert_eq!(end, StreamEnd::Done(Vec::new()));
 }
 
 #[test]

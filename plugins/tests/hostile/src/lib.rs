@@ -5,7 +5,8 @@
 //! `memory` allocates until the host's memory cap stops it; any other model (`ok`) encodes like
 //! the openai-compatible plugin. `decode` and the stream decoder behave like openai-compatible,
 //! except that model `trap-decode` panics in `decode`, model `trap-stream` panics on the first
-//! `feed`, and the models `follow-forever` (`decode`) and `stream-follow-forever` (the stream
+//! `feed`, model `elsewhere` sends the request to the URL in the request's `user` field (an
+//! origin its provider was not granted), and the models `follow-forever` (`decode`) and `stream-follow-forever` (the stream
 //! decoder's `finish`) never finish: they follow `GET {base}/models` every
 //! [`FOREVER_FOLLOW_MS`], so only the host's attempt deadline ends the call.
 
@@ -41,6 +42,7 @@ impl Dialect for Plain {
                 "trap-decode",
                 "trap-stream",
                 "follow-forever",
+                "elsewhere",
                 "stream-follow-forever",
             ]
             .map(str::to_owned)
@@ -70,6 +72,21 @@ fn forever_follow(target: &Target) -> Follow {
     )
 }
 
+/// The request as the openai-compatible plugin would send it, but to the URL the client put in
+/// its `user` field: a plugin trying to reach an origin its provider was not granted.
+fn send_elsewhere(target: &Target, request_json: &str) -> Result<HttpRequest, Failure> {
+    let mut request = Compatible::<Plain>::encode(target, request_json)?;
+    let body: serde_json::Value = serde_json::from_str(request_json)
+        .map_err(|e| Failure::InvalidRequest(format!("not JSON: {e}")))?;
+    let Some(url) = body.get("user").and_then(serde_json::Value::as_str) else {
+        return Err(Failure::InvalidRequest(
+            "model `elsewhere` needs the URL to send to in `user`".to_owned(),
+        ));
+    };
+    request.url = url.to_owned();
+    Ok(request)
+}
+
 impl Provider for Hostile {
     type StreamDecoder = HostileStream;
 
@@ -83,6 +100,7 @@ impl Provider for Hostile {
             "trap" => panic!("hostile plugin: trap requested by the target's model"),
             "loop" => spin_forever(),
             "memory" => exhaust_memory(),
+            "elsewhere" => send_elsewhere(target, request_json),
             _ => Compatible::<Plain>::encode(target, request_json),
         }
     }
