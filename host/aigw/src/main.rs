@@ -125,7 +125,10 @@ fn read_config(path: &std::path::Path) -> anyhow::Result<Config> {
 }
 
 /// Loads every plugin the config names (each file once) and builds the gateway.
-async fn build(config: &Config) -> anyhow::Result<Gateway> {
+/// `health` is where target health lives: a fresh registry when the process starts, the running
+/// state's ([`Gateway::health`]) when a state is rebuilt to replace it ([`Service::swap`]), so
+/// breakers and cooldowns survive.
+async fn build(config: &Config, health: Arc<HealthRegistry>) -> anyhow::Result<Gateway> {
     let runtime = Runtime::new(config.plugins.limits.clone())
         .map_err(|e| anyhow::anyhow!("cannot configure the wasm engine: {e:#}"))?;
 
@@ -161,19 +164,22 @@ async fn build(config: &Config) -> anyhow::Result<Gateway> {
     Ok(Gateway::new(
         providers,
         config.routes.clone(),
-        // A new registry: this process starts knowing nothing about its targets. (A state
-        // rebuilt while serving is given the running state's registry instead.)
-        Arc::new(HealthRegistry::new(
-            config.failover.clone(),
-            MAX_REMEMBERED_TARGETS,
-        )),
+        health,
         config.server.max_body_bytes,
     )?)
 }
 
+/// A registry for a process that knows nothing about its targets yet.
+fn fresh_health(config: &Config) -> Arc<HealthRegistry> {
+    Arc::new(HealthRegistry::new(
+        config.failover.clone(),
+        MAX_REMEMBERED_TARGETS,
+    ))
+}
+
 async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let config = read_config(&config_path)?;
-    let gateway = build(&config).await?;
+    let gateway = build(&config, fresh_health(&config)).await?;
     let address = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -221,7 +227,7 @@ async fn shutdown_signal() {
 
 async fn check(config_path: PathBuf) -> anyhow::Result<()> {
     let config = read_config(&config_path)?;
-    let gateway = build(&config).await?;
+    let gateway = build(&config, fresh_health(&config)).await?;
     let mut out = String::new();
     out.push_str(&format!("{}: ok\n", config.path.display()));
     out.push_str(&format!("listen: {}\n", config.server.listen));
@@ -287,7 +293,7 @@ async fn check(config_path: PathBuf) -> anyhow::Result<()> {
 
 async fn models(config_path: PathBuf) -> anyhow::Result<()> {
     let config = read_config(&config_path)?;
-    let gateway = build(&config).await?;
+    let gateway = build(&config, fresh_health(&config)).await?;
     let listed = Gateway::listed_models(&gateway.providers, &gateway.routes);
     let width = listed
         .iter()
