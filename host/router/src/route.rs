@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use crate::health::Health;
 
-/// The time limits of one attempt on one target.
+/// The time limits of one attempt on one target. Its `Default` holds the gateway's default
+/// limits (the config's provider and route defaults are read from it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// TCP + TLS connect (enforced by the HTTP client).
@@ -56,7 +57,8 @@ pub enum Strategy {
     Latency,
 }
 
-/// How a route treats failures beyond the failover table.
+/// How a route treats failures beyond the failover table. Its `Default` is the default policy
+/// of a configured route (the config reads it from here).
 #[derive(Debug)]
 pub struct Policy {
     pub strategy: Strategy,
@@ -189,6 +191,11 @@ impl RetryBudget {
                     Some((t + self.ratio_milli).min(RETRY_BURST * 1000))
                 });
         }
+    }
+
+    /// The fraction of requests that may be retries, as configured (to a thousandth).
+    pub fn ratio(&self) -> f64 {
+        self.ratio_milli as f64 / 1000.0
     }
 
     /// Spends one retry, if the budget has one.

@@ -104,7 +104,7 @@ async fn main() {
         us(dec.p99)
     );
 
-    let mut decoder = plugin.stream_decoder(&target, &sse_head()).await.unwrap();
+    let mut decoder = plugin.stream_decoder(&target, sse_head()).await.unwrap();
     let mut chunk = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let t = Instant::now();
@@ -244,7 +244,7 @@ async fn per_provider(runtime: &std::sync::Arc<Runtime>, iterations: usize) {
             plugin.decode(&target, response()).await.unwrap();
             calls.push(t.elapsed());
         }
-        let mut decoder = plugin.stream_decoder(&target, &sse_head()).await.unwrap();
+        let mut decoder = plugin.stream_decoder(&target, sse_head()).await.unwrap();
         let mut chunks = Vec::with_capacity(iterations);
         for _ in 0..iterations {
             let t = Instant::now();

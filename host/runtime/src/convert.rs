@@ -80,16 +80,13 @@ pub(crate) fn stream_end(e: wit_provider::StreamEnd) -> StreamEnd {
     }
 }
 
-pub(crate) fn response_head(h: &ResponseHead) -> wit_provider::ResponseHead {
+pub(crate) fn response_head(h: ResponseHead) -> wit_provider::ResponseHead {
     wit_provider::ResponseHead {
         status: h.status,
         headers: h
             .headers
-            .iter()
-            .map(|(name, value)| wit::Header {
-                name: name.clone(),
-                value: value.clone(),
-            })
+            .into_iter()
+            .map(|(name, value)| wit::Header { name, value })
             .collect(),
     }
 }

@@ -156,7 +156,7 @@ impl Plugin {
     pub async fn stream_decoder(
         self: &Arc<Self>,
         target: &PluginTarget,
-        head: &ResponseHead,
+        head: ResponseHead,
     ) -> Result<StreamDecoder, CallError> {
         let mut instance = self.pool.begin(None).await?;
         let head = convert::response_head(head);

@@ -125,7 +125,7 @@ async fn faults_in_decode_and_in_stream_decoders_are_classified_too() {
     assert_eq!(kind, FaultKind::Trap);
 
     let mut decoder = plugin
-        .stream_decoder(&target("trap-stream"), &sse_head())
+        .stream_decoder(&target("trap-stream"), sse_head())
         .await
         .unwrap();
     let (kind, _) = fault_kind(decoder.feed(b"data: {}\n\n").await);

@@ -116,14 +116,11 @@ impl Provider {
                 target.total,
                 route.total,
                 self.timeouts.total,
-                self.timeout.max(DEFAULT_TOTAL),
+                self.timeout.max(Timeouts::default().total),
             ),
         }
     }
 }
-
-/// The default bound on a whole attempt (a whole stream included) when nothing narrower is set.
-const DEFAULT_TOTAL: Duration = Duration::from_secs(600);
 
 /// One place a request can be sent: a provider and the model name it knows.
 #[derive(Clone)]

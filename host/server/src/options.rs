@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aigw_router::Strategy;
+use aigw_router::{Policy, Strategy, Timeouts};
 
 /// `[server]`: where to listen and how large a request may be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +56,9 @@ impl Default for ProviderOptions {
             base_url: None,
             api_key: None,
             api_key_missing: None,
-            connect_timeout: Duration::from_secs(5),
-            timeout: Duration::from_secs(120),
+            // The engine's default limits: connect, and first byte for the general fallback.
+            connect_timeout: Timeouts::default().connect,
+            timeout: Timeouts::default().first_byte,
             timeouts: TimeoutOverrides::default(),
         }
     }
@@ -98,13 +99,15 @@ pub struct RouteOptions {
 
 impl Default for RouteOptions {
     fn default() -> RouteOptions {
+        // The engine's default policy, so that the default lives in one place.
+        let policy = Policy::default();
         RouteOptions {
             targets: Vec::new(),
-            strategy: Strategy::Weighted,
+            strategy: policy.strategy,
             timeouts: TimeoutOverrides::default(),
-            retries: 1,
-            retry_budget: 0.2,
-            hedge_after: None,
+            retries: policy.retries,
+            retry_budget: policy.retry_budget.ratio(),
+            hedge_after: policy.hedge_after,
         }
     }
 }

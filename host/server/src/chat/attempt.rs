@@ -142,7 +142,7 @@ impl Call<'_> {
         };
         let mut body = streamed_body(target, response).await?;
         let mut decoder = plugin
-            .stream_decoder(&target.plugin_target, &head)
+            .stream_decoder(&target.plugin_target, head)
             .await
             .map_err(|e| call_failure(e, &provider.name, None))?;
         let mut follows = 0;
