@@ -359,3 +359,44 @@ async fn swapping_the_state_under_load_loses_no_request() {
     );
     assert_eq!(served.load(Ordering::Relaxed), WORKERS * REQUESTS);
 }
+
+#[tokio::test]
+async fn two_providers_of_one_name_are_refused() {
+    let fixture = Fixture::start().await;
+    let provider = || {
+        Provider::new(
+            &ProviderOptions {
+                name: "p".into(),
+                base_url: Some(fixture.mock.base_url()),
+                ..ProviderOptions::default()
+            },
+            Arc::clone(&fixture.plugin),
+        )
+        .unwrap()
+    };
+    let error = match Gateway::new([provider(), provider()], [], registry(), 1024) {
+        Ok(_) => panic!("two providers named `p` were accepted"),
+        Err(error) => error,
+    };
+    assert_eq!(error.to_string(), "two providers are named `p`");
+}
+
+#[tokio::test]
+async fn a_provider_whose_base_url_is_not_http_is_refused_without_naming_its_key() {
+    let fixture = Fixture::start().await;
+    let result = Provider::new(
+        &ProviderOptions {
+            name: "p".into(),
+            base_url: Some("ftp://example.test/v1".into()),
+            api_key: Some("sk-SECRET-123".into()),
+            ..ProviderOptions::default()
+        },
+        Arc::clone(&fixture.plugin),
+    );
+    let Err(error) = result else {
+        panic!("an ftp base URL was accepted");
+    };
+    let message = error.to_string();
+    assert!(message.contains("ftp://example.test"), "{message}");
+    assert!(!message.contains("SECRET"), "{message}");
+}
