@@ -85,23 +85,34 @@ impl PredictionStream {
         }
     }
 
-    fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> Chunk {
-        Chunk {
-            json: json!({
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.target.model,
-                "choices": [{
-                    "index": 0,
-                    "delta": delta,
-                    "logprobs": null,
-                    "finish_reason": finish_reason,
-                }],
-            })
-            .to_string(),
-            usage: None,
+    /// A `chat.completion.chunk` of this stream with `choices` (and the usage, when given).
+    fn envelope(&self, choices: Value, usage: Option<Usage>) -> Chunk {
+        let mut json = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.target.model,
+            "choices": choices,
+        });
+        if let Some(usage) = usage {
+            json["usage"] = usage_json(usage);
         }
+        Chunk {
+            json: json.to_string(),
+            usage,
+        }
+    }
+
+    fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> Chunk {
+        self.envelope(
+            json!([{
+                "index": 0,
+                "delta": delta,
+                "logprobs": null,
+                "finish_reason": finish_reason,
+            }]),
+            None,
+        )
     }
 
     /// A content delta; the first one also carries the role.
@@ -213,18 +224,7 @@ impl PredictionStream {
 
     /// OpenAI's final usage chunk (`choices: []`).
     fn usage_chunk(&self, usage: Usage) -> Chunk {
-        Chunk {
-            json: json!({
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.target.model,
-                "choices": [],
-                "usage": usage_json(usage),
-            })
-            .to_string(),
-            usage: Some(usage),
-        }
+        self.envelope(json!([]), Some(usage))
     }
 }
 
