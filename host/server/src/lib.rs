@@ -2,9 +2,9 @@
 //! (`/v1/chat/completions`, `/v1/models`), health and readiness, the operators' view of targets
 //! (`/admin/targets`), request limits, errors in the OpenAI shape, server-sent event streams
 //! (and continuing them when an upstream breaks), and the served state requests are answered
-//! from. What to serve comes from a [`Gateway`] built by the binary; which target serves is
-//! decided by `aigw-router`; translation happens in plugins through `aigw-runtime`; every byte
-//! to an upstream leaves through `aigw-egress`.
+//! from, swappable while serving ([`Service`]). What to serve comes from a [`Gateway`] built by
+//! the binary; which target serves is decided by `aigw-router`; translation happens in plugins
+//! through `aigw-runtime`; every byte to an upstream leaves through `aigw-egress`.
 
 mod admin;
 mod body;
