@@ -24,8 +24,8 @@ pub(crate) const CONTINUE_PROMPT: &str = "Continue your previous answer exactly 
 pub(crate) struct Transcript {
     id: Option<String>,
     text: String,
-    /// Tool calls were streamed, another choice appeared, a chunk did not parse, or the text
-    /// passed its cap: the answer cannot be continued.
+    /// Tool calls were streamed, another choice appeared, a chunk did not parse, the answer
+    /// finished, or the text passed its cap: the answer cannot be continued.
     stuck: bool,
 }
 
@@ -43,6 +43,8 @@ struct ChoiceProbe<'a> {
     index: u64,
     #[serde(borrow)]
     delta: Option<DeltaProbe<'a>>,
+    /// Set on the chunk that ends the answer (null before).
+    finish_reason: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +76,13 @@ impl Transcript {
             self.id = chunk.id.map(Cow::into_owned);
         }
         for choice in chunk.choices {
+            // The client has the whole answer: a break after this (e.g. while the decoder reads
+            // usage) has nothing to continue, and continuing would add to a finished answer.
+            if choice.finish_reason.is_some() {
+                self.stuck = true;
+                self.text = String::new();
+                return;
+            }
             let Some(delta) = choice.delta else { continue };
             if choice.index != 0 || delta.tool_calls.is_some() {
                 self.stuck = true;
@@ -177,6 +186,19 @@ mod tests {
         // A usage chunk has no choices.
         t.record(r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":1}}"#);
         assert_eq!(t.partial(), Some((Some("c1".to_owned()), "Hello wor")));
+    }
+
+    #[test]
+    fn a_finished_answer_cannot_be_continued() {
+        let mut t = Transcript::default();
+        t.record(&chunk("c1", serde_json::json!({"content": "Hello"})));
+        assert!(t.partial().is_some());
+        t.record(
+            &serde_json::json!({"id": "c1", "choices": [{"index": 0, "delta": {},
+                                 "finish_reason": "stop"}]})
+            .to_string(),
+        );
+        assert_eq!(t.partial(), None);
     }
 
     #[test]
