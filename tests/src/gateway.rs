@@ -45,6 +45,7 @@ pub struct Gateway {
 pub struct GatewayBuilder {
     env: Vec<(OsString, OsString)>,
     args: Vec<OsString>,
+    max_open_files: Option<u32>,
 }
 
 impl GatewayBuilder {
@@ -58,6 +59,13 @@ impl GatewayBuilder {
     pub fn log_format(mut self, format: &str) -> Self {
         self.args.push("--log-format".into());
         self.args.push(format.into());
+        self
+    }
+
+    /// Runs the gateway with at most `limit` open file descriptors (`prlimit --nofile`), to
+    /// see what it does when it runs out.
+    pub fn max_open_files(mut self, limit: u32) -> Self {
+        self.max_open_files = Some(limit);
         self
     }
 
@@ -84,7 +92,17 @@ impl GatewayBuilder {
             Err(e) => panic!("gateway start-up slots closed: {e}"),
         };
 
-        let mut command = Command::new(paths::aigw_bin());
+        let mut command = match self.max_open_files {
+            None => Command::new(paths::aigw_bin()),
+            Some(limit) => {
+                let mut prlimit = Command::new("prlimit");
+                prlimit
+                    .arg(format!("--nofile={limit}:{limit}"))
+                    .arg("--")
+                    .arg(paths::aigw_bin());
+                prlimit
+            }
+        };
         command
             .arg("serve")
             .arg("--config")

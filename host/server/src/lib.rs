@@ -6,6 +6,7 @@
 //! the binary; which target serves is decided by `aigw-router`; translation happens in plugins
 //! through `aigw-runtime`; every byte to an upstream leaves through `aigw-egress`.
 
+mod accept;
 mod admin;
 mod body;
 mod chat;
@@ -45,17 +46,34 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
+    let mut failures = accept::AcceptFailures::default();
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: keep serving the open connections.
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
+                failures.succeeded();
+                accepted
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: keep serving the open connections, and
+                // neither spin nor flood the log while the condition lasts.
+                let backoff = failures.failed();
+                if let Some(unsaid) = backoff.report {
+                    tracing::warn!(
+                        error = %e,
+                        retry_in_ms = backoff.pause.as_millis() as u64,
+                        failures_since_last_line = unsaid,
+                        "accept failed"
+                    );
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(backoff.pause) => continue,
+                    () = &mut shutdown => break,
+                }
+            }
         };
         let _ = stream.set_nodelay(true);
         let answering = Arc::clone(&service);

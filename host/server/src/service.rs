@@ -58,7 +58,12 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let path = request.uri().path();
-    match (request.method(), path) {
+    // HEAD is GET without the body (hyper sends the headers only), as health checkers expect.
+    let method = match request.method() {
+        &Method::HEAD => &Method::GET,
+        method => method,
+    };
+    match (method, path) {
         (&Method::POST, "/v1/chat/completions") => {
             let options = chat::RequestOptions {
                 debug_attempts: request
@@ -78,7 +83,9 @@ where
         (&Method::GET, "/readyz") => readiness(&gateway),
         (&Method::GET, "/admin/targets") => admin::targets(&gateway),
         (_, "/v1/chat/completions") => method_not_allowed("POST"),
-        (_, "/v1/models" | "/healthz" | "/readyz" | "/admin/targets") => method_not_allowed("GET"),
+        (_, "/v1/models" | "/healthz" | "/readyz" | "/admin/targets") => {
+            method_not_allowed("GET, HEAD")
+        }
         (_, other) => ApiError::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",

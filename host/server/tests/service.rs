@@ -225,6 +225,15 @@ async fn models_health_and_readiness_answer_from_the_current_state() {
         json_of(service.handle(get("/healthz")).await).await["status"],
         "ok"
     );
+    let head = Request::builder()
+        .method(Method::HEAD)
+        .uri("/healthz")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(service.handle(head).await.status(), StatusCode::OK);
+    let response = service.handle(post("/healthz", "{}")).await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "GET, HEAD");
 
     service.swap(fixture.state(&[("smart", &["ok"])], &health));
     let models = json_of(service.handle(get("/v1/models")).await).await;
