@@ -203,6 +203,20 @@ async fn client_mistakes_get_openai_errors_naming_the_field() {
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()["allow"], "POST");
 
+    // A huge model name is refused before it is echoed, logged or remembered as a route.
+    let long = format!("p/{}", "x".repeat(300_000));
+    let response = service.handle(chat(&long, false)).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get("x-aigw-target").is_none());
+    let error = json_of(response).await;
+    assert_eq!(error["error"]["code"], "model_name_too_long");
+    assert!(error.to_string().len() < 300, "the name is not echoed");
+    let admin = service.handle(get("/admin/targets")).await;
+    assert!(
+        text(admin).await.len() < 1000,
+        "no target was remembered for it"
+    );
+
     let response = service.handle(get("/v2/nothing")).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(json_of(response).await["error"]["code"], "unknown_url");

@@ -9,6 +9,12 @@ use serde::de::IgnoredAny;
 
 use crate::error::ApiError;
 
+/// The longest model name a request may name. Model names are echoed in headers
+/// (`x-aigw-target`), error messages and log lines, and a `provider/model` named directly is
+/// remembered with its route: a cap keeps all of those small (OpenAI's and every provider's model
+/// ids are far shorter).
+pub(crate) const MAX_MODEL_NAME_BYTES: usize = 256;
+
 #[derive(Deserialize)]
 struct RequestHead<'a> {
     #[serde(borrow)]
@@ -51,6 +57,14 @@ pub(crate) fn parse(body: &[u8]) -> Result<Head<'_>, ApiError> {
                 .code("missing_model"),
         );
     };
+    if model.len() > MAX_MODEL_NAME_BYTES {
+        return Err(ApiError::invalid_request(format!(
+            "the model name is {} bytes long; at most {MAX_MODEL_NAME_BYTES} are allowed",
+            model.len()
+        ))
+        .param("model")
+        .code("model_name_too_long"));
+    }
     if head.messages.is_none() {
         return Err(
             ApiError::invalid_request("you must provide a messages parameter")
@@ -103,6 +117,20 @@ mod tests {
         let e = parse(b"{\"model\":\n \"m\",}").unwrap_err();
         assert_eq!(e.code, Some("invalid_json"));
         assert!(e.message.contains("line 2"), "{}", e.message);
+        let long = format!(
+            r#"{{"model":"p/{}","messages":[]}}"#,
+            "x".repeat(MAX_MODEL_NAME_BYTES)
+        );
+        let e = parse(long.as_bytes()).unwrap_err();
+        assert_eq!(
+            (e.param, e.code),
+            (Some("model"), Some("model_name_too_long"))
+        );
+        assert!(
+            e.message.len() < 100,
+            "the name is not echoed: {}",
+            e.message
+        );
         let e = parse(br#"{"model":"m","messages":[],"stream":"yes"}"#).unwrap_err();
         assert_eq!(e.status, http::StatusCode::BAD_REQUEST);
     }
