@@ -612,7 +612,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
     if let Some(key) = expected_key {
         match presented_key(flavor, &parts) {
             Some(presented) if presented == key => {}
-            presented => return Ok(unauthorized(flavor, presented.is_none())),
+            presented => return Ok(unauthorized(flavor, presented.as_deref())),
         }
     }
 
@@ -671,8 +671,11 @@ fn presented_key(flavor: Flavor, parts: &http::request::Parts) -> Option<String>
         .map(str::to_owned)
 }
 
-/// The flavor's answer to a wrong key, or (`missing`) to no key at all.
-fn unauthorized(flavor: Flavor, missing: bool) -> Response<Body> {
+/// The flavor's answer to a wrong key (`presented`), or to no key at all. OpenAI's echoes the key
+/// it was sent — the real one masks its middle; the mock sends it whole, the worst case a
+/// gateway must keep from its clients and logs.
+fn unauthorized(flavor: Flavor, presented: Option<&str>) -> Response<Body> {
+    let missing = presented.is_none();
     match flavor {
         Flavor::Gemini => gemini::unauthorized(missing),
         Flavor::Replicate => replicate::unauthorized(missing),
@@ -682,6 +685,18 @@ fn unauthorized(flavor: Flavor, missing: bool) -> Response<Body> {
             flavor,
             StatusCode::FORBIDDEN,
             &json!({"detail": "Not authenticated"}),
+        ),
+        Flavor::OpenAi => error(
+            flavor,
+            StatusCode::UNAUTHORIZED,
+            &format!(
+                "Incorrect API key provided: {}. You can find your API key at \
+                 https://platform.openai.com/account/api-keys.",
+                presented.unwrap_or("")
+            ),
+            "invalid_request_error",
+            None,
+            Some("invalid_api_key"),
         ),
         _ => error(
             flavor,

@@ -510,6 +510,18 @@ async fn unauthorized(ctx: &Ctx) -> CaseResult {
             "{provider}: the message shows a key: {message}"
         );
     }
+    // The OpenAI mock echoes the wrong key it was sent, as OpenAI does: neither the target's
+    // last error nor the log may repeat it.
+    let targets = ctx.gateway.get("/admin/targets").await.text().await;
+    let targets = targets.map_err(|e| format!("/admin/targets: {e}"))?;
+    check!(
+        !targets.contains(KEY_IN_CONFIG),
+        "/admin/targets shows a key: {targets}"
+    );
+    check!(
+        !ctx.gateway.stderr().contains(KEY_IN_CONFIG),
+        "the log shows a key"
+    );
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::options::{ProviderOptions, RouteOptions, TargetOptions, TimeoutOverrides};
+use crate::scrub::Scrubber;
 
 /// A configured provider: which plugin translates for it and how the host reaches it.
 pub struct Provider {
@@ -23,6 +24,8 @@ pub struct Provider {
     pub base_url: String,
     /// The operator's key, added by the egress only to the provider's own origins.
     pub credential: Option<Credential>,
+    /// The same key, for masking it wherever an upstream echoes it.
+    pub(crate) secret: Option<Secret>,
     /// Where this provider's requests may go: its base URL's origin (and, with the plugin's
     /// default base URL, the other origins the plugin declares). Anything else is refused.
     pub grants: Grants,
@@ -70,6 +73,7 @@ impl Provider {
             ),
             _ => None,
         };
+        let secret = credential.clone();
         let credential = match credential {
             None => None,
             Some(secret) => {
@@ -89,6 +93,7 @@ impl Provider {
             plugin,
             base_url,
             credential,
+            secret,
             grants,
             missing_credential,
             connect_timeout: options.connect_timeout,
@@ -181,6 +186,8 @@ pub struct Gateway {
     health: Arc<HealthRegistry>,
     /// Routes for `provider/model` requested directly, made on first use.
     direct: RwLock<HashMap<String, Arc<ServedRoute>>>,
+    /// Masks every provider's credential in upstream text.
+    pub(crate) scrubber: Scrubber,
 }
 
 #[derive(Serialize)]
@@ -283,6 +290,7 @@ impl Gateway {
         .map(Bytes::from)
         .unwrap_or_default();
         let known_models = listed.into_iter().map(|(id, _)| id).collect();
+        let scrubber = Scrubber::new(providers.values().filter_map(|p| p.secret.clone()));
         Ok(Gateway {
             providers,
             routes,
@@ -292,6 +300,7 @@ impl Gateway {
             known_models,
             health,
             direct: RwLock::new(HashMap::new()),
+            scrubber,
         })
     }
 

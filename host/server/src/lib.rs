@@ -13,6 +13,7 @@ mod chat;
 mod error;
 mod gateway;
 mod options;
+mod scrub;
 mod service;
 
 use std::convert::Infallible;

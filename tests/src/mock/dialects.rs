@@ -189,11 +189,8 @@ pub(super) fn unauthorized_message(flavor: Flavor) -> &'static str {
         Flavor::Groq => "Invalid API Key",
         // Served by their own modules (`gemini::unauthorized`, `replicate::unauthorized`).
         Flavor::Gemini | Flavor::Replicate => "mock upstream: unauthorized",
-        // The real message echoes a masked key; the mock never echoes credentials.
-        Flavor::OpenAi => {
-            "Incorrect API key provided: sk-***. You can find your API key at \
-             https://platform.openai.com/account/api-keys."
-        }
+        // Built with the presented key by `mock::unauthorized`.
+        Flavor::OpenAi => "Incorrect API key provided",
         Flavor::Cerebras => "Wrong API Key",
         Flavor::OpenRouter => "Missing Authentication header",
         Flavor::Novita => "Invalid API key, please check your key",

@@ -73,13 +73,14 @@ impl Upstream for Call<'_> {
             Some(c) => c.body_for(target.prefill),
             None => self.body,
         };
-        if self.stream {
+        let answer = if self.stream {
             self.open_stream(target, body, timeouts)
                 .await
                 .map(|s| Answer::Stream(Box::new(s)))
         } else {
             self.complete(target, body, timeouts).await
-        }
+        };
+        answer.map_err(|failure| scrubbed(self.gateway, failure))
     }
 }
 
@@ -320,6 +321,15 @@ fn send_failure(error: EgressError) -> Failure {
         ErrorKind::InvalidRequest | ErrorKind::Denied => FailureClass::PluginFault,
     };
     Failure::new(class, error.message())
+}
+
+/// The failure with every credential the host knows masked in its upstream text: it is about to
+/// be relayed to the client, kept as the target's last error and logged.
+pub(crate) fn scrubbed(gateway: &Gateway, mut failure: Failure) -> Failure {
+    if let std::borrow::Cow::Owned(clean) = gateway.scrubber.scrub(&failure.message) {
+        failure.message = clean;
+    }
+    failure
 }
 
 /// Maps a plugin call error onto the engine's failure classes.

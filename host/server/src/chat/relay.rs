@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use tokio::sync::mpsc;
 
-use super::attempt::{Answer, Call, OpenStream, call_failure, follow_stream};
+use super::attempt::{Answer, Call, OpenStream, call_failure, follow_stream, scrubbed};
 use super::continuation::{Transcript, continuation_bodies, rejoin};
 use super::record::{Finished, RequestRecord};
 use crate::error::ApiError;
@@ -207,7 +207,7 @@ pub(crate) async fn pump(
                 });
                 return;
             }
-            Relayed::Broke(failure) => failure,
+            Relayed::Broke(failure) => scrubbed(&context.gateway, failure),
         };
         commitment.broke(&route, failure.clone());
         let continued = continue_elsewhere(&context, &relay.transcript, &mut commitment).await;
