@@ -6,9 +6,11 @@ use crate::bindings::tool::exports::aigw::plugin::tool as wit_tool;
 use crate::bindings::types as wit;
 use std::time::Duration;
 
+use aigw_egress::Placement;
+
 use crate::types::{
-    Chunk, Completion, CredentialPlacement, Descriptor, Failure, Follow, HttpRequest, HttpResponse,
-    MemoryMessage, ResponseHead, Step, StreamEnd, ToolSpec, Usage,
+    Chunk, Completion, Descriptor, Failure, Follow, HttpRequest, HttpResponse, MemoryMessage,
+    ResponseHead, Step, StreamEnd, ToolSpec, Usage,
 };
 
 pub(crate) fn request(r: wit::HttpRequest) -> HttpRequest {
@@ -107,12 +109,12 @@ pub(crate) fn descriptor(d: wit_provider::Descriptor) -> Descriptor {
         default_base_url: d.default_base_url,
         origins: d.origins,
         credential: match d.credential {
-            wit_provider::CredentialPlacement::None => CredentialPlacement::None,
-            wit_provider::CredentialPlacement::Header(h) => CredentialPlacement::Header {
+            wit_provider::CredentialPlacement::None => Placement::None,
+            wit_provider::CredentialPlacement::Header(h) => Placement::Header {
                 name: h.name,
                 prefix: h.prefix,
             },
-            wit_provider::CredentialPlacement::Query(q) => CredentialPlacement::Query(q),
+            wit_provider::CredentialPlacement::Query(q) => Placement::Query(q),
         },
         credential_required: d.credential_required,
         models: d.models,

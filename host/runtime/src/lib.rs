@@ -29,8 +29,8 @@ pub use imports::outbound::{NO_EGRESS, OutboundLimits};
 pub use plugin::{LoadError, Plugin, PluginTarget, StreamDecoder};
 pub use tool::ToolPlugin;
 pub use types::{
-    Chunk, Completion, CredentialPlacement, Descriptor, Failure, Follow, HttpRequest, HttpResponse,
-    MemoryMessage, ResponseHead, Step, StreamEnd, ToolSpec, Usage,
+    Chunk, Completion, Descriptor, Failure, Follow, HttpRequest, HttpResponse, MemoryMessage,
+    ResponseHead, Step, StreamEnd, ToolSpec, Usage,
 };
 
 /// How a plugin call went wrong inside the sandbox (not an upstream failure).

@@ -105,14 +105,6 @@ pub struct Chunk {
     pub usage: Option<Usage>,
 }
 
-/// Where the host puts the operator's credential.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CredentialPlacement {
-    None,
-    Header { name: String, prefix: String },
-    Query(String),
-}
-
 /// What a provider plugin says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Descriptor {
@@ -121,7 +113,9 @@ pub struct Descriptor {
     pub default_base_url: String,
     /// Other origins of the provider (besides the default base URL's) its requests go to.
     pub origins: Vec<String>,
-    pub credential: CredentialPlacement,
+    /// Where the host puts the operator's credential: the egress's own shape, since the egress
+    /// is what places it.
+    pub credential: aigw_egress::Placement,
     pub credential_required: bool,
     pub models: Vec<String>,
 }

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aigw_runtime::{
-    CallError, CredentialPlacement, FaultKind, HttpResponse, Limits, Plugin, PluginTarget, Runtime,
-    Step,
+    CallError, FaultKind, HttpResponse, Limits, Plugin, PluginTarget, Runtime, Step,
 };
 
 fn dist(path: &str) -> PathBuf {
@@ -143,7 +142,7 @@ async fn groq_describes_itself_and_translates_a_round_trip() {
     assert_eq!(d.default_base_url, "https://api.groq.com/openai/v1");
     assert_eq!(
         d.credential,
-        CredentialPlacement::Header {
+        aigw_egress::Placement::Header {
             name: "authorization".into(),
             prefix: "Bearer ".into()
         }

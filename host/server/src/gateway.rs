@@ -7,9 +7,9 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use aigw_egress::{Credential, Egress, EgressError, Grants, Origin, Placement, Secret};
+use aigw_egress::{Credential, Egress, EgressError, Grants, Origin, Secret};
 use aigw_router::{Health, HealthRegistry, Policy, RetryBudget, Route, RouteEntry, Timeouts};
-use aigw_runtime::{CredentialPlacement, Plugin, PluginTarget};
+use aigw_runtime::{Plugin, PluginTarget};
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -77,14 +77,7 @@ impl Provider {
         let credential = match credential {
             None => None,
             Some(secret) => {
-                let placement = match &plugin.descriptor().credential {
-                    CredentialPlacement::None => Placement::None,
-                    CredentialPlacement::Header { name, prefix } => Placement::Header {
-                        name: name.clone(),
-                        prefix: prefix.clone(),
-                    },
-                    CredentialPlacement::Query(param) => Placement::Query(param.clone()),
-                };
+                let placement = plugin.descriptor().credential.clone();
                 Some(Credential::new(secret, placement, &base_url, also)?)
             }
         };
