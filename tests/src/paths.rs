@@ -27,6 +27,21 @@ pub fn aigw_bin() -> PathBuf {
     path
 }
 
+/// A file under `<root>/dist/` that `cargo xtask plugins` builds, e.g. `plugins/groq.wasm` or
+/// `test-plugins/hostile.wasm`.
+///
+/// # Panics
+/// When it is missing, saying how to build it.
+pub fn built(path: &str) -> PathBuf {
+    let file = workspace_root().join("dist").join(path);
+    assert!(
+        file.exists(),
+        "{} is missing: build the plugins with `cargo xtask plugins` (cargo xtask test does)",
+        file.display()
+    );
+    file
+}
+
 /// The built provider plugins, one `<plugin>.wasm` each (`groq.wasm`, `gemini.wasm`, …), where
 /// `cargo xtask plugins` puts them: `<root>/dist/plugins`.
 pub fn plugins_dir() -> PathBuf {

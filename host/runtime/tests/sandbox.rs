@@ -4,29 +4,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aigw_runtime::{
     CallError, FaultKind, HttpResponse, Limits, Plugin, PluginTarget, Runtime, Step,
 };
-
-fn dist(path: &str) -> PathBuf {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../dist")
-        .join(path);
-    assert!(
-        file.exists(),
-        "{} is missing: build the plugins with `cargo xtask plugins` (cargo xtask test does)",
-        file.display()
-    );
-    file
-}
+use aigw_tests::paths;
 
 async fn load(path: &str, limits: Limits) -> Arc<Plugin> {
     let runtime = Runtime::new(limits).unwrap();
-    Plugin::load(&runtime, &dist(path)).await.unwrap()
+    Plugin::load(&runtime, &paths::built(path)).await.unwrap()
 }
 
 fn limits() -> Limits {

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,19 +16,8 @@ use aigw_runtime::{
     CallContext, CallError, Failure, FaultKind, Limits, MemoryFuture, MemoryMessage, MemoryStore,
     NO_EGRESS, NO_NAMESPACE, NO_STORE, OutboundLimits, Plugin, Runtime, Services, ToolPlugin,
 };
+use aigw_tests::paths;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn dist(path: &str) -> PathBuf {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../dist")
-        .join(path);
-    assert!(
-        file.exists(),
-        "{} is missing: build the plugins with `cargo xtask plugins` (cargo xtask test does)",
-        file.display()
-    );
-    file
-}
 
 const TOOL_ECHO: &str = "test-plugins/tool-echo.wasm";
 
@@ -55,7 +43,9 @@ fn services(memory: Option<Arc<dyn MemoryStore>>) -> Services {
 
 async fn load(services: Services) -> Arc<ToolPlugin> {
     let runtime = Runtime::with_services(limits(), services).unwrap();
-    ToolPlugin::load(&runtime, &dist(TOOL_ECHO)).await.unwrap()
+    ToolPlugin::load(&runtime, &paths::built(TOOL_ECHO))
+        .await
+        .unwrap()
 }
 
 fn caller(namespace: Option<&str>, grants: Grants) -> CallContext {
@@ -531,7 +521,7 @@ async fn stderr_is_captured_per_call() {
 async fn each_world_refuses_the_other_worlds_plugins() {
     let runtime = Runtime::new(limits()).unwrap();
     // A tool plugin imports `outbound` and `memory`: not in the provider world (invariant 1).
-    let error = Plugin::load(&runtime, &dist(TOOL_ECHO))
+    let error = Plugin::load(&runtime, &paths::built(TOOL_ECHO))
         .await
         .err()
         .unwrap();
@@ -542,7 +532,7 @@ async fn each_world_refuses_the_other_worlds_plugins() {
         "{}",
         error.message
     );
-    let error = ToolPlugin::load(&runtime, &dist("plugins/groq.wasm"))
+    let error = ToolPlugin::load(&runtime, &paths::built("plugins/groq.wasm"))
         .await
         .err()
         .unwrap();

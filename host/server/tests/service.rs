@@ -36,12 +36,7 @@ impl Fixture {
             ..Limits::default()
         })
         .unwrap();
-        let path = paths::plugins_dir().join("openai-compatible.wasm");
-        assert!(
-            path.exists(),
-            "{} is missing: build the plugins with `cargo xtask plugins`",
-            path.display()
-        );
+        let path = paths::built("plugins/openai-compatible.wasm");
         let plugin = Plugin::load(&runtime, &path).await.unwrap();
         Fixture {
             plugin,
