@@ -114,11 +114,9 @@ impl Relay {
                         ),
                     ));
                 }
+                // The egress says what broke ("upstream body broke off: …").
                 Ok(Err(e)) => {
-                    return Relayed::Broke(Failure::new(
-                        FailureClass::Unavailable,
-                        format!("the stream {}", e.message().trim_start_matches("upstream ")),
-                    ));
+                    return Relayed::Broke(Failure::new(FailureClass::Unavailable, e.message()));
                 }
                 Ok(Ok(piece)) => piece,
             };
