@@ -187,10 +187,9 @@ fn novita_reason(status: StatusCode, kind: &str, code: Option<&str>) -> String {
 pub(super) fn unauthorized_message(flavor: Flavor) -> &'static str {
     match flavor {
         Flavor::Groq => "Invalid API Key",
-        // Served by their own modules (`gemini::unauthorized`, `replicate::unauthorized`).
-        Flavor::Gemini | Flavor::Replicate => "mock upstream: unauthorized",
-        // Built with the presented key by `mock::unauthorized`.
-        Flavor::OpenAi => "Incorrect API key provided",
+        // Answered elsewhere: Gemini and Replicate by their own modules, OpenAI by
+        // `mock::unauthorized` (its message echoes the presented key).
+        Flavor::Gemini | Flavor::Replicate | Flavor::OpenAi => "mock upstream: unauthorized",
         Flavor::Cerebras => "Wrong API Key",
         Flavor::OpenRouter => "Missing Authentication header",
         Flavor::Novita => "Invalid API key, please check your key",
