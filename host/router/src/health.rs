@@ -129,7 +129,7 @@ impl Drop for ProbeGuard<'_> {
 }
 
 /// The failure classes, in a fixed order, for per-class counters.
-const CLASSES: [FailureClass; 11] = [
+const CLASSES: [FailureClass; 13] = [
     FailureClass::RateLimited,
     FailureClass::Unavailable,
     FailureClass::Timeout,
@@ -141,6 +141,8 @@ const CLASSES: [FailureClass; 11] = [
     FailureClass::NoCredit,
     FailureClass::BadResponse,
     FailureClass::PluginFault,
+    FailureClass::RequestFault,
+    FailureClass::Overloaded,
 ];
 
 fn class_index(class: FailureClass) -> usize {
@@ -293,6 +295,9 @@ impl Health {
 
     /// An attempt on the target failed. `jitter` in `[0, 1)` spreads backoffs.
     pub fn record_failure(&self, failure: &Failure, jitter: f64) {
+        if !failure.class.counts_against_target() {
+            return;
+        }
         self.failed[class_index(failure.class)].fetch_add(1, Ordering::Relaxed);
         let now = self.now_ms();
         let mut detail = self.detail();
@@ -323,6 +328,8 @@ impl Health {
                 drop(detail);
                 self.answered();
             }
+            // Returned above: neither says anything about the target.
+            FailureClass::RequestFault | FailureClass::Overloaded => {}
             FailureClass::Unavailable
             | FailureClass::Timeout
             | FailureClass::Connect
@@ -437,6 +444,21 @@ mod tests {
         drop(probe);
         assert_eq!(h.snapshot().state, BreakerState::Closed);
         assert_eq!(h.snapshot().consecutive_failures, 0);
+        assert!(matches!(h.admit(), Admission::Admit));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_requests_own_faults_and_the_gateways_limits_leave_the_target_alone() {
+        let h = health(2);
+        h.record_failure(&failure(FailureClass::Unavailable), 0.0);
+        for _ in 0..10 {
+            h.record_failure(&failure(FailureClass::RequestFault), 0.0);
+            h.record_failure(&failure(FailureClass::Overloaded), 0.0);
+        }
+        let snapshot = h.snapshot();
+        assert_eq!(snapshot.state, BreakerState::Closed);
+        assert_eq!(snapshot.consecutive_failures, 1);
+        assert!(snapshot.last_error.unwrap().1.starts_with("unavailable"));
         assert!(matches!(h.admit(), Admission::Admit));
     }
 

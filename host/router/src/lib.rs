@@ -41,8 +41,16 @@ pub enum FailureClass {
     NoCredit,
     /// The upstream answered something the plugin could not parse.
     BadResponse,
-    /// The plugin trapped, ran out of time or memory.
+    /// The plugin trapped, ran out of time or memory on the upstream's answer.
     PluginFault,
+    /// The request itself made the plugin fail while translating it (a memory or time limit,
+    /// a trap on this body): the request's failure, never the target's, so it is answered at
+    /// once and leaves the target's health alone.
+    RequestFault,
+    /// The gateway's own limits were reached (plugin instance slots, concurrent streams):
+    /// neither the request's nor the target's, so it is answered at once (503) and leaves the
+    /// target's health alone.
+    Overloaded,
 }
 
 /// What the engine does after a failure (the failover table of the README).
@@ -63,7 +71,10 @@ pub enum Action {
 impl FailureClass {
     pub fn action(self) -> Action {
         match self {
-            FailureClass::InvalidRequest | FailureClass::ContentFiltered => Action::Answer,
+            FailureClass::InvalidRequest
+            | FailureClass::ContentFiltered
+            | FailureClass::RequestFault
+            | FailureClass::Overloaded => Action::Answer,
             FailureClass::ContextLengthExceeded => Action::FailOverLarger,
             FailureClass::Unavailable | FailureClass::Connect | FailureClass::BadResponse => {
                 Action::Retry
@@ -90,7 +101,16 @@ impl FailureClass {
             FailureClass::NoCredit => "no_credit",
             FailureClass::BadResponse => "bad_response",
             FailureClass::PluginFault => "plugin_fault",
+            FailureClass::RequestFault => "request_fault",
+            FailureClass::Overloaded => "overloaded",
         }
+    }
+
+    /// Whether a failure of this class says something about the target. A request's own fault
+    /// and the gateway's own limits do not: the target's breaker, streaks and last error are
+    /// left as they were.
+    pub fn counts_against_target(self) -> bool {
+        !matches!(self, FailureClass::RequestFault | FailureClass::Overloaded)
     }
 }
 
@@ -171,6 +191,8 @@ mod tests {
             (ContextLengthExceeded, Action::FailOverLarger),
             (InvalidRequest, Action::Answer),
             (ContentFiltered, Action::Answer),
+            (RequestFault, Action::Answer),
+            (Overloaded, Action::Answer),
         ] {
             assert_eq!(class.action(), action, "{class:?}");
         }

@@ -189,6 +189,9 @@ fn status_for(failure: &Failure) -> StatusCode {
     {
         return StatusCode::BAD_REQUEST;
     }
+    if failure.class == FailureClass::Overloaded {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     if let Some(status) = failure
         .status
         .filter(|s| *s >= 400)
@@ -200,7 +203,9 @@ fn status_for(failure: &Failure) -> StatusCode {
         FailureClass::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         FailureClass::InvalidRequest
         | FailureClass::ContextLengthExceeded
-        | FailureClass::ContentFiltered => StatusCode::BAD_REQUEST,
+        | FailureClass::ContentFiltered
+        | FailureClass::RequestFault => StatusCode::BAD_REQUEST,
+        FailureClass::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         FailureClass::Timeout => StatusCode::GATEWAY_TIMEOUT,
         FailureClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         FailureClass::Connect
@@ -216,8 +221,10 @@ fn kind_for(class: FailureClass) -> &'static str {
         FailureClass::RateLimited => "rate_limit_error",
         FailureClass::InvalidRequest
         | FailureClass::ContextLengthExceeded
-        | FailureClass::ContentFiltered => "invalid_request_error",
+        | FailureClass::ContentFiltered
+        | FailureClass::RequestFault => "invalid_request_error",
         FailureClass::PluginFault => "plugin_error",
+        FailureClass::Overloaded => "server_error",
         FailureClass::Unavailable
         | FailureClass::Timeout
         | FailureClass::Connect
