@@ -121,6 +121,14 @@ impl<W> Instance<W> {
 }
 
 fn classify(store: &mut Store<HostState>, error: wasmtime::Error) -> Fault {
+    // The pooling allocator's slots (instances, memories, fiber stacks) are all taken: the
+    // gateway's own limit, not anything the guest did.
+    if let Some(limit) = error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+        return Fault {
+            kind: FaultKind::Capacity,
+            message: format!("no plugin instance could be made: {limit} (plugins.max_instances)"),
+        };
+    }
     let state = store.data();
     let stderr = state.stderr.text();
     let (kind, mut message) = if state.deadline_hit {

@@ -11,6 +11,7 @@
 mod bindings;
 mod context;
 mod convert;
+mod decoders;
 mod engine;
 mod imports;
 mod instance;
@@ -22,6 +23,7 @@ mod tool;
 mod types;
 
 pub use context::CallContext;
+pub use decoders::DECODERS_PER_INSTANCE;
 pub use engine::{EPOCH_TICK, Limits, Runtime};
 pub use imports::Services;
 pub use imports::memory::{MemoryFuture, MemoryLimits, MemoryStore, NO_NAMESPACE, NO_STORE};
@@ -42,6 +44,12 @@ pub enum FaultKind {
     Deadline,
     /// The guest tried to grow its memory past the cap.
     MemoryLimit,
+    /// No instance could be made: the gateway's own limit on instances (or fiber stacks) is
+    /// reached. Nothing about the guest, the request or the target.
+    Capacity,
+    /// The instance hosting a stream decoder faulted on another stream's call, and took this
+    /// decoder with it.
+    Lost,
 }
 
 impl FaultKind {
@@ -50,7 +58,15 @@ impl FaultKind {
             FaultKind::Trap => "trap",
             FaultKind::Deadline => "deadline",
             FaultKind::MemoryLimit => "memory_limit",
+            FaultKind::Capacity => "capacity",
+            FaultKind::Lost => "lost",
         }
+    }
+
+    /// Whether the fault is the gateway's own (its limits, a shared instance lost elsewhere)
+    /// rather than the guest's answer to this call.
+    pub fn is_gateways(self) -> bool {
+        matches!(self, FaultKind::Capacity | FaultKind::Lost)
     }
 }
 

@@ -10,11 +10,11 @@ use wasmtime::component::{Component, ResourceAny};
 use crate::bindings::provider::exports::aigw::plugin::provider as wit_provider;
 use crate::bindings::provider::{ProviderPlugin, ProviderPluginPre};
 use crate::bindings::types::Failure as WitFailure;
+use crate::decoders::{Host, Hosts, InFlight, lost};
 use crate::engine::Runtime;
-use crate::instance::Instance;
 use crate::pool::Pool;
 use crate::types::{Chunk, Descriptor, HttpRequest, HttpResponse, ResponseHead, Step, StreamEnd};
-use crate::{CallError, Fault, FaultKind, convert};
+use crate::{CallError, Fault, convert};
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +47,8 @@ pub struct Plugin {
     path: PathBuf,
     descriptor: Descriptor,
     pool: Pool<ProviderPlugin>,
+    /// The instances hosting this plugin's open stream decoders.
+    decoders: Hosts,
 }
 
 impl Plugin {
@@ -98,6 +100,7 @@ impl Plugin {
             path: path.to_owned(),
             descriptor,
             pool,
+            decoders: Hosts::default(),
         }))
     }
 
@@ -151,32 +154,45 @@ impl Plugin {
         answer(self.pool.finish(instance, result).await).map(convert::step)
     }
 
-    /// Starts decoding one streamed response, given its status and headers. The decoder holds
-    /// an instance until it is closed.
+    /// Starts decoding one streamed response, given its status and headers. The decoder lives
+    /// on an instance it shares with other streams' decoders (see `decoders`), locked only
+    /// while one of them is called.
     pub async fn stream_decoder(
         self: &Arc<Self>,
         target: &PluginTarget,
         head: ResponseHead,
     ) -> Result<StreamDecoder, CallError> {
-        let mut instance = self.pool.begin(None).await?;
+        let host = self.decoders.place(&self.pool).await?;
         let head = convert::response_head(head);
-        let result = instance
-            .bindings
-            .aigw_plugin_provider()
-            .stream_decoder()
-            .call_constructor(&mut instance.store, &target.0, &head)
-            .await;
-        match result {
-            Ok(handle) => {
-                instance.end();
-                Ok(StreamDecoder {
-                    plugin: Arc::clone(self),
-                    instance: Some(instance),
-                    handle,
-                })
-            }
-            Err(error) => Err(CallError::Fault(self.pool.discard(instance, error).await)),
+        let constructed = async {
+            let mut call = InFlight::begin(&self.decoders, &host).await?;
+            let instance = call.instance()?;
+            instance.begin(self.pool.runtime().limits.call_timeout, None);
+            let result = instance
+                .bindings
+                .aigw_plugin_provider()
+                .stream_decoder()
+                .call_constructor(&mut instance.store, &target.0, &head)
+                .await;
+            call.end(&self.pool, result).await
         }
+        .await;
+        match constructed {
+            Ok(handle) => Ok(StreamDecoder {
+                plugin: Arc::clone(self),
+                host: Some(host),
+                handle,
+            }),
+            Err(fault) => {
+                self.decoders.leave(&host, &self.pool).await;
+                Err(CallError::Fault(fault))
+            }
+        }
+    }
+
+    /// Stream decoders open right now and the instances hosting them (tests, readiness).
+    pub fn stream_decoders(&self) -> (usize, usize) {
+        self.decoders.usage()
     }
 }
 
@@ -204,74 +220,58 @@ pub(crate) fn answer<T>(finished: Result<Result<T, WitFailure>, Fault>) -> Resul
 }
 
 /// A streamed response being decoded. Dropping it without [`StreamDecoder::close`] (a client that
-/// went away, a fault) frees its guest resource in the background rather than returning the
-/// instance with a live resource.
+/// went away, a fault) frees its guest resource in the background.
 pub struct StreamDecoder {
     plugin: Arc<Plugin>,
-    instance: Option<Instance<ProviderPlugin>>,
+    /// `None` once closed.
+    host: Option<Arc<Host>>,
     handle: ResourceAny,
 }
 
 impl StreamDecoder {
     /// The next piece of the body → the chunks it completes.
     pub async fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Chunk>, CallError> {
-        let mut instance = self.take()?;
+        let plugin = &self.plugin;
+        let host = self.host.as_ref().ok_or_else(lost)?;
+        let mut call = InFlight::begin(&plugin.decoders, host).await?;
+        let instance = call.instance()?;
+        instance.begin(plugin.pool.runtime().limits.call_timeout, None);
         let result = instance
             .bindings
             .aigw_plugin_provider()
             .stream_decoder()
             .call_feed(&mut instance.store, self.handle, bytes)
             .await;
-        self.settle(instance, result).await.map(convert::chunks)
+        call.end(&plugin.pool, result)
+            .await?
+            .map(convert::chunks)
+            .map_err(|f| CallError::Failure(convert::failure(f)))
     }
 
     /// The body ended → the last chunks, a request whose body continues the stream, or a
     /// failure if the stream was cut short.
     pub async fn finish(&mut self) -> Result<StreamEnd, CallError> {
-        let mut instance = self.take()?;
+        let plugin = &self.plugin;
+        let host = self.host.as_ref().ok_or_else(lost)?;
+        let mut call = InFlight::begin(&plugin.decoders, host).await?;
+        let instance = call.instance()?;
+        instance.begin(plugin.pool.runtime().limits.call_timeout, None);
         let result = instance
             .bindings
             .aigw_plugin_provider()
             .stream_decoder()
             .call_finish(&mut instance.store, self.handle)
             .await;
-        self.settle(instance, result).await.map(convert::stream_end)
+        call.end(&plugin.pool, result)
+            .await?
+            .map(convert::stream_end)
+            .map_err(|f| CallError::Failure(convert::failure(f)))
     }
 
-    /// Frees the guest's decoder and returns the instance to the warm pool.
+    /// Frees the guest's decoder and gives its slot back.
     pub async fn close(mut self) {
-        if let Some(instance) = self.instance.take() {
-            recycle(Arc::clone(&self.plugin), instance, self.handle).await;
-        }
-    }
-
-    /// The decoder's instance with a call begun on it.
-    fn take(&mut self) -> Result<Instance<ProviderPlugin>, CallError> {
-        let mut instance = self.instance.take().ok_or_else(|| {
-            CallError::Fault(Fault {
-                kind: FaultKind::Trap,
-                message: "stream decoder used after a fault".into(),
-            })
-        })?;
-        instance.begin(self.plugin.pool.runtime().limits.call_timeout, None);
-        Ok(instance)
-    }
-
-    /// Ends a call on the decoder's instance: kept for the next piece, or replaced on a fault.
-    async fn settle<T>(
-        &mut self,
-        mut instance: Instance<ProviderPlugin>,
-        result: wasmtime::Result<Result<T, WitFailure>>,
-    ) -> Result<T, CallError> {
-        match result {
-            Ok(answer) => {
-                instance.end();
-                self.instance = Some(instance);
-                answer.map_err(|f| CallError::Failure(convert::failure(f)))
-            }
-            Err(error) => Err(CallError::Fault(
-                self.plugin.pool.discard(instance, error).await,
-            )),
+        if let Some(host) = self.host.take() {
+            retire(Arc::clone(&self.plugin), host, self.handle).await;
         }
     }
 }
@@ -279,20 +279,27 @@ impl StreamDecoder {
 impl Drop for StreamDecoder {
     fn drop(&mut self) {
         // Dropped without `close` (the client went away, the attempt failed over): free the
-        // guest's decoder in the background so the instance can still be reused.
-        let Some(instance) = self.instance.take() else {
+        // guest's decoder in the background so its host can be reused.
+        let Some(host) = self.host.take() else {
             return;
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(recycle(Arc::clone(&self.plugin), instance, self.handle));
+            runtime.spawn(retire(Arc::clone(&self.plugin), host, self.handle));
         }
     }
 }
 
-/// Drops the guest resource and returns the instance to the pool; a fault discards it.
-async fn recycle(plugin: Arc<Plugin>, mut instance: Instance<ProviderPlugin>, handle: ResourceAny) {
-    instance.begin(plugin.pool.runtime().limits.call_timeout, None);
-    let result = handle.resource_drop_async(&mut instance.store).await;
-    // A fault here only loses the instance; nobody waits for this call's answer.
-    let _ = plugin.pool.finish(instance, result).await;
+/// Drops the guest resource (unless its host was lost) and gives the decoder's slot back; a
+/// fault while dropping loses the host like any other (logged by `discard`; nobody waits for
+/// this call's answer).
+async fn retire(plugin: Arc<Plugin>, host: Arc<Host>, handle: ResourceAny) {
+    let dropped = async {
+        let mut call = InFlight::begin(&plugin.decoders, &host).await?;
+        let instance = call.instance()?;
+        instance.begin(plugin.pool.runtime().limits.call_timeout, None);
+        let result = handle.resource_drop_async(&mut instance.store).await;
+        call.end(&plugin.pool, result).await
+    };
+    let _ = dropped.await;
+    plugin.decoders.leave(&host, &plugin.pool).await;
 }

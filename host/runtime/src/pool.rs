@@ -112,14 +112,18 @@ impl<W: World> Pool<W> {
         .await
     }
 
+    /// An instance out of the pool: a warm one, or a fresh one when all are busy (tens of µs;
+    /// it joins the pool when given back if there is room).
+    pub(crate) async fn take(&self) -> Result<Instance<W>, Fault> {
+        match self.warm.pop() {
+            Some(instance) => Ok(instance),
+            None => self.instantiate().await,
+        }
+    }
+
     /// An instance with a call begun on it: deadline armed, context set.
     pub(crate) async fn begin(&self, call: Option<CallContext>) -> Result<Instance<W>, Fault> {
-        let mut instance = match self.warm.pop() {
-            Some(instance) => instance,
-            // All warm instances are busy: a fresh one costs tens of µs; it joins the pool after
-            // the call if there is room.
-            None => self.instantiate().await?,
-        };
+        let mut instance = self.take().await?;
         instance.begin(self.runtime.limits.call_timeout, call);
         Ok(instance)
     }

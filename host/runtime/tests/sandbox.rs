@@ -119,7 +119,7 @@ async fn faults_in_decode_and_in_stream_decoders_are_classified_too() {
     assert_eq!(kind, FaultKind::Trap);
     // The decoder's instance is gone; using it again is a fault, never a panic.
     let (kind, _) = fault_kind(decoder.finish().await);
-    assert_eq!(kind, FaultKind::Trap);
+    assert_eq!(kind, FaultKind::Lost);
 }
 
 #[tokio::test]

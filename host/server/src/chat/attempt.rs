@@ -336,6 +336,18 @@ pub(crate) fn scrubbed(gateway: &Gateway, mut failure: Failure) -> Failure {
 pub(crate) fn call_failure(error: CallError, provider: &str, status: Option<u16>) -> Failure {
     use aigw_runtime::Failure as Plugin;
     let failure = match error {
+        // The gateway's own limits (no instance slot left, a shared decoder instance lost to
+        // another stream): neither the target's failure nor the request's.
+        CallError::Fault(fault) if fault.kind.is_gateways() => {
+            return Failure::new(
+                FailureClass::Overloaded,
+                format!(
+                    "gateway overloaded ({}): {}",
+                    fault.kind.as_str(),
+                    fault.message
+                ),
+            );
+        }
         CallError::Fault(fault) => {
             return Failure::new(
                 FailureClass::PluginFault,
