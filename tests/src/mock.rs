@@ -82,7 +82,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -95,6 +95,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
 use wire::{Answer, Completion, ToolCall};
@@ -281,6 +282,10 @@ struct State {
     /// How many chat requests each `flaky-*` model name has had, so it fails only the first
     /// ones. Per mock, so tests running side by side each get their own failures.
     flaky: Mutex<HashMap<String, usize>>,
+    /// Connections open right now, and a signal on every change: how a test sees the gateway
+    /// drop an upstream connection (a cancelled stream) without sleeping.
+    connections: AtomicUsize,
+    connections_changed: Notify,
 }
 
 impl State {
@@ -350,6 +355,8 @@ impl MockUpstream {
             api_key: RwLock::new(None),
             predictions: replicate::Predictions::default(),
             flaky: Mutex::new(HashMap::new()),
+            connections: AtomicUsize::new(0),
+            connections_changed: Notify::new(),
         });
         let server = tokio::spawn(serve(listener, Arc::clone(&state)));
         Ok(MockUpstream {
@@ -395,6 +402,24 @@ impl MockUpstream {
         }
     }
 
+    /// Connections open to the mock right now.
+    pub fn open_connections(&self) -> usize {
+        self.state.connections.load(Ordering::Acquire)
+    }
+
+    /// Waits until the number of open connections satisfies `done` (e.g. drops to 0 when the
+    /// gateway cancels a stream); returns the count.
+    pub async fn connections_until(&self, done: impl Fn(usize) -> bool) -> usize {
+        loop {
+            let changed = self.state.connections_changed.notified();
+            let open = self.open_connections();
+            if done(open) {
+                return open;
+            }
+            changed.await;
+        }
+    }
+
     /// The `POST …/chat/completions` requests seen so far, in arrival order.
     pub fn chat_requests(&self) -> Vec<RecordedRequest> {
         let flavor = self.state.flavor;
@@ -425,6 +450,7 @@ async fn serve(listener: TcpListener, state: Arc<State>) {
         let _ = stream.set_nodelay(true);
         let state = Arc::clone(&state);
         connections.spawn(async move {
+            let open = OpenConnection::new(Arc::clone(&state));
             let service = hyper::service::service_fn(move |request| {
                 let state = Arc::clone(&state);
                 async move { handle(state, request).await }
@@ -433,7 +459,26 @@ async fn serve(listener: TcpListener, state: Arc<State>) {
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            drop(open);
         });
+    }
+}
+
+/// Counts one open connection for as long as it lives (its task aborted included).
+struct OpenConnection(Arc<State>);
+
+impl OpenConnection {
+    fn new(state: Arc<State>) -> OpenConnection {
+        state.connections.fetch_add(1, Ordering::AcqRel);
+        state.connections_changed.notify_waiters();
+        OpenConnection(state)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+        self.0.connections_changed.notify_waiters();
     }
 }
 

@@ -165,7 +165,7 @@ async fn build(config: &Config, health: Arc<HealthRegistry>) -> anyhow::Result<G
         providers,
         config.routes.clone(),
         health,
-        config.server.max_body_bytes,
+        &config.server,
     )?)
 }
 

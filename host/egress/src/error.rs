@@ -19,6 +19,8 @@ pub enum ErrorKind {
     Timeout,
     /// The answer's status and headers arrived, then its body broke off.
     BodyBroken,
+    /// The answer's body is larger than the caller said it would read.
+    TooLarge,
 }
 
 /// An egress failure. `Display` prints the message.

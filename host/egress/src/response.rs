@@ -84,14 +84,26 @@ impl Body {
             .map_err(|e| body_error(e, self.timeout))
     }
 
-    /// The whole body.
-    pub async fn collect(mut self) -> Result<Vec<u8>, EgressError> {
-        let reserve = self
-            .response
-            .content_length()
-            .map_or(0, |length| length.min(RESERVE_AT_MOST));
+    /// The whole body, if it is at most `limit` bytes: a larger one fails as
+    /// [`ErrorKind::TooLarge`] as soon as it passes the limit (declared or read), so a runaway
+    /// answer costs at most `limit` bytes of memory.
+    pub async fn collect(mut self, limit: usize) -> Result<Vec<u8>, EgressError> {
+        let too_large = || {
+            EgressError::new(
+                ErrorKind::TooLarge,
+                format!("answer larger than {limit} bytes"),
+            )
+        };
+        let declared = self.response.content_length();
+        if declared.is_some_and(|length| length > limit as u64) {
+            return Err(too_large());
+        }
+        let reserve = declared.map_or(0, |length| length.min(RESERVE_AT_MOST));
         let mut whole = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
         while let Some(piece) = self.chunk().await? {
+            if whole.len() + piece.len() > limit {
+                return Err(too_large());
+            }
             whole.extend_from_slice(&piece);
         }
         Ok(whole)

@@ -103,7 +103,10 @@ async fn a_header_credential_goes_to_its_own_origin_and_no_other() {
     )
     .await;
     assert_eq!(response.status, 200);
-    assert_eq!(response.body.collect().await, Ok(b"from own".to_vec()));
+    assert_eq!(
+        response.body.collect(1 << 20).await,
+        Ok(b"from own".to_vec())
+    );
     let seen = own.next_request().await;
     assert_eq!(seen.method, "POST");
     assert_eq!(seen.target, "/openai/v1/chat/completions");
@@ -124,7 +127,10 @@ async fn a_header_credential_goes_to_its_own_origin_and_no_other() {
             .await,
     )
     .await;
-    assert_eq!(response.body.collect().await, Ok(b"from other".to_vec()));
+    assert_eq!(
+        response.body.collect(1 << 20).await,
+        Ok(b"from other".to_vec())
+    );
     let seen = other.next_request().await;
     assert_eq!(seen.header("authorization"), None);
 }
@@ -320,7 +326,7 @@ async fn a_body_cut_short_is_a_broken_body() {
     let url = format!("{}/v1/chat/completions", upstream.origin);
     let response = answered(egress.send(get(url), options(&grants, None)).await).await;
     assert_eq!(response.status, 200);
-    let error = match response.body.collect().await {
+    let error = match response.body.collect(1 << 20).await {
         Ok(body) => panic!("a cut body was read whole: {body:?}"),
         Err(e) => e,
     };
@@ -350,12 +356,48 @@ async fn a_body_stalled_past_the_timeout_is_a_timeout() {
 
     let url = format!("{}/v1/chat/completions", upstream.origin);
     let response = answered(egress.send(get(url), options).await).await;
-    let error = match response.body.collect().await {
+    let error = match response.body.collect(1 << 20).await {
         Ok(body) => panic!("a stalled body was read whole: {body:?}"),
         Err(e) => e,
     };
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
     assert_eq!(error.message(), "no complete answer within 200 ms");
+}
+
+#[tokio::test]
+async fn a_body_past_the_callers_limit_is_too_large_declared_or_not() {
+    let egress = egress();
+    // Declared: refused before a byte of the body is read.
+    let declared = Upstream::answering(
+        "HTTP/1.1 200 OK\r\ncontent-length: 300000000\r\nconnection: close\r\n\r\nstart",
+    )
+    .await;
+    // Undeclared (chunked): refused once the pieces read pass the limit.
+    let mut chunked =
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".to_vec();
+    for _ in 0..8 {
+        chunked.extend_from_slice(b"400\r\n");
+        chunked.extend_from_slice(&[b'x'; 0x400]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let chunked = Upstream::answering(chunked).await;
+    for upstream in [&declared, &chunked] {
+        let grants = grants(&[&upstream.origin]);
+        let url = format!("{}/v1/chat/completions", upstream.origin);
+        let response = answered(egress.send(get(url), options(&grants, None)).await).await;
+        let error = match response.body.collect(4096).await {
+            Ok(body) => panic!("{} bytes read past a 4096-byte limit", body.len()),
+            Err(e) => e,
+        };
+        assert_eq!(error.kind(), ErrorKind::TooLarge, "{error}");
+        assert_eq!(error.message(), "answer larger than 4096 bytes");
+    }
+    // Within the limit, the same chunked answer is read whole.
+    let grants = grants(&[&chunked.origin]);
+    let url = format!("{}/v1/chat/completions", chunked.origin);
+    let response = answered(egress.send(get(url), options(&grants, None)).await).await;
+    assert_eq!(response.body.collect(8192).await.map(|b| b.len()), Ok(8192));
 }
 
 #[tokio::test]
@@ -449,5 +491,5 @@ async fn the_egress_and_its_futures_can_move_between_threads() {
     let grants = Grants::none();
     movable(&egress.send(get("http://127.0.0.1:9/".into()), options(&grants, None)));
     let _ = |body: &mut Body| movable(&body.chunk());
-    let _ = |body: Body| movable(&body.collect());
+    let _ = |body: Body| movable(&body.collect(1));
 }

@@ -28,7 +28,7 @@ pub use engine::{EPOCH_TICK, Limits, Runtime};
 pub use imports::Services;
 pub use imports::memory::{MemoryFuture, MemoryLimits, MemoryStore, NO_NAMESPACE, NO_STORE};
 pub use imports::outbound::{NO_EGRESS, OutboundLimits};
-pub use plugin::{LoadError, Plugin, PluginTarget, StreamDecoder};
+pub use plugin::{LoadError, MAX_STREAM_LINE, Plugin, PluginTarget, StreamDecoder};
 pub use tool::ToolPlugin;
 pub use types::{
     Chunk, Completion, Descriptor, Failure, Follow, HttpRequest, HttpResponse, MemoryMessage,

@@ -13,7 +13,9 @@ use crate::bindings::types::Failure as WitFailure;
 use crate::decoders::{Host, Hosts, InFlight, lost};
 use crate::engine::Runtime;
 use crate::pool::Pool;
-use crate::types::{Chunk, Descriptor, HttpRequest, HttpResponse, ResponseHead, Step, StreamEnd};
+use crate::types::{
+    Chunk, Descriptor, Failure, HttpRequest, HttpResponse, ResponseHead, Step, StreamEnd,
+};
 use crate::{CallError, Fault, convert};
 
 /// Why a plugin could not be loaded.
@@ -182,6 +184,7 @@ impl Plugin {
                 plugin: Arc::clone(self),
                 host: Some(host),
                 handle,
+                partial_line: 0,
             }),
             Err(fault) => {
                 self.decoders.leave(&host, &self.pool).await;
@@ -226,11 +229,29 @@ pub struct StreamDecoder {
     /// `None` once closed.
     host: Option<Arc<Host>>,
     handle: ResourceAny,
+    /// Bytes fed since the last newline: what the guest may be buffering as a partial line.
+    partial_line: usize,
 }
+
+/// The longest stream line a decoder is fed. A guest buffers an unfinished line until its
+/// newline comes; decoders share instances (and their memory cap), so an upstream that never
+/// ends a line must fail its own stream before it can exhaust the instance for its neighbours:
+/// 32 decoders × 1 MiB stay within the default 64 MiB cap. Real SSE lines are a few hundred
+/// bytes; a whole JSON answer sent to a streamed request is rarely above a few hundred KiB.
+pub const MAX_STREAM_LINE: usize = 1 << 20;
 
 impl StreamDecoder {
     /// The next piece of the body → the chunks it completes.
     pub async fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Chunk>, CallError> {
+        self.partial_line = match memchr::memrchr(b'\n', bytes) {
+            Some(at) => bytes.len() - at - 1,
+            None => self.partial_line.saturating_add(bytes.len()),
+        };
+        if self.partial_line > MAX_STREAM_LINE {
+            return Err(CallError::Failure(Failure::BadResponse(format!(
+                "upstream stream line longer than {MAX_STREAM_LINE} bytes"
+            ))));
+        }
         let plugin = &self.plugin;
         let host = self.host.as_ref().ok_or_else(lost)?;
         let mut call = InFlight::begin(&plugin.decoders, host).await?;

@@ -166,3 +166,28 @@ async fn the_gateways_instance_limit_is_a_capacity_fault() {
     // Room again once streams end.
     open(&plugin, "llama", 1).await.remove(0).close().await;
 }
+
+#[tokio::test]
+async fn a_line_without_end_fails_its_own_stream_before_the_shared_instance_fills() {
+    let plugin = load("plugins/groq.wasm", 10).await;
+    let mut decoders = open(&plugin, "llama", 2).await;
+    let piece = vec![b'x'; 64 << 10];
+    let mut failure = None;
+    for _ in 0..=(aigw_runtime::MAX_STREAM_LINE / piece.len()) {
+        if let Err(e) = decoders[0].feed(&piece).await {
+            failure = Some(e);
+            break;
+        }
+    }
+    match failure {
+        Some(CallError::Failure(aigw_runtime::Failure::BadResponse(message))) => {
+            assert!(message.contains("stream line longer than"), "{message}")
+        }
+        other => panic!("expected a bad response, got {other:?}"),
+    }
+    // Its neighbour on the same instance is unharmed.
+    assert_eq!(decoders[1].feed(&chunk("ok")).await.unwrap().len(), 1);
+    for decoder in decoders {
+        decoder.close().await;
+    }
+}

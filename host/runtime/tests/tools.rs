@@ -362,7 +362,9 @@ async fn a_response_body_over_the_cap_is_a_bad_response() {
     );
     assert_eq!(
         answer,
-        Failure::BadResponse("outbound: response body is over the limit of 4 bytes".into())
+        Failure::BadResponse(
+            "outbound: response body is over the limit: answer larger than 4 bytes".into()
+        )
     );
 }
 

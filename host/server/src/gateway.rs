@@ -13,7 +13,9 @@ use aigw_runtime::{Plugin, PluginTarget};
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::options::{ProviderOptions, RouteOptions, TargetOptions, TimeoutOverrides};
+use crate::options::{
+    ProviderOptions, RouteOptions, ServerOptions, TargetOptions, TimeoutOverrides,
+};
 use crate::scrub::Scrubber;
 
 /// A configured provider: which plugin translates for it and how the host reaches it.
@@ -168,7 +170,8 @@ pub struct Gateway {
     pub providers: HashMap<String, Arc<Provider>>,
     /// Model aliases → routes.
     pub routes: HashMap<String, Arc<ServedRoute>>,
-    pub max_body_bytes: usize,
+    /// The `[server]` limits requests are served under.
+    pub server: ServerOptions,
     pub(crate) egress: Egress,
     /// The `/v1/models` body, rendered once.
     pub(crate) models_json: Bytes,
@@ -243,7 +246,7 @@ impl Gateway {
         providers: impl IntoIterator<Item = Provider>,
         routes: impl IntoIterator<Item = (String, RouteOptions)>,
         health: Arc<HealthRegistry>,
-        max_body_bytes: usize,
+        server: &ServerOptions,
     ) -> Result<Gateway, GatewayError> {
         let mut by_name: HashMap<String, Arc<Provider>> = HashMap::new();
         for provider in providers {
@@ -287,7 +290,7 @@ impl Gateway {
         Ok(Gateway {
             providers,
             routes,
-            max_body_bytes,
+            server: server.clone(),
             egress,
             models_json,
             known_models,
@@ -459,7 +462,7 @@ mod tests {
             aigw_router::HealthSettings::default(),
             8,
         ));
-        let error = match Gateway::new([], routes, health, 1024) {
+        let error = match Gateway::new([], routes, health, &ServerOptions::default()) {
             Ok(_) => panic!("a route over an unknown provider was accepted"),
             Err(error) => error,
         };

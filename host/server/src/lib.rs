@@ -13,8 +13,10 @@ mod chat;
 mod error;
 mod gateway;
 mod options;
+mod peer;
 mod scrub;
 mod service;
+mod streams;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -45,7 +47,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client that shuts down its write side after its request still gets the answer (see
+    // `peer`: how a client that left is told apart).
+    builder.http1().half_close(true);
     tokio::pin!(shutdown);
     let mut failures = accept::AcceptFailures::default();
     loop {
@@ -77,9 +82,11 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
+        let (stream, client) = peer::PeerIo::new(stream, peer);
         let answering = Arc::clone(&service);
-        let service = service_fn(move |request: Request<Incoming>| {
+        let service = service_fn(move |mut request: Request<Incoming>| {
             let answering = Arc::clone(&answering);
+            request.extensions_mut().insert(client.clone());
             async move { Ok::<_, Infallible>(answering.handle(request).await) }
         });
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);

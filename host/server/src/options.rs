@@ -10,12 +10,19 @@ use std::time::Duration;
 
 use aigw_router::{Policy, Strategy, Timeouts};
 
-/// `[server]`: where to listen and how large a request may be.
+/// `[server]`: where to listen, how large a request and an upstream answer may be, and how
+/// many streams one client may hold open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerOptions {
     pub listen: SocketAddr,
     /// Largest request body; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Largest whole (non-streamed) upstream answer read into memory; a larger one fails its
+    /// attempt as a bad response.
+    pub max_upstream_body_bytes: usize,
+    /// Streams one client (its IP address, until keys exist) may have open at once; the next
+    /// gets 429.
+    pub max_streams_per_client: u32,
 }
 
 impl Default for ServerOptions {
@@ -23,6 +30,8 @@ impl Default for ServerOptions {
         ServerOptions {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
             max_body_bytes: 4 << 20,
+            max_upstream_body_bytes: 32 << 20,
+            max_streams_per_client: 1000,
         }
     }
 }

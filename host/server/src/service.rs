@@ -15,17 +15,22 @@ use http_body_util::{BodyExt, Limited};
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
+use crate::peer::Peer;
+use crate::streams::StreamSlots;
 use crate::{admin, chat};
 
 /// Answers requests from the current served state.
 pub struct Service {
     state: ArcSwap<Gateway>,
+    /// Open streams per client; outlives swaps, as the streams do.
+    streams: Arc<StreamSlots>,
 }
 
 impl Service {
     pub fn new(gateway: Gateway) -> Service {
         Service {
             state: ArcSwap::from_pointee(gateway),
+            streams: Arc::default(),
         }
     }
 
@@ -48,11 +53,15 @@ impl Service {
         B: http_body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        route(self.state(), request).await
+        route(self.state(), &self.streams, request).await
     }
 }
 
-async fn route<B>(gateway: Arc<Gateway>, request: Request<B>) -> Response<Body>
+async fn route<B>(
+    gateway: Arc<Gateway>,
+    streams: &Arc<StreamSlots>,
+    request: Request<B>,
+) -> Response<Body>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -70,6 +79,8 @@ where
                     .headers()
                     .get("x-aigw-debug")
                     .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"attempts")),
+                peer: request.extensions().get::<Peer>().cloned(),
+                streams: Arc::clone(streams),
             };
             match read_body(&gateway, request).await {
                 Ok(body) => chat::handle(gateway, body, options).await,
@@ -143,7 +154,7 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let limit = gateway.max_body_bytes;
+    let limit = gateway.server.max_body_bytes;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

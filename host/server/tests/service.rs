@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use aigw_router::{HealthRegistry, HealthSettings};
 use aigw_runtime::{Limits, Plugin, Runtime};
 use aigw_server::{
-    Body, Gateway, MAX_REMEMBERED_TARGETS, Provider, ProviderOptions, RouteOptions, Service,
-    TargetOptions,
+    Body, Gateway, MAX_REMEMBERED_TARGETS, Provider, ProviderOptions, RouteOptions, ServerOptions,
+    Service, TargetOptions,
 };
 use aigw_tests::mock::{Flavor, MockUpstream};
 use aigw_tests::paths;
@@ -77,7 +77,16 @@ impl Fixture {
                 )
             })
             .collect();
-        Gateway::new([provider], routes, Arc::clone(health), 1 << 20).unwrap()
+        Gateway::new(
+            [provider],
+            routes,
+            Arc::clone(health),
+            &ServerOptions {
+                max_body_bytes: 1 << 20,
+                ..ServerOptions::default()
+            },
+        )
+        .unwrap()
     }
 }
 
@@ -392,7 +401,12 @@ async fn two_providers_of_one_name_are_refused() {
         )
         .unwrap()
     };
-    let error = match Gateway::new([provider(), provider()], [], registry(), 1024) {
+    let error = match Gateway::new(
+        [provider(), provider()],
+        [],
+        registry(),
+        &ServerOptions::default(),
+    ) {
         Ok(_) => panic!("two providers named `p` were accepted"),
         Err(error) => error,
     };

@@ -93,6 +93,14 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
             vec![
                 ("listen", Some(quoted(server.listen))),
                 ("max_body_bytes", Some(server.max_body_bytes.to_string())),
+                (
+                    "max_upstream_body_bytes",
+                    Some(server.max_upstream_body_bytes.to_string()),
+                ),
+                (
+                    "max_streams_per_client",
+                    Some(server.max_streams_per_client.to_string()),
+                ),
             ],
         ),
         (

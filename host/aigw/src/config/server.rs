@@ -1,4 +1,5 @@
-//! `[server]`: the listen address and the request body limit, validated into the server's
+//! `[server]`: the listen address and the limits on requests, upstream answers and open
+//! streams, validated into the server's
 //! [`ServerOptions`] (whose `Default` holds the defaults).
 
 use std::net::SocketAddr;
@@ -15,6 +16,8 @@ use super::values::{Number, Values};
 pub(super) struct RawServer {
     listen: Option<Spanned<String>>,
     max_body_bytes: Number,
+    max_upstream_body_bytes: Number,
+    max_streams_per_client: Number,
 }
 
 pub(super) fn validate(raw: &RawServer, values: &Values) -> Result<ServerOptions, ConfigError> {
@@ -36,8 +39,20 @@ pub(super) fn validate(raw: &RawServer, values: &Values) -> Result<ServerOptions
         "server.max_body_bytes",
         defaults.max_body_bytes as u64,
     )?;
+    let max_upstream_body_bytes = values.positive(
+        &raw.max_upstream_body_bytes,
+        "server.max_upstream_body_bytes",
+        defaults.max_upstream_body_bytes as u64,
+    )?;
+    let max_streams_per_client = values.positive(
+        &raw.max_streams_per_client,
+        "server.max_streams_per_client",
+        u64::from(defaults.max_streams_per_client),
+    )?;
     Ok(ServerOptions {
         listen,
         max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+        max_upstream_body_bytes: usize::try_from(max_upstream_body_bytes).unwrap_or(usize::MAX),
+        max_streams_per_client: u32::try_from(max_streams_per_client).unwrap_or(u32::MAX),
     })
 }

@@ -129,23 +129,15 @@ async fn exchange(
         connect_timeout: limits.connect_timeout,
         timeout: limits.send_timeout,
     };
-    let mut response = egress.send(request, options).await.map_err(failure)?;
-    let mut body = Vec::new();
-    while let Some(piece) = response.body.chunk().await.map_err(failure)? {
-        if body.len() + piece.len() > limits.response_body_bytes {
-            // Dropping the response closes its connection: the rest is never read.
-            return Err(Failure::BadResponse(format!(
-                "outbound: response body is over the limit of {} bytes",
-                limits.response_body_bytes
-            )));
-        }
-        body.extend_from_slice(&piece);
-    }
-    Ok(convert::egress_response(
-        response.status,
-        &response.headers,
-        body,
-    ))
+    let response = egress.send(request, options).await.map_err(failure)?;
+    let (status, headers) = (response.status, response.headers);
+    // Past the limit, the response is dropped, closing its connection: the rest is never read.
+    let body = response
+        .body
+        .collect(limits.response_body_bytes)
+        .await
+        .map_err(failure)?;
+    Ok(convert::egress_response(status, &headers, body))
 }
 
 /// An egress error as the plugin hears it.
@@ -157,5 +149,8 @@ fn failure(error: EgressError) -> Failure {
         ErrorKind::Setup | ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::BodyBroken => {
             Failure::Unavailable(message)
         }
+        ErrorKind::TooLarge => Failure::BadResponse(format!(
+            "outbound: response body is over the limit: {message}"
+        )),
     }
 }

@@ -103,7 +103,7 @@ impl Call<'_> {
             let whole = deadline.saturating_duration_since(Instant::now());
             let response = send(self.gateway, target, request, timeouts, whole).await?;
             let status = response.status;
-            let response = read_whole(response).await?;
+            let response = read_whole(self.gateway, response).await?;
             match plugin.decode(&target.plugin_target, response).await {
                 Ok(Step::Done(completion)) => {
                     return Ok(Answer::Complete {
@@ -141,7 +141,7 @@ impl Call<'_> {
             status: response.status,
             headers: response.headers.to_pairs(),
         };
-        let mut body = streamed_body(target, response).await?;
+        let mut body = streamed_body(self.gateway, target, response).await?;
         let mut decoder = plugin
             .stream_decoder(&target.plugin_target, head)
             .await
@@ -268,12 +268,13 @@ pub(crate) async fn follow_stream(
 ) -> Result<aigw_egress::Body, Failure> {
     let request = pause_for(follow, follows, target, timeouts, deadline).await?;
     let response = send(gateway, target, request, timeouts, STREAM_EXCHANGE).await?;
-    streamed_body(target, response).await
+    streamed_body(gateway, target, response).await
 }
 
 /// The body of a 2xx answer to a streamed request; any other answer is read whole and given to
 /// the plugin's `decode` to classify.
 async fn streamed_body(
+    gateway: &Gateway,
     target: &RouteTarget,
     response: aigw_egress::Response,
 ) -> Result<aigw_egress::Body, Failure> {
@@ -283,7 +284,7 @@ async fn streamed_body(
     }
     let provider = &target.provider;
     // Bounded by the engine's first-byte limit around the whole attempt.
-    let answer = read_whole(response).await?;
+    let answer = read_whole(gateway, response).await?;
     Err(
         match provider.plugin.decode(&target.plugin_target, answer).await {
             Err(e) => call_failure(e, &provider.name, Some(status)),
@@ -296,14 +297,27 @@ async fn streamed_body(
     )
 }
 
-/// Reads a whole answer for the plugin to decode.
-async fn read_whole(response: aigw_egress::Response) -> Result<HttpResponse, Failure> {
+/// Reads a whole answer for the plugin to decode, at most `[server] max_upstream_body_bytes`
+/// of it: a larger answer is the upstream's failure (a bad response), not the process's memory.
+async fn read_whole(
+    gateway: &Gateway,
+    response: aigw_egress::Response,
+) -> Result<HttpResponse, Failure> {
     let headers = response.headers.to_pairs();
-    let body = response.body.collect().await.map_err(|e| match e.kind() {
-        ErrorKind::Timeout => Failure::new(FailureClass::Timeout, e.message()),
-        // The connection broke mid-answer: a transport failure (502), whatever the status.
-        _ => Failure::new(FailureClass::Connect, e.message()),
-    })?;
+    let limit = gateway.server.max_upstream_body_bytes;
+    let body = response
+        .body
+        .collect(limit)
+        .await
+        .map_err(|e| match e.kind() {
+            ErrorKind::Timeout => Failure::new(FailureClass::Timeout, e.message()),
+            ErrorKind::TooLarge => Failure::new(
+                FailureClass::BadResponse,
+                format!("upstream {} (server.max_upstream_body_bytes)", e.message()),
+            ),
+            // The connection broke mid-answer: a transport failure (502), whatever the status.
+            _ => Failure::new(FailureClass::Connect, e.message()),
+        })?;
     Ok(HttpResponse {
         status: response.status,
         headers,
@@ -316,6 +330,8 @@ fn send_failure(error: EgressError) -> Failure {
     let class = match error.kind() {
         ErrorKind::Timeout => FailureClass::Timeout,
         ErrorKind::Connect | ErrorKind::BodyBroken | ErrorKind::Setup => FailureClass::Connect,
+        // Only bodies have a size limit; a send never answers this.
+        ErrorKind::TooLarge => FailureClass::BadResponse,
         // The plugin built a request the host will not send: a malformed one, or one to an
         // origin the provider was not granted.
         ErrorKind::InvalidRequest | ErrorKind::Denied => FailureClass::PluginFault,

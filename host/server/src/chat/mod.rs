@@ -27,15 +27,21 @@ use self::relay::StreamContext;
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::gateway::{Gateway, RouteTarget};
+use crate::peer::Peer;
+use crate::streams::StreamSlots;
 
 /// SSE frames buffered towards a slow client before the upstream read waits.
 const STREAM_BUFFER: usize = 32;
 
 /// Options of one request that do not come from its JSON body.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct RequestOptions {
     /// `x-aigw-debug: attempts`: describe every attempt in a response header.
     pub debug_attempts: bool,
+    /// The client connection, when the request came on a socket (not in-process).
+    pub peer: Option<Peer>,
+    /// Open streams per client.
+    pub streams: Arc<StreamSlots>,
 }
 
 /// Seeds each request's weighted order and jitter differently, without a lock or a syscall.
@@ -67,6 +73,28 @@ pub(crate) async fn handle(
         .param("model")
         .code("model_not_found")
         .response();
+    };
+    // A stream holds its client's slot from here until it ends, however it ends.
+    let slot = match (&options.peer, head.stream) {
+        (Some(peer), true) => {
+            let max = gateway.server.max_streams_per_client;
+            match options.streams.take(peer.addr.ip(), max) {
+                Some(slot) => Some(slot),
+                None => {
+                    return ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limit_error",
+                        format!(
+                            "this client already has {max} streams open \
+                             (server.max_streams_per_client); retry when one ends"
+                        ),
+                    )
+                    .code("too_many_streams")
+                    .response();
+                }
+            }
+        }
+        _ => None,
     };
     let record = RequestRecord::new(
         head.model.to_string(),
@@ -158,6 +186,8 @@ pub(crate) async fn handle(
                 body: body.clone(),
                 include_usage,
                 record,
+                peer: options.peer.clone(),
+                _slot: slot,
             };
             // The relay owns the rest of the request.
             tokio::spawn(relay::pump(*open, commitment, tx, context));

@@ -23,6 +23,9 @@ pub(crate) struct RequestRecord {
     route: Arc<ServedRoute>,
     started: Instant,
     stream: bool,
+    /// Set by [`RequestRecord::finish`]; a record dropped without it is a request whose
+    /// handler was dropped (its client's connection went away before the answer).
+    reported: bool,
 }
 
 /// How a request ended.
@@ -50,6 +53,7 @@ impl RequestRecord {
             route,
             started,
             stream,
+            reported: false,
         }
     }
 
@@ -99,7 +103,8 @@ impl RequestRecord {
     }
 
     /// Reports the finished request: the one log line it gets.
-    pub(crate) fn finish(self, finished: Finished<'_>) {
+    pub(crate) fn finish(mut self, finished: Finished<'_>) {
+        self.reported = true;
         // The line is off below `info`: skip building its fields too.
         if !tracing::enabled!(target: "aigw::request", tracing::Level::INFO) {
             return;
@@ -138,6 +143,25 @@ impl RequestRecord {
             failed_attempts = %failed.join("; "),
             attempt_log = %describe_attempts(&self.route, attempts, skipped),
             error = error.unwrap_or(""),
+            "chat completion"
+        );
+    }
+}
+
+impl Drop for RequestRecord {
+    /// A request that was never reported: hyper dropped its handler because the client's
+    /// connection ended before the answer. It still gets its one line.
+    fn drop(&mut self) {
+        if self.reported {
+            return;
+        }
+        tracing::info!(
+            target: "aigw::request",
+            model = %self.model,
+            status = 499u16,
+            latency_ms = format_args!("{:.2}", self.started.elapsed().as_secs_f64() * 1000.0),
+            stream = self.stream,
+            error = "client went away before the answer",
             "chat completion"
         );
     }

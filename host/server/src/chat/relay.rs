@@ -6,6 +6,7 @@
 //! so the client never mistakes a cut answer for a complete one (invariant 6).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aigw_router::{Commitment, Failure, FailureClass};
 use aigw_runtime::{Chunk, StreamEnd, Usage};
@@ -18,6 +19,8 @@ use super::continuation::{Transcript, continuation_bodies, rejoin};
 use super::record::{Finished, RequestRecord};
 use crate::error::ApiError;
 use crate::gateway::{Gateway, RouteTarget, ServedRoute};
+use crate::peer::Peer;
+use crate::streams::StreamSlot;
 
 /// What a committed stream needs to go on, continuation included.
 pub(crate) struct StreamContext {
@@ -28,6 +31,31 @@ pub(crate) struct StreamContext {
     pub(crate) body: Bytes,
     pub(crate) include_usage: bool,
     pub(crate) record: RequestRecord,
+    /// The client's connection: a client that stopped sending is probed while the upstream is
+    /// silent, so one that left is noticed at once.
+    pub(crate) peer: Option<Peer>,
+    /// The client's stream slot, freed when the stream ends.
+    pub(crate) _slot: Option<StreamSlot>,
+}
+
+/// What probes a client that stopped sending: an SSE comment, ignored by every client.
+const PROBE: &[u8] = b": are you there\n\n";
+
+/// Between probes of a client that stopped sending, while the upstream is silent. One probe
+/// reaches a client that left, whose reset makes the next fail: a departure is noticed within
+/// about this long.
+const PROBE_EVERY: Duration = Duration::from_millis(100);
+
+/// Between probes of a client while the upstream is silent: a client that left is noticed
+/// within about twice this, instead of at the upstream's next chunk (up to the stall timeout).
+const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// Resolves when the client has stopped sending; never for an in-process request.
+async fn read_closed(peer: Option<&Peer>) {
+    match peer {
+        Some(peer) => peer.read_closed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// How relaying one upstream stream ended.
@@ -46,6 +74,7 @@ struct Relay {
     transcript: Transcript,
     /// Set once continuing: the original stream's id, to rewrite the continuation's chunks.
     rejoin_id: Option<Option<String>>,
+    peer: Option<Peer>,
 }
 
 impl Relay {
@@ -73,6 +102,29 @@ impl Relay {
         out.is_empty() || self.tx.send(Bytes::from(out)).await.is_ok()
     }
 
+    /// Waits for `read` (the upstream's next piece) unless the client leaves first. A client
+    /// that left is only noticed when a write to it fails (hyper does not read a connection
+    /// while it writes a response body), so while the upstream is silent the client is probed
+    /// with SSE comments, which clients ignore: every [`HEARTBEAT`], or every [`PROBE_EVERY`]
+    /// once it stopped sending (half-closed or gone, see `peer`). The first probe to a client
+    /// that left draws a reset, the next write fails, hyper drops the response body, and the
+    /// channel closes.
+    async fn unless_client_leaves<F: std::future::Future>(&self, read: F) -> Option<F::Output> {
+        tokio::pin!(read);
+        let mut probing = false;
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut read => return Some(out),
+                () = self.tx.closed() => return None,
+                () = read_closed(self.peer.as_ref()), if !probing => probing = true,
+                () = tokio::time::sleep(if probing { PROBE_EVERY } else { HEARTBEAT }) => {}
+            }
+            // Full means the client is not reading anyway; the next probe will do.
+            let _ = self.tx.try_send(Bytes::from_static(PROBE));
+        }
+    }
+
     /// Carries one upstream stream to the client until it finishes, breaks or the client
     /// leaves.
     async fn carry(
@@ -96,8 +148,10 @@ impl Relay {
             }
             let stall = open.timeouts.stall;
             let silence_ends = tokio::time::Instant::now() + stall;
-            let read =
-                tokio::time::timeout_at(silence_ends.min(open.deadline), open.body.chunk()).await;
+            let read = tokio::time::timeout_at(silence_ends.min(open.deadline), open.body.chunk());
+            let Some(read) = self.unless_client_leaves(read).await else {
+                return Relayed::ClientGone;
+            };
             let piece = match read {
                 Err(_) if silence_ends < open.deadline => {
                     return Relayed::Broke(Failure::new(
@@ -177,6 +231,7 @@ pub(crate) async fn pump(
             Transcript::default()
         },
         rejoin_id: None,
+        peer: context.peer.clone(),
     };
     loop {
         let entry = &route.entries[commitment.target];
