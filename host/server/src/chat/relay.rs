@@ -55,8 +55,6 @@ struct Relay {
     usage: Option<Usage>,
     /// What the attempts that broke before it cost; `None` before any broke.
     broken_usage: Option<Usage>,
-    /// Some of `broken_usage` is an estimate: a broken attempt's provider reported none.
-    usage_estimated: bool,
     transcript: Transcript,
     /// Set once continuing.
     continuing: Option<Continuing>,
@@ -74,8 +72,8 @@ struct Continuing {
 
 impl Relay {
     /// Forwards chunks to the client; returns false once the stream cannot go on: the client
-    /// has gone, or a continuation could not be joined to the answer (`diverged` is set, and
-    /// nothing of it went out). The chunks one upstream read produced go out as one write: a
+    /// has gone, or a continuation could not be joined to the answer (`diverged` is set; the
+    /// text it held back does not go out). The chunks one upstream read produced go out as one write: a
     /// frame per chunk cost a syscall per chunk.
     async fn forward(&mut self, chunks: Vec<Chunk>, done: bool) -> bool {
         let mut out = Vec::new();
@@ -136,9 +134,10 @@ impl Relay {
     }
 
     /// Accounts for the attempt that just broke, which was sent `body`: its reported usage,
-    /// else an estimate from its prompt and the text it produced. Only when its text is known
-    /// (the answer can be continued), the only case where another attempt follows it.
-    fn broke(&mut self, body: &[u8]) {
+    /// else an estimate from its prompt and the text it produced (and the record says so).
+    /// Only when its text is known (the answer can be continued), the only case where another
+    /// attempt follows it.
+    fn broke(&mut self, body: &[u8], record: &mut RequestRecord) {
         let produced = match &self.continuing {
             Some(continuing) => continuing.join.produced(),
             None => self.transcript.chars(),
@@ -147,7 +146,9 @@ impl Relay {
             return;
         }
         let (usage, estimated) = broken_usage(self.usage.take(), body, produced);
-        self.usage_estimated |= estimated;
+        if estimated {
+            record.usage_estimated();
+        }
         self.broken_usage = Some(match self.broken_usage {
             Some(before) => add_usage(before, usage),
             None => usage,
@@ -260,7 +261,6 @@ pub(crate) async fn pump(
         include_usage: context.include_usage,
         usage: None,
         broken_usage: None,
-        usage_estimated: false,
         // A one-target route (any direct `provider/model`) has no other target to continue on.
         transcript: if route.entries.len() < 2 {
             Transcript::off()
@@ -275,11 +275,7 @@ pub(crate) async fn pump(
     loop {
         let entry = &route.entries[commitment.target];
         let served_by = &entry.target;
-        let relayed = relay.carry(&mut open, &context.gateway, served_by).await;
-        if relay.usage_estimated {
-            context.record.usage_estimated();
-        }
-        let failure = match relayed {
+        let failure = match relay.carry(&mut open, &context.gateway, served_by).await {
             Relayed::Finished => {
                 open.decoder.close().await;
                 context.record.finish(Finished {
@@ -304,10 +300,7 @@ pub(crate) async fn pump(
                 );
                 let failure = Failure::new(FailureClass::BadResponse, why);
                 commitment.broke(&route, failure.clone());
-                relay.broke(&sent);
-                if relay.usage_estimated {
-                    context.record.usage_estimated();
-                }
+                relay.broke(&sent, &mut context.record);
                 let usage = relay.total_usage();
                 end_with_error(&relay.tx, served_by, &failure, context, &commitment, usage).await;
                 return;
@@ -326,10 +319,7 @@ pub(crate) async fn pump(
             Relayed::Broke(failure) => scrubbed(&context.gateway, failure),
         };
         commitment.broke(&route, failure.clone());
-        relay.broke(&sent);
-        if relay.usage_estimated {
-            context.record.usage_estimated();
-        }
+        relay.broke(&sent, &mut context.record);
         let continued = continue_elsewhere(&context, &relay.transcript, &mut commitment).await;
         context.record.walked(&commitment.attempts);
         let Some((next, id, bodies)) = continued else {
