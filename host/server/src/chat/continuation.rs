@@ -305,20 +305,38 @@ impl Join {
 
     /// Takes one of the continuation's chunks (already [`rejoin`]ed).
     pub(crate) fn chunk(&mut self, json: String) -> Joined {
+        let piece = piece_of(&json);
         if matches!(self.stage, Stage::Through) {
-            self.produced += text_of(&json).map_or(0, |t| t.chars().count());
+            self.produced += piece.map_or(0, |(text, _)| text.chars().count());
             return Joined::Forward(vec![json]);
         }
-        let Some(text) = text_of(&json) else {
-            // The end of the answer's text (a finish chunk, tool calls, usage): decide now, and
-            // send what is released before this chunk.
-            return match self.end() {
-                Joined::Forward(mut out) => {
-                    out.push(json);
-                    Joined::Forward(out)
-                }
-                diverged => diverged,
-            };
+        let text = match piece {
+            Some((text, false)) => text,
+            // The answer's last text rides on its finish: join the text, then end.
+            Some((text, true)) if !text.is_empty() => {
+                let mut out = match self.chunk(without_finish(&json)) {
+                    Joined::Forward(out) => out,
+                    diverged => return diverged,
+                };
+                return match self.chunk(with_content(&json, "")) {
+                    Joined::Forward(more) => {
+                        out.extend(more);
+                        Joined::Forward(out)
+                    }
+                    diverged => diverged,
+                };
+            }
+            // The end of the answer's text (a finish, tool calls, usage): decide now, and send
+            // what is released before this chunk.
+            _ => {
+                return match self.end() {
+                    Joined::Forward(mut out) => {
+                        out.push(json);
+                        Joined::Forward(out)
+                    }
+                    diverged => diverged,
+                };
+            }
         };
         if text.is_empty() {
             return Joined::Forward(Vec::new());
@@ -430,22 +448,35 @@ impl Join {
     }
 }
 
-/// The text of a chunk's choice 0 delta, when it is a chunk of answer text (`Some("")` for one
-/// with no text yet, like a role chunk); `None` for anything else: a finish, tool calls, usage,
-/// a chunk that does not parse.
-fn text_of(json: &str) -> Option<String> {
+/// A chunk of answer text: its choice 0 delta's text (empty for none, like a role chunk or a
+/// bare finish) and whether it ends the answer (a `finish_reason`); `None` for anything else:
+/// tool calls, other choices, usage, a chunk that does not parse.
+fn piece_of(json: &str) -> Option<(String, bool)> {
     let chunk = serde_json::from_str::<ChunkProbe<'_>>(json).ok()?;
     let [choice] = chunk.choices.as_slice() else {
         return None;
     };
-    if choice.index != 0 || choice.finish_reason.is_some() {
-        return None;
+    let finish = choice.finish_reason.is_some();
+    let text = match &choice.delta {
+        Some(delta) if delta.tool_calls.is_some() => return None,
+        Some(delta) => delta.content.as_deref().unwrap_or(""),
+        None => "",
+    };
+    (choice.index == 0).then(|| (text.to_owned(), finish))
+}
+
+/// A chunk without its choice 0 `finish_reason`.
+fn without_finish(json: &str) -> String {
+    let Ok(mut value) = serde_json::from_str::<Value>(json) else {
+        return json.to_owned();
+    };
+    if let Some(choice) = value
+        .pointer_mut("/choices/0")
+        .and_then(Value::as_object_mut)
+    {
+        choice.insert("finish_reason".to_owned(), Value::Null);
     }
-    let delta = choice.delta.as_ref()?;
-    if delta.tool_calls.is_some() {
-        return None;
-    }
-    Some(delta.content.as_deref().unwrap_or("").to_owned())
+    value.to_string()
 }
 
 /// A chunk with its choice 0 text replaced.
@@ -720,6 +751,35 @@ mod tests {
         assert_eq!(joined("Once upon a time", &[" there"]).unwrap(), " there");
         // And a word cut in two by the break.
         assert_eq!(joined("Hello wor", &["ld!"]).unwrap(), "ld!");
+    }
+
+    #[test]
+    fn text_that_rides_on_the_finish_chunk_is_joined_too() {
+        let sent = "Mock reply to: one two three four";
+        let mut join = Join::new(sent);
+        let last = serde_json::json!({"id": "c1", "choices": [{"index": 0,
+            "delta": {"content": "Mock reply to: one two three four five."},
+            "finish_reason": "stop"}]})
+        .to_string();
+        let Joined::Forward(out) = join.chunk(last) else {
+            panic!("joined")
+        };
+        let out: Vec<Value> = out
+            .iter()
+            .map(|j| serde_json::from_str(j).unwrap())
+            .collect();
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0]["choices"][0]["delta"]["content"], " five.");
+        assert_eq!(out[0]["choices"][0]["finish_reason"], Value::Null);
+        assert_eq!(out[1]["choices"][0]["delta"]["content"], "");
+        assert_eq!(out[1]["choices"][0]["finish_reason"], "stop");
+    }
+
+    #[test]
+    fn with_nothing_sent_but_the_role_a_continuation_passes_at_once() {
+        let mut join = Join::new("");
+        let first = chunk("c1", serde_json::json!({"content": "Hello"}));
+        assert_eq!(join.chunk(first.clone()), Joined::Forward(vec![first]));
     }
 
     #[test]
