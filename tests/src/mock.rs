@@ -29,6 +29,10 @@
 //! | `slow-first-<ms>` | as `slow-<ms>` | the headers at once, then nothing for `<ms>`, then the `ok` stream |
 //! | `stall-<n>` | the headers and half the body, then silence (the connection held open for up to 60 s, then cut) | role chunk + `n` content chunks, then silence: no finish chunk, the connection held open for up to 60 s, then cut |
 //! | `malformed-<n>` | 200 `application/json` whose body is a truncated completion (not JSON; `content-length` matches what is sent) | role chunk + `n` content chunks, one frame of truncated JSON, then the remaining chunks, the finish chunk and `[DONE]` as usual |
+//! | `error-200` | 200 whose body is the flavor's `error-500` error object (some providers answer an error with a 200) | 200 whose first frame is that error object, then the end |
+//! | `restarts` | as `ok`; a continuation ignores the partial answer and answers from the first word | the same |
+//! | `repeats-sentence` | as `ok`; a continuation repeats the partial answer's last sentence, then goes on | the same |
+//! | `diverges` | as `ok`; a continuation reproduces the first half of the partial answer's words, then says something else ([`DIVERGED_TEXT`]) | the same |
 //!
 //! When the last message has role `tool`, the `tool-call` models answer `"tool said: <content>"`
 //! (one line per trailing tool message) instead of calling again.
@@ -43,7 +47,9 @@
 //! role chunk as usual), so a test can check that the pieces a client receives join into one
 //! answer. A partial that is not a prefix of the reply gets the full reply. `completion_tokens`
 //! counts the words actually sent. Gemini reads the same from a trailing `model` turn (or a
-//! `model` turn followed by a `user` turn starting with `"Continue"`).
+//! `model` turn followed by a `user` turn starting with `"Continue"`). The `restarts`,
+//! `repeats-sentence` and `diverges` models (OpenAI dialects) continue the way fallback models
+//! that ignore the instruction do (`continued_by`).
 //!
 //! Usage is deterministic: `completion_tokens` is the number of whitespace-separated words of the
 //! answer's text, `prompt_tokens` is `8 + (characters of all message contents) / 4`.
@@ -229,6 +235,9 @@ pub const CAPACITY_MESSAGE: &str =
 /// What the `content-filter` model writes before the filter stops it, in flavors whose filter
 /// ends the answer with `finish_reason: "content_filter"` rather than refusing the request.
 pub const FILTERED_TEXT: &str = "I can tell you";
+
+/// What the `diverges` model says after reproducing half of the partial answer.
+pub const DIVERGED_TEXT: &str = " — or rather, something else entirely.";
 
 /// The `retry-after` header the `rate-limit` model sends, in seconds.
 pub const RETRY_AFTER_SECONDS: u64 = 7;
@@ -547,6 +556,8 @@ enum Behaviour {
     Malformed {
         chunks: usize,
     },
+    /// A 200 whose body (or first stream frame) is an error object.
+    ErrorIn200,
 }
 
 /// How long `stall-<n>` keeps its connection open and silent before giving up on it: longer
@@ -588,6 +599,7 @@ impl Behaviour {
             "no-credit" => Behaviour::NoCredit,
             "forbidden" => Behaviour::Forbidden,
             "content-filter" => Behaviour::ContentFilter,
+            "error-200" => Behaviour::ErrorIn200,
             _ => {
                 let number = |prefix: &str| -> Option<u64> {
                     model.strip_prefix(prefix).and_then(|n| n.parse().ok())
@@ -811,7 +823,11 @@ impl<'a> Chat<'a> {
             .find(|m| role_of(m) == Some("user"))
             .map(text_of)
             .unwrap_or_default();
-        continued(format!("mock reply to: {question}"), partial.as_deref())
+        continued_by(
+            self.model,
+            format!("mock reply to: {question}"),
+            partial.as_deref(),
+        )
     }
 
     /// The contents of the tool results that end the conversation, if it ends with any.
@@ -880,6 +896,37 @@ fn continued(full: String, partial: Option<&str>) -> String {
     match partial.and_then(|partial| full.strip_prefix(partial)) {
         Some(rest) => rest.to_owned(),
         None => full,
+    }
+}
+
+/// How a model continues a broken answer: the `ok` family as asked, from where it stopped
+/// ([`continued`]); `restarts` with its whole reply from the first word; `repeats-sentence`
+/// with the partial answer's last sentence again (from just after its last `. `, `! ` or `? `;
+/// the whole partial when it has none), then the rest; `diverges` with the first half of the
+/// partial answer's words, then [`DIVERGED_TEXT`]. A partial that is not a prefix of the reply
+/// gets the full reply from all of them.
+fn continued_by(model: &str, full: String, partial: Option<&str>) -> String {
+    let Some(partial) = partial else {
+        return full;
+    };
+    let Some(rest) = full.strip_prefix(partial) else {
+        return full;
+    };
+    match model {
+        "restarts" => full,
+        "repeats-sentence" => {
+            let sentence = [". ", "! ", "? "]
+                .iter()
+                .filter_map(|end| partial.rfind(end).map(|at| at + end.len()))
+                .max()
+                .map_or(partial, |at| &partial[at..]);
+            format!("{sentence}{rest}")
+        }
+        "diverges" => {
+            let words: Vec<&str> = partial.split(' ').collect();
+            format!("{}{DIVERGED_TEXT}", words[..words.len() / 2].join(" "))
+        }
+        _ => rest.to_owned(),
     }
 }
 
@@ -1005,6 +1052,21 @@ async fn chat(state: &State, body: Option<Value>) -> Result<Response<Body>, Rese
             Ok(response)
         }
         Behaviour::ServerError => Ok(server_error(flavor)),
+        Behaviour::ErrorIn200 => {
+            let body = dialects::error_body(
+                flavor,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                SERVER_ERROR_MESSAGE,
+                "server_error",
+                None,
+                None,
+            );
+            if !chat.stream {
+                return Ok(json_response(flavor, StatusCode::OK, &body));
+            }
+            let frame = Bytes::from(wire::sse(&body.to_string()));
+            Ok(streamed(flavor, StatusCode::OK, vec![Step::Send(frame)]))
+        }
         // Without a stream there is no frame to fail in: the error comes as a plain 500.
         Behaviour::StreamError if !chat.stream => Ok(server_error(flavor)),
         Behaviour::Unavailable => Ok(error(
@@ -1435,6 +1497,28 @@ mod tests {
             continued("mock reply to: x".to_owned(), Some("something else")),
             "mock reply to: x"
         );
+    }
+
+    #[test]
+    fn fallback_models_that_ignore_the_continuation_prompt_restart_repeat_or_diverge() {
+        let full = || "One two. Three four five. Six seven".to_owned();
+        let partial = Some("One two. Three four");
+        assert_eq!(continued_by("ok", full(), partial), " five. Six seven");
+        assert_eq!(continued_by("restarts", full(), partial), full());
+        assert_eq!(
+            continued_by("repeats-sentence", full(), partial),
+            "Three four five. Six seven"
+        );
+        assert_eq!(
+            continued_by("diverges", full(), partial),
+            format!("One two.{DIVERGED_TEXT}")
+        );
+        // Not a continuation: every one answers in full.
+        for model in ["restarts", "repeats-sentence", "diverges"] {
+            assert_eq!(continued_by(model, full(), None), full());
+            assert_eq!(Behaviour::of(model), Behaviour::Ok);
+        }
+        assert_eq!(Behaviour::of("error-200"), Behaviour::ErrorIn200);
     }
 
     #[test]

@@ -153,6 +153,7 @@ const CASES: &[(&str, Case)] = &[
     ("tool-call-stream", |c| Box::pin(tool_call_stream(c))),
     ("rate-limit", |c| Box::pin(rate_limit(c))),
     ("server-errors", |c| Box::pin(server_errors(c))),
+    ("error-in-200", |c| Box::pin(error_in_200(c))),
     ("context-length", |c| Box::pin(context_length(c))),
     ("bad-request", |c| Box::pin(bad_request(c))),
     ("content-filter", |c| Box::pin(content_filter(c))),
@@ -441,6 +442,19 @@ async fn server_errors(ctx: &Ctx) -> CaseResult {
         let message = error_message(&body);
         check!(message.contains(reason), "{model}: message {message:?}");
     }
+    Ok(())
+}
+
+/// A 200 whose body is an error object (`error-200`: the flavor's server error; Gemini and
+/// Replicate say it with a 500) is an error, never a success: classified by its content, here
+/// a server error, so it is retried once like a 5xx and then answered as an upstream error.
+async fn error_in_200(ctx: &Ctx) -> CaseResult {
+    let before = ctx.mock.chat_requests().len();
+    let (status, _, body) = status_and_json(ctx.gateway.chat(&ctx.ask("error-200")).await).await;
+    check!(status >= 500, "status {status}: {body}");
+    error_message(&body);
+    let seen = ctx.mock.chat_requests().len() - before;
+    check!(seen == 2, "{seen} upstream requests, not one retry: {body}");
     Ok(())
 }
 

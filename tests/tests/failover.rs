@@ -211,6 +211,55 @@ async fn a_persistent_503_is_retried_once_then_fails_over() {
     );
 }
 
+/// A 200 whose body is an error object (`error-200`: the flavor's 500 error, with status 200,
+/// as some providers answer once generation started) is classified by its content, not its
+/// status: this one reads as a server error, so it is retried on the same target like a 5xx,
+/// then fails over. `stream` asks for a stream, whose first frame is then the error.
+async fn assert_error_in_200_retried_like_a_5xx(stream: bool) {
+    let upstreams = Upstreams::start().await;
+    let gateway = upstreams
+        .gateway(&format!(
+            "{FAILOVER}{}",
+            route("fast", &["local/error-200", "groq/ok"], "")
+        ))
+        .await;
+
+    let body = if stream {
+        ask_streaming("fast")
+    } else {
+        ask("fast")
+    };
+    let response = gateway.chat_debug(&body).await;
+    let log = header(response.headers(), "x-aigw-attempt-log").to_owned();
+    assert_eq!(header(response.headers(), "x-aigw-target"), "groq/ok");
+    if stream {
+        let (body, _) = read_stream(response).await;
+        let transcript = Transcript::from_body(&body);
+        assert_eq!(transcript.content, REPLY, "{body}");
+        assert!(transcript.ends_with_done(), "{body}");
+    } else {
+        served_text(&gateway, response).await;
+    }
+    assert_eq!(upstreams.local.chat_requests().len(), 2, "one retry: {log}");
+    assert_eq!(upstreams.groq.chat_requests().len(), 1);
+    assert!(
+        log.starts_with("local/error-200 first unavailable")
+            && log.contains("local/error-200 retry unavailable")
+            && log.contains("groq/ok first served"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_200_carrying_an_error_object_is_retried_like_the_error_it_carries() {
+    assert_error_in_200_retried_like_a_5xx(false).await;
+}
+
+#[tokio::test]
+async fn a_stream_whose_first_frame_is_an_error_object_is_retried_like_the_error_it_carries() {
+    assert_error_in_200_retried_like_a_5xx(true).await;
+}
+
 #[tokio::test]
 async fn a_reset_before_the_headers_is_retried_then_fails_over() {
     let upstreams = Upstreams::start().await;

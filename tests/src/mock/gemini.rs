@@ -19,6 +19,7 @@
 //! | `rate-limit` | 429 `RESOURCE_EXHAUSTED` with `Help`, `QuotaFailure` and `RetryInfo {retryDelay: "6.247483s"}`, "Please retry in 6.247483s." — no `retry-after`, no `x-ratelimit-*` | the same |
 //! | `rate-limit-no-header` | the same 429 without `RetryInfo` and without "Please retry in" | the same |
 //! | `error-500` | 500 `INTERNAL` | the same |
+//! | `error-200` | as `error-500` | the same |
 //! | `unavailable-503`, `capacity-498` | 503 `UNAVAILABLE` "The model is overloaded…" (Gemini has no 498) | the same |
 //! | `context-length` | 400 `INVALID_ARGUMENT` "The input token count (9000) exceeds the maximum number of tokens allowed (8192)." | the same |
 //! | `bad-request` | 400 `INVALID_ARGUMENT` with [`BAD_REQUEST_MESSAGE`] and a `BadRequest` field violation | the same |
@@ -240,7 +241,8 @@ async fn generate(
             }
         }
         Behaviour::RateLimit { retry_after } => Ok(rate_limited(model, retry_after)),
-        Behaviour::ServerError => Ok(server_error()),
+        // The OpenAI dialects' 200 carrying an error: Gemini answers errors with their status.
+        Behaviour::ServerError | Behaviour::ErrorIn200 => Ok(server_error()),
         // Without a stream there is no frame to fail in: the error comes as a plain 500.
         Behaviour::StreamError if mode == Mode::Whole => Ok(server_error()),
         Behaviour::StreamError => Ok(stream_error(mode, &reply)),

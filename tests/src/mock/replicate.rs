@@ -17,6 +17,7 @@
 //! | `rate-limit` | 429 `{"detail":"Request was throttled. Your rate limit resets in ~7s.","status":429}`, no `retry-after` | |
 //! | `rate-limit-no-header` | 429 `{"detail":"Request was throttled.","status":429}` | |
 //! | `error-500` | 500 problem details, detail [`SERVER_ERROR_MESSAGE`] | |
+//! | `error-200` | as `error-500` | |
 //! | `unavailable-503`, `capacity-498` | 503 problem details, detail [`OVERLOADED_MESSAGE`] | |
 //! | `context-length` | 201 `failed`, `error` [`CONTEXT_LENGTH_ERROR`], `output: null` | |
 //! | `bad-request` | 422 problem details whose detail contains [`BAD_REQUEST_MESSAGE`] | |
@@ -513,7 +514,8 @@ async fn create(
 
     let outcome = match behaviour {
         Behaviour::RateLimit { retry_after } => return Ok(rate_limited(retry_after)),
-        Behaviour::ServerError => {
+        // The OpenAI dialects' 200 carrying an error: Replicate answers errors with their status.
+        Behaviour::ServerError | Behaviour::ErrorIn200 => {
             return Ok(problem(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &json!({"title": "Internal Server Error", "detail": SERVER_ERROR_MESSAGE, "status": 500}),

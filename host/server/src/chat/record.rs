@@ -26,6 +26,8 @@ pub(crate) struct RequestRecord {
     /// Set by [`RequestRecord::finish`]; a record dropped without it is a request whose
     /// handler was dropped (its client's connection went away before the answer).
     reported: bool,
+    /// Some of the usage is an estimate (a broken attempt's provider reported none).
+    usage_estimated: bool,
 }
 
 /// How a request ended.
@@ -54,7 +56,13 @@ impl RequestRecord {
             started,
             stream,
             reported: false,
+            usage_estimated: false,
         }
+    }
+
+    /// Marks the usage as partly estimated: logged as `usage_estimated=true`.
+    pub(crate) fn usage_estimated(&mut self) {
+        self.usage_estimated = true;
     }
 
     pub(crate) fn model(&self) -> &str {
@@ -140,6 +148,7 @@ impl RequestRecord {
             stream = self.stream,
             prompt_tokens = usage.map(|u| u.prompt_tokens),
             completion_tokens = usage.map(|u| u.completion_tokens),
+            usage_estimated = self.usage_estimated.then_some(true),
             failed_attempts = %failed.join("; "),
             attempt_log = %describe_attempts(&self.route, attempts, skipped),
             error = error.unwrap_or(""),

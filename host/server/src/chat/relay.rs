@@ -4,6 +4,12 @@
 //! that continues from the partial text ([`Commitment::resume`]), whose new tokens join the same
 //! stream. When no target can continue, the stream ends with an error event and no `[DONE]`,
 //! so the client never mistakes a cut answer for a complete one (invariant 6).
+//!
+//! A continuation's text goes through a [`Join`] first, so a continuing model that restarts
+//! the answer or repeats its end does not make the client read it twice, and one that restarts
+//! and says something else ends the stream with an error event. The usage the client and the
+//! log get counts every attempt that produced tokens: the broken ones (their reported usage, or
+//! an estimate) plus the one that finished.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +21,10 @@ use http::StatusCode;
 use tokio::sync::mpsc;
 
 use super::attempt::{Answer, Call, OpenStream, call_failure, follow_stream, scrubbed};
-use super::continuation::{Transcript, continuation_bodies, rejoin};
+use super::continuation::{
+    Continuation, Join, Joined, Transcript, add_usage, broken_usage, continuation_bodies, rejoin,
+    with_usage,
+};
 use super::record::{Finished, RequestRecord};
 use crate::error::ApiError;
 use crate::gateway::{Gateway, RouteTarget, ServedRoute};
@@ -69,34 +78,75 @@ enum Relayed {
 struct Relay {
     tx: mpsc::Sender<Bytes>,
     include_usage: bool,
-    /// The last usage chunk seen (forwarded only when the client asked for it).
+    /// The last usage chunk the serving attempt sent (forwarded only when the client asked
+    /// for it).
     usage: Option<Usage>,
+    /// What the attempts that broke before it cost; `None` before any broke.
+    broken_usage: Option<Usage>,
     transcript: Transcript,
-    /// Set once continuing: the original stream's id, to rewrite the continuation's chunks.
-    rejoin_id: Option<Option<String>>,
     peer: Option<Peer>,
+    /// Set once continuing.
+    continuing: Option<Continuing>,
+    /// Set when the continuation could not be joined to the answer: the stream ends with an
+    /// error event ([`Relay::forward`] returned false).
+    diverged: Option<String>,
+}
+
+/// A continuation being relayed: the original stream's id (to rewrite its chunks) and the
+/// join to the answer the client already has.
+struct Continuing {
+    id: Option<String>,
+    join: Join,
 }
 
 impl Relay {
-    /// Forwards chunks to the client; returns false once the client has gone. The chunks one
-    /// upstream read produced go out as one write: a frame per chunk cost a syscall per chunk.
+    /// Forwards chunks to the client; returns false once the stream cannot go on: the client
+    /// has gone, or a continuation could not be joined to the answer (`diverged` is set; the
+    /// text it held back does not go out). The chunks one upstream read produced go out as one write: a
+    /// frame per chunk cost a syscall per chunk.
     async fn forward(&mut self, chunks: Vec<Chunk>, done: bool) -> bool {
         let mut out = Vec::new();
         for chunk in chunks {
+            let mut json = chunk.json;
             if let Some(u) = chunk.usage {
                 self.usage = Some(u);
                 if !self.include_usage {
                     continue;
                 }
+                // The client's usage is the request's: the broken attempts' too.
+                if let Some(broken) = self.broken_usage {
+                    json = with_usage(&json, add_usage(broken, u));
+                }
             }
-            let json = match &self.rejoin_id {
-                Some(id) => rejoin(&chunk.json, id.as_deref()),
-                None => chunk.json,
+            let Some(continuing) = &mut self.continuing else {
+                push_frame(&mut out, json.as_bytes());
+                self.transcript.record(&json);
+                continue;
             };
-            push_frame(&mut out, json.as_bytes());
-            self.transcript.record(&json);
+            let json = rejoin(&json, continuing.id.as_deref());
+            match continuing.join.chunk(json) {
+                Joined::Forward(joined) => {
+                    for json in joined {
+                        push_frame(&mut out, json.as_bytes());
+                        self.transcript.record(&json);
+                    }
+                }
+                Joined::Diverged(why) => return self.diverge(out, why).await,
+            }
         }
         if done {
+            // The continuation's text is over: what it still holds goes out before `[DONE]`.
+            if let Some(continuing) = &mut self.continuing {
+                match continuing.join.end() {
+                    Joined::Forward(joined) => {
+                        for json in joined {
+                            push_frame(&mut out, json.as_bytes());
+                            self.transcript.record(&json);
+                        }
+                    }
+                    Joined::Diverged(why) => return self.diverge(out, why).await,
+                }
+            }
             out.extend_from_slice(b"data: [DONE]\n\n");
         }
         out.is_empty() || self.tx.send(Bytes::from(out)).await.is_ok()
@@ -122,6 +172,46 @@ impl Relay {
             }
             // Full means the client is not reading anyway; the next probe will do.
             let _ = self.tx.try_send(Bytes::from_static(PROBE));
+        }
+    }
+
+    /// A continuation that cannot be joined: what went out before it still goes out, and the
+    /// stream stops (`diverged` says why).
+    async fn diverge(&mut self, out: Vec<u8>, why: String) -> bool {
+        if !out.is_empty() {
+            let _ = self.tx.send(Bytes::from(out)).await;
+        }
+        self.diverged = Some(why);
+        false
+    }
+
+    /// Accounts for the attempt that just broke, which was sent `body`: its reported usage,
+    /// else an estimate from its prompt and the text it produced (and the record says so).
+    /// Only when its text is known (the answer can be continued), the only case where another
+    /// attempt follows it.
+    fn broke(&mut self, body: &[u8], record: &mut RequestRecord) {
+        let produced = match &self.continuing {
+            Some(continuing) => continuing.join.produced(),
+            None => self.transcript.chars(),
+        };
+        if self.transcript.partial().is_none() {
+            return;
+        }
+        let (usage, estimated) = broken_usage(self.usage.take(), body, produced);
+        if estimated {
+            record.usage_estimated();
+        }
+        self.broken_usage = Some(match self.broken_usage {
+            Some(before) => add_usage(before, usage),
+            None => usage,
+        });
+    }
+
+    /// The request's usage: the broken attempts' and the serving one's.
+    fn total_usage(&self) -> Option<Usage> {
+        match (self.broken_usage, self.usage) {
+            (Some(broken), Some(served)) => Some(add_usage(broken, served)),
+            (broken, served) => served.or(broken),
         }
     }
 
@@ -217,22 +307,26 @@ pub(crate) async fn pump(
     mut open: OpenStream,
     mut commitment: Commitment,
     tx: mpsc::Sender<Bytes>,
-    context: StreamContext,
+    mut context: StreamContext,
 ) {
     let route = Arc::clone(&context.route);
     let mut relay = Relay {
         tx,
         include_usage: context.include_usage,
         usage: None,
+        broken_usage: None,
         // A one-target route (any direct `provider/model`) has no other target to continue on.
         transcript: if route.entries.len() < 2 {
             Transcript::off()
         } else {
             Transcript::default()
         },
-        rejoin_id: None,
         peer: context.peer.clone(),
+        continuing: None,
+        diverged: None,
     };
+    // The body the serving attempt was sent: the client's, then a continuation's.
+    let mut sent = context.body.clone();
     loop {
         let entry = &route.entries[commitment.target];
         let served_by = &entry.target;
@@ -244,9 +338,26 @@ pub(crate) async fn pump(
                     attempts: &commitment.attempts,
                     skipped: &commitment.skipped,
                     served: Some(served_by),
-                    usage: relay.usage,
+                    usage: relay.total_usage(),
                     error: None,
                 });
+                return;
+            }
+            // Not the client: the continuation could not be joined to the answer.
+            Relayed::ClientGone if relay.diverged.is_some() => {
+                let why = relay.diverged.take().unwrap_or_default();
+                tracing::warn!(
+                    target: "aigw::request",
+                    model = %context.record.model(),
+                    target = %served_by.label,
+                    reason = %why,
+                    "continued stream ended: the continuation would have doubled the answer"
+                );
+                let failure = Failure::new(FailureClass::BadResponse, why);
+                commitment.broke(&route, failure.clone());
+                relay.broke(&sent, &mut context.record);
+                let usage = relay.total_usage();
+                end_with_error(&relay.tx, served_by, &failure, context, &commitment, usage).await;
                 return;
             }
             Relayed::ClientGone => {
@@ -255,7 +366,7 @@ pub(crate) async fn pump(
                     attempts: &commitment.attempts,
                     skipped: &commitment.skipped,
                     served: Some(served_by),
-                    usage: relay.usage,
+                    usage: relay.total_usage(),
                     error: Some("client went away"),
                 });
                 return;
@@ -263,18 +374,12 @@ pub(crate) async fn pump(
             Relayed::Broke(failure) => scrubbed(&context.gateway, failure),
         };
         commitment.broke(&route, failure.clone());
+        relay.broke(&sent, &mut context.record);
         let continued = continue_elsewhere(&context, &relay.transcript, &mut commitment).await;
         context.record.walked(&commitment.attempts);
-        let Some((next, id)) = continued else {
-            end_with_error(
-                &relay.tx,
-                served_by,
-                &failure,
-                context,
-                &commitment,
-                relay.usage,
-            )
-            .await;
+        let Some((next, id, bodies)) = continued else {
+            let usage = relay.total_usage();
+            end_with_error(&relay.tx, served_by, &failure, context, &commitment, usage).await;
             return;
         };
         tracing::info!(
@@ -286,7 +391,14 @@ pub(crate) async fn pump(
             "stream continued on another target"
         );
         open = next;
-        relay.rejoin_id = Some(id);
+        let prefill = route.entries[commitment.target].target.prefill;
+        sent = Bytes::copy_from_slice(bodies.body_for(prefill).as_bytes());
+        // The continuation joins what the client has now (the answer so far).
+        let partial = relay.transcript.partial().map_or("", |(_, text)| text);
+        relay.continuing = Some(Continuing {
+            id,
+            join: Join::new(partial),
+        });
     }
 }
 
@@ -296,7 +408,7 @@ async fn continue_elsewhere(
     context: &StreamContext,
     transcript: &Transcript,
     commitment: &mut Commitment,
-) -> Option<(OpenStream, Option<String>)> {
+) -> Option<(OpenStream, Option<String>, Continuation)> {
     let (id, partial) = transcript.partial()?;
     let bodies = continuation_bodies(&context.body, partial)?;
     let call = Call {
@@ -305,8 +417,9 @@ async fn continue_elsewhere(
         continuation: Some(&bodies),
         stream: true,
     };
-    match commitment.resume(&call, &context.route).await? {
-        Answer::Stream(next) => Some((*next, id)),
+    let answer = commitment.resume(&call, &context.route).await?;
+    match answer {
+        Answer::Stream(next) => Some((*next, id, bodies)),
         Answer::Complete { .. } => None,
     }
 }
