@@ -10,12 +10,28 @@ use std::time::Duration;
 
 use aigw_router::{Policy, Strategy, Timeouts};
 
-/// `[server]`: where to listen and how large a request may be.
+/// `[server]`: where to listen, how large a request may be, how long a client may take, how
+/// many connections may be open, and which browsers and `Host` names are answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerOptions {
     pub listen: SocketAddr,
     /// Largest request body; larger ones get 413.
     pub max_body_bytes: usize,
+    /// A request's head (request line and headers) must arrive within this, counted from the
+    /// accept for a connection's first request and from the first byte for a later one.
+    pub header_read_timeout: Duration,
+    /// A request's body must arrive within this, counted once its head is read; else 408.
+    pub body_read_timeout: Duration,
+    /// A kept-alive connection with no request in progress is closed after this long.
+    pub idle_timeout: Duration,
+    /// Open client connections at most; one more is accepted and closed at once.
+    pub max_connections: usize,
+    /// Origins (`https://app.example.com`) whose pages may call the API from a browser;
+    /// empty: none, and no CORS header is ever sent.
+    pub cors_origins: Vec<String>,
+    /// `Host` names answered (`name` on any port, `name:port` on that one, `*` any); `None`:
+    /// the listen address's own names (see [`crate::AllowedHosts`]).
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl Default for ServerOptions {
@@ -23,6 +39,12 @@ impl Default for ServerOptions {
         ServerOptions {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
             max_body_bytes: 4 << 20,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            cors_origins: Vec::new(),
+            allowed_hosts: None,
         }
     }
 }
