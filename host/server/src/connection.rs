@@ -15,6 +15,8 @@
 //! as soon as a response is written, so it would close an idle kept-alive connection at the
 //! header limit. The watch instead learns of bytes from its IO ([`Watched`]) and of requests
 //! from the service ([`Watch::request`]), and sleeps only until the current phase's deadline.
+//! (On HTTP/2 any frame on an idle connection, a ping say, starts the head phase: a client that
+//! only pings is closed at the header limit.)
 //!
 //! At the connection cap ([`Slots`]) a new connection is accepted and closed at once: the
 //! client learns immediately (and a load balancer can try another instance), the accept loop

@@ -37,12 +37,10 @@ pub use connection::ConnectionLimits;
 
 /// How long open connections may take to finish once shutdown begins.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
-pub use cors::Cors;
 pub use error::ApiError;
 pub use gateway::{
     Gateway, GatewayError, MAX_REMEMBERED_TARGETS, Provider, RouteTarget, ServedRoute,
 };
-pub use hosts::AllowedHosts;
 pub use options::{ProviderOptions, RouteOptions, ServerOptions, TargetOptions, TimeoutOverrides};
 pub use service::Service;
 

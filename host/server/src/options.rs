@@ -30,7 +30,7 @@ pub struct ServerOptions {
     /// empty: none, and no CORS header is ever sent.
     pub cors_origins: Vec<String>,
     /// `Host` names answered (`name` on any port, `name:port` on that one, `*` any); `None`:
-    /// the listen address's own names (see [`crate::AllowedHosts`]).
+    /// the listen address's own names (`hosts.rs`).
     pub allowed_hosts: Option<Vec<String>>,
 }
 
