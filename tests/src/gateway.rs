@@ -44,6 +44,7 @@ pub struct Gateway {
 #[derive(Default)]
 pub struct GatewayBuilder {
     env: Vec<(OsString, OsString)>,
+    env_removed: Vec<OsString>,
     args: Vec<OsString>,
     max_open_files: Option<u32>,
 }
@@ -52,6 +53,13 @@ impl GatewayBuilder {
     /// Sets an environment variable for the gateway (e.g. the API key a config expands).
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Runs the gateway without this environment variable (e.g. `AIGW_LOG`, to see the
+    /// binary's own default).
+    pub fn env_remove(mut self, name: &str) -> Self {
+        self.env_removed.push(name.into());
         self
     }
 
@@ -111,7 +119,11 @@ impl GatewayBuilder {
             .args(&self.args)
             .current_dir(dir.path())
             .env("AIGW_LOG", "info")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        for name in &self.env_removed {
+            command.env_remove(name);
+        }
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

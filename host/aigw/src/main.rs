@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use aigw_router::HealthRegistry;
 use aigw_runtime::{Plugin, Runtime};
-use aigw_server::{Gateway, MAX_REMEMBERED_TARGETS, Provider, Service};
+use aigw_server::{ConnectionLimits, Gateway, MAX_REMEMBERED_TARGETS, Provider, Service};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -108,9 +108,36 @@ fn main() -> ExitCode {
     }
 }
 
+/// The filter when `AIGW_LOG` is unset or empty.
+const DEFAULT_LOG_FILTER: &str = "info";
+
+/// Put before the operator's filter: the wasm compiler's crates log each function they compile
+/// at debug (~23,000 lines while the plugins load), which buried every other line of
+/// `AIGW_LOG=debug`. Naming them in `AIGW_LOG` (`cranelift_codegen=debug`) still wins.
+const QUIET_LOG_TARGETS: &str = "cranelift=warn,wasmtime_internal_cranelift=warn";
+
+/// The log filter from `AIGW_LOG` (an `EnvFilter`: `debug`, `aigw=debug` for aigw's own crates
+/// only, `info,aigw_server=debug`, …); an invalid one is reported and the default used.
+fn log_filter(setting: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let setting = setting.map(str::trim).filter(|s| !s.is_empty());
+    let directives = match setting {
+        Some(setting) => format!("{QUIET_LOG_TARGETS},{setting}"),
+        None => DEFAULT_LOG_FILTER.to_owned(),
+    };
+    match tracing_subscriber::EnvFilter::builder().parse(&directives) {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!(
+                "aigw: AIGW_LOG={:?} is not a valid log filter ({e}); logging at {DEFAULT_LOG_FILTER}",
+                setting.unwrap_or_default()
+            );
+            tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)
+        }
+    }
+}
+
 fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AIGW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = log_filter(std::env::var("AIGW_LOG").ok().as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -196,8 +223,9 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
         writeln!(stdout, "listening on {bound}")?;
         stdout.flush()?;
     }
-    let service = Arc::new(Service::new(gateway));
-    aigw_server::serve(listener, service, shutdown_signal()).await?;
+    let service = Arc::new(Service::with_options(gateway, &config.server, bound));
+    let limits = ConnectionLimits::from(&config.server);
+    aigw_server::serve(listener, service, limits, shutdown_signal()).await?;
     tracing::info!("aigw stopped");
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::credential::Credential;
-use crate::error::{EgressError, ErrorKind, source_chain};
+use crate::error::{EgressError, ErrorKind, source_chain, without_host};
 use crate::grants::Grants;
 use crate::response::Response;
 
@@ -210,26 +210,21 @@ fn send_error(
         } else {
             format!("no answer within {} ms", options.timeout.as_millis())
         };
-        EgressError::new(ErrorKind::Timeout, message)
-    } else if error.is_connect() {
-        EgressError::new(
-            ErrorKind::Connect,
-            format!("cannot connect: {}", source_chain(&error)),
-        )
-    } else if error.is_builder() {
-        EgressError::new(
-            ErrorKind::InvalidRequest,
-            format!("invalid upstream request: {}", source_chain(&error)),
-        )
-    } else {
-        EgressError::new(
-            ErrorKind::Connect,
-            format!(
-                "connection failed before an answer: {}",
-                source_chain(&error)
-            ),
-        )
+        return EgressError::new(ErrorKind::Timeout, message);
     }
+    let (kind, what) = if error.is_connect() {
+        (ErrorKind::Connect, "cannot connect")
+    } else if error.is_builder() {
+        (ErrorKind::InvalidRequest, "invalid upstream request")
+    } else {
+        (ErrorKind::Connect, "connection failed before an answer")
+    };
+    // reqwest names the URL in its message: the logs keep it, the client does not see it.
+    let detail = format!("{what}: {}", source_chain(&error));
+    let host = error.url().and_then(|u| u.host_str()).map(str::to_owned);
+    let error = error.without_url();
+    let message = without_host(format!("{what}: {}", source_chain(&error)), host.as_deref());
+    EgressError::new(kind, message).with_detail(detail)
 }
 
 fn blank_query_param(url: &mut url::Url, param: &str) {

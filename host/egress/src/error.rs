@@ -1,5 +1,8 @@
-//! The egress's own error: a kind the caller maps onto its failure classes, and a message that
-//! already says what happened (with the client's chain of causes, never a secret).
+//! The egress's own error: a kind the caller maps onto its failure classes, a message that
+//! already says what happened (with the client's chain of causes, never a secret, never the
+//! upstream's URL or host: it is relayed to clients, to whom an internal address is none of their
+//! business), and, for transport failures, the detail an operator needs (the URL included) for
+//! the logs.
 
 use std::fmt;
 
@@ -28,6 +31,7 @@ pub enum ErrorKind {
 pub struct EgressError {
     kind: ErrorKind,
     message: String,
+    detail: Option<String>,
 }
 
 impl EgressError {
@@ -35,15 +39,29 @@ impl EgressError {
         EgressError {
             kind,
             message: message.into(),
+            detail: None,
         }
+    }
+
+    /// Adds what only the logs may show (the upstream's URL, say).
+    pub fn with_detail(mut self, detail: impl Into<String>) -> EgressError {
+        self.detail = Some(detail.into());
+        self
     }
 
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
+    /// What happened, fit for the client: no secret, no upstream URL or host.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// What happened, for the operator's logs: the message with the upstream's URL (never a
+    /// secret), or the message alone when there is nothing more to say.
+    pub fn detail(&self) -> &str {
+        self.detail.as_deref().unwrap_or(&self.message)
     }
 }
 
@@ -54,6 +72,15 @@ impl fmt::Display for EgressError {
 }
 
 impl std::error::Error for EgressError {}
+
+/// `text` with every mention of `host` replaced by "the upstream": a cause deep in the chain
+/// (a TLS name mismatch, say) may name the host the client must not learn.
+pub(crate) fn without_host(text: String, host: Option<&str>) -> String {
+    match host {
+        Some(host) if !host.is_empty() && text.contains(host) => text.replace(host, "the upstream"),
+        _ => text,
+    }
+}
 
 /// An error and its causes on one line: the HTTP client's top-level message alone ("error
 /// sending request") rarely says why.

@@ -269,6 +269,13 @@ async fn a_refused_connection_is_a_connect_failure_that_does_not_name_the_secret
     assert_eq!(error.kind(), ErrorKind::Connect, "{error}");
     assert!(error.message().starts_with("cannot connect: "), "{error}");
     assert!(!error.message().contains("sk-test"), "{error}");
+    // The client-facing message names no upstream address; the operator's detail does.
+    let address = origin.trim_start_matches("http://");
+    let host = address.split(':').next().unwrap_or(address);
+    assert!(!error.message().contains(host), "{error}");
+    assert!(error.message().contains("onnection refused"), "{error}");
+    assert!(error.detail().contains(&origin), "{}", error.detail());
+    assert!(!error.detail().contains("sk-test"), "{}", error.detail());
 }
 
 #[tokio::test]

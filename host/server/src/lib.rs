@@ -1,6 +1,7 @@
 //! The HTTP side of aigw. It owns the hyper 1 server, the OpenAI-compatible routes
 //! (`/v1/chat/completions`, `/v1/models`), health and readiness, the operators' view of targets
-//! (`/admin/targets`), request limits, errors in the OpenAI shape, server-sent event streams
+//! (`/admin/targets`), request and connection limits, the edge's checks (`Host`, CORS, content
+//! type), errors in the OpenAI shape, server-sent event streams
 //! (and continuing them when an upstream breaks), and the served state requests are answered
 //! from, swappable while serving ([`Service`]). What to serve comes from a [`Gateway`] built by
 //! the binary; which target serves is decided by `aigw-router`; translation happens in plugins
@@ -10,8 +11,12 @@ mod accept;
 mod admin;
 mod body;
 mod chat;
+mod connection;
+mod content_type;
+mod cors;
 mod error;
 mod gateway;
+mod hosts;
 mod options;
 mod peer;
 mod scrub;
@@ -30,6 +35,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 pub use body::Body;
+pub use connection::ConnectionLimits;
 
 /// How long open connections may take to finish once shutdown begins.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -41,9 +47,11 @@ pub use options::{ProviderOptions, RouteOptions, ServerOptions, TargetOptions, T
 pub use service::Service;
 
 /// Serves `service` on `listener` until `shutdown` completes, then lets open connections finish.
+/// `limits` bounds how long a client may take and how many connections may be open.
 pub async fn serve(
     listener: TcpListener,
     service: Arc<Service>,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -51,6 +59,9 @@ pub async fn serve(
     // A client that shuts down its write side after its request still gets the answer (see
     // `peer`: how a client that left is told apart).
     builder.http1().half_close(true);
+    // The connection's watch times request heads and idle spells (hyper's would run both as one).
+    builder.http1().header_read_timeout(None);
+    let mut slots = connection::Slots::new(limits.max_connections);
     tokio::pin!(shutdown);
     let mut failures = accept::AcceptFailures::default();
     loop {
@@ -81,19 +92,33 @@ pub async fn serve(
                 }
             }
         };
+        // At the cap: closed at once (see `connection`).
+        let Some(slot) = slots.take() else { continue };
         let _ = stream.set_nodelay(true);
         let (stream, client) = peer::PeerIo::new(stream, peer);
+        let (stream, watch) = connection::Watch::new(stream, &limits);
         let answering = Arc::clone(&service);
+        let requests = watch.clone();
         let service = service_fn(move |mut request: Request<Incoming>| {
             let answering = Arc::clone(&answering);
+            let busy = requests.request();
             request.extensions_mut().insert(client.clone());
-            async move { Ok::<_, Infallible>(answering.handle(request).await) }
+            async move {
+                let response = answering.handle(request).await;
+                Ok::<_, Infallible>(response.map(|body| connection::Guarded::new(body, busy)))
+            }
         });
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            let _slot = slot;
+            tokio::select! {
+                ended = connection => if let Err(e) = ended {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                },
+                expired = watch.expired() => {
+                    tracing::debug!(%peer, ?expired, "connection closed by its time limit");
+                }
             }
         });
     }

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use aigw_router::{Policy, Strategy, Timeouts};
 
-/// `[server]`: where to listen, how large a request and an upstream answer may be, and how
-/// many streams one client may hold open.
+/// `[server]`: where to listen, how large a request and an upstream answer may be, how many
+/// streams one client may hold open, how long a client may take, how many connections may be
+/// open, and which browsers and `Host` names are answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerOptions {
     pub listen: SocketAddr,
@@ -23,6 +24,21 @@ pub struct ServerOptions {
     /// Streams one client (its IP address, until keys exist) may have open at once; the next
     /// gets 429.
     pub max_streams_per_client: u32,
+    /// A request's head (request line and headers) must arrive within this, counted from the
+    /// accept for a connection's first request and from the first byte for a later one.
+    pub header_read_timeout: Duration,
+    /// A request's body must arrive within this, counted once its head is read; else 408.
+    pub body_read_timeout: Duration,
+    /// A kept-alive connection with no request in progress is closed after this long.
+    pub idle_timeout: Duration,
+    /// Open client connections at most; one more is accepted and closed at once.
+    pub max_connections: usize,
+    /// Origins (`https://app.example.com`) whose pages may call the API from a browser;
+    /// empty: none, and no CORS header is ever sent.
+    pub cors_origins: Vec<String>,
+    /// `Host` names answered (`name` on any port, `name:port` on that one, `*` any); `None`:
+    /// the listen address's own names (`hosts.rs`).
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl Default for ServerOptions {
@@ -32,6 +48,12 @@ impl Default for ServerOptions {
             max_body_bytes: 4 << 20,
             max_upstream_body_bytes: 32 << 20,
             max_streams_per_client: 1000,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            cors_origins: Vec::new(),
+            allowed_hosts: None,
         }
     }
 }

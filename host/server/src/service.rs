@@ -3,9 +3,13 @@
 //! old one while requests are served: each request takes the state current when it starts and
 //! finishes on it (a stream included), and target health survives the swap because both
 //! states share the router's registry. [`Service::handle`] is also the in-process entry for
-//! handler tests (no socket).
+//! handler tests (no socket). Before any handler a request passes the edge's checks: its `Host`
+//! ([`AllowedHosts`]), CORS ([`Cors`]), a JSON content type on JSON endpoints, and a time limit
+//! on reading its body.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -13,24 +17,61 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 
 use crate::body::Body;
+use crate::cors::Cors;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
+use crate::hosts::AllowedHosts;
+use crate::options::ServerOptions;
 use crate::peer::Peer;
 use crate::streams::StreamSlots;
-use crate::{admin, chat};
+use crate::{admin, chat, content_type};
 
 /// Answers requests from the current served state.
 pub struct Service {
     state: ArcSwap<Gateway>,
+    edge: Edge,
+}
+
+/// What a request must pass before any handler; fixed for the process (the served state swaps,
+/// the listen address does not).
+struct Edge {
+    hosts: AllowedHosts,
+    cors: Cors,
+    body_read_timeout: Duration,
     /// Open streams per client; outlives swaps, as the streams do.
     streams: Arc<StreamSlots>,
 }
 
 impl Service {
+    /// A service for in-process use: any `Host`, no CORS origin, the default body-read limit.
     pub fn new(gateway: Gateway) -> Service {
+        let defaults = ServerOptions::default();
         Service {
             state: ArcSwap::from_pointee(gateway),
-            streams: Arc::default(),
+            edge: Edge {
+                hosts: AllowedHosts::Any,
+                cors: Cors::default(),
+                body_read_timeout: defaults.body_read_timeout,
+                streams: Arc::default(),
+            },
+        }
+    }
+
+    /// A service configured by `[server]`, listening on `listening` (the bound address, whose
+    /// names are the allowed hosts unless `options` lists them).
+    pub fn with_options(
+        gateway: Gateway,
+        options: &ServerOptions,
+        listening: SocketAddr,
+    ) -> Service {
+        Service {
+            state: ArcSwap::from_pointee(gateway),
+            edge: Edge {
+                hosts: AllowedHosts::new(listening.ip(), options.allowed_hosts.as_deref()),
+                cors: Cors::new(&options.cors_origins),
+                body_read_timeout: options.body_read_timeout,
+                streams: Arc::default(),
+            },
         }
     }
 
@@ -53,15 +94,23 @@ impl Service {
         B: http_body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        route(self.state(), &self.streams, request).await
+        let edge = &self.edge;
+        tracing::debug!(method = %request.method(), path = request.uri().path(), "request");
+        if let Err(refused) = edge.hosts.check(request.uri(), request.headers()) {
+            tracing::debug!(reason = refused.message.as_str(), "request refused");
+            return refused.response();
+        }
+        if let Some(preflight) = edge.cors.preflight(request.method(), request.headers()) {
+            return preflight;
+        }
+        let origin = edge.cors.origin_of(request.headers());
+        let mut response = route(self.state(), edge, request).await;
+        edge.cors.expose(origin.as_ref(), &mut response);
+        response
     }
 }
 
-async fn route<B>(
-    gateway: Arc<Gateway>,
-    streams: &Arc<StreamSlots>,
-    request: Request<B>,
-) -> Response<Body>
+async fn route<B>(gateway: Arc<Gateway>, edge: &Edge, request: Request<B>) -> Response<Body>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -80,11 +129,23 @@ where
                     .get("x-aigw-debug")
                     .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"attempts")),
                 peer: request.extensions().get::<Peer>().cloned(),
-                streams: Arc::clone(streams),
+                streams: Arc::clone(&edge.streams),
             };
-            match read_body(&gateway, request).await {
+            if let Err(refused) = content_type::require_json(request.headers()) {
+                return refused.response();
+            }
+            match read_body(&gateway, edge.body_read_timeout, request).await {
                 Ok(body) => chat::handle(gateway, body, options).await,
-                Err(error) => error.response(),
+                Err(error) => {
+                    let mut response = error.response();
+                    if error.status == StatusCode::REQUEST_TIMEOUT {
+                        // The rest of the body may still come: this connection is done.
+                        response
+                            .headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    response
+                }
             }
         }
         (&Method::GET, "/v1/models") => json(StatusCode::OK, gateway.models_json.clone()),
@@ -149,7 +210,13 @@ fn readiness(gateway: &Gateway) -> Response<Body> {
     json(StatusCode::OK, Bytes::from(body.to_string()))
 }
 
-async fn read_body<B>(gateway: &Gateway, request: Request<B>) -> Result<Bytes, ApiError>
+/// The whole body, within the size limit and within `timeout` of the head (a client that
+/// uploads slowly or stalls mid-body gets 408 and the connection is closed).
+async fn read_body<B>(
+    gateway: &Gateway,
+    timeout: Duration,
+    request: Request<B>,
+) -> Result<Bytes, ApiError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -171,7 +238,19 @@ where
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(request.into_body(), limit).collect().await {
+    let read = tokio::time::timeout(timeout, Limited::new(request.into_body(), limit).collect());
+    let Ok(read) = read.await else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            format!(
+                "the request body did not arrive within {} ms (server.body_read_timeout_ms)",
+                timeout.as_millis()
+            ),
+        )
+        .code("request_timeout"));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()

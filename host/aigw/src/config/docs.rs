@@ -101,6 +101,19 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                     "max_streams_per_client",
                     Some(server.max_streams_per_client.to_string()),
                 ),
+                (
+                    "header_read_timeout_ms",
+                    Some(ms(server.header_read_timeout)),
+                ),
+                ("body_read_timeout_ms", Some(ms(server.body_read_timeout))),
+                ("idle_timeout_ms", Some(ms(server.idle_timeout))),
+                ("max_connections", Some(server.max_connections.to_string())),
+                (
+                    "cors_origins",
+                    Some(format!("[{}]", server.cors_origins.join(", "))),
+                ),
+                // The listen address's own names: not a fixed value.
+                ("allowed_hosts", server.allowed_hosts.map(|h| h.join(", "))),
             ],
         ),
         (

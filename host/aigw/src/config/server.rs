@@ -1,6 +1,7 @@
-//! `[server]`: the listen address and the limits on requests, upstream answers and open
-//! streams, validated into the server's
-//! [`ServerOptions`] (whose `Default` holds the defaults).
+//! `[server]`: the listen address, the limits on requests, upstream answers and open streams,
+//! the client time limits and the connection cap, and which browser origins and `Host` names
+//! are answered, validated into the server's [`ServerOptions`] (whose `Default` holds the
+//! defaults).
 
 use std::net::SocketAddr;
 
@@ -11,6 +12,10 @@ use toml::Spanned;
 use super::ConfigError;
 use super::values::{Number, Values};
 
+/// The most connections `max_connections` may allow: far beyond what one process's file
+/// descriptors and memory serve, so a larger number is a typo.
+const MAX_CONNECTIONS: u32 = 1_000_000;
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
@@ -18,6 +23,12 @@ pub(super) struct RawServer {
     max_body_bytes: Number,
     max_upstream_body_bytes: Number,
     max_streams_per_client: Number,
+    header_read_timeout_ms: Number,
+    body_read_timeout_ms: Number,
+    idle_timeout_ms: Number,
+    max_connections: Number,
+    cors_origins: Option<Vec<Spanned<String>>>,
+    allowed_hosts: Option<Vec<Spanned<String>>>,
 }
 
 pub(super) fn validate(raw: &RawServer, values: &Values) -> Result<ServerOptions, ConfigError> {
@@ -49,10 +60,85 @@ pub(super) fn validate(raw: &RawServer, values: &Values) -> Result<ServerOptions
         "server.max_streams_per_client",
         u64::from(defaults.max_streams_per_client),
     )?;
+    let max_connections = match &raw.max_connections {
+        None => defaults.max_connections,
+        Some(v) => values.u32_in(v, "server.max_connections", 1, MAX_CONNECTIONS)? as usize,
+    };
+    let cors_origins = match &raw.cors_origins {
+        None => defaults.cors_origins,
+        Some(list) => list
+            .iter()
+            .map(|v| origin(values, v))
+            .collect::<Result<_, _>>()?,
+    };
+    let allowed_hosts = match &raw.allowed_hosts {
+        None => defaults.allowed_hosts,
+        Some(list) => Some(
+            list.iter()
+                .map(|v| host(values, v))
+                .collect::<Result<_, _>>()?,
+        ),
+    };
     Ok(ServerOptions {
         listen,
         max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
         max_upstream_body_bytes: usize::try_from(max_upstream_body_bytes).unwrap_or(usize::MAX),
         max_streams_per_client: u32::try_from(max_streams_per_client).unwrap_or(u32::MAX),
+        header_read_timeout: values.millis(
+            &raw.header_read_timeout_ms,
+            "server.header_read_timeout_ms",
+            defaults.header_read_timeout,
+        )?,
+        body_read_timeout: values.millis(
+            &raw.body_read_timeout_ms,
+            "server.body_read_timeout_ms",
+            defaults.body_read_timeout,
+        )?,
+        idle_timeout: values.millis(
+            &raw.idle_timeout_ms,
+            "server.idle_timeout_ms",
+            defaults.idle_timeout,
+        )?,
+        max_connections,
+        cors_origins,
+        allowed_hosts,
     })
+}
+
+/// A serialized origin as browsers send it: `http(s)://host[:port]`, nothing after.
+fn origin(values: &Values, value: &Spanned<String>) -> Result<String, ConfigError> {
+    let text = values.expand(value, "server.cors_origins")?;
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.contains(['/', '?', '#', ' ', '*']) => Ok(text),
+        _ => Err(values.error(
+            Some(value.span()),
+            format!(
+                "`server.cors_origins`: {text:?} is not an origin; write the scheme, host and \
+                 optional port the browser shows, like \"https://app.example.com\" (no path, no \
+                 trailing slash, no wildcard)"
+            ),
+        )),
+    }
+}
+
+/// A host name (any port), `name:port`, `[v6]`, `[v6]:port`, or `*` (any host).
+fn host(values: &Values, value: &Spanned<String>) -> Result<String, ConfigError> {
+    let text = values.expand(value, "server.allowed_hosts")?;
+    let bad = text.is_empty()
+        || text.contains(['/', ' ', '@', '?', '#'])
+        || (text.contains('*') && text != "*");
+    if bad {
+        return Err(values.error(
+            Some(value.span()),
+            format!(
+                "`server.allowed_hosts`: {text:?} is not a host; write a name or address as \
+                 clients put it in `Host`, like \"api.example.com\", \"gw.lan:8443\" or \
+                 \"[::1]\", or \"*\" for any host"
+            ),
+        ));
+    }
+    Ok(text)
 }

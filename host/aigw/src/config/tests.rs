@@ -138,11 +138,73 @@ fn bad_values_are_rejected_with_their_key() {
         ("[models.m]\ntargets = []\n", "models.m.targets"),
         ("[models.m]\ntargets = [\"no-slash\"]\n", "provider/model"),
         ("[server]\nlisten = 5\n", "invalid type"),
+        (
+            "[server]\nheader_read_timeout_ms = 0\n",
+            "server.header_read_timeout_ms",
+        ),
+        (
+            "[server]\nbody_read_timeout_ms = 0\n",
+            "server.body_read_timeout_ms",
+        ),
+        ("[server]\nidle_timeout_ms = 0\n", "server.idle_timeout_ms"),
+        ("[server]\nmax_connections = 0\n", "server.max_connections"),
+        (
+            "[server]\nmax_connections = 2000000\n",
+            "server.max_connections",
+        ),
+        (
+            "[server]\ncors_origins = [\"https://app.example/\"]\n",
+            "server.cors_origins",
+        ),
+        (
+            "[server]\ncors_origins = [\"app.example\"]\n",
+            "server.cors_origins",
+        ),
+        ("[server]\ncors_origins = [\"*\"]\n", "server.cors_origins"),
+        ("[server]\nallowed_hosts = [\"\"]\n", "server.allowed_hosts"),
+        (
+            "[server]\nallowed_hosts = [\"http://gw.example\"]\n",
+            "server.allowed_hosts",
+        ),
+        (
+            "[server]\nallowed_hosts = [\"*.example\"]\n",
+            "server.allowed_hosts",
+        ),
     ] {
         let err = parse_str(text).unwrap_err();
         assert!(err.at.is_some(), "{text}: {err}");
         assert!(err.message.contains(needle), "{text}: {err}");
     }
+}
+
+#[test]
+fn the_edge_keys_are_read_into_the_server_options() {
+    let c = parse_str(
+        "[server]\nheader_read_timeout_ms = 300\nbody_read_timeout_ms = 400\n\
+         idle_timeout_ms = 500\nmax_connections = 7\n\
+         cors_origins = [\"https://app.example\", \"http://localhost:3000\"]\n\
+         allowed_hosts = [\"gw.example\", \"[::1]:8080\", \"*\"]\n",
+    )
+    .unwrap();
+    let s = &c.server;
+    assert_eq!(s.header_read_timeout, Duration::from_millis(300));
+    assert_eq!(s.body_read_timeout, Duration::from_millis(400));
+    assert_eq!(s.idle_timeout, Duration::from_millis(500));
+    assert_eq!(s.max_connections, 7);
+    assert_eq!(
+        s.cors_origins,
+        ["https://app.example", "http://localhost:3000"]
+    );
+    assert_eq!(
+        s.allowed_hosts.as_deref(),
+        Some(
+            &[
+                "gw.example".to_owned(),
+                "[::1]:8080".to_owned(),
+                "*".to_owned()
+            ][..]
+        )
+    );
 }
 
 const TWO_PROVIDERS: &str =

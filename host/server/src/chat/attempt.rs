@@ -212,7 +212,7 @@ async fn send(
         timeout: whole,
     };
     match tokio::time::timeout(timeouts.first_byte, gateway.egress.send(request, options)).await {
-        Ok(result) => result.map_err(send_failure),
+        Ok(result) => result.map_err(|error| send_failure(error, target)),
         Err(_) => Err(Failure::new(
             FailureClass::Timeout,
             format!(
@@ -325,8 +325,10 @@ async fn read_whole(
     })
 }
 
-/// Classifies an egress error on send (never an upstream answer).
-fn send_failure(error: EgressError) -> Failure {
+/// Classifies an egress error on send (never an upstream answer). The failure names the kind of
+/// transport failure only: it reaches the client, `/admin/targets` and the request's log line.
+/// What only an operator may see (the upstream's URL) goes to a log line of its own.
+fn send_failure(error: EgressError, target: &RouteTarget) -> Failure {
     let class = match error.kind() {
         ErrorKind::Timeout => FailureClass::Timeout,
         ErrorKind::Connect | ErrorKind::BodyBroken | ErrorKind::Setup => FailureClass::Connect,
@@ -336,6 +338,13 @@ fn send_failure(error: EgressError) -> Failure {
         // origin the provider was not granted.
         ErrorKind::InvalidRequest | ErrorKind::Denied => FailureClass::PluginFault,
     };
+    if error.detail() != error.message() {
+        tracing::warn!(
+            target = %target.label,
+            detail = error.detail(),
+            "upstream transport failure"
+        );
+    }
     Failure::new(class, error.message())
 }
 
