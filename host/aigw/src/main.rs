@@ -4,6 +4,7 @@
 //! `listening on ADDR`, once the socket is bound, so scripts and tests can find an ephemeral port.
 
 mod config;
+mod logs;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -87,15 +88,15 @@ fn main() -> ExitCode {
             listen,
             log_format,
         } => {
-            init_logs(log_format);
+            logs::init(log_format);
             runtime.block_on(serve(config, listen))
         }
         Command::Check { config } => {
-            init_logs(LogFormat::Human);
+            logs::init(LogFormat::Human);
             runtime.block_on(check(config))
         }
         Command::Models { config } => {
-            init_logs(LogFormat::Human);
+            logs::init(LogFormat::Human);
             runtime.block_on(models(config))
         }
     };
@@ -105,18 +106,6 @@ fn main() -> ExitCode {
             eprintln!("aigw: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AIGW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 

@@ -157,6 +157,9 @@ mod tests {
         let huge = "x".repeat(8 << 20);
         health.record_failure(&Failure::new(FailureClass::Unavailable, huge), 0.0);
         let kept = health.snapshot().last_error.map(|(_, text)| text.len());
-        assert!(kept.is_some_and(|len| len <= MAX_LAST_ERROR_BYTES), "{kept:?}");
+        assert!(
+            kept.is_some_and(|len| len <= MAX_LAST_ERROR_BYTES),
+            "{kept:?}"
+        );
     }
 }

@@ -331,7 +331,8 @@ mod tests {
         let e = parse(body.to_string().as_bytes()).unwrap_err();
         assert!(e.message.len() < 200, "{}", e.message);
         assert!(
-            e.message.starts_with("Invalid value: 'rrr"),
+            e.message
+                .starts_with("Invalid value for 'messages[0].role': 'rrr"),
             "{}",
             e.message
         );

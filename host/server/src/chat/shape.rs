@@ -853,8 +853,9 @@ impl<'de> Visitor<'de> for RoleName<'_, '_> {
                 param: Some(self.0.param("role")),
                 code: "invalid_value",
                 message: format!(
-                    "Invalid value: '{}'. Supported values are: 'system', 'developer', 'user', \
-                     'assistant', 'tool', and 'function'.",
+                    "Invalid value for '{}': '{}'. Supported values are: 'system', \
+                     'developer', 'user', 'assistant', 'tool', and 'function'.",
+                    self.0.param("role"),
                     quoted(name)
                 ),
                 too_large: false,
