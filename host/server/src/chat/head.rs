@@ -28,7 +28,14 @@ pub(crate) struct Head<'a> {
 
 /// Parses and validates a chat completion body; the error names the field or the position.
 pub(crate) fn parse(body: &[u8]) -> Result<Head<'_>, ApiError> {
-    let fields = shape::check(body).map_err(|(problem, e)| match problem {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::invalid_request(format!(
+            "request body is not valid JSON: it is not UTF-8 (at byte {})",
+            e.valid_up_to()
+        ))
+        .code("invalid_json")
+    })?;
+    let fields = shape::check(text).map_err(|(problem, e)| match problem {
         Some(problem) => refused(problem),
         None => ApiError::invalid_request(format!(
             "request body is not valid JSON: {e} (line {}, column {})",
@@ -59,10 +66,6 @@ pub(crate) fn parse(body: &[u8]) -> Result<Head<'_>, ApiError> {
                 .code("missing_required_parameter"),
         );
     }
-    // serde_json accepts only UTF-8, so this cannot fail after a successful parse; the check
-    // keeps the plugin's `string` argument honest without an unsafe conversion.
-    let text = std::str::from_utf8(body)
-        .map_err(|_| ApiError::invalid_request("request body is not UTF-8").code("invalid_json"))?;
     Ok(Head {
         model,
         text,
@@ -387,6 +390,13 @@ mod tests {
         assert_eq!(
             (e.param.as_deref(), e.code),
             (Some("messages"), Some("missing_required_parameter"))
+        );
+        let e = parse(b"{\"model\":\"m\xff\"}").unwrap_err();
+        assert_eq!(e.code, Some("invalid_json"));
+        assert!(
+            e.message.contains("not UTF-8 (at byte 11)"),
+            "{}",
+            e.message
         );
         let e = parse(b"{\"model\":\n \"m\",}").unwrap_err();
         assert_eq!(e.code, Some("invalid_json"));
