@@ -99,6 +99,12 @@ async fn faults_on_the_request_never_open_the_targets_breaker() {
         (400, &json!("request_fault")),
         "{body}"
     );
+    // A streamed request fails the same way, before any byte of a stream.
+    let mut streamed = ask("hostile/memory");
+    streamed["stream"] = json!(true);
+    let (status, _, body) = status_and_json(gateway.chat(&streamed).await).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "request_fault", "{body}");
     assert!(
         upstreams.local.chat_requests().is_empty(),
         "nothing went upstream"
