@@ -9,7 +9,8 @@
 //! So the parse is a walk with typed visitors instead of a skip: `messages` must be a non-empty
 //! array of objects, each with a known `role` and the `content` its role allows; the common
 //! scalar fields must have OpenAI's types; and the whole body may hold at most
-//! [`MAX_JSON_VALUES`] values. Nothing is allocated on the way unless a problem is found; the
+//! [`MAX_JSON_VALUES`] values. Nothing is allocated on the way (but an escaped model name) unless
+//! a problem is found; the
 //! problem names the field the way OpenAI does (`messages[3].content`, code `invalid_type`,
 //! `missing_required_parameter`, `invalid_value`, `empty_array`).
 //!
@@ -24,11 +25,12 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// The most JSON values (each scalar, array and object counts one; keys do not) a request body
-/// may hold. A long real conversation stays far below it: 2,000 messages with a tool call each
-/// are ~25,000 values, and 128 tools with large JSON schemas another ~25,000. Above it the body
-/// is refused (413) before a plugin parses it: a plugin builds a tree of the body, tens of bytes
-/// per value, so this keeps that tree to a few MiB, well inside the plugin memory cap, however
-/// the body's bytes are spent (4 MiB of `[0,0,…]` is 2 million values).
+/// may hold. A long real conversation stays far below it: 2,000 turns of a tool call and its
+/// result are ~30,000 values, and 128 tools with large JSON schemas another ~25,000. Above it
+/// the body is refused (413) before a plugin parses it: a plugin builds a tree of the body, tens
+/// of bytes per value, so this keeps that tree to about 10 MiB, inside the default 64 MiB plugin
+/// memory cap however the body's bytes are spent (4 MiB of `[0,0,…]` is 2 million values; the
+/// end-to-end tests serve a body just under the cap).
 pub(crate) const MAX_JSON_VALUES: usize = 200_000;
 
 /// How much of a client's value an error message quotes.
