@@ -10,9 +10,8 @@
 //! array of objects, each with a known `role` and the `content` its role allows; the common
 //! scalar fields must have OpenAI's types; and the whole body may hold at most
 //! [`MAX_JSON_VALUES`] values. Nothing is allocated on the way (but an escaped model name) unless
-//! a problem is found; the
-//! problem names the field the way OpenAI does (`messages[3].content`, code `invalid_type`,
-//! `missing_required_parameter`, `invalid_value`, `empty_array`).
+//! a problem is found; the problem names the field the way OpenAI does (`messages[3].content`,
+//! code `invalid_type`, `missing_required_parameter`, `invalid_value`, `empty_array`).
 //!
 //! Only types are checked, never values a provider might accept and OpenAI would not (a fifth
 //! `stop` string, a content part type OpenAI does not know): refusing those would turn away
