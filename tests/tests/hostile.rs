@@ -1,4 +1,5 @@
-//! A plugin that traps, spins or eats memory costs one call, never the gateway.
+//! A plugin that traps, spins or eats memory costs one call, never the gateway; on the request's
+//! translation (`encode`) it is the request's failure, never the target's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,7 +12,7 @@ use serde_json::json;
 
 async fn gateway_with_hostile_plugin(upstreams: &Upstreams) -> Gateway {
     let hostile = format!(
-        "[providers.hostile]\nplugin = {}\nbase_url = {}\n\n[models.guarded]\ntargets = [\"hostile/trap\", \"local/ok\"]\n",
+        "[providers.hostile]\nplugin = {}\nbase_url = {}\n\n[models.guarded]\ntargets = [\"hostile/trap-decode\", \"local/ok\"]\n\n[models.translated]\ntargets = [\"hostile/trap\", \"local/ok\"]\n",
         toml_str(&paths::test_plugin("hostile").to_string_lossy()),
         toml_str(&upstreams.local.base_url()),
     );
@@ -35,9 +36,13 @@ async fn each_plugin_fault_fails_only_its_own_call() {
         let started = Instant::now();
         let (status, _, body) =
             status_and_json(gateway.chat(&ask(&format!("hostile/{fault}"))).await).await;
-        assert_eq!(status, 502, "{fault}: {body}");
-        assert_eq!(body["error"]["code"], "plugin_fault", "{fault}: {body}");
-        assert_eq!(body["error"]["type"], "plugin_error", "{fault}: {body}");
+        // The fault came while translating the request: the request's, answered as a 400.
+        assert_eq!(status, 400, "{fault}: {body}");
+        assert_eq!(body["error"]["code"], "request_fault", "{fault}: {body}");
+        assert_eq!(
+            body["error"]["type"], "invalid_request_error",
+            "{fault}: {body}"
+        );
         let message = error_message(&body);
         assert!(
             message.contains(kind),
@@ -67,10 +72,58 @@ async fn each_plugin_fault_fails_only_its_own_call() {
             .iter()
             .all(|r| r.model() != Some("trap"))
     );
+
+    // A fault on the upstream's answer is the plugin's (and the target's): 502.
+    let (status, _, body) = status_and_json(gateway.chat(&ask("hostile/trap-decode")).await).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "plugin_fault", "{body}");
+    assert_eq!(body["error"]["type"], "plugin_error", "{body}");
 }
 
 #[tokio::test]
-async fn a_trapping_plugin_fails_over_to_the_next_target() {
+async fn faults_on_the_request_never_open_the_targets_breaker() {
+    let upstreams = Upstreams::start().await;
+    let gateway = gateway_with_hostile_plugin(&upstreams).await;
+
+    // Twice the breaker's threshold (5), on a route with a healthy fallback: each is answered
+    // at once, no other target is tried for it.
+    for _ in 0..10 {
+        let (status, headers, body) = status_and_json(gateway.chat(&ask("translated")).await).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], "request_fault", "{body}");
+        assert_eq!(header(&headers, "x-aigw-attempts"), "1");
+    }
+    let (status, _, body) = status_and_json(gateway.chat(&ask("hostile/memory")).await).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("request_fault")),
+        "{body}"
+    );
+    // A streamed request fails the same way, before any byte of a stream.
+    let mut streamed = ask("hostile/memory");
+    streamed["stream"] = json!(true);
+    let (status, _, body) = status_and_json(gateway.chat(&streamed).await).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "request_fault", "{body}");
+    assert!(
+        upstreams.local.chat_requests().is_empty(),
+        "nothing went upstream"
+    );
+
+    for target in ["hostile/trap", "hostile/memory"] {
+        let health = gateway.target_health(target).await;
+        assert_eq!(health["state"], "closed", "{health}");
+        assert_eq!(health["consecutive_failures"], 0, "{health}");
+        assert_eq!(health["failed"], json!({}), "{health}");
+        assert_eq!(health["last_error"], serde_json::Value::Null, "{health}");
+    }
+    // The same plugin still serves well-formed work.
+    let (status, _, body) = status_and_json(gateway.chat(&ask("hostile/ok")).await).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_plugin_trapping_on_the_upstreams_answer_fails_over_to_the_next_target() {
     let upstreams = Upstreams::start().await;
     let gateway = gateway_with_hostile_plugin(&upstreams).await;
 

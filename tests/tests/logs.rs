@@ -112,3 +112,66 @@ async fn a_failed_request_is_logged_with_its_status() {
     // Nothing served it, but the line must say which target failed.
     assert!(lines[0].contains("local/error-500"), "{line}");
 }
+
+/// A model name that tries to start a log line of its own and recolour the terminal. It names
+/// the `local` provider directly, so the request is routed and logged.
+const FORGING_MODEL: &str = "local/x\nINFO forged line\u{1b}[31m\r\u{9b}2J";
+
+#[tokio::test]
+async fn a_client_string_cannot_forge_or_colour_a_human_log_line() {
+    let upstreams = Upstreams::start().await;
+    let gateway = upstreams.gateway("").await;
+
+    let response = gateway
+        .chat(&json!({"model": FORGING_MODEL, "messages": [{"role": "user", "content": "d"}]}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let logged = gateway
+        .wait_for_log(Duration::from_secs(10), |l| l.contains("chat completion"))
+        .await;
+    let Some(line) = logged else {
+        panic!("no request line:\n{}", gateway.stderr());
+    };
+    // The name is in the line, its controls visible as escapes.
+    assert!(
+        line.contains(r"local/x\nINFO forged line\u{1b}[31m\r\u{9b}2J"),
+        "{line}"
+    );
+    let log = gateway.stderr();
+    assert!(
+        !log.lines().any(|l| l.starts_with("INFO forged")),
+        "a forged line:\n{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "a raw ESC in the log:\n{log:?}");
+    assert!(!log.contains('\u{9b}'), "a raw CSI in the log:\n{log:?}");
+    assert!(!log.contains('\r'), "a raw carriage return in the log");
+}
+
+#[tokio::test]
+async fn with_a_client_string_full_of_controls_every_json_line_is_still_json() {
+    let upstreams = Upstreams::start().await;
+    let gateway = upstreams
+        .gateway_builder()
+        .log_format("json")
+        .start(&upstreams.config(""))
+        .await;
+
+    let response = gateway
+        .chat(&json!({"model": FORGING_MODEL, "messages": [{"role": "user", "content": "e"}]}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let lines = gateway
+        .wait_for_log_lines(Duration::from_secs(10), 1, is_request_line)
+        .await;
+    assert_eq!(lines.len(), 1, "{}", gateway.stderr());
+    let line: Value = serde_json::from_str(&lines[0]).unwrap();
+    // JSON carries the name exactly: its escapes are JSON's.
+    assert_eq!(text(field(&line, "model")), FORGING_MODEL, "{line}");
+    for line in gateway.stderr().lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            serde_json::from_str::<Value>(line).is_ok(),
+            "not JSON: {line}"
+        );
+    }
+    assert!(!gateway.stderr().contains('\u{1b}'));
+}

@@ -4,6 +4,7 @@
 //! `listening on ADDR`, once the socket is bound, so scripts and tests can find an ephemeral port.
 
 mod config;
+mod logs;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -87,15 +88,15 @@ fn main() -> ExitCode {
             listen,
             log_format,
         } => {
-            init_logs(log_format);
+            logs::init(log_format);
             runtime.block_on(serve(config, listen))
         }
         Command::Check { config } => {
-            init_logs(LogFormat::Human);
+            logs::init(LogFormat::Human);
             runtime.block_on(check(config))
         }
         Command::Models { config } => {
-            init_logs(LogFormat::Human);
+            logs::init(LogFormat::Human);
             runtime.block_on(models(config))
         }
     };
@@ -105,45 +106,6 @@ fn main() -> ExitCode {
             eprintln!("aigw: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// The filter when `AIGW_LOG` is unset or empty.
-const DEFAULT_LOG_FILTER: &str = "info";
-
-/// Put before the operator's filter: the wasm compiler's crates log each function they compile
-/// at debug (~23,000 lines while the plugins load), which buried every other line of
-/// `AIGW_LOG=debug`. Naming them in `AIGW_LOG` (`cranelift_codegen=debug`) still wins.
-const QUIET_LOG_TARGETS: &str = "cranelift=warn,wasmtime_internal_cranelift=warn";
-
-/// The log filter from `AIGW_LOG` (an `EnvFilter`: `debug`, `aigw=debug` for aigw's own crates
-/// only, `info,aigw_server=debug`, …); an invalid one is reported and the default used.
-fn log_filter(setting: Option<&str>) -> tracing_subscriber::EnvFilter {
-    let setting = setting.map(str::trim).filter(|s| !s.is_empty());
-    let directives = match setting {
-        Some(setting) => format!("{QUIET_LOG_TARGETS},{setting}"),
-        None => DEFAULT_LOG_FILTER.to_owned(),
-    };
-    match tracing_subscriber::EnvFilter::builder().parse(&directives) {
-        Ok(filter) => filter,
-        Err(e) => {
-            eprintln!(
-                "aigw: AIGW_LOG={:?} is not a valid log filter ({e}); logging at {DEFAULT_LOG_FILTER}",
-                setting.unwrap_or_default()
-            );
-            tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)
-        }
-    }
-}
-
-fn init_logs(format: LogFormat) {
-    let filter = log_filter(std::env::var("AIGW_LOG").ok().as_deref());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 

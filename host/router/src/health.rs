@@ -152,6 +152,11 @@ fn class_index(class: FailureClass) -> usize {
 /// Weight of the newest latency sample in the moving average.
 const EWMA_ALPHA: f64 = 0.3;
 
+/// The longest last error a target keeps (longer ones are cut, with `…`). It is upstream text,
+/// which may echo the client's request, and every remembered target keeps one: the cap makes a
+/// target's memory (and its `/admin/targets` entry) a bounded size, whatever upstreams say.
+pub const MAX_LAST_ERROR_BYTES: usize = 1024;
+
 /// What failures write, behind the mutex.
 #[derive(Debug, Default)]
 struct Detail {
@@ -197,6 +202,20 @@ pub struct HealthSnapshot {
     pub failed: Vec<(&'static str, u64)>,
     /// The last failure and how long ago it happened.
     pub last_error: Option<(Duration, String)>,
+}
+
+/// The failure as a target remembers it: at most [`MAX_LAST_ERROR_BYTES`].
+fn last_error(failure: &Failure) -> String {
+    let mut text = failure.to_string();
+    if text.len() > MAX_LAST_ERROR_BYTES {
+        let mut end = MAX_LAST_ERROR_BYTES - '…'.len_utf8();
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 impl Health {
@@ -301,7 +320,7 @@ impl Health {
         self.failed[class_index(failure.class)].fetch_add(1, Ordering::Relaxed);
         let now = self.now_ms();
         let mut detail = self.detail();
-        detail.last_error = Some((Instant::now(), failure.to_string()));
+        detail.last_error = Some((Instant::now(), last_error(failure)));
         match failure.class {
             FailureClass::RateLimited => {
                 detail.rate_limit_streak = detail.rate_limit_streak.saturating_add(1);
@@ -460,6 +479,20 @@ mod tests {
         assert_eq!(snapshot.consecutive_failures, 1);
         assert!(snapshot.last_error.unwrap().1.starts_with("unavailable"));
         assert!(matches!(h.admit(), Admission::Admit));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_last_error_is_kept_to_a_bounded_size() {
+        let h = health(100);
+        // Upstream text echoing a huge request, with a multi-byte character at the cut.
+        let echoed = format!("bad request: {}", "é".repeat(1 << 20));
+        h.record_failure(&Failure::new(FailureClass::Unavailable, echoed), 0.0);
+        let (_, kept) = h.snapshot().last_error.unwrap();
+        assert!(kept.len() <= MAX_LAST_ERROR_BYTES, "{}", kept.len());
+        assert!(kept.starts_with("unavailable: bad request: éé"), "{kept}");
+        assert!(kept.ends_with('…'));
+        h.record_failure(&Failure::new(FailureClass::Unavailable, "short"), 0.0);
+        assert_eq!(h.snapshot().last_error.unwrap().1, "unavailable: short");
     }
 
     #[tokio::test(start_paused = true)]

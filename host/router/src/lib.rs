@@ -160,7 +160,9 @@ pub use commitment::Commitment;
 pub use engine::{
     Attempt, AttemptKind, Exhausted, Outcome, Request, Served, Skip, SkipReason, Upstream, serve,
 };
-pub use health::{Admission, BreakerState, Health, HealthSettings, HealthSnapshot};
+pub use health::{
+    Admission, BreakerState, Health, HealthSettings, HealthSnapshot, MAX_LAST_ERROR_BYTES,
+};
 pub use registry::HealthRegistry;
 pub use route::{Policy, RetryBudget, Rng, Route, RouteEntry, Strategy, Timeouts};
 

@@ -9,6 +9,13 @@
 //! It is bounded: targets named by the config are always remembered, but `provider/model`
 //! names a client invents are remembered only up to [`HealthRegistry::capacity`]; past it a new
 //! name gets a fresh, unshared health, so a client cannot grow the map without bound.
+//!
+//! It is bounded in bytes too, because each entry is: a label (the server caps the model names
+//! a client may send at 256 bytes, so an invented label is at most that), a [`Health`] of fixed
+//! size (~224 bytes) and its last error, cut at
+//! [`MAX_LAST_ERROR_BYTES`](crate::health::MAX_LAST_ERROR_BYTES). With the gateway's
+//! capacity of 8,192 invented targets that is at most ~1.6 KiB × 8,192 ≈ 13 MiB, whatever
+//! clients name or upstreams answer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -137,5 +144,22 @@ mod tests {
         assert_eq!(registry.len(), 3);
         let labels: Vec<String> = registry.all().iter().map(|(l, _)| l.to_string()).collect();
         assert_eq!(labels, ["p/a", "p/b", "p/configured"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_remembered_target_costs_a_bounded_number_of_bytes() {
+        use crate::health::MAX_LAST_ERROR_BYTES;
+        // The figure the module documents: a fixed-size health plus a capped last error.
+        assert!(std::mem::size_of::<Health>() <= 256);
+        let registry = HealthRegistry::new(HealthSettings::default(), 4);
+        let label = format!("p/{}", "m".repeat(254));
+        let health = registry.health_of(&label);
+        let huge = "x".repeat(8 << 20);
+        health.record_failure(&Failure::new(FailureClass::Unavailable, huge), 0.0);
+        let kept = health.snapshot().last_error.map(|(_, text)| text.len());
+        assert!(
+            kept.is_some_and(|len| len <= MAX_LAST_ERROR_BYTES),
+            "{kept:?}"
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! Errors in the OpenAI shape `{"error":{"message","type","param","code"}}`, with their status.
 
+use std::borrow::Cow;
+
 use aigw_router::{Exhausted, Failure, FailureClass};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -12,7 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub kind: &'static str,
     pub message: String,
-    pub param: Option<&'static str>,
+    /// The request field at fault, as OpenAI names it (`model`, `messages[3].content`).
+    pub param: Option<Cow<'static, str>>,
     pub code: Option<&'static str>,
     pub retry_after: Option<u64>,
 }
@@ -47,8 +50,8 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
     }
 
-    pub fn param(mut self, param: &'static str) -> ApiError {
-        self.param = Some(param);
+    pub fn param(mut self, param: impl Into<Cow<'static, str>>) -> ApiError {
+        self.param = Some(param.into());
         self
     }
 
@@ -63,7 +66,7 @@ impl ApiError {
             error: Inner {
                 message: &self.message,
                 kind: self.kind,
-                param: self.param,
+                param: self.param.as_deref(),
                 code: self.code,
             },
         };

@@ -156,6 +156,13 @@ pub type ServedRoute = Route<RouteTarget>;
 
 /// How many distinct `provider/model` names requested directly keep their own route; past it a
 /// direct request gets a fresh, unremembered route (a client cannot grow the map without bound).
+///
+/// The count is a byte bound as well: a name reaches here only after the request head capped it
+/// at `MAX_MODEL_NAME_BYTES` (256, `chat/head.rs`), and a remembered route holds it three times
+/// (the map key, the target's label, the plugin target's model) beside a one-entry route of
+/// fixed size (~400 bytes): at most ~1.2 KiB a route, ~5 MiB for all 4,096. Their targets'
+/// health is bounded the same way in the registry ([`aigw_router::registry`], ~13 MiB at most
+/// for the [`MAX_REMEMBERED_TARGETS`]).
 const MAX_DIRECT_ROUTES: usize = 4096;
 
 /// How many targets a [`HealthRegistry`] built for a gateway remembers beyond the configured

@@ -9,8 +9,8 @@ use std::time::Duration;
 use aigw_egress::{EgressError, ErrorKind, SendOptions};
 use aigw_router::{Failure, FailureClass, Timeouts, Upstream};
 use aigw_runtime::{
-    CallError, Chunk, Follow, HttpRequest, HttpResponse, ResponseHead, Step, StreamDecoder,
-    StreamEnd, Usage,
+    CallError, Chunk, FaultKind, Follow, HttpRequest, HttpResponse, ResponseHead, Step,
+    StreamDecoder, StreamEnd, Usage,
 };
 use tokio::time::Instant;
 
@@ -97,7 +97,7 @@ impl Call<'_> {
         let mut request = plugin
             .encode(&target.plugin_target, body)
             .await
-            .map_err(|e| call_failure(e, &provider.name, None))?;
+            .map_err(|e| encode_failure(e, &provider.name))?;
         let mut follows = 0;
         loop {
             let whole = deadline.saturating_duration_since(Instant::now());
@@ -134,7 +134,7 @@ impl Call<'_> {
         let request = plugin
             .encode(&target.plugin_target, body)
             .await
-            .map_err(|e| call_failure(e, &provider.name, None))?;
+            .map_err(|e| encode_failure(e, &provider.name))?;
         // The stream's own limits (stall, total) are enforced while reading it.
         let response = send(self.gateway, target, request, timeouts, STREAM_EXCHANGE).await?;
         let head = ResponseHead {
@@ -357,7 +357,33 @@ pub(crate) fn scrubbed(gateway: &Gateway, mut failure: Failure) -> Failure {
     failure
 }
 
-/// Maps a plugin call error onto the engine's failure classes.
+/// Maps an `encode` error. A fault while encoding (a trap, the deadline, the memory cap)
+/// happened on the client's body alone, before anything reached the upstream: it is the
+/// request's failure, answered at once and never counted against the target, so that a few
+/// hostile bodies cannot open a healthy target's breaker for every client of its routes. A
+/// failure the plugin classified is mapped as for any call.
+pub(crate) fn encode_failure(error: CallError, provider: &str) -> Failure {
+    match error {
+        CallError::Fault(fault) => match fault.kind {
+            FaultKind::Trap | FaultKind::Deadline | FaultKind::MemoryLimit => Failure::new(
+                FailureClass::RequestFault,
+                format!(
+                    "plugin of provider `{provider}` failed on this request ({}): {}",
+                    fault.kind.as_str(),
+                    fault.message
+                ),
+            ),
+            // The gateway's own limits: mapped as for any call.
+            FaultKind::Capacity | FaultKind::Lost => {
+                call_failure(CallError::Fault(fault), provider, None)
+            }
+        },
+        failure @ CallError::Failure(_) => call_failure(failure, provider, None),
+    }
+}
+
+/// Maps a plugin call error onto the engine's failure classes. A fault on an upstream answer
+/// (`decode`, the stream decoder) is the target's; `encode`'s go through [`encode_failure`].
 pub(crate) fn call_failure(error: CallError, provider: &str, status: Option<u16>) -> Failure {
     use aigw_runtime::Failure as Plugin;
     let failure = match error {

@@ -1,7 +1,8 @@
 //! `POST /v1/chat/completions`: read the request head, walk the route with the failover engine,
 //! and answer as JSON or as a server-sent event stream.
 //!
-//! One idea per file: [`head`] (the fields the gateway reads, the one parse), [`attempt`] (one
+//! One idea per file: [`head`] (the fields the gateway reads, the one parse), [`shape`] (what
+//! that parse checks: the request's shape and size, before any plugin sees it), [`attempt`] (one
 //! try on one target: encode, send, decode, up to commitment), [`relay`] (a committed stream
 //! to the client, continued elsewhere when it breaks), [`continuation`] (pure functions over
 //! what the client received), and [`record`] (the one place a finished request is reported).
@@ -11,6 +12,7 @@ mod continuation;
 mod head;
 mod record;
 mod relay;
+mod shape;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -7,6 +7,7 @@
 //! It also says loudly, after each walk of the route, when an attempt took a target out
 //! ([`RequestRecord::walked`]).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,6 +17,23 @@ use aigw_runtime::Usage;
 use http::HeaderValue;
 
 use crate::gateway::{RouteTarget, ServedRoute};
+
+/// The most bytes of upstream text (failure reasons) a log line carries in one field, in either
+/// log format: upstream text may echo a whole request. (Client text is already short: model
+/// names are capped by the request head; the human format escapes and caps every field too.)
+const MAX_LOGGED_TEXT_BYTES: usize = 2048;
+
+/// `text` cut to [`MAX_LOGGED_TEXT_BYTES`] at a character boundary, saying how much is missing.
+fn capped(text: &str) -> Cow<'_, str> {
+    if text.len() <= MAX_LOGGED_TEXT_BYTES {
+        return Cow::Borrowed(text);
+    }
+    let mut end = MAX_LOGGED_TEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…(+{} bytes)", &text[..end], text.len() - end))
+}
 
 /// What is known of a request from its start, until it is reported.
 pub(crate) struct RequestRecord {
@@ -88,19 +106,19 @@ impl RequestRecord {
             match failure.class {
                 FailureClass::Unauthorized => tracing::warn!(
                     target = %entry.target.label,
-                    reason = %failure,
+                    reason = %capped(&failure.to_string()),
                     out_for_s = snapshot.open_for.as_secs(),
                     "credential rejected or missing: target marked misconfigured"
                 ),
                 FailureClass::NoCredit => tracing::warn!(
                     target = %entry.target.label,
-                    reason = %failure,
+                    reason = %capped(&failure.to_string()),
                     out_for_s = snapshot.open_for.as_secs(),
                     "the provider account has no credit left: target marked misconfigured"
                 ),
                 _ if snapshot.consecutive_failures > 0 => tracing::warn!(
                     target = %entry.target.label,
-                    reason = %failure,
+                    reason = %capped(&failure.to_string()),
                     consecutive_failures = snapshot.consecutive_failures,
                     open_for_ms = snapshot.open_for.as_millis() as u64,
                     "circuit breaker opened"
@@ -149,9 +167,9 @@ impl RequestRecord {
             prompt_tokens = usage.map(|u| u.prompt_tokens),
             completion_tokens = usage.map(|u| u.completion_tokens),
             usage_estimated = self.usage_estimated.then_some(true),
-            failed_attempts = %failed.join("; "),
+            failed_attempts = %capped(&failed.join("; ")),
             attempt_log = %describe_attempts(&self.route, attempts, skipped),
-            error = error.unwrap_or(""),
+            error = capped(error.unwrap_or("")).as_ref(),
             "chat completion"
         );
     }
@@ -248,6 +266,18 @@ mod tests {
 
     use super::*;
     use aigw_router::{AttemptKind, Failure, Policy, Route};
+
+    #[test]
+    fn logged_upstream_text_is_capped_at_a_character_boundary() {
+        assert_eq!(capped("short"), "short");
+        let long = format!("a{}", "é".repeat(MAX_LOGGED_TEXT_BYTES));
+        let kept = capped(&long);
+        assert!(kept.len() < MAX_LOGGED_TEXT_BYTES + 20, "{}", kept.len());
+        assert!(kept.ends_with(&format!(
+            "…(+{} bytes)",
+            long.len() - MAX_LOGGED_TEXT_BYTES + 1
+        )));
+    }
 
     #[test]
     fn attempt_descriptions_name_target_kind_outcome_and_times() {

@@ -1,0 +1,223 @@
+//! The log on stderr: human lines or JSON lines, and why neither can be forged by a client.
+//!
+//! Log fields carry client text (the model name a request asked for) and upstream or plugin text
+//! (error messages, a plugin's own log lines), either of which may hold newlines or terminal
+//! escape sequences: written raw, a client could start a line of its own (`\nINFO forged…`) or
+//! recolour and rewrite the operator's terminal. The JSON format is safe by construction (every
+//! value is a JSON string, controls escaped). The human format writes every field value through
+//! [`Escaping`]: C0 and C1 controls, DEL and the Unicode line separators and bidi overrides come
+//! out as visible escapes (`\n`, `\u{1b}`), and a value is cut after [`MAX_FIELD_BYTES`], so no
+//! line is megabytes long whatever a field holds. (tracing-subscriber's own sanitising, since
+//! 0.3.20, covers only the message and only ESC-like controls, not newlines.) Colours are used
+//! only when stderr is a terminal, so a log file never holds escape bytes at all.
+
+use std::fmt::{self, Write as _};
+use std::io::IsTerminal;
+
+use tracing::field::Field;
+use tracing_subscriber::field::MakeExt;
+use tracing_subscriber::fmt::format::Writer;
+
+use crate::LogFormat;
+
+/// The most bytes of one field value a human log line shows.
+pub(crate) const MAX_FIELD_BYTES: usize = 4096;
+
+/// Installs the global subscriber: `AIGW_LOG` (an `EnvFilter`, default `info`) on stderr.
+pub(crate) fn init(format: LogFormat) {
+    let filter = log_filter(std::env::var("AIGW_LOG").ok().as_deref());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .fmt_fields(tracing_subscriber::fmt::format::debug_fn(field).delimited(" "))
+            .init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// The filter when `AIGW_LOG` is unset or empty.
+const DEFAULT_LOG_FILTER: &str = "info";
+
+/// Put before the operator's filter: the wasm compiler's crates log each function they compile
+/// at debug (~23,000 lines while the plugins load), which buried every other line of
+/// `AIGW_LOG=debug`. Naming them in `AIGW_LOG` (`cranelift_codegen=debug`) still wins.
+const QUIET_LOG_TARGETS: &str = "cranelift=warn,wasmtime_internal_cranelift=warn";
+
+/// The log filter from `AIGW_LOG` (an `EnvFilter`: `debug`, `aigw=debug` for aigw's own crates
+/// only, `info,aigw_server=debug`, …); an invalid one is reported and the default used.
+fn log_filter(setting: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let setting = setting.map(str::trim).filter(|s| !s.is_empty());
+    let directives = match setting {
+        Some(setting) => format!("{QUIET_LOG_TARGETS},{setting}"),
+        None => DEFAULT_LOG_FILTER.to_owned(),
+    };
+    match tracing_subscriber::EnvFilter::builder().parse(&directives) {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!(
+                "aigw: AIGW_LOG={:?} is not a valid log filter ({e}); logging at {DEFAULT_LOG_FILTER}",
+                setting.unwrap_or_default()
+            );
+            tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)
+        }
+    }
+}
+
+/// One field of a human line: `name=value` (the message without its name), the value escaped
+/// and capped.
+fn field(writer: &mut Writer<'_>, field: &Field, value: &dyn fmt::Debug) -> fmt::Result {
+    if field.name() != "message" {
+        write!(writer, "{}=", field.name())?;
+    }
+    let mut escaping = Escaping::new(writer, MAX_FIELD_BYTES);
+    write!(escaping, "{value:?}")?;
+    escaping.finish()
+}
+
+/// A writer that escapes what could break or forge a line and stops after a byte budget,
+/// saying how much it left out.
+pub(crate) struct Escaping<'w, W: fmt::Write> {
+    inner: &'w mut W,
+    left: usize,
+    cut: usize,
+}
+
+impl<'w, W: fmt::Write> Escaping<'w, W> {
+    pub(crate) fn new(inner: &'w mut W, budget: usize) -> Escaping<'w, W> {
+        Escaping {
+            inner,
+            left: budget,
+            cut: 0,
+        }
+    }
+
+    /// Says how many bytes were left out, if any.
+    pub(crate) fn finish(self) -> fmt::Result {
+        if self.cut > 0 {
+            write!(self.inner, "…(+{} bytes)", self.cut)?;
+        }
+        Ok(())
+    }
+
+    /// Writes safe text, as much as the budget allows (up to a character boundary); the rest
+    /// is counted as cut.
+    fn run(&mut self, text: &str) -> fmt::Result {
+        if self.cut > 0 {
+            self.cut += text.len();
+            return Ok(());
+        }
+        let mut end = text.len().min(self.left);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.left -= end;
+        self.cut += text.len() - end;
+        self.inner.write_str(&text[..end])
+    }
+
+    /// Writes the escape of one character (`original` bytes) whole, or counts it as cut.
+    fn escape(&mut self, text: &str, original: usize) -> fmt::Result {
+        if self.cut > 0 || text.len() > self.left {
+            self.cut += original;
+            return Ok(());
+        }
+        self.left -= text.len();
+        self.inner.write_str(text)
+    }
+}
+
+/// Whether a character must not reach a log line as itself: controls (C0, DEL, C1), and the
+/// characters that end lines or reorder text in viewers (U+2028/9, bidi marks and overrides).
+fn unsafe_in_log(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut safe_from = 0;
+        for (at, c) in s.char_indices() {
+            if !unsafe_in_log(c) {
+                continue;
+            }
+            self.run(&s[safe_from..at])?;
+            // Controls are rare in log text: formatting one may allocate.
+            let other;
+            let text = match c {
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                c => {
+                    other = format!("\\u{{{:x}}}", u32::from(c));
+                    other.as_str()
+                }
+            };
+            self.escape(text, c.len_utf8())?;
+            safe_from = at + c.len_utf8();
+        }
+        self.run(&s[safe_from..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn escaped(text: &str, budget: usize) -> String {
+        let mut out = String::new();
+        let mut escaping = Escaping::new(&mut out, budget);
+        escaping.write_str(text).unwrap();
+        escaping.finish().unwrap();
+        out
+    }
+
+    #[test]
+    fn controls_and_line_breakers_come_out_as_visible_escapes() {
+        assert_eq!(
+            escaped("x\nINFO forged line\u{1b}[31m", 100),
+            "x\\nINFO forged line\\u{1b}[31m"
+        );
+        assert_eq!(escaped("a\r\tb\u{0}\u{7f}", 100), "a\\r\\tb\\u{0}\\u{7f}");
+        assert_eq!(escaped("c1\u{9b}31m", 100), "c1\\u{9b}31m");
+        assert_eq!(escaped("l\u{2028}r\u{202e}", 100), "l\\u{2028}r\\u{202e}");
+        // Ordinary text, quotes and non-ASCII letters are left alone.
+        assert_eq!(escaped("groq/llama \"é\" ✓", 100), "groq/llama \"é\" ✓");
+    }
+
+    #[test]
+    fn a_long_value_is_cut_at_the_budget_saying_how_much_is_missing() {
+        let long = "é".repeat(3000);
+        let out = escaped(&long, 4096);
+        assert!(out.len() < 4096 + 20, "{}", out.len());
+        assert!(
+            out.ends_with("…(+1904 bytes)"),
+            "{}",
+            &out[out.len() - 30..]
+        );
+        let out = escaped("ab\ncd", 3);
+        assert_eq!(out, "ab…(+3 bytes)");
+        // A run cut before a control keeps what fits.
+        assert_eq!(escaped("abcdef\n", 4), "abcd…(+3 bytes)");
+        assert_eq!(escaped("abc", 3), "abc");
+    }
+
+    #[test]
+    fn a_value_written_in_pieces_is_cut_once() {
+        let mut out = String::new();
+        let mut escaping = Escaping::new(&mut out, 4);
+        for piece in ["ab", "cd", "ef", "\n"] {
+            escaping.write_str(piece).unwrap();
+        }
+        escaping.finish().unwrap();
+        assert_eq!(out, "abcd…(+3 bytes)");
+    }
+}
