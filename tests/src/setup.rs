@@ -83,6 +83,15 @@ impl Upstreams {
         Gateway::builder().env("GROQ_API_KEY", GROQ_KEY)
     }
 
+    /// Starts a gateway on [`Upstreams::config`]`(rest)` that logs JSON lines (for tests that
+    /// read fields of the log).
+    pub async fn json_logged_gateway(&self, rest: &str) -> Gateway {
+        self.gateway_builder()
+            .log_format("json")
+            .start(&self.config(rest))
+            .await
+    }
+
     /// Starts a gateway on [`Upstreams::config`]`(rest)`.
     pub async fn gateway(&self, rest: &str) -> Gateway {
         self.gateway_builder().start(&self.config(rest)).await

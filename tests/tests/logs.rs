@@ -31,13 +31,9 @@ fn text(value: Option<&Value>) -> String {
 #[tokio::test]
 async fn json_logs_have_one_line_per_request_with_its_outcome() {
     let upstreams = Upstreams::start().await;
-    let gateway = upstreams
-        .gateway_builder()
-        .log_format("json")
-        .start(&upstreams.config(
+    let gateway = upstreams.json_logged_gateway(
             "[models.fast]\ntargets = [\"groq/ok\"]\n\n[models.flaky]\ntargets = [\"groq/rate-limit\", \"local/ok\"]\n",
-        ))
-        .await;
+        ).await;
 
     let ok = gateway
         .chat(&json!({"model": "fast", "messages": [{"role": "user", "content": "a"}]}))
@@ -90,11 +86,7 @@ async fn json_logs_have_one_line_per_request_with_its_outcome() {
 #[tokio::test]
 async fn a_failed_request_is_logged_with_its_status() {
     let upstreams = Upstreams::start().await;
-    let gateway = upstreams
-        .gateway_builder()
-        .log_format("json")
-        .start(&upstreams.config(""))
-        .await;
+    let gateway = upstreams.json_logged_gateway("").await;
 
     let response = gateway
         .chat(&json!({"model": "local/error-500", "messages": [{"role": "user", "content": "c"}]}))
@@ -150,11 +142,7 @@ async fn a_client_string_cannot_forge_or_colour_a_human_log_line() {
 #[tokio::test]
 async fn with_a_client_string_full_of_controls_every_json_line_is_still_json() {
     let upstreams = Upstreams::start().await;
-    let gateway = upstreams
-        .gateway_builder()
-        .log_format("json")
-        .start(&upstreams.config(""))
-        .await;
+    let gateway = upstreams.json_logged_gateway("").await;
 
     let response = gateway
         .chat(&json!({"model": FORGING_MODEL, "messages": [{"role": "user", "content": "e"}]}))

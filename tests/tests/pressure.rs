@@ -27,6 +27,27 @@ fn ask(model: &str, stream: bool) -> Value {
     json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
 }
 
+/// Sends a chat request on a raw connection, shuts down the write side (done sending; the read
+/// side stays open for the answer) and reads the whole answer.
+async fn half_closed_request(gateway: &Gateway, body: &Value) -> String {
+    let body = body.to_string();
+    let mut socket = TcpStream::connect(gateway.addr()).await.unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        gateway.addr(),
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    socket.shutdown().await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    answer
+}
+
 /// A client without a per-request timeout, for streams a test holds open.
 fn holder() -> reqwest::Client {
     reqwest::Client::builder()
@@ -149,11 +170,7 @@ async fn the_gateways_own_limit_is_a_503_that_leaves_the_target_healthy() {
 #[tokio::test]
 async fn a_client_that_leaves_a_silent_stream_is_noticed_at_once() {
     let upstreams = Upstreams::start().await;
-    let gateway = upstreams
-        .gateway_builder()
-        .log_format("json")
-        .start(&upstreams.config(""))
-        .await;
+    let gateway = upstreams.json_logged_gateway("").await;
     let client = holder();
     let held = hold_stream(&client, &gateway, "local/stall-1").await;
     assert_eq!(upstreams.local.open_connections(), 1);
@@ -184,22 +201,7 @@ async fn a_client_that_leaves_a_silent_stream_is_noticed_at_once() {
 async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
     let upstreams = Upstreams::start().await;
     let gateway = upstreams.gateway("").await;
-    let body = ask("local/ok", false).to_string();
-    let mut socket = TcpStream::connect(gateway.addr()).await.unwrap();
-    let request = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        gateway.addr(),
-        body.len()
-    );
-    socket.write_all(request.as_bytes()).await.unwrap();
-    // Done sending: the write side is shut, the read side stays open for the answer.
-    socket.shutdown().await.unwrap();
-    let mut answer = String::new();
-    tokio::time::timeout(Duration::from_secs(10), socket.read_to_string(&mut answer))
-        .await
-        .unwrap()
-        .unwrap();
+    let answer = half_closed_request(&gateway, &ask("local/ok", false)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
     assert!(answer.contains("mock reply to: hi"), "{answer}");
 }
@@ -207,26 +209,8 @@ async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
 #[tokio::test]
 async fn a_streaming_client_that_half_closes_gets_the_whole_stream() {
     let upstreams = Upstreams::start().await;
-    let gateway = upstreams
-        .gateway_builder()
-        .log_format("json")
-        .start(&upstreams.config(""))
-        .await;
-    let body = ask("local/slow-first-300", true).to_string();
-    let mut socket = TcpStream::connect(gateway.addr()).await.unwrap();
-    let request = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        gateway.addr(),
-        body.len()
-    );
-    socket.write_all(request.as_bytes()).await.unwrap();
-    socket.shutdown().await.unwrap();
-    let mut answer = String::new();
-    tokio::time::timeout(Duration::from_secs(10), socket.read_to_string(&mut answer))
-        .await
-        .unwrap()
-        .unwrap();
+    let gateway = upstreams.json_logged_gateway("").await;
+    let answer = half_closed_request(&gateway, &ask("local/slow-first-300", true)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
     assert!(answer.contains("data: [DONE]"), "{answer}");
     let line = gateway
