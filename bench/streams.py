@@ -116,7 +116,7 @@ async def main():
     )
     addr = None
     for line in gateway.stderr:
-        found = re.search(r"address=(\S+)", line)
+        found = re.search(r"address=(\S+)", re.sub(r"\x1b\[[0-9;]*m", "", line))
         if found:
             addr = found.group(1)
             break
@@ -145,6 +145,11 @@ async def main():
     holding = rss_mib(gateway.pid)
     cpu_opening = cpu_seconds(gateway.pid) - cpu_before
 
+    # What the held streams cost while nothing happens (the upstream is silent).
+    cpu_held = cpu_seconds(gateway.pid)
+    await asyncio.sleep(5)
+    cpu_holding = (cpu_seconds(gateway.pid) - cpu_held) / 5
+
     results = [await timed(host, port, "local/ok", i % 2 == 1) for i in range(50)]
     served = [r for r in results if r[0]]
     latencies = sorted(r[1] for r in served)
@@ -158,6 +163,7 @@ async def main():
         "gateway_rss_holding_mib": round(holding, 1),
         "rss_per_stream_kib": round((holding - idle) * 1024 / max(len(held), 1), 1),
         "gateway_cpu_s_opening": round(cpu_opening, 2),
+        "gateway_cpu_while_holding": f"{cpu_holding:.0%} of a core",
         "others_served": f"{len(served)}/{len(results)}",
         "others_p50_ms": round(latencies[len(latencies) // 2], 2) if latencies else None,
         "others_max_ms": round(latencies[-1], 2) if latencies else None,

@@ -304,19 +304,20 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     }
 }
 
-/// A response body that keeps its connection busy until it is written (and dropped).
-pub(crate) struct Guarded<B> {
+/// A response body that keeps its connection busy until it is written (and dropped): `G` is
+/// what is held meanwhile (the connection's [`Busy`], and whatever else lasts as long).
+pub(crate) struct Guarded<B, G = Busy> {
     body: B,
-    _busy: Busy,
+    _busy: G,
 }
 
-impl<B> Guarded<B> {
-    pub(crate) fn new(body: B, busy: Busy) -> Guarded<B> {
+impl<B, G> Guarded<B, G> {
+    pub(crate) fn new(body: B, busy: G) -> Guarded<B, G> {
         Guarded { body, _busy: busy }
     }
 }
 
-impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for Guarded<B> {
+impl<B: http_body::Body<Data = Bytes> + Unpin, G: Unpin> http_body::Body for Guarded<B, G> {
     type Data = Bytes;
     type Error = B::Error;
 

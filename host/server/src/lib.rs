@@ -56,9 +56,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // A client that shuts down its write side after its request still gets the answer (see
-    // `peer`: how a client that left is told apart).
-    builder.http1().half_close(true);
+    // hyper reads while it answers, so the end of a client's data is seen at once; `peer`
+    // keeps it from hyper while a request is in flight, so a half-closed client still gets
+    // its answer and one that left is found by probing.
+    builder.http1().half_close(false);
     // The connection's watch times request heads and idle spells (hyper's would run both as one).
     builder.http1().header_read_timeout(None);
     let mut slots = connection::Slots::new(limits.max_connections);
@@ -101,7 +102,7 @@ pub async fn serve(
         let requests = watch.clone();
         let service = service_fn(move |mut request: Request<Incoming>| {
             let answering = Arc::clone(&answering);
-            let busy = requests.request();
+            let busy = (requests.request(), client.answering());
             request.extensions_mut().insert(client.clone());
             async move {
                 let response = answering.handle(request).await;

@@ -1,22 +1,28 @@
 //! The client's side of a connection as handlers see it: its address, and whether it has
 //! stopped sending ("read closed").
 //!
-//! hyper serves each connection with `half_close` on, so a client that shuts down its write
-//! side after sending its request (`shutdown(SHUT_WR)`, `nc -N`) still gets its answer. The price
-//! is that a client that *left* looks the same on the wire until a write to it fails: both
-//! end with a FIN. So [`PeerIo`] notes the end of the client's data, and a stream waiting on a
-//! silent upstream answers it by probing (an SSE comment, which clients ignore): a client that
-//! is gone answers the probe with a reset, the next write fails, and the stream is cancelled at
-//! once instead of at the upstream's next chunk (up to the stall timeout). Before the first byte
-//! of an answer there is nothing to probe with, so such a request goes on — bounded by its
-//! attempt timeouts — as a half-closed client expects.
+//! A client that shuts down its write side after sending its request (`shutdown(SHUT_WR)`,
+//! `nc -N`) and a client that *left* look the same on the wire until a write to it fails: both
+//! end with a FIN. hyper, told of the end of the client's data while a request is answered,
+//! either drops the request (`half_close` off: the half-closed client gets nothing) or stops
+//! reading until the answer is written (`half_close` on: a client that left a silent stream is
+//! noticed only at the upstream's next chunk, up to the stall timeout). Neither will do, so
+//! [`PeerIo`] decides: hyper reads the connection while it answers (`half_close` off), and an
+//! end of data that arrives while a request is in flight ([`Peer::answering`]) is noted and
+//! kept from hyper until the last answer is written. A stream waiting on a silent upstream then
+//! probes the client (an SSE comment, which clients ignore): a client that is gone answers with
+//! a reset, the next write fails, and the stream is cancelled at once. Before the first byte of
+//! an answer there is nothing to probe with, so such a request goes on — bounded by its attempt
+//! timeouts — as a half-closed client expects. Between requests, the end of data reaches hyper
+//! at once and the connection closes.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
@@ -30,11 +36,46 @@ pub(crate) struct Peer {
 
 #[derive(Debug, Default)]
 struct ReadSide {
+    /// The client's data ended.
     closed: AtomicBool,
     notify: Notify,
+    /// Requests being answered on the connection.
+    answering: AtomicUsize,
+    /// hyper's read, waiting for an end of data kept from it while requests were answered.
+    held: Mutex<Option<Waker>>,
+}
+
+impl ReadSide {
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<Waker>> {
+        // Holds one waker: still consistent after a panic elsewhere.
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A request in flight on the connection, from its head to its answer's last byte.
+#[derive(Debug)]
+pub(crate) struct Answering(Arc<ReadSide>);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        if self.0.answering.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last answer is written: an end of data kept from hyper may go to it now.
+            if let Some(waker) = self.0.held().take() {
+                waker.wake();
+            }
+        }
+    }
 }
 
 impl Peer {
+    /// Marks a request in flight until the guard is dropped (with its answer's body).
+    pub(crate) fn answering(&self) -> Answering {
+        self.read.answering.fetch_add(1, Ordering::AcqRel);
+        Answering(Arc::clone(&self.read))
+    }
+
     /// Resolves once the client has stopped sending (at once if it already has).
     pub(crate) async fn read_closed(&self) {
         loop {
@@ -71,6 +112,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for PeerIo<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.read.closed.load(Ordering::Acquire) {
+            return self.end_of_data(cx);
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         let ended = match &polled {
@@ -79,10 +123,28 @@ impl<T: AsyncRead + Unpin> AsyncRead for PeerIo<T> {
             Poll::Ready(Err(_)) => true,
             Poll::Pending => false,
         };
-        if ended && !self.read.closed.swap(true, Ordering::AcqRel) {
+        if !ended {
+            return polled;
+        }
+        if !self.read.closed.swap(true, Ordering::AcqRel) {
             self.read.notify.notify_waiters();
         }
-        polled
+        match polled {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            _ => self.end_of_data(cx),
+        }
+    }
+}
+
+impl<T> PeerIo<T> {
+    /// The client's data has ended: hyper hears of it only once no request is in flight.
+    fn end_of_data(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut held = self.read.held();
+        if self.read.answering.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        *held = Some(cx.waker().clone());
+        Poll::Pending
     }
 }
 
@@ -132,14 +194,29 @@ mod tests {
         let mut buf = [0u8; 16];
         assert_eq!(io.read(&mut buf).await.unwrap(), 5);
         assert!(!peer.read.closed.load(Ordering::Acquire));
+        let answering = peer.answering();
         client_write.shutdown().await.unwrap();
         let waiting = tokio::spawn({
             let peer = peer.clone();
             async move { peer.read_closed().await }
         });
-        assert_eq!(io.read(&mut buf).await.unwrap(), 0);
+        // While a request is answered, the end of data is noted but kept from the reader.
+        let mut reading = tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            let n = io.read(&mut buf).await.unwrap();
+            (n, io)
+        });
         waiting.await.unwrap();
-        // Half-closed: the answer still reaches the client.
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), &mut reading)
+                .await
+                .is_err(),
+            "the reader heard of the end while a request was in flight"
+        );
+        // Half-closed: the answer still reaches the client, and then the reader hears the end.
+        drop(answering);
+        let (n, mut io) = reading.await.unwrap();
+        assert_eq!(n, 0);
         io.write_all(b"answer").await.unwrap();
         let mut answer = [0u8; 6];
         client_read.read_exact(&mut answer).await.unwrap();

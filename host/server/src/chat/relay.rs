@@ -55,10 +55,6 @@ const PROBE: &[u8] = b": are you there\n\n";
 /// about this long.
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 
-/// Between probes of a client while the upstream is silent: a client that left is noticed
-/// within about twice this, instead of at the upstream's next chunk (up to the stall timeout).
-const HEARTBEAT: Duration = Duration::from_millis(500);
-
 /// Resolves when the client has stopped sending; never for an in-process request.
 async fn read_closed(peer: Option<&Peer>) {
     match peer {
@@ -153,12 +149,10 @@ impl Relay {
     }
 
     /// Waits for `read` (the upstream's next piece) unless the client leaves first. A client
-    /// that left is only noticed when a write to it fails (hyper does not read a connection
-    /// while it writes a response body), so while the upstream is silent the client is probed
-    /// with SSE comments, which clients ignore: every [`HEARTBEAT`], or every [`PROBE_EVERY`]
-    /// once it stopped sending (half-closed or gone, see `peer`). The first probe to a client
-    /// that left draws a reset, the next write fails, hyper drops the response body, and the
-    /// channel closes.
+    /// whose data ended (half-closed or gone, see `peer`) is probed with SSE comments, which
+    /// clients ignore, every [`PROBE_EVERY`] while the upstream is silent: the first probe to a
+    /// client that left draws a reset, the next write fails, hyper drops the response body,
+    /// and the channel closes. A client that is still connected costs nothing.
     async fn unless_client_leaves<F: std::future::Future>(&self, read: F) -> Option<F::Output> {
         tokio::pin!(read);
         let mut probing = false;
@@ -168,7 +162,7 @@ impl Relay {
                 out = &mut read => return Some(out),
                 () = self.tx.closed() => return None,
                 () = read_closed(self.peer.as_ref()), if !probing => probing = true,
-                () = tokio::time::sleep(if probing { PROBE_EVERY } else { HEARTBEAT }) => {}
+                () = tokio::time::sleep(PROBE_EVERY), if probing => {}
             }
             // Full means the client is not reading anyway; the next probe will do.
             let _ = self.tx.try_send(Bytes::from_static(PROBE));
