@@ -113,7 +113,9 @@ pub async fn serve(
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {
             let _slot = slot;
+            // Biased: polled on every wake of the connection, no random draw each time.
             tokio::select! {
+                biased;
                 ended = connection => if let Err(e) = ended {
                     tracing::debug!(error = %e, %peer, "connection ended with an error");
                 },
