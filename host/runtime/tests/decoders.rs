@@ -18,8 +18,12 @@ const REQUEST: &str = r#"{"model":"alias","messages":[{"role":"user","content":"
 
 /// A runtime that may make only `max_instances` instances, two of them warm.
 async fn load(path: &str, max_instances: u32) -> Arc<Plugin> {
+    load_with_deadline(path, max_instances, Duration::from_millis(500)).await
+}
+
+async fn load_with_deadline(path: &str, max_instances: u32, call_timeout: Duration) -> Arc<Plugin> {
     let runtime = Runtime::new(Limits {
-        call_timeout: Duration::from_millis(500),
+        call_timeout,
         memory_bytes: 32 << 20,
         warm_instances: 2,
         max_instances,
@@ -190,4 +194,34 @@ async fn a_line_without_end_fails_its_own_stream_before_the_shared_instance_fill
     for decoder in decoders {
         decoder.close().await;
     }
+}
+
+#[tokio::test]
+async fn a_call_abandoned_mid_way_loses_its_host_as_the_gateways_fault() {
+    // A deadline far beyond the caller's patience: only the caller ends the spinning call.
+    let plugin = load_with_deadline("test-plugins/hostile.wasm", 10, Duration::from_secs(30)).await;
+    let mut spinning = open(&plugin, "loop-stream", 1).await.remove(0);
+    let mut neighbours = open(&plugin, "fine", 2).await;
+    // The spinning feed yields at each epoch tick; the caller gives up on it (a hedge that
+    // lost, a client that left), dropping the call mid-way.
+    let abandoned =
+        tokio::time::timeout(Duration::from_millis(100), spinning.feed(&chunk("x"))).await;
+    assert!(
+        abandoned.is_err(),
+        "the spinning feed returned: {abandoned:?}"
+    );
+    // wasmtime would refuse to re-enter the instance; the neighbours hear that their host is
+    // gone, a fault of the gateway's, not a trap of theirs.
+    for neighbour in &mut neighbours {
+        match neighbour.feed(&chunk("x")).await {
+            Err(CallError::Fault(f)) => assert_eq!(f.kind, FaultKind::Lost, "{}", f.message),
+            other => panic!("expected the host to be lost, got {other:?}"),
+        }
+    }
+    let mut fresh = open(&plugin, "fine", 1).await.remove(0);
+    assert_eq!(fresh.feed(&chunk("y")).await.unwrap().len(), 1);
+    for decoder in neighbours.into_iter().chain([spinning, fresh]) {
+        decoder.close().await;
+    }
+    assert_eq!(plugin.stream_decoders(), (0, 0));
 }

@@ -5,7 +5,7 @@
 //! `memory` allocates until the host's memory cap stops it; any other model (`ok`) encodes like
 //! the openai-compatible plugin. `decode` and the stream decoder behave like openai-compatible,
 //! except that model `trap-decode` panics in `decode`, model `trap-stream` panics on the first
-//! `feed`, model `elsewhere` sends the request to the URL in the request's `user` field (an
+//! `feed`, model `loop-stream` spins in its first `feed`, model `elsewhere` sends the request to the URL in the request's `user` field (an
 //! origin its provider was not granted), and the models `follow-forever` (`decode`) and `stream-follow-forever` (the stream
 //! decoder's `finish`) never finish: they follow `GET {base}/models` every
 //! [`FOREVER_FOLLOW_MS`], so only the host's attempt deadline ends the call.
@@ -41,6 +41,7 @@ impl Dialect for Plain {
                 "memory",
                 "trap-decode",
                 "trap-stream",
+                "loop-stream",
                 "follow-forever",
                 "elsewhere",
                 "stream-follow-forever",
@@ -119,6 +120,7 @@ impl Provider for Hostile {
     fn stream_decoder(target: Target, head: ResponseHead) -> HostileStream {
         HostileStream {
             trap_on_feed: target.model == "trap-stream",
+            loop_on_feed: target.model == "loop-stream",
             follow_forever: (target.model == "stream-follow-forever").then(|| target.clone()),
             inner: ChunkStream::new(&head),
         }
@@ -127,6 +129,8 @@ impl Provider for Hostile {
 
 pub struct HostileStream {
     trap_on_feed: bool,
+    /// `loop-stream`: the first `feed` never returns (only the host's deadline ends it).
+    loop_on_feed: bool,
     /// The target to follow forever from, for `stream-follow-forever`.
     follow_forever: Option<Target>,
     inner: ChunkStream<Plain>,
@@ -137,6 +141,9 @@ impl StreamDecoder for HostileStream {
     fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Chunk>, Failure> {
         if self.trap_on_feed {
             panic!("hostile plugin: trap in the stream decoder requested by the target's model");
+        }
+        if self.loop_on_feed {
+            spin_forever();
         }
         if self.follow_forever.is_some() {
             // Whatever the bodies say, the answer never ends.
