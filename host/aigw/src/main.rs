@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use aigw_memory::Store;
 use aigw_router::HealthRegistry;
 use aigw_runtime::{Plugin, Runtime};
 use aigw_server::{ConnectionLimits, Gateway, MAX_REMEMBERED_TARGETS, Provider, Service};
@@ -168,6 +169,11 @@ fn fresh_health(config: &Config) -> Arc<HealthRegistry> {
 
 async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let config = read_config(&config_path)?;
+    // Opened (and migrated) before anything listens: a store that cannot be used, or whose
+    // schema is newer than this binary's, stops the start with its reason.
+    let store = Store::open(config.memory.clone())
+        .await
+        .with_context(|| format!("{}: [memory]", config_path.display()))?;
     let gateway = build(&config, fresh_health(&config)).await?;
     let address = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(address)
@@ -188,6 +194,7 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     let service = Arc::new(Service::with_options(gateway, &config.server, bound));
     let limits = ConnectionLimits::from(&config.server);
     aigw_server::serve(listener, service, limits, shutdown_signal()).await?;
+    drop(store);
     tracing::info!("aigw stopped");
     Ok(())
 }

@@ -83,6 +83,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let route = RouteOptions::default();
     let target = TargetOptions::default();
     let failover = HealthSettings::default();
+    let memory = aigw_memory::StoreOptions::new(super::memory::DEFAULT_PATH);
     let strategy = STRATEGIES
         .iter()
         .find(|(_, s)| *s == route.strategy)
@@ -127,6 +128,14 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                     "memory_limit_mib",
                     Some((limits.memory_bytes >> 20).to_string()),
                 ),
+            ],
+        ),
+        (
+            "## `[memory]`".to_owned(),
+            vec![
+                ("path", Some(quoted(super::memory::DEFAULT_PATH))),
+                ("durability", Some(quoted(memory.durability.name()))),
+                ("busy_timeout_ms", Some(ms(memory.busy_timeout))),
             ],
         ),
         (
@@ -266,6 +275,7 @@ fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
         ("## `[models.<alias>]`", "[models.m]\nzzz = 1\n"),
         ("### Targets", "[models.m]\ntargets = [{ zzz = 1 }]\n"),
         ("## `[failover]`", "[failover]\nzzz = 1\n"),
+        ("## `[memory]`", "[memory]\nzzz = 1\n"),
     ];
     for (heading, text) in sections {
         assert_eq!(accepted_keys(text), keys(heading), "{heading}");

@@ -1,11 +1,13 @@
 //! The config file: TOML, strict (an unknown key is an error naming the file, line and key),
 //! `${ENV}` expansion in string values. Each section is read raw, with the place of every
 //! value, and validated by its own function straight into the shape that serves it: the
-//! server's options, the runtime's plugin limits, the engine's failover settings. Their
+//! server's options, the runtime's plugin limits, the engine's failover settings, the memory
+//! store's options. Their
 //! `Default` impls are the defaults (and `docs/config.md` is checked against them).
 
 mod env;
 mod failover;
+mod memory;
 mod models;
 mod plugins;
 mod providers;
@@ -21,6 +23,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
 use aigw_server::{ProviderOptions, RouteOptions, ServerOptions};
 use serde::Deserialize;
@@ -71,6 +74,8 @@ struct RawConfig {
     models: BTreeMap<String, Spanned<models::RawModel>>,
     #[serde(default)]
     failover: failover::RawFailover,
+    #[serde(default)]
+    memory: memory::RawMemory,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -87,6 +92,8 @@ pub struct Config {
     pub routes: BTreeMap<String, RouteOptions>,
     /// `[failover]`.
     pub failover: HealthSettings,
+    /// `[memory]`.
+    pub memory: StoreOptions,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -115,6 +122,7 @@ pub fn parse(
     let providers = providers::validate(&raw.providers, base, &plugins.dir, &values)?;
     let failover = failover::validate(&raw.failover, &values)?;
     let routes = models::validate(&raw.models, &providers, &values)?;
+    let memory = memory::validate(&raw.memory, base, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -122,5 +130,6 @@ pub fn parse(
         providers,
         routes,
         failover,
+        memory,
     })
 }

@@ -33,6 +33,25 @@ fn empty_config_gets_the_documented_defaults() {
     // Absent keys are exactly the served shapes' defaults.
     assert_eq!(c.server, ServerOptions::default());
     assert_eq!(c.failover, HealthSettings::default());
+    // The memory store sits beside the config file.
+    assert_eq!(c.memory.path, PathBuf::from("/etc/aigw/aigw.db"));
+    assert_eq!(c.memory.durability, aigw_memory::Durability::Process);
+}
+
+#[test]
+fn the_memory_section_sets_path_durability_and_busy_timeout() {
+    let c = parse_str(
+        "[memory]\npath = \"data/memory.db\"\ndurability = \"power\"\nbusy_timeout_ms = 250\n",
+    )
+    .unwrap();
+    assert_eq!(c.memory.path, PathBuf::from("/etc/aigw/data/memory.db"));
+    assert_eq!(c.memory.durability, aigw_memory::Durability::Power);
+    assert_eq!(c.memory.busy_timeout, Duration::from_millis(250));
+    let err = parse_str("[memory]\ndurability = \"sometimes\"\n").unwrap_err();
+    assert_eq!(err.at, Some((2, 14)));
+    assert!(err.message.contains("memory.durability"), "{err}");
+    let err = parse_str("[memory]\nbusy_timeout_ms = 0\n").unwrap_err();
+    assert!(err.message.contains("memory.busy_timeout_ms"), "{err}");
 }
 
 #[test]

@@ -1,0 +1,58 @@
+//! `[memory]`: where the shared memory store lives and what an acknowledged write survives,
+//! validated into the store's own [`StoreOptions`] (whose `new` holds the defaults).
+
+use std::path::Path;
+
+use aigw_memory::{Durability, StoreOptions};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::ConfigError;
+use super::values::{Number, Values};
+
+/// The database file when `[memory] path` is not set: beside the config file.
+pub(super) const DEFAULT_PATH: &str = "aigw.db";
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMemory {
+    path: Option<Spanned<String>>,
+    durability: Option<Spanned<String>>,
+    busy_timeout_ms: Number,
+}
+
+/// `base` is the config file's folder, which a relative `path` starts from.
+pub(super) fn validate(
+    raw: &RawMemory,
+    base: &Path,
+    values: &Values,
+) -> Result<StoreOptions, ConfigError> {
+    let path = match &raw.path {
+        None => DEFAULT_PATH.to_owned(),
+        Some(v) => values.expand(v, "memory.path")?,
+    };
+    let mut options = StoreOptions::new(base.join(path));
+    if let Some(v) = &raw.durability {
+        let name = values.expand(v, "memory.durability")?;
+        options.durability = match Durability::ALL.into_iter().find(|d| d.name() == name) {
+            Some(durability) => durability,
+            None => {
+                let other = name;
+                return Err(values.error(
+                    Some(v.span()),
+                    format!(
+                        "`memory.durability` must be \"process\" (an acknowledged write survives \
+                         the gateway's crash) or \"power\" (it survives power loss too), not \
+                         {other:?}"
+                    ),
+                ));
+            }
+        };
+    }
+    options.busy_timeout = values.millis(
+        &raw.busy_timeout_ms,
+        "memory.busy_timeout_ms",
+        options.busy_timeout,
+    )?;
+    Ok(options)
+}

@@ -1,0 +1,69 @@
+//! The store's schema, as numbered migrations applied in order when the store opens. The version
+//! reached is kept in `aigw_schema`; a database whose version is newer than this binary knows is
+//! refused, because an older aigw writing into a newer schema could corrupt what the newer one
+//! expects. A migration is never edited once released: a change is a new migration.
+
+use libsql::Connection;
+
+use crate::StoreError;
+
+/// Migrations in order; the schema version is how many have been applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: the store's own bookkeeping. Later migrations add conversations, entries, keys.
+    "CREATE TABLE IF NOT EXISTS aigw_meta (
+         key   TEXT PRIMARY KEY NOT NULL,
+         value TEXT NOT NULL
+     ) STRICT;
+     INSERT OR IGNORE INTO aigw_meta (key, value) VALUES ('created_by', 'aigw');",
+];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to [`SCHEMA_VERSION`], one transaction per migration; returns the version
+/// it found.
+pub(crate) async fn apply(connection: &Connection) -> Result<i64, StoreError> {
+    connection
+        .execute(
+            "CREATE TABLE IF NOT EXISTS aigw_schema (version INTEGER NOT NULL) STRICT",
+            (),
+        )
+        .await?;
+    let found = current(connection).await?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = index as i64 + 1;
+        let tx = connection
+            .transaction_with_behavior(libsql::TransactionBehavior::Immediate)
+            .await?;
+        tx.execute_batch(sql)
+            .await
+            .map_err(|e| StoreError::Migration {
+                version,
+                message: e.to_string(),
+            })?;
+        tx.execute("DELETE FROM aigw_schema", ()).await?;
+        tx.execute("INSERT INTO aigw_schema (version) VALUES (?1)", [version])
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version, "memory store: schema migrated");
+    }
+    Ok(found)
+}
+
+/// The schema version recorded in the database (0 for a new one).
+pub(crate) async fn current(connection: &Connection) -> Result<i64, StoreError> {
+    let mut rows = connection
+        .query("SELECT max(version) FROM aigw_schema", ())
+        .await?;
+    let version = match rows.next().await? {
+        Some(row) => row.get::<Option<i64>>(0)?.unwrap_or(0),
+        None => 0,
+    };
+    Ok(version)
+}
