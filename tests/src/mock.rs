@@ -1053,14 +1053,7 @@ async fn chat(state: &State, body: Option<Value>) -> Result<Response<Body>, Rese
         }
         Behaviour::ServerError => Ok(server_error(flavor)),
         Behaviour::ErrorIn200 => {
-            let body = dialects::error_body(
-                flavor,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                SERVER_ERROR_MESSAGE,
-                "server_error",
-                None,
-                None,
-            );
+            let body = server_error_body(flavor);
             if !chat.stream {
                 return Ok(json_response(flavor, StatusCode::OK, &body));
             }
@@ -1153,8 +1146,18 @@ async fn chat(state: &State, body: Option<Value>) -> Result<Response<Body>, Rese
     }
 }
 
+/// The `error-500` model's answer: a 500 with the flavor's server-error body.
 fn server_error(flavor: Flavor) -> Response<Body> {
-    error(
+    json_response(
+        flavor,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &server_error_body(flavor),
+    )
+}
+
+/// The flavor's server-error body, also what `error-200` sends with a 200.
+fn server_error_body(flavor: Flavor) -> Value {
+    dialects::error_body(
         flavor,
         StatusCode::INTERNAL_SERVER_ERROR,
         SERVER_ERROR_MESSAGE,

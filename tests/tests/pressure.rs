@@ -56,18 +56,27 @@ fn holder() -> reqwest::Client {
         .unwrap()
 }
 
+/// Asks for a stream of `model`; the answer's head is read, its body not yet.
+async fn stream_request(
+    client: &reqwest::Client,
+    gateway: &Gateway,
+    model: &str,
+) -> reqwest::Response {
+    client
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&ask(model, true))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Opens a stream and reads until its first chunk, then leaves it open.
 async fn hold_stream(
     client: &reqwest::Client,
     gateway: &Gateway,
     model: &str,
 ) -> reqwest::Response {
-    let mut response = client
-        .post(gateway.url("/v1/chat/completions"))
-        .json(&ask(model, true))
-        .send()
-        .await
-        .unwrap();
+    let mut response = stream_request(client, gateway, model).await;
     assert_eq!(response.status(), 200, "{}", gateway.stderr());
     let first = response.chunk().await.unwrap().unwrap();
     assert!(first.starts_with(b"data: "), "{first:?}");
@@ -128,12 +137,7 @@ async fn the_gateways_own_limit_is_a_503_that_leaves_the_target_healthy() {
             held.len() < 200,
             "200 streams and the gateway never ran out"
         );
-        let mut response = client
-            .post(gateway.url("/v1/chat/completions"))
-            .json(&ask("local/stall-1", true))
-            .send()
-            .await
-            .unwrap();
+        let mut response = stream_request(&client, &gateway, "local/stall-1").await;
         if response.status() != 200 {
             break response;
         }
