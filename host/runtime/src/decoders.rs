@@ -20,6 +20,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::bindings::provider::ProviderPlugin;
 use crate::instance::Instance;
@@ -143,9 +144,16 @@ pub(crate) struct InFlight<'a> {
 }
 
 impl<'a> InFlight<'a> {
-    /// Locks the host's instance for one call.
-    pub(crate) async fn begin(hosts: &'a Hosts, host: &'a Arc<Host>) -> Result<Self, Fault> {
-        let lease = host.lease().await?;
+    /// Locks the host's instance and begins one call on it (its deadline armed).
+    pub(crate) async fn begin(
+        hosts: &'a Hosts,
+        host: &'a Arc<Host>,
+        timeout: Duration,
+    ) -> Result<Self, Fault> {
+        let mut lease = host.lease().await?;
+        if let Some(instance) = lease.as_mut() {
+            instance.begin(timeout, None);
+        }
         Ok(InFlight {
             hosts,
             host,

@@ -167,9 +167,9 @@ impl Plugin {
         let host = self.decoders.place(&self.pool).await?;
         let head = convert::response_head(head);
         let constructed = async {
-            let mut call = InFlight::begin(&self.decoders, &host).await?;
+            let timeout = self.pool.runtime().limits.call_timeout;
+            let mut call = InFlight::begin(&self.decoders, &host, timeout).await?;
             let instance = call.instance()?;
-            instance.begin(self.pool.runtime().limits.call_timeout, None);
             let result = instance
                 .bindings
                 .aigw_plugin_provider()
@@ -254,9 +254,9 @@ impl StreamDecoder {
         }
         let plugin = &self.plugin;
         let host = self.host.as_ref().ok_or_else(lost)?;
-        let mut call = InFlight::begin(&plugin.decoders, host).await?;
+        let timeout = plugin.pool.runtime().limits.call_timeout;
+        let mut call = InFlight::begin(&plugin.decoders, host, timeout).await?;
         let instance = call.instance()?;
-        instance.begin(plugin.pool.runtime().limits.call_timeout, None);
         let result = instance
             .bindings
             .aigw_plugin_provider()
@@ -274,9 +274,9 @@ impl StreamDecoder {
     pub async fn finish(&mut self) -> Result<StreamEnd, CallError> {
         let plugin = &self.plugin;
         let host = self.host.as_ref().ok_or_else(lost)?;
-        let mut call = InFlight::begin(&plugin.decoders, host).await?;
+        let timeout = plugin.pool.runtime().limits.call_timeout;
+        let mut call = InFlight::begin(&plugin.decoders, host, timeout).await?;
         let instance = call.instance()?;
-        instance.begin(plugin.pool.runtime().limits.call_timeout, None);
         let result = instance
             .bindings
             .aigw_plugin_provider()
@@ -315,9 +315,9 @@ impl Drop for StreamDecoder {
 /// this call's answer).
 async fn retire(plugin: Arc<Plugin>, host: Arc<Host>, handle: ResourceAny) {
     let dropped = async {
-        let mut call = InFlight::begin(&plugin.decoders, &host).await?;
+        let timeout = plugin.pool.runtime().limits.call_timeout;
+        let mut call = InFlight::begin(&plugin.decoders, &host, timeout).await?;
         let instance = call.instance()?;
-        instance.begin(plugin.pool.runtime().limits.call_timeout, None);
         let result = handle.resource_drop_async(&mut instance.store).await;
         call.end(&plugin.pool, result).await
     };
