@@ -171,10 +171,14 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     let config = read_config(&config_path)?;
     // Opened (and migrated) before anything listens: a store that cannot be used, or whose
     // schema is newer than this binary's, stops the start with its reason.
-    let store = Store::open(config.memory.clone())
-        .await
-        .with_context(|| format!("{}: [memory]", config_path.display()))?;
-    let gateway = build(&config, fresh_health(&config)).await?;
+    let store = Arc::new(
+        Store::open(config.memory.clone())
+            .await
+            .with_context(|| format!("{}: [memory]", config_path.display()))?,
+    );
+    let gateway = build(&config, fresh_health(&config))
+        .await?
+        .with_memory(Arc::clone(&store));
     let address = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(address)
         .await

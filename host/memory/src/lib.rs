@@ -8,12 +8,15 @@
 //! answered only after the transaction that holds it committed, so an acknowledged write is on
 //! disk (see [`Durability`] for what "on disk" survives).
 //!
-//! What lives in the store (conversations, key-value entries, keys, quotas) is built on this
-//! layer by the crates above it; this crate knows tables only through its migrations.
+//! On this layer live the memory's contents, each confined to a [`Namespace`]: conversations
+//! (the OpenAI Conversations API's model) and key-value entries (LangGraph's Store's model), with
+//! full-text search over both. The HTTP shapes are the server's; this crate speaks Rust types.
 
 mod migrations;
+mod namespace;
 mod store;
 
 pub use libsql::{Connection, Row, Rows, Value, params};
 pub use migrations::SCHEMA_VERSION;
+pub use namespace::{MAX_NAMESPACE_BYTES, Namespace, NamespaceError};
 pub use store::{Durability, Stats, Store, StoreError, StoreOptions};

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use aigw_egress::{Credential, Egress, EgressError, Grants, Origin, Secret};
+use aigw_memory::Store;
 use aigw_router::{Health, HealthRegistry, Policy, RetryBudget, Route, RouteEntry, Timeouts};
 use aigw_runtime::{Plugin, PluginTarget};
 use bytes::Bytes;
@@ -191,6 +192,8 @@ pub struct Gateway {
     direct: RwLock<HashMap<String, Arc<ServedRoute>>>,
     /// Masks every provider's credential in upstream text.
     pub(crate) scrubber: Scrubber,
+    /// The shared memory; one per process, shared by every state that replaces this one.
+    pub(crate) memory: Option<Arc<Store>>,
 }
 
 #[derive(Serialize)]
@@ -304,7 +307,14 @@ impl Gateway {
             health,
             direct: RwLock::new(HashMap::new()),
             scrubber,
+            memory: None,
         })
+    }
+
+    /// This state with `memory` as its store (a state that replaces it should get the same).
+    pub fn with_memory(mut self, memory: Arc<Store>) -> Gateway {
+        self.memory = Some(memory);
+        self
     }
 
     /// Every model the config exposes, sorted: aliases (owned by `aigw`), then each

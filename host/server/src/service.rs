@@ -212,7 +212,7 @@ fn readiness(gateway: &Gateway) -> Response<Body> {
 
 /// The whole body, within the size limit and within `timeout` of the head (a client that
 /// uploads slowly or stalls mid-body gets 408 and the connection is closed).
-async fn read_body<B>(
+pub(crate) async fn read_body<B>(
     gateway: &Gateway,
     timeout: Duration,
     request: Request<B>,

@@ -1,0 +1,164 @@
+//! The memory's HTTP surface: the OpenAI Conversations API and a LangGraph-style key-value
+//! store, over the process's [`Store`]. What every memory request shares lives here: who is
+//! asking ([`Caller`]: the namespace it acts in, the agent it speaks for), reaching the store,
+//! and how a store failure is answered (a locked file or a full disk is a 503 the client may
+//! retry, never a 500, and never a lost acknowledged write).
+
+use aigw_memory::{Namespace, Store, StoreError};
+use http::{HeaderMap, StatusCode};
+
+use crate::error::ApiError;
+use crate::gateway::Gateway;
+
+/// The header naming the namespace a request acts in (absent: [`Namespace::DEFAULT`]).
+pub(crate) const NAMESPACE_HEADER: &str = "x-aigw-namespace";
+/// The header naming the agent a request speaks for, recorded on what it writes.
+pub(crate) const AGENT_HEADER: &str = "x-aigw-agent";
+/// The longest agent name, in bytes.
+const MAX_AGENT_BYTES: usize = 128;
+
+/// Who a memory request acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Caller {
+    pub namespace: Namespace,
+    pub agent: Option<String>,
+}
+
+impl Caller {
+    /// The caller named by the request's headers; a bad name is a 400 naming the header.
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let namespace = match headers.get(NAMESPACE_HEADER) {
+            None => Namespace::default_namespace(),
+            Some(value) => value
+                .to_str()
+                .map_err(|_| "a namespace may hold only ASCII letters, digits and `-_.:`".into())
+                .and_then(|name| Namespace::parse(name).map_err(|e| e.to_string()))
+                .map_err(|message| {
+                    ApiError::invalid_request(format!("{NAMESPACE_HEADER}: {message}"))
+                        .param(NAMESPACE_HEADER)
+                        .code("invalid_namespace")
+                })?,
+        };
+        let agent = match headers.get(AGENT_HEADER) {
+            None => None,
+            Some(value) => Some(agent_name(value.as_bytes()).ok_or_else(|| {
+                ApiError::invalid_request(format!(
+                    "{AGENT_HEADER}: an agent name must be 1 to {MAX_AGENT_BYTES} bytes of \
+                     visible ASCII or spaces"
+                ))
+                .param(AGENT_HEADER)
+                .code("invalid_agent")
+            })?),
+        };
+        Ok(Caller { namespace, agent })
+    }
+}
+
+fn agent_name(raw: &[u8]) -> Option<String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= MAX_AGENT_BYTES
+        && raw.iter().all(|b| (0x20..0x7f).contains(b));
+    let name = std::str::from_utf8(raw).ok()?.trim();
+    (ok && !name.is_empty()).then(|| name.to_owned())
+}
+
+/// The store requests are answered from; a gateway built without one (an in-process test)
+/// answers 503.
+pub(crate) fn store(gateway: &Gateway) -> Result<&Store, ApiError> {
+    gateway.memory.as_deref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "memory is not available: this gateway has no store",
+        )
+        .code("memory_unavailable")
+    })
+}
+
+/// A store failure as the client hears it. A busy or full database is the moment, not the
+/// request: 503 with `Retry-After`. Anything else is the gateway's own fault (500), its detail
+/// logged, not shown.
+pub(crate) fn store_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::Unavailable(detail) => {
+            tracing::warn!(error = detail.as_str(), "memory store unavailable");
+            let mut answer = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "the memory store is busy or its disk is full; nothing was written, retry later",
+            )
+            .code("memory_unavailable");
+            answer.retry_after = Some(1);
+            answer
+        }
+        StoreError::Closed => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "the memory store is shutting down",
+        )
+        .code("memory_unavailable"),
+        other => {
+            tracing::error!(error = %other, "memory store failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the memory store failed; the error is in the gateway's log",
+            )
+            .code("memory_error")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(
+                *name,
+                HeaderValue::from_bytes(value).expect("a header value"),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn caller_defaults_and_checks() {
+        let caller = Caller::from_headers(&HeaderMap::new()).expect("default");
+        assert_eq!(caller.namespace.as_str(), Namespace::DEFAULT);
+        assert_eq!(caller.agent, None);
+
+        let caller = Caller::from_headers(&headers(&[
+            (NAMESPACE_HEADER, b"team-a"),
+            (AGENT_HEADER, b"planner 1"),
+        ]))
+        .expect("named");
+        assert_eq!(caller.namespace.as_str(), "team-a");
+        assert_eq!(caller.agent.as_deref(), Some("planner 1"));
+
+        let bad = Caller::from_headers(&headers(&[(NAMESPACE_HEADER, b"a/b")])).expect_err("bad");
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert_eq!(bad.param.as_deref(), Some(NAMESPACE_HEADER));
+        let bad = Caller::from_headers(&headers(&[(NAMESPACE_HEADER, b"\xff")])).expect_err("bad");
+        assert_eq!(bad.param.as_deref(), Some(NAMESPACE_HEADER));
+        let bad = Caller::from_headers(&headers(&[(AGENT_HEADER, b"  ")])).expect_err("blank");
+        assert_eq!(bad.param.as_deref(), Some(AGENT_HEADER));
+        let long = vec![b'a'; MAX_AGENT_BYTES + 1];
+        let bad = Caller::from_headers(&headers(&[(AGENT_HEADER, &long)])).expect_err("long");
+        assert_eq!(bad.param.as_deref(), Some(AGENT_HEADER));
+    }
+
+    #[test]
+    fn busy_store_is_503_with_retry_after() {
+        let answer = store_error(StoreError::Unavailable("database is locked".into()));
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.retry_after, Some(1));
+        let answer = store_error(StoreError::Sql("no such table".into()));
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!answer.message.contains("no such table"));
+    }
+}
