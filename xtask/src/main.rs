@@ -28,7 +28,8 @@ Commands:
   test                    The whole suite, exactly what CI runs: rustfmt, plugins, clippy (host
                           and plugins, -D warnings), plugin unit tests, and the host workspace
                           tests including the end-to-end tests (real aigw binary, mock upstream,
-                          official openai Python SDK from a venv at target/py).
+                          the official Python SDKs openai, openai-agents and langgraph-sdk from
+                          a venv at target/py).
   bench [--duration SECS] [--connections N] [--warmup SECS] [--no-stream]
                           plugins + release build of aigw, mock-upstream and bench, then the same
                           closed-loop load straight to the mock and through aigw; prints a
@@ -402,8 +403,8 @@ impl Xtask {
         Ok(())
     }
 
-    /// A venv at target/py with the official `openai` SDK, for the end-to-end tests' Python
-    /// client. Created once; re-checked (cheaply) on every run.
+    /// A venv at target/py with the official Python SDKs, for the end-to-end tests' Python
+    /// clients. Created once; re-checked (cheaply) on every run.
     fn python_venv(&self) -> Result<PathBuf> {
         let venv = self.root.join("target").join("py");
         let python = venv.join("bin").join("python");
@@ -417,16 +418,18 @@ impl Xtask {
                     .current_dir(&self.root),
             )?;
         }
-        let has_openai = Command::new(&python)
-            .args(["-c", "import openai"])
+        // The official clients the end-to-end tests drive: the openai SDK (chat, conversations),
+        // the OpenAI Agents SDK (agents sharing a session), the LangGraph SDK (the store).
+        let has_sdks = Command::new(&python)
+            .args(["-c", "import openai, agents, langgraph_sdk"])
             .output()
             .map(|out| out.status.success())
             .unwrap_or(false);
-        if !has_openai {
+        if !has_sdks {
             run(
-                "install the openai Python SDK",
+                "install the official Python SDKs (openai, openai-agents, langgraph-sdk)",
                 Command::new(venv.join("bin").join("pip"))
-                    .args(["install", "--quiet", "openai"])
+                    .args(["install", "--quiet", "openai", "openai-agents", "langgraph-sdk"])
                     .current_dir(&self.root),
             )?;
         }
