@@ -45,7 +45,9 @@ pub use error::ApiError;
 pub use gateway::{
     Gateway, GatewayError, MAX_REMEMBERED_TARGETS, Provider, RouteTarget, ServedRoute,
 };
-pub use options::{ProviderOptions, RouteOptions, ServerOptions, TargetOptions, TimeoutOverrides};
+pub use options::{
+    ProviderOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions, TimeoutOverrides,
+};
 pub use service::Service;
 
 /// Serves `service` on `listener` until `shutdown` completes, then lets open connections finish.

@@ -84,6 +84,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let target = TargetOptions::default();
     let failover = HealthSettings::default();
     let memory = aigw_memory::StoreOptions::new(super::memory::DEFAULT_PATH);
+    let sessions = aigw_server::SessionOptions::default();
     let strategy = STRATEGIES
         .iter()
         .find(|(_, s)| *s == route.strategy)
@@ -136,6 +137,8 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ("path", Some(quoted(super::memory::DEFAULT_PATH))),
                 ("durability", Some(quoted(memory.durability.name()))),
                 ("busy_timeout_ms", Some(ms(memory.busy_timeout))),
+                ("session_max_items", Some(sessions.max_items.to_string())),
+                ("session_max_tokens", Some(sessions.max_tokens.to_string())),
             ],
         ),
         (
