@@ -1,7 +1,7 @@
-//! `[memory]`: where the shared memory store lives and what an acknowledged write survives,
-//! validated into the store's own [`StoreOptions`] (whose `new` holds the defaults), and how much
-//! history a session-aware chat completion is sent, validated into the server's
-//! [`SessionOptions`].
+//! `[memory]`: where the shared memory store lives, what an acknowledged write survives and how
+//! large a conversation item may be, validated into the store's own [`StoreOptions`] (whose
+//! `new` holds the defaults), and how much history a session-aware chat completion is sent,
+//! validated into the server's [`SessionOptions`].
 
 use std::path::Path;
 
@@ -22,6 +22,7 @@ pub(super) struct RawMemory {
     path: Option<Spanned<String>>,
     durability: Option<Spanned<String>>,
     busy_timeout_ms: Number,
+    max_item_bytes: Number,
     session_max_items: Number,
     session_max_tokens: Number,
 }
@@ -64,6 +65,12 @@ pub(super) fn validate(
         "memory.busy_timeout_ms",
         options.busy_timeout,
     )?;
+    let max_item_bytes = values.positive(
+        &raw.max_item_bytes,
+        "memory.max_item_bytes",
+        options.max_item_bytes as u64,
+    )?;
+    options.max_item_bytes = usize::try_from(max_item_bytes).unwrap_or(usize::MAX);
     Ok(options)
 }
 

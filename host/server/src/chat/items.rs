@@ -202,6 +202,7 @@ pub(crate) fn input_items(messages: &[Value]) -> Vec<ItemFields> {
                 "type": "function_call_output",
                 "call_id": message.get("tool_call_id").and_then(Value::as_str).unwrap_or_default(),
                 "output": message_text(message.get("content")),
+                "status": "completed",
             }))),
             Some("user") => items.push(message_item("user", input_parts(message.get("content")))),
             _ => {}
@@ -463,7 +464,7 @@ mod tests {
                     {"type": "input_text", "text": "hi"},
                     {"type": "input_image", "image_url": "https://x/y.png", "detail": "auto"}]},
                 {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}", "status": "completed"},
-                {"type": "function_call_output", "call_id": "c1", "output": "42"},
+                {"type": "function_call_output", "call_id": "c1", "output": "42", "status": "completed"},
             ])
         );
     }
