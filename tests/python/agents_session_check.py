@@ -18,7 +18,8 @@ import os
 
 from openai import AsyncOpenAI
 
-from agents import Agent, OpenAIChatCompletionsModel, Runner, set_tracing_disabled
+from agents import Agent, OpenAIChatCompletionsModel, RunConfig, Runner, set_tracing_disabled
+from agents.run_config import CallModelData, ModelInputData
 from agents.memory import OpenAIConversationsSession
 from agents.memory.openai_conversations_session import start_openai_conversations_session
 
@@ -44,6 +45,26 @@ def agent(name: str, openai_client: AsyncOpenAI) -> Agent:
     )
 
 
+def replayable(data: CallModelData) -> ModelInputData:
+    """The model input with history assistant messages in the easy form `{role, content}`.
+
+    openai-agents 0.24 strips the `id` of the assistant messages it replays from an
+    `OpenAIConversationsSession`, and its Chat Completions converter then reads none of them (an
+    assistant `message` item needs an `id`; the easy form without one takes no `output_text`
+    parts): `UserError: Unhandled item type or structure`, with any Conversations server, not
+    only the gateway. This is the SDK's own hook for editing what a model call is sent.
+    """
+    items = []
+    for item in data.model_data.input:
+        if isinstance(item, dict) and item.get("role") == "assistant" and "id" not in item:
+            item = {"role": "assistant", "content": text_of(item)}
+        items.append(item)
+    return ModelInputData(input=items, instructions=data.model_data.instructions)
+
+
+RUN = RunConfig(call_model_input_filter=replayable)
+
+
 def text_of(item: dict) -> str:
     content = item.get("content")
     if isinstance(content, str):
@@ -61,12 +82,12 @@ async def main() -> None:
     alice_session = OpenAIConversationsSession(conversation_id=conversation, openai_client=alice_client)
     bob_session = OpenAIConversationsSession(conversation_id=conversation, openai_client=bob_client)
 
-    first = await Runner.run(alice, "hello, I am Alice", session=alice_session)
+    first = await Runner.run(alice, "hello, I am Alice", session=alice_session, run_config=RUN)
     seen = json.loads(first.final_output)
     assert seen == ["system: You are Alice.", "user: hello, I am Alice"], seen
     print("ok alice's first turn")
 
-    second = await Runner.run(bob, "Bob here: what did Alice say?", session=bob_session)
+    second = await Runner.run(bob, "Bob here: what did Alice say?", session=bob_session, run_config=RUN)
     seen = json.loads(second.final_output)
     assert seen == [
         "system: You are Bob.",
@@ -76,7 +97,7 @@ async def main() -> None:
     ], seen
     print("ok bob sees alice's turn")
 
-    third = await Runner.run(alice, "thanks Bob", session=alice_session)
+    third = await Runner.run(alice, "thanks Bob", session=alice_session, run_config=RUN)
     seen = json.loads(third.final_output)
     assert seen[0] == "system: You are Alice.", seen
     assert seen[3:] == [
