@@ -1581,4 +1581,28 @@ mod tests {
         );
         assert_eq!(arguments_for(None, "Paris"), json!({"city": "Paris"}));
     }
+
+    #[test]
+    fn the_digest_says_each_message_in_one_string() {
+        let messages = json!([
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        ]);
+        let Value::Array(messages) = messages else {
+            panic!("an array")
+        };
+        let digest = digest(&messages);
+        assert_eq!(
+            serde_json::from_str::<Value>(&digest).ok(),
+            Some(json!([
+                "system: be brief",
+                "user: ab",
+                "assistant:  calls f({})",
+                "tool c1: 42"
+            ]))
+        );
+    }
 }

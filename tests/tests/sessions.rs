@@ -8,7 +8,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::Duration;
+
 use aigw_tests::gateway::{Gateway, read_stream, status_and_json};
+use aigw_tests::mock::MockUpstream;
 use aigw_tests::setup::{Upstreams, error_message};
 use aigw_tests::sse::Transcript;
 use serde_json::{Value, json};
@@ -20,7 +23,9 @@ const MODELS: &str = "\
 [models.broken]\ntargets = [\"local/error-500\"]\n\
 [models.cut]\ntargets = [\"local/cut-stream\"]\n\
 [models.continued]\ntargets = [\"local/cut-stream\", \"groq/ok\"]\n\
-[models.tools]\ntargets = [\"local/tool-call\"]\n";
+[models.tools]\ntargets = [\"local/tool-call\"]\n\
+[models.slow]\ntargets = [\"local/slow-400\"]\n\
+[models.slow-stream]\ntargets = [\"local/slow-first-400\"]\n";
 
 fn user(text: &str) -> Value {
     json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]})
@@ -248,4 +253,60 @@ async fn unknown_and_foreign_conversations_are_404_before_the_upstream_is_asked(
     assert!(upstreams.local.chat_requests().is_empty());
     // Nothing was added to theirs either.
     assert_eq!(items(&gateway, "other-team", &theirs).await.len(), 1);
+}
+
+/// Waits until the mock has received `count` chat requests (it answers the slow models late, so
+/// a request it received is still running).
+async fn received(mock: &MockUpstream, count: usize) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while mock.chat_requests().len() < count {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the upstream never received the request");
+}
+
+#[tokio::test]
+async fn a_turn_that_cannot_be_recorded_is_not_reported_complete() {
+    let upstreams = Upstreams::start().await;
+    let gateway = upstreams.gateway(MODELS).await;
+    let delete = |id: String| {
+        let request = gateway
+            .client()
+            .delete(gateway.url(&format!("/v1/conversations/{id}")))
+            .header("x-aigw-namespace", "team");
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+        }
+    };
+
+    // The conversation goes away while the completion runs: the answer is not sent as a
+    // success, since its turn is nowhere.
+    let id = create(&gateway, "team", json!([])).await;
+    let ask = json!({"model": "slow", "messages": [{"role": "user", "content": "hi"}]});
+    let (answer, ()) = tokio::join!(chat(&gateway, &id, &ask), async {
+        received(&upstreams.local, 1).await;
+        delete(id.clone()).await;
+    });
+    let (status, _, body) = status_and_json(answer).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "conversation_not_found");
+
+    // A stream: its chunks went out, but it ends with the error instead of `[DONE]`.
+    let id = create(&gateway, "team", json!([])).await;
+    let ask = json!({"model": "slow-stream", "stream": true,
+                     "messages": [{"role": "user", "content": "hi"}]});
+    let (response, ()) = tokio::join!(chat(&gateway, &id, &ask), async {
+        received(&upstreams.local, 2).await;
+        delete(id.clone()).await;
+    });
+    assert_eq!(response.status(), 200);
+    let (body, _) = read_stream(response).await;
+    let transcript = Transcript::from_body(&body);
+    assert_eq!(transcript.content, "mock reply to: hi", "{body}");
+    assert!(!transcript.has_done(), "{body}");
+    assert_eq!(transcript.errors.len(), 1, "{body}");
+    assert_eq!(transcript.errors[0]["code"], "conversation_not_found");
 }
