@@ -96,7 +96,8 @@ pub enum StoreError {
     NewerSchema { found: i64, known: i64 },
     #[error("memory store: migration {version} failed: {message}")]
     Migration { version: i64, message: String },
-    /// The database is locked past the busy timeout, or the disk is full: retry later.
+    /// The database is locked past the busy timeout, the disk is full, or it refused a write:
+    /// retry later.
     #[error("memory store unavailable: {0}")]
     Unavailable(String),
     /// Any other SQLite error.
@@ -109,10 +110,11 @@ pub enum StoreError {
 
 impl From<libsql::Error> for StoreError {
     fn from(error: libsql::Error) -> StoreError {
-        // SQLITE_BUSY (5), SQLITE_LOCKED (6), SQLITE_FULL (13): the store is fine, the moment
-        // is not.
+        // By primary result code (the low byte of an extended one): SQLITE_BUSY (5),
+        // SQLITE_LOCKED (6), SQLITE_IOERR (10: a write the file system refused, e.g. a file size
+        // limit), SQLITE_FULL (13). The store is fine, the moment is not.
         match &error {
-            libsql::Error::SqliteFailure(5 | 6 | 13, _) => {
+            libsql::Error::SqliteFailure(code, _) if matches!(code & 0xff, 5 | 6 | 10 | 13) => {
                 StoreError::Unavailable(error.to_string())
             }
             _ => StoreError::Sql(error.to_string()),
@@ -145,7 +147,8 @@ trait WriteJob: Send {
 }
 
 struct Ran {
-    failed: bool,
+    /// The write's own error, if it failed.
+    failed: Option<StoreError>,
     reply: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
 }
 
@@ -163,7 +166,7 @@ where
         let Typed { work, reply } = *self;
         Box::pin(async move {
             let result = work(connection).await;
-            let failed = result.is_err();
+            let failed = result.as_ref().err().cloned();
             Ran {
                 failed,
                 reply: Box::new(move |committed| {
@@ -393,28 +396,37 @@ async fn commit(connection: &Connection, batch: Vec<Box<dyn WriteJob>>) {
         return;
     }
     let mut replies = Vec::with_capacity(batch.len());
-    let mut broken = None;
+    let mut broken: Option<StoreError> = None;
     for job in batch {
-        if broken.is_some() {
-            job.refuse(StoreError::Sql("the batch's transaction failed".into()));
+        if let Some(error) = &broken {
+            // Whatever broke the transaction (a full disk, a lock) is this write's answer too.
+            job.refuse(error.clone());
             continue;
         }
         if let Err(e) = connection.execute("SAVEPOINT write", ()).await {
-            broken = Some(StoreError::from(e));
-            job.refuse(broken.clone().unwrap_or(StoreError::Closed));
+            let error = StoreError::from(e);
+            job.refuse(error.clone());
+            broken = Some(error);
             continue;
         }
         let ran = job.run(connection).await;
-        let ended = if ran.failed {
-            connection
+        let ended = match &ran.failed {
+            // On SQLITE_FULL, IOERR, BUSY or NOMEM SQLite may roll back the whole transaction,
+            // not only the statement: then the batch is gone, and every write in it fails.
+            Some(error) if connection.is_autocommit() => Err(error.clone()),
+            Some(_) => connection
                 .execute_batch("ROLLBACK TO write; RELEASE write;")
                 .await
                 .map(drop)
-        } else {
-            connection.execute("RELEASE write", ()).await.map(drop)
+                .map_err(StoreError::from),
+            None => connection
+                .execute("RELEASE write", ())
+                .await
+                .map(drop)
+                .map_err(StoreError::from),
         };
         if let Err(e) = ended {
-            broken = Some(StoreError::from(e));
+            broken = Some(e);
         }
         replies.push(ran.reply);
     }
