@@ -13,6 +13,9 @@ use super::values::{Number, Values};
 /// The database file when `[memory] path` is not set: beside the config file.
 pub(super) const DEFAULT_PATH: &str = "aigw.db";
 
+/// URLs of a libsql server (sqld, Turso), which a file path must not be mistaken for.
+const REMOTE_SCHEMES: [&str; 5] = ["libsql://", "https://", "http://", "wss://", "ws://"];
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMemory {
@@ -29,7 +32,18 @@ pub(super) fn validate(
 ) -> Result<StoreOptions, ConfigError> {
     let path = match &raw.path {
         None => DEFAULT_PATH.to_owned(),
-        Some(v) => values.expand(v, "memory.path")?,
+        Some(v) => {
+            let path = values.expand(v, "memory.path")?;
+            if let Some(scheme) = REMOTE_SCHEMES.iter().find(|s| path.starts_with(**s)) {
+                return Err(values.error(
+                    Some(v.span()),
+                    format!(
+                        "`memory.path` is a {scheme} URL: aigw's store is a database file                          (several gateways on one machine may share it); a libsql server is not                          supported yet (docs/memory.md, \"Replicas\")"
+                    ),
+                ));
+            }
+            path
+        }
     };
     let mut options = StoreOptions::new(base.join(path));
     if let Some(v) = &raw.durability {

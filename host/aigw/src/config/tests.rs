@@ -55,6 +55,20 @@ fn the_memory_section_sets_path_durability_and_busy_timeout() {
 }
 
 #[test]
+fn a_libsql_server_url_is_refused_naming_the_key() {
+    for url in [
+        "libsql://db.example.turso.io",
+        "https://db.example",
+        "ws://127.0.0.1:8080",
+    ] {
+        let err = parse_str(&format!("[memory]\npath = \"{url}\"\n")).unwrap_err();
+        assert_eq!(err.at, Some((2, 8)), "{url}");
+        assert!(err.message.contains("memory.path"), "{err}");
+        assert!(err.message.contains("libsql server"), "{err}");
+    }
+}
+
+#[test]
 fn unknown_key_names_file_line_column_and_key() {
     let err = parse_str("[server]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n").unwrap_err();
     let text = err.to_string();
