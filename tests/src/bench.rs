@@ -100,3 +100,28 @@ pub fn percentile(sorted: &[u32], p: f64) -> u32 {
     let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{listening_addr, percentile};
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        let values: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&values, 50.0), 50);
+        assert_eq!(percentile(&values, 99.0), 99);
+        assert_eq!(percentile(&[7], 99.0), 7);
+        assert_eq!(percentile(&[], 50.0), 0);
+    }
+
+    #[test]
+    fn listening_line_is_parsed_with_or_without_scheme() {
+        let addr = "127.0.0.1:4000".parse().ok();
+        assert_eq!(listening_addr("listening on 127.0.0.1:4000"), addr);
+        assert_eq!(
+            listening_addr("aigw listening on http://127.0.0.1:4000/"),
+            addr
+        );
+        assert_eq!(listening_addr("starting"), None);
+    }
+}
