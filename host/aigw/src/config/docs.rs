@@ -136,6 +136,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ("path", Some(quoted(super::memory::DEFAULT_PATH))),
                 ("durability", Some(quoted(memory.durability.name()))),
                 ("busy_timeout_ms", Some(ms(memory.busy_timeout))),
+                ("max_item_bytes", Some(memory.max_item_bytes.to_string())),
             ],
         ),
         (
