@@ -2,14 +2,18 @@
 
 Run by tests/tests/conversations.rs against a live gateway:
   AIGW_BASE_URL  the gateway's /v1 URL
-Every `client.conversations.*` call, unmodified; prints one `ok ...` line per check and exits
+Every `client.conversations.*` call, unmodified, and the OpenAI Agents SDK's
+`OpenAIConversationsSession` over them (items as the SDK writes them: `__fake_id__` ids, output
+text parts with annotations and logprobs, function calls and outputs); prints one `ok ...` line per check and exits
 non-zero on any failure.
 """
 
+import asyncio
 import os
 
 import openai
-from openai import OpenAI
+from agents.memory import OpenAIConversationsSession
+from openai import AsyncOpenAI, OpenAI
 
 BASE_URL = os.environ["AIGW_BASE_URL"]
 
@@ -150,5 +154,56 @@ def main():
     print("ok an empty conversation")
 
 
+async def agents_session():
+    async_client = AsyncOpenAI(
+        base_url=BASE_URL,
+        api_key="dummy-key-the-gateway-ignores",
+        max_retries=0,
+        timeout=30,
+        default_headers={"x-aigw-namespace": "sdk-agents", "x-aigw-agent": "triage"},
+    )
+    session = OpenAIConversationsSession(openai_client=async_client)
+    await session.add_items([{"role": "user", "content": "what is the weather in Oslo?"}])
+    await session.add_items(
+        [
+            {
+                "id": "__fake_id__",
+                "type": "function_call",
+                "call_id": "call_w",
+                "name": "get_weather",
+                "arguments": "{\"city\": \"Oslo\"}",
+            },
+            {"type": "function_call_output", "call_id": "call_w", "output": "rainy"},
+            {
+                "id": "__fake_id__",
+                "type": "message",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": "It is rainy.", "annotations": [], "logprobs": []}],
+            },
+        ]
+    )
+    items = await session.get_items()
+    assert [i["type"] for i in items] == ["message", "function_call", "function_call_output", "message"], items
+    assert items[0]["content"][0]["text"] == "what is the weather in Oslo?", items[0]
+    assert items[3]["content"][0]["text"] == "It is rainy.", items[3]
+    assert len({i["id"] for i in items}) == 4 and "__fake_id__" not in {i["id"] for i in items}
+    last_two = await session.get_items(limit=2)
+    assert [i["type"] for i in last_two] == ["function_call_output", "message"], last_two
+    popped = await session.pop_item()
+    assert popped["id"] == items[3]["id"], popped
+    assert len(await session.get_items()) == 3
+    conversation_id = session.session_id
+    await session.clear_session()
+    try:
+        await async_client.conversations.retrieve(conversation_id)
+    except openai.NotFoundError:
+        pass
+    else:
+        raise AssertionError("clear_session left the conversation")
+    print("ok agents session")
+
+
 if __name__ == "__main__":
     main()
+    asyncio.run(agents_session())

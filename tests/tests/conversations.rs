@@ -58,6 +58,7 @@ async fn the_openai_python_sdk_speaks_to_the_gateways_conversations() {
         "ok BadRequestError naming the param",
         "ok delete",
         "ok an empty conversation",
+        "ok agents session",
     ] {
         assert!(stdout.contains(check), "`{check}` missing from:\n{stdout}");
     }
