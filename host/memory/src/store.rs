@@ -20,6 +20,7 @@ use futures_util::future::LocalBoxFuture;
 use libsql::Connection;
 use tokio::sync::oneshot;
 
+use crate::clock::{Clock, SystemClock};
 use crate::migrations;
 
 /// What an acknowledged write survives.
@@ -67,6 +68,10 @@ pub struct StoreOptions {
     pub readers: usize,
     /// The most writes one transaction commits.
     pub max_batch: usize,
+    /// Where "now" comes from (expiry of entries); the system clock but in tests.
+    pub clock: Arc<dyn Clock>,
+    /// How often the binary's sweeper deletes expired entries (`[memory] sweep_interval_secs`).
+    pub sweep_interval: Duration,
 }
 
 impl StoreOptions {
@@ -78,6 +83,8 @@ impl StoreOptions {
             busy_timeout: Duration::from_secs(5),
             readers: 2,
             max_batch: 256,
+            clock: Arc::new(SystemClock),
+            sweep_interval: Duration::from_secs(60),
         }
     }
 }
@@ -189,6 +196,7 @@ pub struct Store {
     writes: mpsc::Sender<Box<dyn WriteJob>>,
     reads: mpsc::Sender<ReadJob>,
     counters: Arc<Counters>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Store {
@@ -220,6 +228,7 @@ impl Store {
             writes,
             reads,
             counters,
+            clock: options.clock,
         })
     }
 
@@ -260,6 +269,11 @@ impl Store {
             sent.map_err(|_| StoreError::Closed)?;
             answer.await.map_err(|_| StoreError::Closed)?
         }
+    }
+
+    /// Now, by the store's clock, in milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// What the writer has done so far.
