@@ -560,10 +560,10 @@ pub async fn search(
         .as_ref()
         .is_some_and(|q| q.len() > MAX_QUERY_BYTES)
     {
-        return Err(EntryError::TooLarge {
-            param: "query".into(),
-            message: format!("a query is at most {MAX_QUERY_BYTES} bytes"),
-        });
+        return Err(EntryError::invalid(
+            "query",
+            &format!("a query is at most {MAX_QUERY_BYTES} bytes"),
+        ));
     }
     let expression = search.query.as_deref().and_then(text::match_expression);
     let now = store.now_ms();

@@ -24,7 +24,7 @@ use crate::hosts::AllowedHosts;
 use crate::options::ServerOptions;
 use crate::peer::Peer;
 use crate::streams::StreamSlots;
-use crate::{admin, chat, content_type};
+use crate::{admin, chat, content_type, memory};
 
 /// Answers requests from the current served state.
 pub struct Service {
@@ -147,6 +147,9 @@ where
                     response
                 }
             }
+        }
+        (_, path) if memory::entries::owns(path) => {
+            memory::entries::handle(gateway, edge.body_read_timeout, request).await
         }
         (&Method::GET, "/v1/models") => json(StatusCode::OK, gateway.models_json.clone()),
         (&Method::GET, "/healthz") => {
