@@ -46,7 +46,8 @@ pub struct GatewayBuilder {
     env: Vec<(OsString, OsString)>,
     env_removed: Vec<OsString>,
     args: Vec<OsString>,
-    max_open_files: Option<u32>,
+    /// `prlimit` options the gateway runs under (`--nofile=N:N`, `--fsize=N:N`).
+    limits: Vec<String>,
 }
 
 impl GatewayBuilder {
@@ -73,7 +74,14 @@ impl GatewayBuilder {
     /// Runs the gateway with at most `limit` open file descriptors (`prlimit --nofile`), to
     /// see what it does when it runs out.
     pub fn max_open_files(mut self, limit: u32) -> Self {
-        self.max_open_files = Some(limit);
+        self.limits.push(format!("--nofile={limit}:{limit}"));
+        self
+    }
+
+    /// Runs the gateway with files limited to `bytes` (`prlimit --fsize`): a write past it
+    /// fails as on a full disk.
+    pub fn max_file_size(mut self, bytes: u64) -> Self {
+        self.limits.push(format!("--fsize={bytes}:{bytes}"));
         self
     }
 
@@ -100,16 +108,12 @@ impl GatewayBuilder {
             Err(e) => panic!("gateway start-up slots closed: {e}"),
         };
 
-        let mut command = match self.max_open_files {
-            None => Command::new(paths::aigw_bin()),
-            Some(limit) => {
-                let mut prlimit = Command::new("prlimit");
-                prlimit
-                    .arg(format!("--nofile={limit}:{limit}"))
-                    .arg("--")
-                    .arg(paths::aigw_bin());
-                prlimit
-            }
+        let mut command = if self.limits.is_empty() {
+            Command::new(paths::aigw_bin())
+        } else {
+            let mut prlimit = Command::new("prlimit");
+            prlimit.args(&self.limits).arg("--").arg(paths::aigw_bin());
+            prlimit
         };
         command
             .arg("serve")
@@ -347,6 +351,16 @@ impl Gateway {
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Kills the process with SIGKILL (no shutdown, no flush: a crash) and waits for it.
+    ///
+    /// # Panics
+    /// When the process cannot be killed.
+    pub async fn kill(&mut self) {
+        if let Err(e) = self.child.kill().await {
+            panic!("cannot kill the gateway: {e}");
+        }
     }
 }
 

@@ -14,6 +14,7 @@
 //! The tests themselves are in `tests/tests/`; `tests/python/` holds the check run with the
 //! official `openai` Python SDK.
 
+pub mod bench;
 pub mod gateway;
 pub mod mock;
 pub mod paths;

@@ -30,6 +30,10 @@ Commands:
                           tests including the end-to-end tests (real aigw binary, mock upstream,
                           the official Python SDKs openai, openai-agents and langgraph-sdk from
                           a venv at target/py).
+  bench --memory [--duration SECS] [--durability process|power] [--search-items N]
+                          plugins + release build, then the memory benchmark: appends at 1
+                          and 64 writers against direct libsql, history read, key-value get,
+                          full-text search, session-aware chat against plain chat.
   bench [--duration SECS] [--connections N] [--warmup SECS] [--no-stream]
                           plugins + release build of aigw, mock-upstream and bench, then the same
                           closed-loop load straight to the mock and through aigw; prints a
@@ -464,6 +468,9 @@ impl Xtask {
     // ------------------------------------------------------------------------------------ bench
 
     fn bench(&self, rest: &[String]) -> Result {
+        if rest.first().is_some_and(|a| a == "--memory") {
+            return self.memory_bench(&rest[1..]);
+        }
         // Validate here so a typo does not cost a release build first; bench re-parses them.
         let mut args = rest.iter();
         while let Some(arg) = args.next() {
@@ -524,6 +531,26 @@ impl Xtask {
             ]),
         )?;
         Ok(())
+    }
+
+    /// `bench --memory`: the memory store's costs (appends against direct libsql, reads,
+    /// search, session-aware chat); `memory-bench` parses its own flags.
+    fn memory_bench(&self, rest: &[String]) -> Result {
+        self.plugins(Profile::Release)?;
+        self.build_release(&["aigw", "aigw-tests"])?;
+        let release = self.target.join("release");
+        run(
+            "memory benchmark",
+            Command::new(release.join("memory-bench"))
+                .arg("--aigw")
+                .arg(release.join("aigw"))
+                .arg("--mock")
+                .arg(release.join("mock-upstream"))
+                .arg("--plugins")
+                .arg(self.root.join("dist").join("plugins"))
+                .args(rest)
+                .current_dir(&self.root),
+        )
     }
 
     // ----------------------------------------------------------------------------------- faults

@@ -169,6 +169,7 @@ fn fresh_health(config: &Config) -> Arc<HealthRegistry> {
 
 async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let config = read_config(&config_path)?;
+    survive_file_size_limit();
     // Opened (and migrated) before anything listens: a store that cannot be used, or whose
     // schema is newer than this binary's, stops the start with its reason.
     let store = Arc::new(
@@ -176,6 +177,8 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
             .await
             .with_context(|| format!("{}: [memory]", config_path.display()))?,
     );
+    // Deletes expired entries until the store is dropped (it holds the store weakly).
+    let _sweeper = aigw_memory::entries::spawn_sweeper(&store, config.memory.sweep_interval);
     let gateway = build(&config, fresh_health(&config))
         .await?
         .with_memory(Arc::clone(&store))
@@ -202,6 +205,23 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     drop(store);
     tracing::info!("aigw stopped");
     Ok(())
+}
+
+/// A write past the process's file-size limit (`ulimit -f`) raises SIGXFSZ, whose default is to
+/// kill the process: one memory write would take every connection down. With a handler the write
+/// fails instead (EFBIG), the store answers 503 like a full disk, and the gateway keeps serving.
+fn survive_file_size_limit() {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ)) {
+        Ok(mut signal) => {
+            tokio::spawn(async move {
+                while signal.recv().await.is_some() {
+                    tracing::warn!("a write went past the file-size limit (ulimit -f); it failed");
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot handle SIGXFSZ"),
+    }
 }
 
 async fn shutdown_signal() {

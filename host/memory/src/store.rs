@@ -20,6 +20,7 @@ use futures_util::future::LocalBoxFuture;
 use libsql::Connection;
 use tokio::sync::oneshot;
 
+use crate::clock::{Clock, SystemClock};
 use crate::migrations;
 
 /// What an acknowledged write survives.
@@ -69,6 +70,10 @@ pub struct StoreOptions {
     pub max_batch: usize,
     /// The largest conversation item (its JSON) the store accepts, whoever writes it.
     pub max_item_bytes: usize,
+    /// Where "now" comes from (expiry of entries); the system clock but in tests.
+    pub clock: Arc<dyn Clock>,
+    /// How often the binary's sweeper deletes expired entries (`[memory] sweep_interval_secs`).
+    pub sweep_interval: Duration,
 }
 
 impl StoreOptions {
@@ -81,6 +86,8 @@ impl StoreOptions {
             readers: 2,
             max_batch: 256,
             max_item_bytes: 1 << 20,
+            clock: Arc::new(SystemClock),
+            sweep_interval: Duration::from_secs(60),
         }
     }
 }
@@ -99,7 +106,8 @@ pub enum StoreError {
     NewerSchema { found: i64, known: i64 },
     #[error("memory store: migration {version} failed: {message}")]
     Migration { version: i64, message: String },
-    /// The database is locked past the busy timeout, or the disk is full: retry later.
+    /// The database is locked past the busy timeout, the disk is full, or it refused a write:
+    /// retry later.
     #[error("memory store unavailable: {0}")]
     Unavailable(String),
     /// Any other SQLite error.
@@ -112,10 +120,11 @@ pub enum StoreError {
 
 impl From<libsql::Error> for StoreError {
     fn from(error: libsql::Error) -> StoreError {
-        // SQLITE_BUSY (5), SQLITE_LOCKED (6), SQLITE_FULL (13): the store is fine, the moment
-        // is not.
+        // By primary result code (the low byte of an extended one): SQLITE_BUSY (5),
+        // SQLITE_LOCKED (6), SQLITE_IOERR (10: a write the file system refused, e.g. a file size
+        // limit), SQLITE_FULL (13). The store is fine, the moment is not.
         match &error {
-            libsql::Error::SqliteFailure(5 | 6 | 13, _) => {
+            libsql::Error::SqliteFailure(code, _) if matches!(code & 0xff, 5 | 6 | 10 | 13) => {
                 StoreError::Unavailable(error.to_string())
             }
             _ => StoreError::Sql(error.to_string()),
@@ -148,7 +157,8 @@ trait WriteJob: Send {
 }
 
 struct Ran {
-    failed: bool,
+    /// The write's own error, if it failed.
+    failed: Option<StoreError>,
     reply: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
 }
 
@@ -166,7 +176,7 @@ where
         let Typed { work, reply } = *self;
         Box::pin(async move {
             let result = work(connection).await;
-            let failed = result.is_err();
+            let failed = result.as_ref().err().cloned();
             Ran {
                 failed,
                 reply: Box::new(move |committed| {
@@ -193,6 +203,7 @@ pub struct Store {
     reads: mpsc::Sender<ReadJob>,
     counters: Arc<Counters>,
     max_item_bytes: usize,
+    clock: Arc<dyn Clock>,
 }
 
 impl Store {
@@ -225,6 +236,7 @@ impl Store {
             reads,
             counters,
             max_item_bytes: options.max_item_bytes,
+            clock: options.clock,
         })
     }
 
@@ -270,6 +282,11 @@ impl Store {
     /// The largest conversation item this store accepts, in bytes of JSON.
     pub fn max_item_bytes(&self) -> usize {
         self.max_item_bytes
+    }
+
+    /// Now, by the store's clock, in milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// What the writer has done so far.
@@ -403,28 +420,37 @@ async fn commit(connection: &Connection, batch: Vec<Box<dyn WriteJob>>) {
         return;
     }
     let mut replies = Vec::with_capacity(batch.len());
-    let mut broken = None;
+    let mut broken: Option<StoreError> = None;
     for job in batch {
-        if broken.is_some() {
-            job.refuse(StoreError::Sql("the batch's transaction failed".into()));
+        if let Some(error) = &broken {
+            // Whatever broke the transaction (a full disk, a lock) is this write's answer too.
+            job.refuse(error.clone());
             continue;
         }
         if let Err(e) = connection.execute("SAVEPOINT write", ()).await {
-            broken = Some(StoreError::from(e));
-            job.refuse(broken.clone().unwrap_or(StoreError::Closed));
+            let error = StoreError::from(e);
+            job.refuse(error.clone());
+            broken = Some(error);
             continue;
         }
         let ran = job.run(connection).await;
-        let ended = if ran.failed {
-            connection
+        let ended = match &ran.failed {
+            // On SQLITE_FULL, IOERR, BUSY or NOMEM SQLite may roll back the whole transaction,
+            // not only the statement: then the batch is gone, and every write in it fails.
+            Some(error) if connection.is_autocommit() => Err(error.clone()),
+            Some(_) => connection
                 .execute_batch("ROLLBACK TO write; RELEASE write;")
                 .await
                 .map(drop)
-        } else {
-            connection.execute("RELEASE write", ()).await.map(drop)
+                .map_err(StoreError::from),
+            None => connection
+                .execute("RELEASE write", ())
+                .await
+                .map(drop)
+                .map_err(StoreError::from),
         };
         if let Err(e) = ended {
-            broken = Some(StoreError::from(e));
+            broken = Some(e);
         }
         replies.push(ran.reply);
     }

@@ -16,6 +16,9 @@ use super::values::{Number, Values};
 /// The database file when `[memory] path` is not set: beside the config file.
 pub(super) const DEFAULT_PATH: &str = "aigw.db";
 
+/// URLs of a libsql server (sqld, Turso), which a file path must not be mistaken for.
+const REMOTE_SCHEMES: [&str; 5] = ["libsql://", "https://", "http://", "wss://", "ws://"];
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMemory {
@@ -23,6 +26,7 @@ pub(super) struct RawMemory {
     durability: Option<Spanned<String>>,
     busy_timeout_ms: Number,
     max_item_bytes: Number,
+    sweep_interval_secs: Number,
     session_max_items: Number,
     session_max_tokens: Number,
 }
@@ -40,7 +44,18 @@ pub(super) fn validate(
 ) -> Result<StoreOptions, ConfigError> {
     let path = match &raw.path {
         None => DEFAULT_PATH.to_owned(),
-        Some(v) => values.expand(v, "memory.path")?,
+        Some(v) => {
+            let path = values.expand(v, "memory.path")?;
+            if let Some(scheme) = REMOTE_SCHEMES.iter().find(|s| path.starts_with(**s)) {
+                return Err(values.error(
+                    Some(v.span()),
+                    format!(
+                        "`memory.path` is a {scheme} URL: aigw's store is a database file                          (several gateways on one machine may share it); a libsql server is not                          supported yet (docs/memory.md, \"Replicas\")"
+                    ),
+                ));
+            }
+            path
+        }
     };
     let mut options = StoreOptions::new(base.join(path));
     if let Some(v) = &raw.durability {
@@ -71,6 +86,11 @@ pub(super) fn validate(
         options.max_item_bytes as u64,
     )?;
     options.max_item_bytes = usize::try_from(max_item_bytes).unwrap_or(usize::MAX);
+    options.sweep_interval = std::time::Duration::from_secs(values.positive(
+        &raw.sweep_interval_secs,
+        "memory.sweep_interval_secs",
+        options.sweep_interval.as_secs(),
+    )?);
     Ok(options)
 }
 

@@ -495,3 +495,53 @@ fn hits_json(hits: &[Hit]) -> Value {
         "has_more": false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn paths_name_their_resource() {
+        assert!(matches!(
+            target("/v1/conversations"),
+            Some(Target::Collection)
+        ));
+        assert!(matches!(
+            target("/v1/conversations/search"),
+            Some(Target::Search)
+        ));
+        assert!(matches!(
+            target("/v1/conversations/conv_1"),
+            Some(Target::Conversation("conv_1"))
+        ));
+        assert!(matches!(
+            target("/v1/conversations/conv_1/items"),
+            Some(Target::Items("conv_1"))
+        ));
+        assert!(matches!(
+            target("/v1/conversations/conv_1/items/msg_2"),
+            Some(Target::Item("conv_1", "msg_2"))
+        ));
+        for bad in [
+            "/v1/conversationsx",
+            "/v1/conversations/",
+            "/v1/conversations//items",
+            "/v1/conversations/c/items/",
+            "/v1/conversations/c/things",
+            "/v1/conversations/c/items/i/more",
+        ] {
+            assert!(target(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        assert_eq!(percent_decoded("msg_1%5Fa+b"), "msg_1_a b");
+        assert_eq!(percent_decoded("100%"), "100%");
+        assert_eq!(percent_decoded("%zz%4"), "%zz%4");
+        let page = page(Some("after=msg%5Fx&limit=5&order=asc&include%5B%5D=x")).unwrap();
+        assert_eq!(page.after.as_deref(), Some("msg_x"));
+        assert_eq!((page.limit, page.order), (5, Order::Asc));
+    }
+}

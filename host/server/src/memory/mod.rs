@@ -5,7 +5,8 @@
 //! retry, never a 500, and never a lost acknowledged write).
 
 pub(crate) mod conversations;
-mod items;
+pub(crate) mod entries;
+pub(crate) mod items;
 
 use aigw_memory::{Namespace, Store, StoreError};
 use http::{HeaderMap, StatusCode};

@@ -1,0 +1,127 @@
+//! What the benchmark binaries (`bench`, `memory-bench`) share: child servers that announce
+//! their address, and percentiles.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// How long a server may take to print `listening on <addr>`.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A child server that announced its address with `listening on <addr>`. Killed on drop.
+pub struct Server {
+    name: &'static str,
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts `cmd` and waits for its `listening on <addr>` line; its other output goes to
+    /// stderr.
+    pub async fn start(name: &'static str, mut cmd: Command) -> Result<Server> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name} ({:?})", cmd.as_std().get_program()))?;
+        let stdout = child.stdout.take().context("child stdout was not piped")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let found = tokio::time::timeout(STARTUP_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(addr) = listening_addr(&line) {
+                    return Ok(Some(addr));
+                }
+                eprintln!("[{name}] {line}");
+            }
+            Ok::<_, std::io::Error>(None)
+        })
+        .await;
+        let addr = match found {
+            Ok(Ok(Some(addr))) => addr,
+            Ok(Ok(None)) | Ok(Err(_)) => {
+                let status = match child.wait().await {
+                    Ok(status) => status.to_string(),
+                    Err(e) => format!("status unknown: {e}"),
+                };
+                bail!("{name} exited ({status}) without printing `listening on <addr>`");
+            }
+            Err(_) => bail!(
+                "{name} did not print `listening on <addr>` within {}s",
+                STARTUP_TIMEOUT.as_secs()
+            ),
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("[{name}] {line}");
+            }
+        });
+        Ok(Server { name, child, addr })
+    }
+
+    /// Peak resident set size in KiB, from `/proc/<pid>/status` (`VmHWM`).
+    pub fn peak_rss(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    pub async fn stop(&mut self) {
+        if let Err(e) = self.child.kill().await {
+            eprintln!("bench: stopping {}: {e}", self.name);
+        }
+    }
+}
+
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = line.split_once("listening on ")?.1.trim();
+    let rest = rest.strip_prefix("http://").unwrap_or(rest);
+    rest.split_whitespace()
+        .next()?
+        .trim_end_matches('/')
+        .parse()
+        .ok()
+}
+
+/// Nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{listening_addr, percentile};
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        let values: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&values, 50.0), 50);
+        assert_eq!(percentile(&values, 99.0), 99);
+        assert_eq!(percentile(&[7], 99.0), 7);
+        assert_eq!(percentile(&[], 50.0), 0);
+    }
+
+    #[test]
+    fn listening_line_is_parsed_with_or_without_scheme() {
+        let addr = "127.0.0.1:4000".parse().ok();
+        assert_eq!(listening_addr("listening on 127.0.0.1:4000"), addr);
+        assert_eq!(
+            listening_addr("aigw listening on http://127.0.0.1:4000/"),
+            addr
+        );
+        assert_eq!(listening_addr("starting"), None);
+    }
+}
