@@ -429,13 +429,7 @@ impl Xtask {
             run(
                 "install the official Python SDKs (openai, openai-agents, langgraph-sdk)",
                 Command::new(venv.join("bin").join("pip"))
-                    .args([
-                        "install",
-                        "--quiet",
-                        "openai",
-                        "openai-agents",
-                        "langgraph-sdk",
-                    ])
+                    .args(["install", "--quiet", "openai", "openai-agents", "langgraph-sdk"])
                     .current_dir(&self.root),
             )?;
         }
