@@ -429,7 +429,13 @@ impl Xtask {
             run(
                 "install the official Python SDKs (openai, openai-agents, langgraph-sdk)",
                 Command::new(venv.join("bin").join("pip"))
-                    .args(["install", "--quiet", "openai", "openai-agents", "langgraph-sdk"])
+                    .args([
+                        "install",
+                        "--quiet",
+                        "openai",
+                        "openai-agents",
+                        "langgraph-sdk",
+                    ])
                     .current_dir(&self.root),
             )?;
         }

@@ -12,6 +12,7 @@
 //! (the OpenAI Conversations API's model) and key-value entries (LangGraph's Store's model), with
 //! full-text search over both. The HTTP shapes are the server's; this crate speaks Rust types.
 
+pub mod conversations;
 mod migrations;
 mod namespace;
 mod store;

@@ -9,12 +9,51 @@ use crate::StoreError;
 
 /// Migrations in order; the schema version is how many have been applied.
 const MIGRATIONS: &[&str] = &[
-    // 1: the store's own bookkeeping. Later migrations add conversations, entries, keys.
+    // 1: the store's own bookkeeping.
     "CREATE TABLE IF NOT EXISTS aigw_meta (
          key   TEXT PRIMARY KEY NOT NULL,
          value TEXT NOT NULL
      ) STRICT;
      INSERT OR IGNORE INTO aigw_meta (key, value) VALUES ('created_by', 'aigw');",
+    // 2: conversations and their items (the OpenAI Conversations API's model). An item's `seq`
+    // is the one total order of every item (AUTOINCREMENT: never reused, even after a delete,
+    // so a cursor never comes to name another item). `text` is what full-text search sees of
+    // an item; the FTS table reads it from `conversation_items` (external content) and the
+    // triggers keep the index in step with the rows.
+    "CREATE TABLE conversations (
+         seq        INTEGER PRIMARY KEY,
+         id         TEXT NOT NULL UNIQUE,
+         namespace  TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         metadata   TEXT NOT NULL,
+         agent      TEXT
+     ) STRICT;
+     CREATE TABLE conversation_items (
+         seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+         id           TEXT NOT NULL UNIQUE,
+         conversation INTEGER NOT NULL REFERENCES conversations (seq) ON DELETE CASCADE,
+         namespace    TEXT NOT NULL,
+         item         TEXT NOT NULL,
+         text         TEXT NOT NULL,
+         agent        TEXT,
+         created_at   INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX conversation_items_by_conversation ON conversation_items (conversation, seq);
+     CREATE VIRTUAL TABLE conversation_items_fts USING fts5 (
+         text, content = 'conversation_items', content_rowid = 'seq'
+     );
+     CREATE TRIGGER conversation_items_fts_insert AFTER INSERT ON conversation_items BEGIN
+         INSERT INTO conversation_items_fts (rowid, text) VALUES (new.seq, new.text);
+     END;
+     CREATE TRIGGER conversation_items_fts_delete AFTER DELETE ON conversation_items BEGIN
+         INSERT INTO conversation_items_fts (conversation_items_fts, rowid, text)
+             VALUES ('delete', old.seq, old.text);
+     END;
+     CREATE TRIGGER conversation_items_fts_update AFTER UPDATE ON conversation_items BEGIN
+         INSERT INTO conversation_items_fts (conversation_items_fts, rowid, text)
+             VALUES ('delete', old.seq, old.text);
+         INSERT INTO conversation_items_fts (rowid, text) VALUES (new.seq, new.text);
+     END;",
 ];
 
 /// The schema version this binary writes.

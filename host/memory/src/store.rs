@@ -67,6 +67,8 @@ pub struct StoreOptions {
     pub readers: usize,
     /// The most writes one transaction commits.
     pub max_batch: usize,
+    /// The largest conversation item (its JSON) the store accepts, whoever writes it.
+    pub max_item_bytes: usize,
 }
 
 impl StoreOptions {
@@ -78,6 +80,7 @@ impl StoreOptions {
             busy_timeout: Duration::from_secs(5),
             readers: 2,
             max_batch: 256,
+            max_item_bytes: 1 << 20,
         }
     }
 }
@@ -189,6 +192,7 @@ pub struct Store {
     writes: mpsc::Sender<Box<dyn WriteJob>>,
     reads: mpsc::Sender<ReadJob>,
     counters: Arc<Counters>,
+    max_item_bytes: usize,
 }
 
 impl Store {
@@ -220,6 +224,7 @@ impl Store {
             writes,
             reads,
             counters,
+            max_item_bytes: options.max_item_bytes,
         })
     }
 
@@ -260,6 +265,11 @@ impl Store {
             sent.map_err(|_| StoreError::Closed)?;
             answer.await.map_err(|_| StoreError::Closed)?
         }
+    }
+
+    /// The largest conversation item this store accepts, in bytes of JSON.
+    pub fn max_item_bytes(&self) -> usize {
+        self.max_item_bytes
     }
 
     /// What the writer has done so far.
