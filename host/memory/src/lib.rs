@@ -13,10 +13,13 @@
 //! full-text search over both. The HTTP shapes are the server's; this crate speaks Rust types.
 
 pub mod conversations;
+mod clock;
+pub mod entries;
 mod migrations;
 mod namespace;
 mod store;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use libsql::{Connection, Row, Rows, Value, params};
 pub use migrations::SCHEMA_VERSION;
 pub use namespace::{MAX_NAMESPACE_BYTES, Namespace, NamespaceError};

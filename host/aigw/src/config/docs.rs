@@ -136,6 +136,10 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ("path", Some(quoted(super::memory::DEFAULT_PATH))),
                 ("durability", Some(quoted(memory.durability.name()))),
                 ("busy_timeout_ms", Some(ms(memory.busy_timeout))),
+                (
+                    "sweep_interval_secs",
+                    Some(memory.sweep_interval.as_secs().to_string()),
+                ),
             ],
         ),
         (

@@ -19,6 +19,7 @@ pub(super) struct RawMemory {
     path: Option<Spanned<String>>,
     durability: Option<Spanned<String>>,
     busy_timeout_ms: Number,
+    sweep_interval_secs: Number,
 }
 
 /// `base` is the config file's folder, which a relative `path` starts from.
@@ -54,5 +55,10 @@ pub(super) fn validate(
         "memory.busy_timeout_ms",
         options.busy_timeout,
     )?;
+    options.sweep_interval = std::time::Duration::from_secs(values.positive(
+        &raw.sweep_interval_secs,
+        "memory.sweep_interval_secs",
+        options.sweep_interval.as_secs(),
+    )?);
     Ok(options)
 }
