@@ -79,6 +79,10 @@ const MIGRATIONS: &[&str] = &[
      CREATE VIRTUAL TABLE entries_fts USING fts5(
          text, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2'
      );",
+    // 4: conversation items by writer, as entries have (`entries_agent`): a writer's quota
+    // (a tool plugin's, `plugin:<name>`) counts its items in a namespace on every append it
+    // makes, which without the index would read every item of every namespace.
+    "CREATE INDEX conversation_items_by_agent ON conversation_items (namespace, agent);",
 ];
 
 /// The schema version this binary writes.
