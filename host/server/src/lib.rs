@@ -17,7 +17,6 @@ mod cors;
 mod error;
 mod gateway;
 mod hosts;
-#[allow(dead_code)] // until the memory handlers land (issue 10, in progress)
 mod memory;
 mod options;
 mod peer;

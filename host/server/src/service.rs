@@ -24,7 +24,7 @@ use crate::hosts::AllowedHosts;
 use crate::options::ServerOptions;
 use crate::peer::Peer;
 use crate::streams::StreamSlots;
-use crate::{admin, chat, content_type};
+use crate::{admin, chat, content_type, memory};
 
 /// Answers requests from the current served state.
 pub struct Service {
@@ -154,6 +154,9 @@ where
         }
         (&Method::GET, "/readyz") => readiness(&gateway),
         (&Method::GET, "/admin/targets") => admin::targets(&gateway),
+        (_, path) if path.starts_with(memory::conversations::PREFIX) => {
+            memory::conversations::handle(&gateway, edge.body_read_timeout, request).await
+        }
         (_, "/v1/chat/completions") => method_not_allowed("POST"),
         (_, "/v1/models" | "/healthz" | "/readyz" | "/admin/targets") => {
             method_not_allowed("GET, HEAD")
@@ -178,7 +181,7 @@ pub(crate) fn json(status: StatusCode, body: Bytes) -> Response<Body> {
     response
 }
 
-fn method_not_allowed(allowed: &'static str) -> Response<Body> {
+pub(crate) fn method_not_allowed(allowed: &'static str) -> Response<Body> {
     let mut response = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "invalid_request_error",

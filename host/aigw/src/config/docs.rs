@@ -140,6 +140,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                     "sweep_interval_secs",
                     Some(memory.sweep_interval.as_secs().to_string()),
                 ),
+                ("max_item_bytes", Some(memory.max_item_bytes.to_string())),
             ],
         ),
         (

@@ -1,5 +1,6 @@
-//! `[memory]`: where the shared memory store lives and what an acknowledged write survives,
-//! validated into the store's own [`StoreOptions`] (whose `new` holds the defaults).
+//! `[memory]`: where the shared memory store lives, what an acknowledged write survives and how
+//! large a conversation item may be, validated into the store's own [`StoreOptions`] (whose
+//! `new` holds the defaults).
 
 use std::path::Path;
 
@@ -20,6 +21,7 @@ pub(super) struct RawMemory {
     durability: Option<Spanned<String>>,
     busy_timeout_ms: Number,
     sweep_interval_secs: Number,
+    max_item_bytes: Number,
 }
 
 /// `base` is the config file's folder, which a relative `path` starts from.
@@ -60,5 +62,11 @@ pub(super) fn validate(
         "memory.sweep_interval_secs",
         options.sweep_interval.as_secs(),
     )?);
+    let max_item_bytes = values.positive(
+        &raw.max_item_bytes,
+        "memory.max_item_bytes",
+        options.max_item_bytes as u64,
+    )?;
+    options.max_item_bytes = usize::try_from(max_item_bytes).unwrap_or(usize::MAX);
     Ok(options)
 }

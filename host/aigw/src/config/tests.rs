@@ -47,6 +47,11 @@ fn the_memory_section_sets_path_durability_and_busy_timeout() {
     assert_eq!(c.memory.path, PathBuf::from("/etc/aigw/data/memory.db"));
     assert_eq!(c.memory.durability, aigw_memory::Durability::Power);
     assert_eq!(c.memory.busy_timeout, Duration::from_millis(250));
+    assert_eq!(c.memory.max_item_bytes, 1 << 20);
+    let c = parse_str("[memory]\nmax_item_bytes = 2048\n").unwrap();
+    assert_eq!(c.memory.max_item_bytes, 2048);
+    let err = parse_str("[memory]\nmax_item_bytes = 0\n").unwrap_err();
+    assert!(err.message.contains("memory.max_item_bytes"), "{err}");
     let err = parse_str("[memory]\ndurability = \"sometimes\"\n").unwrap_err();
     assert_eq!(err.at, Some((2, 14)));
     assert!(err.message.contains("memory.durability"), "{err}");

@@ -4,6 +4,9 @@
 //! and how a store failure is answered (a locked file or a full disk is a 503 the client may
 //! retry, never a 500, and never a lost acknowledged write).
 
+pub(crate) mod conversations;
+mod items;
+
 use aigw_memory::{Namespace, Store, StoreError};
 use http::{HeaderMap, StatusCode};
 
