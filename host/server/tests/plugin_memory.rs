@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,11 +16,15 @@ use aigw_egress::Grants;
 use aigw_memory::conversations::{self, NewItem};
 use aigw_memory::entries::{self, EntryPath};
 use aigw_memory::{Namespace, Store, StoreOptions};
+use aigw_router::{HealthRegistry, HealthSettings};
 use aigw_runtime::{
     CallContext, Limits, MemoryLimits, MemoryQuota, MemoryStore, Runtime, Services, ToolPlugin,
 };
-use aigw_server::PluginMemory;
+use aigw_server::{Gateway, MAX_REMEMBERED_TARGETS, PluginMemory, ServerOptions, Service};
 use aigw_tests::paths;
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
 fn temp_db(name: &str) -> PathBuf {
@@ -70,6 +75,18 @@ impl Fixture {
             .await
             .unwrap();
         serde_json::from_str(&answer).unwrap()
+    }
+
+    /// The HTTP side of the same store, as agents reach it.
+    fn service(&self) -> Service {
+        let health = Arc::new(HealthRegistry::new(
+            HealthSettings::default(),
+            MAX_REMEMBERED_TARGETS,
+        ));
+        let gateway = Gateway::new([], BTreeMap::new(), health, &ServerOptions::default())
+            .unwrap()
+            .with_memory(Arc::clone(&self.store));
+        Service::new(gateway)
     }
 
     /// A conversation made the way an agent makes one over HTTP.
@@ -413,4 +430,86 @@ async fn the_stores_rules_reach_the_plugin_as_its_errors() {
     let entry = &read["entry"];
     let lasts = entry["expires_at_ms"].as_u64().unwrap() - entry["updated_at_ms"].as_u64().unwrap();
     assert_eq!(Duration::from_millis(lasts), Duration::from_secs(60));
+}
+
+/// One request of an agent in `namespace`: its status and JSON body.
+async fn http(
+    service: &Service,
+    namespace: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-aigw-namespace", namespace)
+        .header("x-aigw-agent", "planner");
+    let body = match body {
+        Some(body) => {
+            request = request.header("content-type", "application/json");
+            Bytes::from(body.to_string())
+        }
+        None => Bytes::new(),
+    };
+    let response = service.handle(request.body(Full::new(body)).unwrap()).await;
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn agents_over_http_and_a_plugin_share_a_conversation_within_their_namespace() {
+    let fixture = Fixture::start("http", MemoryLimits::default()).await;
+    let service = fixture.service();
+    let (status, created) = http(
+        &service,
+        "team-a",
+        Method::POST,
+        "/v1/conversations",
+        Some(json!({"items": [{"role": "user", "content": "what is the weather?"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // The plugin reads the agent's turn and answers in the same conversation.
+    let listed = fixture
+        .call("team-a", "list-items", json!({"conversation": id}))
+        .await;
+    assert_eq!(
+        listed["items"][0]["item"]["content"][0]["text"],
+        "what is the weather?"
+    );
+    assert_eq!(listed["items"][0]["agent"], "planner");
+    let appended = fixture
+        .call(
+            "team-a",
+            "append-items",
+            json!({"conversation": id, "items": [{"type": "function_call_output", "call_id": "c1", "output": "sunny"}]}),
+        )
+        .await;
+    let plugin_item = appended["ids"][0].clone();
+
+    // The agent sees the plugin's item, marked as the plugin's.
+    let items_path = format!("/v1/conversations/{id}/items?order=asc");
+    let (status, page) = http(&service, "team-a", Method::GET, &items_path, None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let data = page["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2);
+    assert_eq!(data[1]["id"], plugin_item);
+    assert_eq!(data[1]["type"], "function_call_output");
+    assert_eq!(data[1]["output"], "sunny");
+    assert_eq!(data[1]["agent"], "plugin:tool-memory");
+
+    // Team B reaches it neither over HTTP nor through the plugin.
+    let (status, _) = http(&service, "team-b", Method::GET, &items_path, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let listed = fixture
+        .call("team-b", "list-items", json!({"conversation": id}))
+        .await;
+    assert_eq!(kind(&listed), "not-found");
 }
