@@ -671,19 +671,77 @@ pub async fn search(
     namespace: &Namespace,
     search: Search,
 ) -> Result<Vec<Hit>, EntryError> {
+    let now = store.now_ms();
+    let Statement { text, params } = search_statement(namespace, &search, now)?;
+    let found = store
+        .read(move |c| {
+            Box::pin(async move {
+                let mut rows = c.query(&text, params).await?;
+                let mut hits = Vec::new();
+                while let Some(row) = rows.next().await? {
+                    let (id, entry) = decode(&row)?;
+                    let score: Option<f64> = row.get(10)?;
+                    hits.push((id, Hit { entry, score }));
+                }
+                Ok(hits)
+            })
+        })
+        .await?;
+    if search.refresh_ttl {
+        let ids: Vec<i64> = found
+            .iter()
+            .filter(|(_, hit)| hit.entry.ttl.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        if !ids.is_empty() {
+            refresh(store, ids, now).await?;
+        }
+    }
+    Ok(found.into_iter().map(|(_, hit)| hit).collect())
+}
+
+/// SQLite's plan for `search` (`EXPLAIN QUERY PLAN`, one line per step): for operators and
+/// tests to check that a search uses the full-text and namespace indexes.
+pub async fn search_plan(
+    store: &Store,
+    namespace: &Namespace,
+    search: &Search,
+) -> Result<Vec<String>, EntryError> {
+    let Statement { text, params } = search_statement(namespace, search, store.now_ms())?;
+    let plan = store
+        .read(move |c| {
+            Box::pin(async move {
+                let mut rows = c
+                    .query(&format!("EXPLAIN QUERY PLAN {text}"), params)
+                    .await?;
+                let mut plan = Vec::new();
+                while let Some(row) = rows.next().await? {
+                    plan.push(row.get::<String>(3)?);
+                }
+                Ok(plan)
+            })
+        })
+        .await?;
+    Ok(plan)
+}
+
+fn search_statement(
+    namespace: &Namespace,
+    search: &Search,
+    now: i64,
+) -> Result<Statement, EntryError> {
     check_page(search.limit, MAX_SEARCH_LIMIT, search.offset)?;
     if search
         .query
         .as_ref()
         .is_some_and(|q| q.len() > MAX_QUERY_BYTES)
     {
-        return Err(EntryError::TooLarge {
-            param: "query".into(),
-            message: format!("a query is at most {MAX_QUERY_BYTES} bytes"),
-        });
+        return Err(EntryError::invalid(
+            "query",
+            &format!("a query is at most {MAX_QUERY_BYTES} bytes"),
+        ));
     }
     let expression = search.query.as_deref().and_then(text::match_expression);
-    let now = store.now_ms();
     let mut statement = Statement::default();
     let namespace_param = statement.bind(namespace.as_str().to_owned());
     let now_param = statement.bind(now);
@@ -719,32 +777,7 @@ pub async fn search(
     statement
         .text
         .push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
-    let Statement { text, params } = statement;
-    let found = store
-        .read(move |c| {
-            Box::pin(async move {
-                let mut rows = c.query(&text, params).await?;
-                let mut hits = Vec::new();
-                while let Some(row) = rows.next().await? {
-                    let (id, entry) = decode(&row)?;
-                    let score: Option<f64> = row.get(10)?;
-                    hits.push((id, Hit { entry, score }));
-                }
-                Ok(hits)
-            })
-        })
-        .await?;
-    if search.refresh_ttl {
-        let ids: Vec<i64> = found
-            .iter()
-            .filter(|(_, hit)| hit.entry.ttl.is_some())
-            .map(|(id, _)| *id)
-            .collect();
-        if !ids.is_empty() {
-            refresh(store, ids, now).await?;
-        }
-    }
-    Ok(found.into_iter().map(|(_, hit)| hit).collect())
+    Ok(statement)
 }
 
 /// Appends the `WHERE` terms for paths starting with `labels` (a range of the unique index:

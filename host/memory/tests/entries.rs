@@ -371,6 +371,39 @@ async fn index_chooses_what_full_text_search_sees() {
     );
     let hits = entries::search(&store, &a, find("penguin")).await.unwrap();
     assert_eq!(keys(&hits), ["title"]);
+    // Replacing and deleting entries that never had a full-text row leaves the index sound.
+    let mut off = put_of(&["i"], "off", json!({"text": "walrus"}));
+    off.index = Index::Off;
+    entries::put(&store, &a, off).await.unwrap();
+    assert!(
+        entries::delete(&store, &a, &path(&["i"]), "off")
+            .await
+            .unwrap()
+    );
+    assert!(
+        entries::delete(&store, &a, &path(&["i"]), "title")
+            .await
+            .unwrap()
+    );
+    store
+        .write(|c| {
+            Box::pin(async move {
+                c.execute(
+                    "INSERT INTO entries_fts (entries_fts) VALUES ('integrity-check')",
+                    (),
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    assert!(
+        entries::search(&store, &a, find("penguin"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -645,4 +678,100 @@ async fn bad_input_names_the_field() {
     );
     // Nothing was written by the refused puts.
     assert_eq!(count(&store, "SELECT count(*) FROM entries").await, 0);
+}
+
+/// 100,000 entries (90,000 in one tenant, 10,000 in another), written in one transaction
+/// straight into the tables the way `put` writes them; then ranked searches for a rare and a
+/// common word. The plan must drive the search from the full-text index and look each hit's
+/// entry up by id, the namespace checked on it; the timings are printed (a debug build's).
+#[tokio::test]
+async fn ranked_search_over_100k_entries_uses_the_full_text_index() {
+    let (store, _) = open("fts100k").await;
+    let words = [
+        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+        "juliet", "kilo", "lima", "mike", "november", "oscar", "papa",
+    ];
+    let started = std::time::Instant::now();
+    store
+        .write(move |c| {
+            Box::pin(async move {
+                let mut seed: u64 = 42;
+                for id in 1..=100_000i64 {
+                    let mut text = String::new();
+                    for _ in 0..12 {
+                        seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        text.push_str(words[(seed >> 33) as usize % words.len()]);
+                        text.push(' ');
+                    }
+                    // 100 in each tenant.
+                    if id % 1000 == 0 || id % 1000 == 7 {
+                        text.push_str("walrus");
+                    }
+                    let tenant = if id % 10 == 0 { "other" } else { "big" };
+                    let value = json!({"text": text, "n": id}).to_string();
+                    c.execute(
+                        "INSERT INTO entries (id, namespace, path, key, value, version,
+                             created_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
+                        libsql::params![
+                            id,
+                            tenant,
+                            format!("docs.{}", id % 100),
+                            format!("k{id}"),
+                            value,
+                            START_MS + id
+                        ],
+                    )
+                    .await?;
+                    c.execute(
+                        "INSERT INTO entries_fts (rowid, text) VALUES (?1, ?2)",
+                        libsql::params![id, text],
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    eprintln!("100k entries written in {:?}", started.elapsed());
+
+    let big = ns("big");
+    for (word, expected) in [("walrus", 10), ("alpha", 10)] {
+        let mut search = search_of(&["docs"]);
+        search.query = Some(word.into());
+        let plan = entries::search_plan(&store, &big, &search).await.unwrap();
+        let plan = plan.join("\n");
+        assert!(plan.contains("VIRTUAL TABLE INDEX"), "{plan}");
+        assert!(
+            plan.contains("SEARCH e USING INTEGER PRIMARY KEY (rowid=?)"),
+            "{plan}"
+        );
+        let started = std::time::Instant::now();
+        let hits = entries::search(&store, &big, search).await.unwrap();
+        let took = started.elapsed();
+        eprintln!("query {word:?}: {} hits in {took:?}\n{plan}", hits.len());
+        assert_eq!(hits.len(), expected);
+        assert!(hits.iter().all(|h| h.entry.path.labels()[0] == "docs"));
+    }
+    // The rare word: 200 entries hold it, half of them each tenant's.
+    let mut all = search_of(&[]);
+    all.query = Some("walrus".into());
+    all.limit = 1000;
+    assert_eq!(
+        entries::search(&store, &big, all.clone())
+            .await
+            .unwrap()
+            .len(),
+        100
+    );
+    assert_eq!(
+        entries::search(&store, &ns("other"), all)
+            .await
+            .unwrap()
+            .len(),
+        100
+    );
 }

@@ -6,6 +6,7 @@
 //! retry, never a 500, and never a lost acknowledged write).
 
 pub(crate) mod conversations;
+pub(crate) mod entries;
 mod items;
 pub mod plugins;
 
