@@ -165,6 +165,15 @@ async fn a_plugins_writes_are_its_namespaces_and_recorded_as_the_plugin() {
     .await
     .unwrap();
     assert_eq!(other, None);
+    // Over HTTP too: A's agents read the plugin's entry, B's read nothing (LangGraph's `null`).
+    let service = fixture.service();
+    let query = "/v1/store/items?namespace=users.42&key=prefs";
+    let (status, item) = http(&service, "team-a", Method::GET, query, None).await;
+    assert_eq!(status, StatusCode::OK, "{item}");
+    assert_eq!(item["value"], json!({"lang": "de"}));
+    assert_eq!(item["agent"], "plugin:tool-memory");
+    let (status, item) = http(&service, "team-b", Method::GET, query, None).await;
+    assert_eq!((status, item), (StatusCode::OK, Value::Null));
     // And the plugin in B does not see A's entry either.
     let read = fixture
         .call(
