@@ -287,8 +287,8 @@ pub async fn append_within_quota(
                 let Some((seq, _)) = find(c, &namespace, &id).await? else {
                     return Ok(None);
                 };
-                let held = quota::held(c, &namespace, &quota.agent, now_ms).await?;
-                if let Err(exceeded) = quota.admit(held, Usage::default(), added) {
+                let check = quota::check(c, &namespace, &quota, Usage::default(), added, now_ms);
+                if let Err(exceeded) = check.await? {
                     return Ok(Some(Err(exceeded)));
                 }
                 insert_items(c, seq, &namespace, prepared)

@@ -386,7 +386,6 @@ pub async fn put_within_quota(
     let outcome = store
         .write(move |c| {
             Box::pin(async move {
-                let held = quota::held(c, &namespace, &quota.agent, now).await?;
                 let replaced =
                     held_entry(c, &namespace, &stored_path, &written_key, &quota.agent, now)
                         .await?;
@@ -394,7 +393,9 @@ pub async fn put_within_quota(
                     records: 1,
                     bytes: value_text.len() as u64,
                 };
-                if let Err(exceeded) = quota.admit(held, replaced, added) {
+                if let Err(exceeded) =
+                    quota::check(c, &namespace, &quota, replaced, added, now).await?
+                {
                     return Ok(Err(exceeded));
                 }
                 let written = write_entry(

@@ -1,8 +1,9 @@
-//! Quotas per writer: how much one agent (a tool plugin writes as `plugin:<name>`) may hold in
-//! one namespace. What it holds is what the store already records: the live key-value entries
-//! and the conversation items whose last writer it is, and the bytes of their JSON. A write
-//! checked against a quota counts that inside its own transaction, on the writer, before it
-//! writes: two writes that each see room for one cannot both take it, on one process or on
+//! Quotas per writer: how much one plugin (writing as the agent `plugin:<name>`) may hold in one
+//! namespace: the live key-value entries and the conversation items whose last writer it is,
+//! and the bytes of their JSON. The table `writer_usage` (migration 4) keeps those counts for
+//! every plugin agent, in step with every change through triggers, so a check reads one row.
+//! A write checked against a quota reads it inside its own transaction, on the writer, before
+//! it writes: two writes that each see room for one cannot both take it, on one process or on
 //! several sharing the file (each batch is a `BEGIN IMMEDIATE` transaction).
 
 use libsql::Connection;
@@ -12,7 +13,8 @@ use crate::StoreError;
 /// What one writer may hold in a namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quota {
-    /// The agent the quota is for; the write records it as its writer.
+    /// The agent the quota is for, `plugin:<name>` (only plugin agents are counted); the write
+    /// records it as its writer.
     pub agent: String,
     /// Entries and items together.
     pub records: u64,
@@ -63,31 +65,55 @@ impl Quota {
     }
 }
 
-/// What `agent` holds in `namespace` at `now_ms`: its live entries (an expired one no longer
-/// counts, swept or not) and its conversation items. Both counts run on an index by
-/// (namespace, agent).
-pub(crate) async fn held(
+/// Whether a write adding `added` (and replacing `replaced`, what it overwrites of the
+/// writer's own) keeps the quota's writer within it in `namespace`, at `now_ms`. The kept count
+/// still holds expired entries the sweeper has not deleted yet; they no longer count, and are
+/// looked up only when the count alone is over.
+pub(crate) async fn check(
     c: &Connection,
     namespace: &str,
-    agent: &str,
+    quota: &Quota,
+    replaced: Usage,
+    added: Usage,
     now_ms: i64,
-) -> Result<Usage, StoreError> {
-    let mut rows = c
-        .query(
-            "SELECT COUNT(*), COALESCE(SUM(length(CAST(value AS BLOB))), 0) FROM entries
-             WHERE namespace = ?1 AND agent = ?2 AND (expires_at IS NULL OR expires_at > ?3)
-             UNION ALL
-             SELECT COUNT(*), COALESCE(SUM(length(CAST(item AS BLOB))), 0)
-             FROM conversation_items WHERE namespace = ?1 AND agent = ?2",
-            (namespace, agent, now_ms),
-        )
-        .await?;
-    let mut usage = Usage::default();
-    while let Some(row) = rows.next().await? {
-        usage.records += u64::try_from(row.get::<i64>(0)?).unwrap_or(0);
-        usage.bytes += u64::try_from(row.get::<i64>(1)?).unwrap_or(0);
+) -> Result<Result<(), QuotaExceeded>, StoreError> {
+    let held = sum(
+        c,
+        "SELECT records, bytes FROM writer_usage WHERE namespace = ?1 AND agent = ?2",
+        (namespace, quota.agent.as_str()),
+    )
+    .await?;
+    if quota.admit(held, replaced, added).is_ok() {
+        return Ok(Ok(()));
     }
-    Ok(usage)
+    let expired = sum(
+        c,
+        "SELECT COUNT(*), COALESCE(SUM(length(CAST(value AS BLOB))), 0) FROM entries
+         WHERE namespace = ?1 AND agent = ?2 AND expires_at IS NOT NULL AND expires_at <= ?3",
+        (namespace, quota.agent.as_str(), now_ms),
+    )
+    .await?;
+    let live = Usage {
+        records: held.records.saturating_sub(expired.records),
+        bytes: held.bytes.saturating_sub(expired.bytes),
+    };
+    Ok(quota.admit(live, replaced, added))
+}
+
+/// The first row's two counts (none: zero).
+async fn sum(
+    c: &Connection,
+    sql: &str,
+    params: impl libsql::params::IntoParams,
+) -> Result<Usage, StoreError> {
+    let mut rows = c.query(sql, params).await?;
+    Ok(match rows.next().await? {
+        Some(row) => Usage {
+            records: u64::try_from(row.get::<i64>(0)?).unwrap_or(0),
+            bytes: u64::try_from(row.get::<i64>(1)?).unwrap_or(0),
+        },
+        None => Usage::default(),
+    })
 }
 
 #[cfg(test)]

@@ -240,3 +240,99 @@ async fn an_unknown_conversation_is_not_found_before_any_quota() {
         Err(conversations::ConversationError::ConversationNotFound)
     );
 }
+
+#[tokio::test]
+async fn what_anyone_deletes_or_takes_over_frees_the_writers_room() {
+    let (store, clock) = open("freed").await;
+    let a = ns("team-a");
+    let q = quota(2, 1 << 20);
+    let full = |store: Arc<Store>, key: &'static str| async move {
+        entries::put_within_quota(
+            &store,
+            &ns("team-a"),
+            put(key, json!({"n": 1})),
+            &quota(2, 1 << 20),
+        )
+        .await
+        .unwrap()
+    };
+
+    // Items freed by deleting their conversation (its items go with it).
+    let (conversation, _) = conversations::create(&store, &a, Default::default(), Vec::new(), None)
+        .await
+        .unwrap();
+    conversations::append_within_quota(
+        &store,
+        &a,
+        &conversation.id,
+        vec![message("1"), message("2")],
+        &q,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(full(Arc::clone(&store), "k1").await.is_err());
+    conversations::delete(&store, &a, &conversation.id)
+        .await
+        .unwrap();
+    assert!(full(Arc::clone(&store), "k1").await.is_ok());
+
+    // An entry another writer overwrites is no longer the plugin's.
+    assert!(full(Arc::clone(&store), "k2").await.is_ok());
+    assert!(full(Arc::clone(&store), "k3").await.is_err());
+    entries::put(
+        &store,
+        &a,
+        Put {
+            agent: Some("planner".into()),
+            ..put("k1", json!({"n": 2}))
+        },
+    )
+    .await
+    .unwrap();
+    assert!(full(Arc::clone(&store), "k3").await.is_ok());
+
+    // An expired entry frees its room at once, and stays freed once the sweeper deletes it.
+    let mut short = put("k4", json!({"n": 4}));
+    short.ttl = Some(Duration::from_secs(1));
+    entries::put(
+        &store,
+        &a,
+        Put {
+            agent: Some("planner".into()),
+            ..short.clone()
+        },
+    )
+    .await
+    .unwrap();
+    entries::delete(
+        &store,
+        &a,
+        &EntryPath::parse(vec!["p".into()], "path").unwrap(),
+        "k2",
+    )
+    .await
+    .unwrap();
+    entries::put_within_quota(&store, &a, short, &q)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(full(Arc::clone(&store), "k5").await.is_err());
+    clock.advance(Duration::from_secs(2));
+    assert!(full(Arc::clone(&store), "k5").await.is_ok());
+    assert!(full(Arc::clone(&store), "k6").await.is_err());
+    assert_eq!(entries::sweep_expired(&store).await.unwrap(), 1);
+    assert!(
+        full(Arc::clone(&store), "k6").await.is_err(),
+        "k3 and k5 are held"
+    );
+    entries::delete(
+        &store,
+        &a,
+        &EntryPath::parse(vec!["p".into()], "path").unwrap(),
+        "k5",
+    )
+    .await
+    .unwrap();
+    assert!(full(Arc::clone(&store), "k6").await.is_ok());
+}
