@@ -15,8 +15,10 @@ use std::sync::Arc;
 
 use aigw_memory::Store;
 use aigw_router::HealthRegistry;
-use aigw_runtime::{Plugin, Runtime};
-use aigw_server::{ConnectionLimits, Gateway, MAX_REMEMBERED_TARGETS, Provider, Service};
+use aigw_runtime::{MemoryLimits, MemoryStore, Plugin, Runtime, Services};
+use aigw_server::{
+    ConnectionLimits, Gateway, MAX_REMEMBERED_TARGETS, PluginMemory, Provider, Service,
+};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -115,11 +117,25 @@ fn read_config(path: &std::path::Path) -> anyhow::Result<Config> {
 }
 
 /// Loads every plugin the config names (each file once) and builds the gateway.
-/// `health` is where target health lives: a fresh registry when the process starts, the running
+/// `memory` is the process's store, which tool plugins reach through their `memory` import
+/// (`None` for the commands that serve nothing). `health` is where target health lives: a fresh registry when the process starts, the running
 /// state's ([`Gateway::health`]) when a state is rebuilt to replace it ([`Service::swap`]), so
 /// breakers and cooldowns survive.
-async fn build(config: &Config, health: Arc<HealthRegistry>) -> anyhow::Result<Gateway> {
-    let runtime = Runtime::new(config.plugins.limits.clone())
+async fn build(
+    config: &Config,
+    health: Arc<HealthRegistry>,
+    memory: Option<&Arc<Store>>,
+) -> anyhow::Result<Gateway> {
+    let services = Services {
+        memory: memory
+            .map(|store| Arc::new(PluginMemory::new(Arc::clone(store))) as Arc<dyn MemoryStore>),
+        memory_limits: MemoryLimits {
+            quota: config.plugins.memory_quota,
+            ..MemoryLimits::default()
+        },
+        ..Services::default()
+    };
+    let runtime = Runtime::with_services(config.plugins.limits.clone(), services)
         .map_err(|e| anyhow::anyhow!("cannot configure the wasm engine: {e:#}"))?;
 
     let mut plugins: HashMap<&Path, Arc<Plugin>> = HashMap::new();
@@ -179,7 +195,7 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     );
     // Deletes expired entries until the store is dropped (it holds the store weakly).
     let _sweeper = aigw_memory::entries::spawn_sweeper(&store, config.memory.sweep_interval);
-    let gateway = build(&config, fresh_health(&config))
+    let gateway = build(&config, fresh_health(&config), Some(&store))
         .await?
         .with_memory(Arc::clone(&store))
         .with_sessions(config.sessions);
@@ -249,7 +265,7 @@ async fn shutdown_signal() {
 
 async fn check(config_path: PathBuf) -> anyhow::Result<()> {
     let config = read_config(&config_path)?;
-    let gateway = build(&config, fresh_health(&config)).await?;
+    let gateway = build(&config, fresh_health(&config), None).await?;
     let mut out = String::new();
     out.push_str(&format!("{}: ok\n", config.path.display()));
     out.push_str(&format!("listen: {}\n", config.server.listen));
@@ -315,7 +331,7 @@ async fn check(config_path: PathBuf) -> anyhow::Result<()> {
 
 async fn models(config_path: PathBuf) -> anyhow::Result<()> {
     let config = read_config(&config_path)?;
-    let gateway = build(&config, fresh_health(&config)).await?;
+    let gateway = build(&config, fresh_health(&config), None).await?;
     let listed = Gateway::listed_models(&gateway.providers, &gateway.routes);
     let width = listed
         .iter()

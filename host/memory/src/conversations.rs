@@ -16,6 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use libsql::{Connection, Row};
 use serde_json::{Map, Value};
 
+use crate::quota::{self, Quota, QuotaExceeded, Usage};
 use crate::{Namespace, Store, StoreError};
 
 /// A conversation's metadata: string keys to string values (the server bounds them).
@@ -246,6 +247,53 @@ pub async fn append(
                     return Ok(None);
                 };
                 insert_items(c, seq, &namespace, prepared).await.map(Some)
+            })
+        })
+        .await?
+        .ok_or(ConversationError::ConversationNotFound)
+}
+
+/// [`append`] for a writer with a [`Quota`] (a tool plugin): the items are written only if the
+/// quota's agent, holding them too, stays within it; the count and the insert are one write.
+/// Every item is recorded as written by the quota's agent.
+pub async fn append_within_quota(
+    store: &Store,
+    namespace: &Namespace,
+    conversation: &str,
+    items: Vec<NewItem>,
+    quota: &Quota,
+) -> Result<Result<Vec<Item>, QuotaExceeded>, ConversationError> {
+    let items = items
+        .into_iter()
+        .map(|item| NewItem {
+            agent: Some(quota.agent.clone()),
+            ..item
+        })
+        .collect();
+    let prepared = prepare(store, items)?;
+    let added = Usage {
+        records: prepared.len() as u64,
+        bytes: prepared.iter().map(|p| p.json.len() as u64).sum(),
+    };
+    let (namespace, id, quota) = (
+        namespace.as_str().to_owned(),
+        conversation.to_owned(),
+        quota.clone(),
+    );
+    let now_ms = store.now_ms();
+    store
+        .write(move |c| {
+            Box::pin(async move {
+                let Some((seq, _)) = find(c, &namespace, &id).await? else {
+                    return Ok(None);
+                };
+                let check = quota::check(c, &namespace, &quota, Usage::default(), added, now_ms);
+                if let Err(exceeded) = check.await? {
+                    return Ok(Some(Err(exceeded)));
+                }
+                insert_items(c, seq, &namespace, prepared)
+                    .await
+                    .map(|items| Some(Ok(items)))
             })
         })
         .await?

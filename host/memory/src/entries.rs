@@ -27,6 +27,7 @@ pub use text::{
     FieldPath, Index, MAX_INDEX_FIELD_BYTES, MAX_INDEX_FIELDS, MAX_QUERY_BYTES, MAX_QUERY_TERMS,
 };
 
+use crate::quota::{self, Quota, QuotaExceeded, Usage};
 use crate::{Namespace, Store, StoreError};
 use filter::Statement;
 
@@ -338,6 +339,123 @@ pub async fn put(store: &Store, namespace: &Namespace, put: Put) -> Result<Entry
         expires_at_ms: ttl_ms.map(|t| now.saturating_add(t)),
         ttl,
         agent,
+    })
+}
+
+/// [`put`] for a writer with a [`Quota`] (a tool plugin): the entry is written only if the
+/// quota's agent, holding it too, stays within the quota; replacing an entry the agent holds
+/// gives its room back first. The count and the write are one write on the writer. The entry
+/// is recorded as written by the quota's agent.
+pub async fn put_within_quota(
+    store: &Store,
+    namespace: &Namespace,
+    put: Put,
+    quota: &Quota,
+) -> Result<Result<Entry, QuotaExceeded>, EntryError> {
+    check_key(&put.key, "key")?;
+    if put.path.0.is_empty() {
+        return Err(EntryError::invalid(
+            "namespace",
+            "a namespace needs at least one label",
+        ));
+    }
+    let ttl_ms = put.ttl.map(|ttl| check_ttl(ttl, "ttl")).transpose()?;
+    let value_text = Value::Object(put.value.clone()).to_string();
+    if value_text.len() > MAX_VALUE_BYTES {
+        return Err(EntryError::TooLarge {
+            param: "value".into(),
+            message: format!(
+                "the value is {} bytes as JSON, more than the limit of {MAX_VALUE_BYTES}",
+                value_text.len()
+            ),
+        });
+    }
+    let text = text::indexed_text(&put.value, &put.index);
+    let now = store.now_ms();
+    let namespace = namespace.as_str().to_owned();
+    let Put {
+        path,
+        key,
+        value,
+        ttl,
+        if_version,
+        ..
+    } = put;
+    let agent = quota.agent.clone();
+    let (stored_path, written_key, quota) = (path.stored(), key.clone(), quota.clone());
+    let outcome = store
+        .write(move |c| {
+            Box::pin(async move {
+                let replaced =
+                    held_entry(c, &namespace, &stored_path, &written_key, &quota.agent, now)
+                        .await?;
+                let added = Usage {
+                    records: 1,
+                    bytes: value_text.len() as u64,
+                };
+                if let Err(exceeded) =
+                    quota::check(c, &namespace, &quota, replaced, added, now).await?
+                {
+                    return Ok(Err(exceeded));
+                }
+                let written = write_entry(
+                    c,
+                    &namespace,
+                    &stored_path,
+                    &written_key,
+                    &value_text,
+                    &text,
+                    ttl_ms,
+                    if_version,
+                    Some(quota.agent.clone()),
+                    now,
+                )
+                .await?;
+                Ok(Ok(written))
+            })
+        })
+        .await?;
+    let (version, created_at_ms) = match outcome {
+        Err(exceeded) => return Ok(Err(exceeded)),
+        Ok(written) => written?,
+    };
+    Ok(Ok(Entry {
+        path,
+        key,
+        value,
+        version,
+        created_at_ms,
+        updated_at_ms: now,
+        expires_at_ms: ttl_ms.map(|t| now.saturating_add(t)),
+        ttl,
+        agent: Some(agent),
+    }))
+}
+
+/// What the live entry at `path`/`key` takes of `agent`'s quota: nothing unless the agent
+/// wrote it last.
+async fn held_entry(
+    c: &Connection,
+    namespace: &str,
+    path: &str,
+    key: &str,
+    agent: &str,
+    now: i64,
+) -> Result<Usage, StoreError> {
+    let mut rows = c
+        .query(
+            "SELECT length(CAST(value AS BLOB)) FROM entries
+             WHERE namespace = ?1 AND path = ?2 AND key = ?3 AND agent = ?4
+               AND (expires_at IS NULL OR expires_at > ?5)",
+            (namespace, path, key, agent, now),
+        )
+        .await?;
+    Ok(match rows.next().await? {
+        Some(row) => Usage {
+            records: 1,
+            bytes: u64::try_from(row.get::<i64>(0)?).unwrap_or(0),
+        },
+        None => Usage::default(),
     })
 }
 

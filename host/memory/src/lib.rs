@@ -11,16 +11,20 @@
 //! On this layer live the memory's contents, each confined to a [`Namespace`]: conversations
 //! (the OpenAI Conversations API's model) and key-value entries (LangGraph's Store's model), with
 //! full-text search over both. The HTTP shapes are the server's; this crate speaks Rust types.
+//! A writer may be held to a [`Quota`] (what a tool plugin may hold in a namespace), checked in
+//! the same write as what it writes.
 
 mod clock;
 pub mod conversations;
 pub mod entries;
 mod migrations;
 mod namespace;
+mod quota;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use libsql::{Connection, Row, Rows, Value, params};
 pub use migrations::SCHEMA_VERSION;
 pub use namespace::{MAX_NAMESPACE_BYTES, Namespace, NamespaceError};
+pub use quota::{Quota, QuotaExceeded};
 pub use store::{Durability, Stats, Store, StoreError, StoreOptions};

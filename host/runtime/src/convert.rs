@@ -9,8 +9,8 @@ use std::time::Duration;
 use aigw_egress::Placement;
 
 use crate::types::{
-    Chunk, Completion, Descriptor, Failure, Follow, HttpRequest, HttpResponse, MemoryMessage,
-    ResponseHead, Step, StreamEnd, ToolSpec, Usage,
+    Chunk, Completion, Descriptor, Failure, Follow, HttpRequest, HttpResponse, MemoryEntry,
+    MemoryError, MemoryItem, MemorySearchHit, ResponseHead, Step, StreamEnd, ToolSpec, Usage,
 };
 
 pub(crate) fn request(r: wit::HttpRequest) -> HttpRequest {
@@ -139,19 +139,43 @@ pub(crate) fn tool_specs(specs: Vec<wit_tool::ToolSpec>) -> Vec<ToolSpec> {
         .collect()
 }
 
-pub(crate) fn memory_message(m: wit_memory::Message) -> MemoryMessage {
-    MemoryMessage {
-        role: m.role,
-        content: m.content,
-        agent: m.agent,
+pub(crate) fn to_wit_entry(e: MemoryEntry) -> wit_memory::Entry {
+    wit_memory::Entry {
+        path: e.path,
+        key: e.key,
+        value_json: e.value_json,
+        version: e.version,
+        created_at_ms: e.created_at_ms,
+        updated_at_ms: e.updated_at_ms,
+        expires_at_ms: e.expires_at_ms,
+        agent: e.agent,
     }
 }
 
-pub(crate) fn to_wit_message(m: MemoryMessage) -> wit_memory::Message {
-    wit_memory::Message {
-        role: m.role,
-        content: m.content,
-        agent: m.agent,
+pub(crate) fn to_wit_hit(h: MemorySearchHit) -> wit_memory::SearchHit {
+    wit_memory::SearchHit {
+        entry: to_wit_entry(h.entry),
+        score: h.score,
+    }
+}
+
+pub(crate) fn to_wit_item(i: MemoryItem) -> wit_memory::Item {
+    wit_memory::Item {
+        id: i.id,
+        item_json: i.item_json,
+        agent: i.agent,
+    }
+}
+
+pub(crate) fn to_wit_memory_error(e: MemoryError) -> wit_memory::MemoryError {
+    use wit_memory::MemoryError as Wit;
+    match e {
+        MemoryError::NotFound => Wit::NotFound,
+        MemoryError::Conflict { current } => Wit::Conflict(current),
+        MemoryError::TooLarge(m) => Wit::TooLarge(m),
+        MemoryError::Quota(m) => Wit::Quota(m),
+        MemoryError::Invalid(m) => Wit::Invalid(m),
+        MemoryError::Unavailable(m) => Wit::Unavailable(m),
     }
 }
 

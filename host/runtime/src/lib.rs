@@ -26,13 +26,16 @@ pub use context::CallContext;
 pub use decoders::DECODERS_PER_INSTANCE;
 pub use engine::{EPOCH_TICK, Limits, Runtime};
 pub use imports::Services;
-pub use imports::memory::{MemoryFuture, MemoryLimits, MemoryStore, NO_NAMESPACE, NO_STORE};
+pub use imports::memory::{
+    MemoryFuture, MemoryLimits, MemoryQuota, MemoryScope, MemoryStore, NO_NAMESPACE, NO_STORE,
+};
 pub use imports::outbound::{NO_EGRESS, OutboundLimits};
 pub use plugin::{LoadError, MAX_STREAM_LINE, Plugin, PluginTarget, StreamDecoder};
 pub use tool::ToolPlugin;
 pub use types::{
-    Chunk, Completion, Descriptor, Failure, Follow, HttpRequest, HttpResponse, MemoryMessage,
-    ResponseHead, Step, StreamEnd, ToolSpec, Usage,
+    Chunk, Completion, Descriptor, Failure, Follow, HttpRequest, HttpResponse, MemoryEntry,
+    MemoryError, MemoryItem, MemoryPut, MemorySearch, MemorySearchHit, ResponseHead, Step,
+    StreamEnd, ToolSpec, Usage,
 };
 
 /// How a plugin call went wrong inside the sandbox (not an upstream failure).

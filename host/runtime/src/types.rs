@@ -129,10 +129,85 @@ pub struct ToolSpec {
     pub parameters_schema: String,
 }
 
-/// One message of a memory session's history (the WIT `memory.message`).
+/// A key-value entry of the memory (the WIT `memory.entry`): a JSON object under a path of
+/// labels and a key, in the call's namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemoryMessage {
-    pub role: String,
-    pub content: String,
+pub struct MemoryEntry {
+    pub path: Vec<String>,
+    pub key: String,
+    /// A JSON object, as text.
+    pub value_json: String,
+    /// 1 when created, one more with each put.
+    pub version: u64,
+    /// Unix milliseconds.
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    /// When the entry expires; `None`: never.
+    pub expires_at_ms: Option<u64>,
+    /// Who wrote it last (`plugin:<name>` for a plugin's writes).
     pub agent: Option<String>,
+}
+
+/// What a plugin asks `put` to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryPut {
+    pub path: Vec<String>,
+    pub key: String,
+    pub value_json: String,
+    /// Forget the entry this long after the put; `None`: keep it.
+    pub ttl: Option<std::time::Duration>,
+    /// Compare-and-set: store only if the current version is this one (`Some(0)`: only if the
+    /// entry does not exist).
+    pub if_version: Option<u64>,
+}
+
+/// What a plugin asks `search` for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemorySearch {
+    /// Entries whose path starts with these labels (empty: all).
+    pub path_prefix: Vec<String>,
+    /// A full-text query over the values' text.
+    pub query: Option<String>,
+    /// A JSON object of fields the value must match (LangGraph's filter).
+    pub filter_json: Option<String>,
+    /// At most this many hits (at least 1: the runtime answers a limit of 0 itself).
+    pub limit: u32,
+}
+
+/// One entry `search` found (the WIT `memory.search-hit`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemorySearchHit {
+    pub entry: MemoryEntry,
+    /// Full-text relevance, higher is better; `None` without a query.
+    pub score: Option<f64>,
+}
+
+/// One item of a conversation (the WIT `memory.item`): a Responses item as JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryItem {
+    pub id: String,
+    /// The item, its `id` included.
+    pub item_json: String,
+    pub agent: Option<String>,
+}
+
+/// Why a memory operation did nothing (the WIT `memory.memory-error`); the messages are the
+/// plugin's to read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemoryError {
+    /// The conversation is not in the call's namespace.
+    #[error("not found")]
+    NotFound,
+    /// A compare-and-set found another version: the current one (0: no entry).
+    #[error("version conflict: the current version is {current}")]
+    Conflict { current: u64 },
+    #[error("{0}")]
+    TooLarge(String),
+    /// The plugin's quota in the namespace, or its operations in the call, are used up.
+    #[error("{0}")]
+    Quota(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unavailable(String),
 }

@@ -5,18 +5,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+mod fake_memory;
+
 use std::net::{SocketAddr, TcpListener as StdListener};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aigw_egress::{Egress, Grants, Origin};
 use aigw_runtime::{
-    CallContext, CallError, Failure, FaultKind, Limits, MemoryFuture, MemoryMessage, MemoryStore,
-    NO_EGRESS, NO_NAMESPACE, NO_STORE, OutboundLimits, Plugin, Runtime, Services, ToolPlugin,
+    CallContext, CallError, Failure, FaultKind, Limits, MemoryEntry, MemoryFuture, MemoryItem,
+    MemoryPut, MemoryScope, MemorySearch, MemorySearchHit, MemoryStore, NO_EGRESS, NO_NAMESPACE,
+    NO_STORE, OutboundLimits, Plugin, Runtime, Services, ToolPlugin,
 };
 use aigw_tests::paths;
+use fake_memory::FakeMemory;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TOOL_ECHO: &str = "test-plugins/tool-echo.wasm";
@@ -120,93 +123,41 @@ impl Upstream {
     }
 }
 
-/// A memory store kept in a map, for tests only: it lets the tests see that the runtime hands the
-/// store the call's own namespace.
-#[derive(Default)]
-struct MapStore {
-    entries: Mutex<HashMap<(String, String), String>>,
-}
-
-impl MemoryStore for MapStore {
-    fn get<'a>(&'a self, namespace: &'a str, key: &'a str) -> MemoryFuture<'a, Option<String>> {
-        let entries = self.entries.lock().unwrap();
-        let value = entries
-            .get(&(namespace.to_owned(), key.to_owned()))
-            .cloned();
-        Box::pin(async move { Ok(value) })
-    }
-
-    fn set<'a>(
-        &'a self,
-        namespace: &'a str,
-        key: &'a str,
-        value: String,
-        _ttl: Option<Duration>,
-    ) -> MemoryFuture<'a, ()> {
-        let mut entries = self.entries.lock().unwrap();
-        entries.insert((namespace.to_owned(), key.to_owned()), value);
-        Box::pin(async { Ok(()) })
-    }
-
-    fn delete<'a>(&'a self, namespace: &'a str, key: &'a str) -> MemoryFuture<'a, bool> {
-        let mut entries = self.entries.lock().unwrap();
-        let was = entries
-            .remove(&(namespace.to_owned(), key.to_owned()))
-            .is_some();
-        Box::pin(async move { Ok(was) })
-    }
-
-    fn history<'a>(
-        &'a self,
-        _namespace: &'a str,
-        _session: &'a str,
-        _limit: u32,
-    ) -> MemoryFuture<'a, Vec<MemoryMessage>> {
-        Box::pin(async { Err("sessions are not kept by this test store".to_owned()) })
-    }
-
-    fn append<'a>(
-        &'a self,
-        _namespace: &'a str,
-        _session: &'a str,
-        _message: MemoryMessage,
-    ) -> MemoryFuture<'a, ()> {
-        Box::pin(async { Err("sessions are not kept by this test store".to_owned()) })
-    }
-}
-
 /// A store that never answers.
 struct SilentStore;
 
 impl MemoryStore for SilentStore {
-    fn get<'a>(&'a self, _: &'a str, _: &'a str) -> MemoryFuture<'a, Option<String>> {
-        Box::pin(std::future::pending())
-    }
-
-    fn set<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
+    fn get(
+        &self,
+        _: MemoryScope,
+        _: Vec<String>,
         _: String,
-        _: Option<Duration>,
-    ) -> MemoryFuture<'a, ()> {
+    ) -> MemoryFuture<'_, Option<MemoryEntry>> {
         Box::pin(std::future::pending())
     }
 
-    fn delete<'a>(&'a self, _: &'a str, _: &'a str) -> MemoryFuture<'a, bool> {
+    fn put(&self, _: MemoryScope, _: MemoryPut) -> MemoryFuture<'_, u64> {
         Box::pin(std::future::pending())
     }
 
-    fn history<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-        _: u32,
-    ) -> MemoryFuture<'a, Vec<MemoryMessage>> {
+    fn delete(&self, _: MemoryScope, _: Vec<String>, _: String) -> MemoryFuture<'_, bool> {
         Box::pin(std::future::pending())
     }
 
-    fn append<'a>(&'a self, _: &'a str, _: &'a str, _: MemoryMessage) -> MemoryFuture<'a, ()> {
+    fn search(&self, _: MemoryScope, _: MemorySearch) -> MemoryFuture<'_, Vec<MemorySearchHit>> {
+        Box::pin(std::future::pending())
+    }
+
+    fn list_items(&self, _: MemoryScope, _: String, _: u32) -> MemoryFuture<'_, Vec<MemoryItem>> {
+        Box::pin(std::future::pending())
+    }
+
+    fn append_items(
+        &self,
+        _: MemoryScope,
+        _: String,
+        _: Vec<String>,
+    ) -> MemoryFuture<'_, Vec<String>> {
         Box::pin(std::future::pending())
     }
 }
@@ -413,7 +364,7 @@ async fn memory_without_a_store_or_a_namespace_is_refused() {
         assert_eq!(answer, Failure::Unavailable(NO_STORE.into()));
     }
 
-    let with_store = load(services(Some(Arc::new(MapStore::default())))).await;
+    let with_store = load(services(Some(Arc::new(FakeMemory::default())))).await;
     let answer = failure(
         with_store
             .invoke(&caller(None, Grants::none()), "remember", args)
@@ -424,7 +375,7 @@ async fn memory_without_a_store_or_a_namespace_is_refused() {
 
 #[tokio::test]
 async fn memory_is_scoped_to_the_callers_namespace_and_gone_with_the_call() {
-    let plugin = load(services(Some(Arc::new(MapStore::default())))).await;
+    let plugin = load(services(Some(Arc::new(FakeMemory::default())))).await;
     let tenant_a = caller(Some("tenant-a"), Grants::none());
     let remembered = plugin
         .invoke(&tenant_a, "remember", r#"{"key":"city","value":"Zürich"}"#)
@@ -453,7 +404,7 @@ async fn memory_is_scoped_to_the_callers_namespace_and_gone_with_the_call() {
 
 #[tokio::test]
 async fn a_panic_is_a_fault_and_the_next_call_starts_clean() {
-    let plugin = load(services(Some(Arc::new(MapStore::default())))).await;
+    let plugin = load(services(Some(Arc::new(FakeMemory::default())))).await;
     let tenant_a = caller(Some("tenant-a"), Grants::none());
     let fault = match plugin.invoke(&tenant_a, "panic", "{}").await {
         Err(CallError::Fault(fault)) => fault,
@@ -584,7 +535,7 @@ async fn a_store_that_does_not_answer_fails_the_operation_at_its_timeout() {
 async fn imports_act_for_the_running_call_only_and_a_guest_global_is_the_plugins_own() {
     // tool-echo reads memory key "probe" in a static constructor, which Rust runs at the
     // instance's first export call, and keeps the answer in a global.
-    let plugin = load(services(Some(Arc::new(MapStore::default())))).await;
+    let plugin = load(services(Some(Arc::new(FakeMemory::default())))).await;
     let tenant_a = caller(Some("tenant-a"), Grants::none());
     let tenant_b = caller(Some("tenant-b"), Grants::none());
     let probe =

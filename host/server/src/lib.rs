@@ -44,6 +44,7 @@ pub use error::ApiError;
 pub use gateway::{
     Gateway, GatewayError, MAX_REMEMBERED_TARGETS, Provider, RouteTarget, ServedRoute,
 };
+pub use memory::plugins::PluginMemory;
 pub use options::{
     ProviderOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions, TimeoutOverrides,
 };

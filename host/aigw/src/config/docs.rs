@@ -79,6 +79,7 @@ fn quoted(s: impl std::fmt::Display) -> String {
 fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let server = ServerOptions::default();
     let limits = Limits::default();
+    let quota = aigw_runtime::MemoryQuota::default();
     let provider = ProviderOptions::default();
     let route = RouteOptions::default();
     let target = TargetOptions::default();
@@ -129,6 +130,8 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                     "memory_limit_mib",
                     Some((limits.memory_bytes >> 20).to_string()),
                 ),
+                ("memory_quota_entries", Some(quota.entries.to_string())),
+                ("memory_quota_mib", Some((quota.bytes >> 20).to_string())),
             ],
         ),
         (

@@ -1,10 +1,11 @@
-//! `[plugins]`: where plugin files are found (the binary's concern) and the limits every plugin
-//! instance runs under, validated into the runtime's own [`Limits`] (whose `Default` holds the
+//! `[plugins]`: where plugin files are found (the binary's concern), the limits every plugin
+//! instance runs under, validated into the runtime's own [`Limits`], and what each tool plugin
+//! may hold in memory per namespace, the runtime's [`MemoryQuota`] (their `Default`s hold the
 //! defaults).
 
 use std::path::{Path, PathBuf};
 
-use aigw_runtime::Limits;
+use aigw_runtime::{Limits, MemoryQuota};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -25,6 +26,8 @@ pub(super) struct RawPlugins {
     max_instances: Number,
     call_timeout_ms: Number,
     memory_limit_mib: Number,
+    memory_quota_entries: Number,
+    memory_quota_mib: Number,
 }
 
 /// The validated `[plugins]` section.
@@ -33,6 +36,8 @@ pub struct Plugins {
     /// The folder `plugin = "<name>"` names `<name>.wasm` in.
     pub dir: PathBuf,
     pub limits: Limits,
+    /// What each tool plugin may hold in each namespace of the shared memory.
+    pub memory_quota: MemoryQuota,
 }
 
 /// `base` is the config file's folder, which a relative `dir` starts from.
@@ -61,8 +66,23 @@ pub(super) fn validate(
         "plugins.warm_instances",
         defaults.warm_instances as u64,
     )?;
+    let quota = MemoryQuota::default();
+    let quota_entries = values.positive(
+        &raw.memory_quota_entries,
+        "plugins.memory_quota_entries",
+        quota.entries,
+    )?;
+    let quota_mib = values.positive(
+        &raw.memory_quota_mib,
+        "plugins.memory_quota_mib",
+        quota.bytes >> 20,
+    )?;
     Ok(Plugins {
         dir: base.join(dir),
+        memory_quota: MemoryQuota {
+            entries: quota_entries,
+            bytes: quota_mib.saturating_mul(MIB as u64),
+        },
         limits: Limits {
             call_timeout: values.millis(
                 &raw.call_timeout_ms,

@@ -599,3 +599,29 @@ fn new_keys_are_checked_with_file_line_column_and_key() {
         assert!(err.contains(needle), "{text}\n{err}\nwanted {needle}");
     }
 }
+
+#[test]
+fn each_tool_plugins_memory_quota_is_configurable_and_positive() {
+    use aigw_runtime::MemoryQuota;
+    assert_eq!(
+        parse_str("").unwrap().plugins.memory_quota,
+        MemoryQuota::default()
+    );
+    let c = parse_str("[plugins]\nmemory_quota_entries = 50\nmemory_quota_mib = 2\n").unwrap();
+    assert_eq!(
+        c.plugins.memory_quota,
+        MemoryQuota {
+            entries: 50,
+            bytes: 2 << 20
+        }
+    );
+    let error = parse_str("[plugins]\nmemory_quota_mib = 0\n")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("2:20")
+            && error.contains("`plugins.memory_quota_mib` must be greater than 0"),
+        "{error}"
+    );
+}

@@ -1,5 +1,6 @@
 //! The memory's HTTP surface: the OpenAI Conversations API and a LangGraph-style key-value
-//! store, over the process's [`Store`]. What every memory request shares lives here: who is
+//! store, over the process's [`Store`]; and the same memory for tool plugins
+//! ([`plugins::PluginMemory`], the runtime's `memory` import). What every memory request shares lives here: who is
 //! asking ([`Caller`]: the namespace it acts in, the agent it speaks for), reaching the store,
 //! and how a store failure is answered (a locked file or a full disk is a 503 the client may
 //! retry, never a 500, and never a lost acknowledged write).
@@ -7,6 +8,7 @@
 pub(crate) mod conversations;
 pub(crate) mod entries;
 pub(crate) mod items;
+pub mod plugins;
 
 use aigw_memory::{Namespace, Store, StoreError};
 use http::{HeaderMap, StatusCode};

@@ -5,15 +5,18 @@
 //! - `fetch` `{"url", "method"?, "times"?}`: sends the request through `outbound` `times` times
 //!   (default 1) and returns `{"status", "body"}` of the last answer; a failed send is the
 //!   tool's failure, as the host reported it.
-//! - `remember` `{"key", "value"}`: `memory.set` then `memory.get`, returns what was read.
-//! - `recall` `{"key"}`: `memory.get`, returns `{"value": …}` (null when absent).
+//! - `remember` `{"key", "value"}`: `memory.put` of `{"value": value}` under path `["echo"]`
+//!   and `key`, then `memory.get`, returns the value read back.
+//! - `recall` `{"key"}`: `memory.get` of path `["echo"]` and `key`, returns `{"value": …}`
+//!   (null when absent).
 //! - `stderr` `{"text"}`: writes the text to stderr and returns nothing, for the per-call
 //!   stderr capture.
 //! - `panic`: panics (a trap), for fault tests.
-//! - `constructor-probe`: what `memory.get("probe")` answered in the module's static
+//! - `constructor-probe`: what `memory.get(["echo"], "probe")` answered in the module's static
 //!   constructor, kept in a global: a guest that remembers what an import returned.
 //!
-//! Memory errors are strings in the WIT; the tools report them as `unavailable` failures.
+//! The tools report a memory error as an `unavailable` failure with its message (the
+//! `tool-memory` plugin is the one that tells the variants apart).
 
 #[allow(unsafe_code)] // wit-bindgen's canonical-ABI glue is unsafe by nature
 mod bindings {
@@ -82,7 +85,7 @@ impl Guest for ToolEcho {
             spec("panic", "Traps.", json!({"type": "object"})),
             spec(
                 "constructor-probe",
-                "What memory.get(\"probe\") answered in the static constructor.",
+                "What memory.get([\"echo\"], \"probe\") answered in the static constructor.",
                 json!({"type": "object"}),
             ),
         ]
@@ -109,16 +112,17 @@ impl Guest for ToolEcho {
     }
 }
 
-/// What `memory.get("probe")` answered in the module's static constructor, kept in a global
+/// What `memory.get(["echo"], "probe")` answered in the module's static constructor, kept in a global
 /// for the `constructor-probe` tool. Rust runs constructors (`__wasm_call_ctors`) at the
 /// instance's first export call, not while it is instantiated: so in whatever call comes
 /// first, `describe` at load or a caller's call on a fresh instance.
 static AT_CONSTRUCTION: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
 extern "C" fn probe_at_construction() {
-    let answer = match memory::get("probe") {
+    let answer = match read("probe") {
         Ok(value) => format!("ok: {value:?}"),
-        Err(e) => format!("error: {e}"),
+        Err(Failure::Unavailable(e)) => format!("error: {e}"),
+        Err(e) => format!("error: {e:?}"),
     };
     if let Ok(mut slot) = AT_CONSTRUCTION.lock() {
         *slot = Some(answer);
@@ -175,14 +179,36 @@ fn fetch(args: &Value) -> Result<String, Failure> {
     .to_string())
 }
 
+/// Where `remember` and `recall` keep their entries.
+const PATH: &str = "echo";
+
+/// A memory error as this plugin's failure: its message, whatever the variant.
+fn unavailable(e: memory::MemoryError) -> Failure {
+    use memory::MemoryError as E;
+    Failure::Unavailable(match e {
+        E::NotFound => "not found".to_owned(),
+        E::Conflict(current) => format!("conflict: the current version is {current}"),
+        E::TooLarge(m) | E::Quota(m) | E::Invalid(m) | E::Unavailable(m) => m,
+    })
+}
+
+/// The string stored as `{"value": …}` under `key`.
+fn read(key: &str) -> Result<Option<String>, Failure> {
+    let entry = memory::get(&[PATH.to_owned()], key).map_err(unavailable)?;
+    Ok(entry.and_then(|e| {
+        let value: Value = serde_json::from_str(&e.value_json).ok()?;
+        value["value"].as_str().map(str::to_owned)
+    }))
+}
+
 fn remember(args: &Value) -> Result<String, Failure> {
     let key = text(args, "key")?;
-    memory::set(key, text(args, "value")?, None).map_err(Failure::Unavailable)?;
-    let read = memory::get(key).map_err(Failure::Unavailable)?;
-    read.ok_or_else(|| Failure::Unavailable(format!("memory lost {key:?} just after set")))
+    let value = json!({ "value": text(args, "value")? }).to_string();
+    memory::put(&[PATH.to_owned()], key, &value, None, None).map_err(unavailable)?;
+    read(key)?.ok_or_else(|| Failure::Unavailable(format!("memory lost {key:?} just after put")))
 }
 
 fn recall(args: &Value) -> Result<String, Failure> {
-    let value = memory::get(text(args, "key")?).map_err(Failure::Unavailable)?;
+    let value = read(text(args, "key")?)?;
     Ok(json!({ "value": value }).to_string())
 }
