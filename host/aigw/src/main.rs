@@ -177,6 +177,8 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
             .await
             .with_context(|| format!("{}: [memory]", config_path.display()))?,
     );
+    // Deletes expired entries until the store is dropped (it holds the store weakly).
+    let _sweeper = aigw_memory::entries::spawn_sweeper(&store, config.memory.sweep_interval);
     let gateway = build(&config, fresh_health(&config))
         .await?
         .with_memory(Arc::clone(&store));

@@ -12,11 +12,14 @@
 //! (the OpenAI Conversations API's model) and key-value entries (LangGraph's Store's model), with
 //! full-text search over both. The HTTP shapes are the server's; this crate speaks Rust types.
 
+mod clock;
 pub mod conversations;
+pub mod entries;
 mod migrations;
 mod namespace;
 mod store;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use libsql::{Connection, Row, Rows, Value, params};
 pub use migrations::SCHEMA_VERSION;
 pub use namespace::{MAX_NAMESPACE_BYTES, Namespace, NamespaceError};

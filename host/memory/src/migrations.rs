@@ -54,6 +54,31 @@ const MIGRATIONS: &[&str] = &[
              VALUES ('delete', old.seq, old.text);
          INSERT INTO conversation_items_fts (rowid, text) VALUES (new.seq, new.text);
      END;",
+    // 3: key-value entries (LangGraph's Store). `path` is the entry's labels joined by `.`
+    // (labels hold no `.`), so a path prefix is a range of the unique index. Times are
+    // milliseconds since the Unix epoch; `expires_at` is NULL for an entry that never expires.
+    // The full-text index is contentless (the indexed text is derived from the value, not a
+    // column), its rowid the entry's id; `contentless_delete` lets a put or a sweep drop it.
+    "CREATE TABLE entries (
+         id         INTEGER PRIMARY KEY,
+         namespace  TEXT NOT NULL,
+         path       TEXT NOT NULL,
+         key        TEXT NOT NULL,
+         value      TEXT NOT NULL,
+         version    INTEGER NOT NULL,
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL,
+         expires_at INTEGER,
+         ttl_ms     INTEGER,
+         agent      TEXT,
+         UNIQUE (namespace, path, key)
+     ) STRICT;
+     CREATE INDEX entries_recent ON entries (namespace, updated_at);
+     CREATE INDEX entries_agent ON entries (namespace, agent);
+     CREATE INDEX entries_expiry ON entries (expires_at) WHERE expires_at IS NOT NULL;
+     CREATE VIRTUAL TABLE entries_fts USING fts5(
+         text, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2'
+     );",
 ];
 
 /// The schema version this binary writes.

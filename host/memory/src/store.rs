@@ -20,6 +20,7 @@ use futures_util::future::LocalBoxFuture;
 use libsql::Connection;
 use tokio::sync::oneshot;
 
+use crate::clock::{Clock, SystemClock};
 use crate::migrations;
 
 /// What an acknowledged write survives.
@@ -69,6 +70,10 @@ pub struct StoreOptions {
     pub max_batch: usize,
     /// The largest conversation item (its JSON) the store accepts, whoever writes it.
     pub max_item_bytes: usize,
+    /// Where "now" comes from (expiry of entries); the system clock but in tests.
+    pub clock: Arc<dyn Clock>,
+    /// How often the binary's sweeper deletes expired entries (`[memory] sweep_interval_secs`).
+    pub sweep_interval: Duration,
 }
 
 impl StoreOptions {
@@ -81,6 +86,8 @@ impl StoreOptions {
             readers: 2,
             max_batch: 256,
             max_item_bytes: 1 << 20,
+            clock: Arc::new(SystemClock),
+            sweep_interval: Duration::from_secs(60),
         }
     }
 }
@@ -196,6 +203,7 @@ pub struct Store {
     reads: mpsc::Sender<ReadJob>,
     counters: Arc<Counters>,
     max_item_bytes: usize,
+    clock: Arc<dyn Clock>,
 }
 
 impl Store {
@@ -228,6 +236,7 @@ impl Store {
             reads,
             counters,
             max_item_bytes: options.max_item_bytes,
+            clock: options.clock,
         })
     }
 
@@ -273,6 +282,11 @@ impl Store {
     /// The largest conversation item this store accepts, in bytes of JSON.
     pub fn max_item_bytes(&self) -> usize {
         self.max_item_bytes
+    }
+
+    /// Now, by the store's clock, in milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// What the writer has done so far.

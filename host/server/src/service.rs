@@ -148,6 +148,9 @@ where
                 }
             }
         }
+        (_, path) if memory::entries::owns(path) => {
+            memory::entries::handle(gateway, edge.body_read_timeout, request).await
+        }
         (&Method::GET, "/v1/models") => json(StatusCode::OK, gateway.models_json.clone()),
         (&Method::GET, "/healthz") => {
             json(StatusCode::OK, Bytes::from_static(br#"{"status":"ok"}"#))

@@ -137,6 +137,10 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ("durability", Some(quoted(memory.durability.name()))),
                 ("busy_timeout_ms", Some(ms(memory.busy_timeout))),
                 ("max_item_bytes", Some(memory.max_item_bytes.to_string())),
+                (
+                    "sweep_interval_secs",
+                    Some(memory.sweep_interval.as_secs().to_string()),
+                ),
             ],
         ),
         (

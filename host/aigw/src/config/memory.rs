@@ -24,6 +24,7 @@ pub(super) struct RawMemory {
     durability: Option<Spanned<String>>,
     busy_timeout_ms: Number,
     max_item_bytes: Number,
+    sweep_interval_secs: Number,
 }
 
 /// `base` is the config file's folder, which a relative `path` starts from.
@@ -76,5 +77,10 @@ pub(super) fn validate(
         options.max_item_bytes as u64,
     )?;
     options.max_item_bytes = usize::try_from(max_item_bytes).unwrap_or(usize::MAX);
+    options.sweep_interval = std::time::Duration::from_secs(values.positive(
+        &raw.sweep_interval_secs,
+        "memory.sweep_interval_secs",
+        options.sweep_interval.as_secs(),
+    )?);
     Ok(options)
 }

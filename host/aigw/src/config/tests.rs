@@ -57,6 +57,12 @@ fn the_memory_section_sets_path_durability_and_busy_timeout() {
     assert!(err.message.contains("memory.durability"), "{err}");
     let err = parse_str("[memory]\nbusy_timeout_ms = 0\n").unwrap_err();
     assert!(err.message.contains("memory.busy_timeout_ms"), "{err}");
+    assert_eq!(c.memory.sweep_interval, Duration::from_secs(60));
+    let c = parse_str("[memory]\nsweep_interval_secs = 5\n").unwrap();
+    assert_eq!(c.memory.sweep_interval, Duration::from_secs(5));
+    let err = parse_str("[memory]\nsweep_interval_secs = 0\n").unwrap_err();
+    assert_eq!(err.at, Some((2, 23)));
+    assert!(err.message.contains("memory.sweep_interval_secs"), "{err}");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! retry, never a 500, and never a lost acknowledged write).
 
 pub(crate) mod conversations;
+pub(crate) mod entries;
 pub(crate) mod items;
 
 use aigw_memory::{Namespace, Store, StoreError};
