@@ -20,6 +20,7 @@ mod hosts;
 mod memory;
 mod options;
 mod peer;
+mod routes;
 mod scrub;
 mod service;
 mod streams;
@@ -45,6 +46,7 @@ pub use gateway::{
     Gateway, GatewayError, MAX_REMEMBERED_TARGETS, Provider, RouteTarget, ServedRoute,
 };
 pub use options::{ProviderOptions, RouteOptions, ServerOptions, TargetOptions, TimeoutOverrides};
+pub use routes::{Route, routes};
 pub use service::Service;
 
 /// Serves `service` on `listener` until `shutdown` completes, then lets open connections finish.
