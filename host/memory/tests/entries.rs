@@ -371,6 +371,39 @@ async fn index_chooses_what_full_text_search_sees() {
     );
     let hits = entries::search(&store, &a, find("penguin")).await.unwrap();
     assert_eq!(keys(&hits), ["title"]);
+    // Replacing and deleting entries that never had a full-text row leaves the index sound.
+    let mut off = put_of(&["i"], "off", json!({"text": "walrus"}));
+    off.index = Index::Off;
+    entries::put(&store, &a, off).await.unwrap();
+    assert!(
+        entries::delete(&store, &a, &path(&["i"]), "off")
+            .await
+            .unwrap()
+    );
+    assert!(
+        entries::delete(&store, &a, &path(&["i"]), "title")
+            .await
+            .unwrap()
+    );
+    store
+        .write(|c| {
+            Box::pin(async move {
+                c.execute(
+                    "INSERT INTO entries_fts (entries_fts) VALUES ('integrity-check')",
+                    (),
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    assert!(
+        entries::search(&store, &a, find("penguin"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]

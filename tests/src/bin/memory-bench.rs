@@ -608,7 +608,7 @@ impl Baseline {
                                  (id, conversation, namespace, item, text, agent, created_at) \
                                  VALUES (?1, ?2, 'default', ?3, ?4, NULL, 0)",
                                 libsql::params![
-                                    format!("msg_baseline_{n}"),
+                                    format!("msg_baseline_{writers}_{n}"),
                                     conversation,
                                     item.to_string(),
                                     text
