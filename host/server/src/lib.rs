@@ -1,6 +1,7 @@
 //! The HTTP side of aigw. It owns the hyper 1 server, the OpenAI-compatible routes
-//! (`/v1/chat/completions`, `/v1/models`, `/v1/conversations` over the memory store), health and
-//! readiness, the operators' view of targets (`/admin/targets`), request and connection limits, the edge's checks (`Host`, CORS, content
+//! (`/v1/chat/completions`, `/v1/models`, `/v1/conversations` and `/v1/store/` over the memory
+//! store), the route table they dispatch from ([`routes()`], which `docs/openapi.json` is checked
+//! against), health and readiness, the operators' view of targets (`/admin/targets`), request and connection limits, the edge's checks (`Host`, CORS, content
 //! type), errors in the OpenAI shape, server-sent event streams
 //! (and continuing them when an upstream breaks), and the served state requests are answered
 //! from, swappable while serving ([`Service`]). What to serve comes from a [`Gateway`] built by
