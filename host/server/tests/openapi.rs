@@ -318,6 +318,16 @@ fn the_description_lists_exactly_the_routes_the_server_dispatches() {
                 .map(|m| (m.to_owned(), route.path.to_owned()))
         })
         .collect();
+    // Each path item says what its 405 answers, word for word.
+    for route in routes() {
+        let said = doc["paths"][route.path]["description"].as_str();
+        let allow = format!("`Allow: {}`", route.allow);
+        assert!(
+            said.is_some_and(|d| d.contains(&allow)),
+            "{}: the description does not say {allow}",
+            route.path
+        );
+    }
     let undocumented: Vec<_> = served.difference(&documented).collect();
     let unserved: Vec<_> = documented.difference(&served).collect();
     assert!(
