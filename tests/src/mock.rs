@@ -33,6 +33,7 @@
 //! | `restarts` | as `ok`; a continuation ignores the partial answer and answers from the first word | the same |
 //! | `repeats-sentence` | as `ok`; a continuation repeats the partial answer's last sentence, then goes on | the same |
 //! | `diverges` | as `ok`; a continuation reproduces the first half of the partial answer's words, then says something else ([`DIVERGED_TEXT`]) | the same |
+//! | `echo-messages` | as `ok`, answering with [`digest`] of the messages it received (what reached the upstream, for the tests of what the gateway adds) | the same |
 //!
 //! When the last message has role `tool`, the `tool-call` models answer `"tool said: <content>"`
 //! (one line per trailing tool message) instead of calling again.
@@ -813,6 +814,9 @@ impl<'a> Chat<'a> {
     /// question is the last `user` message (before the partial answer of a continuation), or
     /// only what is left of that reply after the partial answer (see [`is_continuation`]).
     fn reply_text(&self) -> String {
+        if self.model == ECHO_MODEL {
+            return digest(self.messages);
+        }
         let (asked, partial) = match partial_answer_at(self.messages) {
             Some(at) => (&self.messages[..at], Some(text_of(&self.messages[at]))),
             None => (self.messages, None),
@@ -842,6 +846,47 @@ impl<'a> Chat<'a> {
         results.reverse();
         results
     }
+}
+
+/// The model that answers with the [`digest`] of its messages.
+const ECHO_MODEL: &str = "echo-messages";
+
+/// A compact account of chat messages, what the `echo-messages` model answers: a JSON array of
+/// one string per message, `"<role>: <text>"`; an assistant's tool calls as
+/// `"assistant: <text> calls <name>(<arguments>), …"`, a tool result as
+/// `"tool <tool_call_id>: <text>"`.
+pub fn digest(messages: &[Value]) -> String {
+    let lines: Vec<String> = messages
+        .iter()
+        .map(|m| {
+            let role = role_of(m).unwrap_or("?");
+            let text = text_of(m);
+            if role == "tool" {
+                let id = m.get("tool_call_id").and_then(Value::as_str).unwrap_or("");
+                return format!("tool {id}: {text}");
+            }
+            let calls: Vec<String> = m
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    let field = |p: &str| c.pointer(p).and_then(Value::as_str).unwrap_or("");
+                    format!(
+                        "{}({})",
+                        field("/function/name"),
+                        field("/function/arguments")
+                    )
+                })
+                .collect();
+            if calls.is_empty() {
+                format!("{role}: {text}")
+            } else {
+                format!("{role}: {text} calls {}", calls.join(", "))
+            }
+        })
+        .collect();
+    Value::from(lines).to_string()
 }
 
 /// Whether a chat request continues a broken answer: its messages end with the partial answer
@@ -1535,5 +1580,29 @@ mod tests {
             json!({"city": "Paris", "days": 1, "unit": "celsius"})
         );
         assert_eq!(arguments_for(None, "Paris"), json!({"city": "Paris"}));
+    }
+
+    #[test]
+    fn the_digest_says_each_message_in_one_string() {
+        let messages = json!([
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        ]);
+        let Value::Array(messages) = messages else {
+            panic!("an array")
+        };
+        let digest = digest(&messages);
+        assert_eq!(
+            serde_json::from_str::<Value>(&digest).ok(),
+            Some(json!([
+                "system: be brief",
+                "user: ab",
+                "assistant:  calls f({})",
+                "tool c1: 42"
+            ]))
+        );
     }
 }

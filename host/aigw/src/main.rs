@@ -181,7 +181,8 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     let _sweeper = aigw_memory::entries::spawn_sweeper(&store, config.memory.sweep_interval);
     let gateway = build(&config, fresh_health(&config))
         .await?
-        .with_memory(Arc::clone(&store));
+        .with_memory(Arc::clone(&store))
+        .with_sessions(config.sessions);
     let address = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(address)
         .await

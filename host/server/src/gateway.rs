@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::options::{
-    ProviderOptions, RouteOptions, ServerOptions, TargetOptions, TimeoutOverrides,
+    ProviderOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions, TimeoutOverrides,
 };
 use crate::scrub::Scrubber;
 
@@ -194,6 +194,8 @@ pub struct Gateway {
     pub(crate) scrubber: Scrubber,
     /// The shared memory; one per process, shared by every state that replaces this one.
     pub(crate) memory: Option<Arc<Store>>,
+    /// How much history a session-aware chat completion is sent.
+    pub(crate) sessions: SessionOptions,
 }
 
 #[derive(Serialize)]
@@ -308,12 +310,19 @@ impl Gateway {
             direct: RwLock::new(HashMap::new()),
             scrubber,
             memory: None,
+            sessions: SessionOptions::default(),
         })
     }
 
     /// This state with `memory` as its store (a state that replaces it should get the same).
     pub fn with_memory(mut self, memory: Arc<Store>) -> Gateway {
         self.memory = Some(memory);
+        self
+    }
+
+    /// This state with `sessions` bounding the history of session-aware chat completions.
+    pub fn with_sessions(mut self, sessions: SessionOptions) -> Gateway {
+        self.sessions = sessions;
         self
     }
 

@@ -46,7 +46,9 @@ pub use error::ApiError;
 pub use gateway::{
     Gateway, GatewayError, MAX_REMEMBERED_TARGETS, Provider, RouteTarget, ServedRoute,
 };
-pub use options::{ProviderOptions, RouteOptions, ServerOptions, TargetOptions, TimeoutOverrides};
+pub use options::{
+    ProviderOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions, TimeoutOverrides,
+};
 pub use routes::{Route, routes};
 pub use service::Service;
 

@@ -10,6 +10,26 @@ use std::time::Duration;
 
 use aigw_router::{Policy, Strategy, Timeouts};
 
+/// The session part of `[memory]`: how much of a conversation's history a chat completion that
+/// names it (`x-aigw-conversation`) is sent. The newest items within both bounds are prepended;
+/// system and developer messages among them are kept whatever the bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// The most items read from the conversation (its newest).
+    pub max_items: u32,
+    /// The most tokens of history, estimated at one per four characters of text.
+    pub max_tokens: u32,
+}
+
+impl Default for SessionOptions {
+    fn default() -> SessionOptions {
+        SessionOptions {
+            max_items: 100,
+            max_tokens: 8_000,
+        }
+    }
+}
+
 /// `[server]`: where to listen, how large a request and an upstream answer may be, how many
 /// streams one client may hold open, how long a client may take, how many connections may be
 /// open, and which browsers and `Host` names are answered.

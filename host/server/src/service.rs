@@ -138,6 +138,10 @@ where
     };
     match (method, path) {
         (&Method::POST, chat::PATH) => {
+            let session = match chat::session::requested(request.headers()) {
+                Ok(session) => session,
+                Err(refused) => return refused.response(),
+            };
             let options = chat::RequestOptions {
                 debug_attempts: request
                     .headers()
@@ -145,6 +149,7 @@ where
                     .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"attempts")),
                 peer: request.extensions().get::<Peer>().cloned(),
                 streams: Arc::clone(&edge.streams),
+                session,
             };
             if let Err(refused) = content_type::require_json(request.headers()) {
                 return refused.response();

@@ -84,6 +84,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let target = TargetOptions::default();
     let failover = HealthSettings::default();
     let memory = aigw_memory::StoreOptions::new(super::memory::DEFAULT_PATH);
+    let sessions = aigw_server::SessionOptions::default();
     let strategy = STRATEGIES
         .iter()
         .find(|(_, s)| *s == route.strategy)
@@ -141,6 +142,8 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                     "sweep_interval_secs",
                     Some(memory.sweep_interval.as_secs().to_string()),
                 ),
+                ("session_max_items", Some(sessions.max_items.to_string())),
+                ("session_max_tokens", Some(sessions.max_tokens.to_string())),
             ],
         ),
         (

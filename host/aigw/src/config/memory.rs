@@ -1,10 +1,12 @@
 //! `[memory]`: where the shared memory store lives, what an acknowledged write survives and how
 //! large a conversation item may be, validated into the store's own [`StoreOptions`] (whose
-//! `new` holds the defaults).
+//! `new` holds the defaults), and how much history a session-aware chat completion is sent,
+//! validated into the server's [`SessionOptions`].
 
 use std::path::Path;
 
 use aigw_memory::{Durability, StoreOptions};
+use aigw_server::SessionOptions;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -25,7 +27,14 @@ pub(super) struct RawMemory {
     busy_timeout_ms: Number,
     max_item_bytes: Number,
     sweep_interval_secs: Number,
+    session_max_items: Number,
+    session_max_tokens: Number,
 }
+
+/// The most history items a request may be sent: a bound on the store read and the body.
+const MAX_SESSION_ITEMS: u32 = 10_000;
+/// The most history tokens: far above any model's context, so only a typo is refused.
+const MAX_SESSION_TOKENS: u32 = 10_000_000;
 
 /// `base` is the config file's folder, which a relative `path` starts from.
 pub(super) fn validate(
@@ -83,4 +92,17 @@ pub(super) fn validate(
         options.sweep_interval.as_secs(),
     )?);
     Ok(options)
+}
+
+/// The session bounds of `[memory]`; 0 sends no history (turns are still recorded).
+pub(super) fn sessions(raw: &RawMemory, values: &Values) -> Result<SessionOptions, ConfigError> {
+    let mut sessions = SessionOptions::default();
+    if let Some(v) = &raw.session_max_items {
+        sessions.max_items = values.u32_in(v, "memory.session_max_items", 0, MAX_SESSION_ITEMS)?;
+    }
+    if let Some(v) = &raw.session_max_tokens {
+        sessions.max_tokens =
+            values.u32_in(v, "memory.session_max_tokens", 0, MAX_SESSION_TOKENS)?;
+    }
+    Ok(sessions)
 }

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
-use aigw_server::{ProviderOptions, RouteOptions, ServerOptions};
+use aigw_server::{ProviderOptions, RouteOptions, ServerOptions, SessionOptions};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -94,6 +94,8 @@ pub struct Config {
     pub failover: HealthSettings,
     /// `[memory]`.
     pub memory: StoreOptions,
+    /// `[memory]`'s session bounds.
+    pub sessions: SessionOptions,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -123,6 +125,7 @@ pub fn parse(
     let failover = failover::validate(&raw.failover, &values)?;
     let routes = models::validate(&raw.models, &providers, &values)?;
     let memory = memory::validate(&raw.memory, base, &values)?;
+    let sessions = memory::sessions(&raw.memory, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -131,5 +134,6 @@ pub fn parse(
         routes,
         failover,
         memory,
+        sessions,
     })
 }

@@ -80,6 +80,19 @@ fn a_libsql_server_url_is_refused_naming_the_key() {
 }
 
 #[test]
+fn the_memory_section_bounds_session_history() {
+    let c = parse_str("").unwrap();
+    assert_eq!(c.sessions, aigw_server::SessionOptions::default());
+    let c = parse_str("[memory]\nsession_max_items = 0\nsession_max_tokens = 500\n").unwrap();
+    assert_eq!((c.sessions.max_items, c.sessions.max_tokens), (0, 500));
+    let err = parse_str("[memory]\nsession_max_items = 10001\n").unwrap_err();
+    assert_eq!(err.at, Some((2, 21)));
+    assert!(err.message.contains("memory.session_max_items"), "{err}");
+    let err = parse_str("[memory]\nsession_max_tokens = 99999999999\n").unwrap_err();
+    assert!(err.message.contains("memory.session_max_tokens"), "{err}");
+}
+
+#[test]
 fn unknown_key_names_file_line_column_and_key() {
     let err = parse_str("[server]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n").unwrap_err();
     let text = err.to_string();

@@ -5,13 +5,17 @@
 //! that parse checks: the request's shape and size, before any plugin sees it), [`attempt`] (one
 //! try on one target: encode, send, decode, up to commitment), [`relay`] (a committed stream
 //! to the client, continued elsewhere when it breaks), [`continuation`] (pure functions over
-//! what the client received), and [`record`] (the one place a finished request is reported).
+//! what the client received), [`record`] (the one place a finished request is reported),
+//! [`session`] (a request naming a conversation: its history sent, its turn recorded) and
+//! [`items`] (conversation items and chat messages, both ways).
 
 mod attempt;
 mod continuation;
 mod head;
+mod items;
 mod record;
 mod relay;
+pub(crate) mod session;
 mod shape;
 
 use std::sync::Arc;
@@ -50,6 +54,8 @@ pub(crate) struct RequestOptions {
     pub peer: Option<Peer>,
     /// Open streams per client.
     pub streams: Arc<StreamSlots>,
+    /// The conversation the request continues (`x-aigw-conversation`), if it names one.
+    pub session: Option<session::Requested>,
 }
 
 /// Seeds each request's weighted order and jitter differently, without a lock or a syscall.
@@ -60,10 +66,25 @@ fn next_seed() -> u64 {
 
 pub(crate) async fn handle(
     gateway: Arc<Gateway>,
-    body: Bytes,
-    options: RequestOptions,
+    mut body: Bytes,
+    mut options: RequestOptions,
 ) -> Response<Body> {
     let started = Instant::now();
+    let mut turn = None;
+    if let Some(requested) = options.session.take() {
+        // The client's own body is checked before the store is asked; the body sent on holds
+        // the history too.
+        if let Err(error) = head::parse(&body) {
+            return error.response();
+        }
+        match session::open(&gateway, requested, &body).await {
+            Ok((sent, opened)) => {
+                body = sent;
+                turn = Some(opened);
+            }
+            Err(error) => return error.response(),
+        }
+    }
     let head = match head::parse(&body) {
         Ok(head) => head,
         Err(error) => return error.response(),
@@ -169,6 +190,21 @@ pub(crate) async fn handle(
     };
     match output {
         Answer::Complete { json, usage } => {
+            // A session's turn is recorded before the answer goes out: a follow-up request
+            // the client sends after reading it sees the turn.
+            if let Some(turn) = turn
+                && let Err(error) = turn.record_completion(&gateway, json.as_bytes()).await
+            {
+                record.finish(Finished {
+                    status: error.status.as_u16(),
+                    attempts: &commitment.attempts,
+                    skipped: &commitment.skipped,
+                    served: Some(target),
+                    usage,
+                    error: Some(&error.message),
+                });
+                return error.response();
+            }
             let mut response = Response::new(Body::full(json));
             head(&mut response, "application/json");
             record.finish(Finished {
@@ -195,6 +231,7 @@ pub(crate) async fn handle(
                 include_usage,
                 record,
                 peer: options.peer.clone(),
+                turn,
                 _slot: slot,
             };
             // The relay owns the rest of the request.

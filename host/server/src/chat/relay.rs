@@ -26,6 +26,7 @@ use super::continuation::{
     with_usage,
 };
 use super::record::{Finished, RequestRecord};
+use super::session::{Reply, Turn};
 use crate::error::ApiError;
 use crate::gateway::{Gateway, RouteTarget, ServedRoute};
 use crate::peer::Peer;
@@ -43,6 +44,8 @@ pub(crate) struct StreamContext {
     /// The client's connection: a client that stopped sending is probed while the upstream is
     /// silent, so one that left is noticed at once.
     pub(crate) peer: Option<Peer>,
+    /// The session's turn, recorded once the stream finished cleanly and before `[DONE]`.
+    pub(crate) turn: Option<Turn>,
     /// The client's stream slot, freed when the stream ends.
     pub(crate) _slot: Option<StreamSlot>,
 }
@@ -86,6 +89,8 @@ struct Relay {
     /// Set when the continuation could not be joined to the answer: the stream ends with an
     /// error event ([`Relay::forward`] returned false).
     diverged: Option<String>,
+    /// What the client was sent of the answer, for a session's turn (`None` without one).
+    reply: Option<Reply>,
 }
 
 /// A continuation being relayed: the original stream's id (to rewrite its chunks) and the
@@ -115,16 +120,14 @@ impl Relay {
                 }
             }
             let Some(continuing) = &mut self.continuing else {
-                push_frame(&mut out, json.as_bytes());
-                self.transcript.record(&json);
+                self.sent(&mut out, &json);
                 continue;
             };
             let json = rejoin(&json, continuing.id.as_deref());
             match continuing.join.chunk(json) {
                 Joined::Forward(joined) => {
                     for json in joined {
-                        push_frame(&mut out, json.as_bytes());
-                        self.transcript.record(&json);
+                        self.sent(&mut out, &json);
                     }
                 }
                 Joined::Diverged(why) => return self.diverge(out, why).await,
@@ -136,16 +139,27 @@ impl Relay {
                 match continuing.join.end() {
                     Joined::Forward(joined) => {
                         for json in joined {
-                            push_frame(&mut out, json.as_bytes());
-                            self.transcript.record(&json);
+                            self.sent(&mut out, &json);
                         }
                     }
                     Joined::Diverged(why) => return self.diverge(out, why).await,
                 }
             }
-            out.extend_from_slice(b"data: [DONE]\n\n");
+            // A session's `[DONE]` waits for its turn to be recorded (`pump`).
+            if self.reply.is_none() {
+                out.extend_from_slice(DONE);
+            }
         }
         out.is_empty() || self.tx.send(Bytes::from(out)).await.is_ok()
+    }
+
+    /// One chunk goes out: framed, and remembered for a continuation and a session's turn.
+    fn sent(&mut self, out: &mut Vec<u8>, json: &str) {
+        push_frame(out, json.as_bytes());
+        self.transcript.record(json);
+        if let Some(reply) = &mut self.reply {
+            reply.record(json);
+        }
     }
 
     /// Waits for `read` (the upstream's next piece) unless the client leaves first. A client
@@ -318,6 +332,7 @@ pub(crate) async fn pump(
         peer: context.peer.clone(),
         continuing: None,
         diverged: None,
+        reply: context.turn.as_ref().map(|_| Reply::default()),
     };
     // The body the serving attempt was sent: the client's, then a continuation's.
     let mut sent = context.body.clone();
@@ -327,13 +342,19 @@ pub(crate) async fn pump(
         let failure = match relay.carry(&mut open, &context.gateway, served_by).await {
             Relayed::Finished => {
                 open.decoder.close().await;
+                let mut status = 200;
+                let mut error = None;
+                if let (Some(turn), Some(reply)) = (context.turn.take(), &relay.reply) {
+                    status = finish_turn(&relay.tx, turn, &context.gateway, reply).await;
+                    error = (status != 200).then_some("the turn could not be recorded");
+                }
                 context.record.finish(Finished {
-                    status: 200,
+                    status,
                     attempts: &commitment.attempts,
                     skipped: &commitment.skipped,
                     served: Some(served_by),
                     usage: relay.total_usage(),
-                    error: None,
+                    error,
                 });
                 return;
             }
@@ -442,6 +463,33 @@ async fn end_with_error(
         usage,
         error: Some(&message),
     });
+}
+
+/// The frame that tells the client the answer is complete.
+const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// Records a session's turn after its stream finished cleanly, then writes `[DONE]`: a client
+/// that reads `[DONE]` and asks again sees the turn. A turn that cannot be recorded ends the
+/// stream with the store's error event instead (no `[DONE]`: the client must not believe the
+/// turn is in the conversation). Returns the status the request is reported with.
+async fn finish_turn(
+    tx: &mpsc::Sender<Bytes>,
+    turn: Turn,
+    gateway: &Gateway,
+    reply: &Reply,
+) -> u16 {
+    match turn.record_stream(gateway, reply).await {
+        Ok(()) => {
+            let _ = tx.send(Bytes::from_static(DONE)).await;
+            200
+        }
+        Err(error) => {
+            let mut out = Vec::new();
+            push_frame(&mut out, &error.json());
+            let _ = tx.send(Bytes::from(out)).await;
+            error.status.as_u16()
+        }
+    }
 }
 
 /// Appends one SSE event, `data: <json>\n\n`.
