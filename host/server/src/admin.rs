@@ -8,6 +8,12 @@ use serde_json::{Map, Value, json};
 
 use crate::Body;
 use crate::gateway::Gateway;
+use crate::routes::Route;
+
+/// The path this module answers.
+pub(crate) const PATH: &str = "/admin/targets";
+/// Its route: a read-only view.
+pub(crate) const ROUTE: Route = Route::new(PATH, "GET, HEAD");
 
 pub(crate) fn targets(gateway: &Gateway) -> Response<Body> {
     let targets: Vec<Value> = gateway

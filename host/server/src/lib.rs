@@ -1,6 +1,7 @@
 //! The HTTP side of aigw. It owns the hyper 1 server, the OpenAI-compatible routes
-//! (`/v1/chat/completions`, `/v1/models`, `/v1/conversations` over the memory store), health and
-//! readiness, the operators' view of targets (`/admin/targets`), request and connection limits, the edge's checks (`Host`, CORS, content
+//! (`/v1/chat/completions`, `/v1/models`, `/v1/conversations` and `/v1/store/` over the memory
+//! store), the route table they dispatch from ([`routes()`], which `docs/openapi.json` is checked
+//! against), health and readiness, the operators' view of targets (`/admin/targets`), request and connection limits, the edge's checks (`Host`, CORS, content
 //! type), errors in the OpenAI shape, server-sent event streams
 //! (and continuing them when an upstream breaks), and the served state requests are answered
 //! from, swappable while serving ([`Service`]). What to serve comes from a [`Gateway`] built by
@@ -20,6 +21,7 @@ mod hosts;
 mod memory;
 mod options;
 mod peer;
+mod routes;
 mod scrub;
 mod service;
 mod streams;
@@ -48,6 +50,7 @@ pub use memory::plugins::PluginMemory;
 pub use options::{
     ProviderOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions, TimeoutOverrides,
 };
+pub use routes::{Route, routes};
 pub use service::Service;
 
 /// Serves `service` on `listener` until `shutdown` completes, then lets open connections finish.

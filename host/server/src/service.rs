@@ -23,8 +23,23 @@ use crate::gateway::Gateway;
 use crate::hosts::AllowedHosts;
 use crate::options::ServerOptions;
 use crate::peer::Peer;
+use crate::routes::Route;
 use crate::streams::StreamSlots;
 use crate::{admin, chat, content_type, memory};
+
+const MODELS_PATH: &str = "/v1/models";
+const HEALTHZ_PATH: &str = "/healthz";
+const READYZ_PATH: &str = "/readyz";
+
+/// The routes answered here or by a handler whose path is matched here (chat, admin); the
+/// memory's prefixes declare their own.
+pub(crate) const ROUTES: &[Route] = &[
+    chat::ROUTE,
+    Route::new(MODELS_PATH, "GET, HEAD"),
+    Route::new(HEALTHZ_PATH, "GET, HEAD"),
+    Route::new(READYZ_PATH, "GET, HEAD"),
+    admin::ROUTE,
+];
 
 /// Answers requests from the current served state.
 pub struct Service {
@@ -122,7 +137,7 @@ where
         method => method,
     };
     match (method, path) {
-        (&Method::POST, "/v1/chat/completions") => {
+        (&Method::POST, chat::PATH) => {
             let session = match chat::session::requested(request.headers()) {
                 Ok(session) => session,
                 Err(refused) => return refused.response(),
@@ -156,26 +171,26 @@ where
         (_, path) if memory::entries::owns(path) => {
             memory::entries::handle(gateway, edge.body_read_timeout, request).await
         }
-        (&Method::GET, "/v1/models") => json(StatusCode::OK, gateway.models_json.clone()),
-        (&Method::GET, "/healthz") => {
+        (&Method::GET, MODELS_PATH) => json(StatusCode::OK, gateway.models_json.clone()),
+        (&Method::GET, HEALTHZ_PATH) => {
             json(StatusCode::OK, Bytes::from_static(br#"{"status":"ok"}"#))
         }
-        (&Method::GET, "/readyz") => readiness(&gateway),
-        (&Method::GET, "/admin/targets") => admin::targets(&gateway),
+        (&Method::GET, READYZ_PATH) => readiness(&gateway),
+        (&Method::GET, admin::PATH) => admin::targets(&gateway),
         (_, path) if path.starts_with(memory::conversations::PREFIX) => {
             memory::conversations::handle(&gateway, edge.body_read_timeout, request).await
         }
-        (_, "/v1/chat/completions") => method_not_allowed("POST"),
-        (_, "/v1/models" | "/healthz" | "/readyz" | "/admin/targets") => {
-            method_not_allowed("GET, HEAD")
-        }
-        (_, other) => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            format!("no route for {} {other}", request.method()),
-        )
-        .code("unknown_url")
-        .response(),
+        // A known path with another method: 405 naming the route's methods.
+        (_, other) => match ROUTES.iter().find(|route| route.path == other) {
+            Some(route) => method_not_allowed(route.allow),
+            None => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                format!("no route for {} {other}", request.method()),
+            )
+            .code("unknown_url")
+            .response(),
+        },
     }
 }
 

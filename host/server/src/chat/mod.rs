@@ -34,7 +34,13 @@ use crate::body::Body;
 use crate::error::ApiError;
 use crate::gateway::{Gateway, RouteTarget};
 use crate::peer::Peer;
+use crate::routes::Route;
 use crate::streams::StreamSlots;
+
+/// The path this module answers.
+pub(crate) const PATH: &str = "/v1/chat/completions";
+/// Its route: chat completions are only ever posted.
+pub(crate) const ROUTE: Route = Route::new(PATH, "POST");
 
 /// SSE frames buffered towards a slow client before the upstream read waits.
 const STREAM_BUFFER: usize = 32;

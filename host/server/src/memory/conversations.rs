@@ -18,10 +18,24 @@ use crate::body::Body;
 use crate::content_type;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
+use crate::routes::Route;
 use crate::service::{json as json_response, method_not_allowed, read_body};
 
 /// The route prefix this module answers.
 pub(crate) const PREFIX: &str = "/v1/conversations";
+
+/// The routes under [`PREFIX`], one per [`Target`]: the methods each takes are the `Allow` of
+/// its `405`.
+const COLLECTION: Route = Route::new(PREFIX, "POST");
+const SEARCH: Route = Route::new("/v1/conversations/search", "POST");
+const CONVERSATION: Route = Route::new("/v1/conversations/{conversation_id}", "GET, POST, DELETE");
+const ITEMS: Route = Route::new("/v1/conversations/{conversation_id}/items", "GET, POST");
+const ITEM: Route = Route::new(
+    "/v1/conversations/{conversation_id}/items/{item_id}",
+    "GET, DELETE",
+);
+/// Every route this module answers.
+pub(crate) const ROUTES: &[Route] = &[COLLECTION, SEARCH, CONVERSATION, ITEMS, ITEM];
 
 /// The most items one request may add.
 const MAX_ITEMS_PER_REQUEST: usize = 1000;
@@ -40,6 +54,18 @@ enum Target<'p> {
     Conversation(&'p str),
     Items(&'p str),
     Item(&'p str, &'p str),
+}
+
+impl Target<'_> {
+    fn route(&self) -> &'static Route {
+        match self {
+            Target::Collection => &COLLECTION,
+            Target::Search => &SEARCH,
+            Target::Conversation(_) => &CONVERSATION,
+            Target::Items(_) => &ITEMS,
+            Target::Item(..) => &ITEM,
+        }
+    }
 }
 
 fn target(path: &str) -> Option<Target<'_>> {
@@ -100,14 +126,9 @@ where
         &Method::HEAD => Method::GET,
         method => method.clone(),
     };
-    let allowed = match target {
-        Target::Collection | Target::Search => "POST",
-        Target::Conversation(_) => "GET, POST, DELETE",
-        Target::Items(_) => "GET, POST",
-        Target::Item(..) => "GET, DELETE",
-    };
-    if !allowed.split(", ").any(|m| m == method.as_str()) {
-        return Ok(method_not_allowed(allowed));
+    let route = target.route();
+    if !route.allows(&method) {
+        return Ok(method_not_allowed(route.allow));
     }
     let caller = Caller::from_headers(request.headers())?;
     let store = store(gateway)?;
@@ -213,7 +234,7 @@ where
             conversation_json(&conversation)
         }
         // Every other pair was answered 405 above.
-        _ => return Ok(method_not_allowed(allowed)),
+        _ => return Ok(method_not_allowed(route.allow)),
     };
     Ok(json_response(
         StatusCode::OK,

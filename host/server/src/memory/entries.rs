@@ -31,7 +31,8 @@ use crate::body::Body;
 use crate::content_type;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
-use crate::service::{json as json_response, read_body};
+use crate::routes::Route;
+use crate::service::{json as json_response, method_not_allowed, read_body};
 
 /// The header a put answers the entry's new version in.
 pub(crate) const VERSION_HEADER: &str = "x-aigw-entry-version";
@@ -40,6 +41,15 @@ const REFRESH_ON_READ: bool = true;
 /// LangGraph's default page sizes.
 const SEARCH_LIMIT: usize = 10;
 const LIST_LIMIT: usize = 100;
+
+const ITEMS_PATH: &str = "/v1/store/items";
+const SEARCH_PATH: &str = "/v1/store/items/search";
+const NAMESPACES_PATH: &str = "/v1/store/namespaces";
+const ITEMS: Route = Route::new(ITEMS_PATH, "GET, PUT, DELETE");
+const SEARCH: Route = Route::new(SEARCH_PATH, "POST");
+const NAMESPACES: Route = Route::new(NAMESPACES_PATH, "POST");
+/// Every route this module answers; the methods each takes are the `Allow` of its `405`.
+pub(crate) const ROUTES: &[Route] = &[ITEMS, SEARCH, NAMESPACES];
 
 /// Whether `path` is one of this module's.
 pub(crate) fn owns(path: &str) -> bool {
@@ -74,13 +84,14 @@ where
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let operation = match (&method, path.as_str()) {
-        (&Method::PUT, "/v1/store/items") => Operation::Put,
-        (&Method::GET | &Method::HEAD, "/v1/store/items") => Operation::Get,
-        (&Method::DELETE, "/v1/store/items") => Operation::Delete,
-        (&Method::POST, "/v1/store/items/search") => Operation::Search,
-        (&Method::POST, "/v1/store/namespaces") => Operation::ListNamespaces,
-        (_, "/v1/store/items") => return Err(not_allowed("GET, PUT, DELETE")),
-        (_, "/v1/store/items/search" | "/v1/store/namespaces") => return Err(not_allowed("POST")),
+        (&Method::PUT, ITEMS_PATH) => Operation::Put,
+        (&Method::GET | &Method::HEAD, ITEMS_PATH) => Operation::Get,
+        (&Method::DELETE, ITEMS_PATH) => Operation::Delete,
+        (&Method::POST, SEARCH_PATH) => Operation::Search,
+        (&Method::POST, NAMESPACES_PATH) => Operation::ListNamespaces,
+        (_, ITEMS_PATH) => return Ok(method_not_allowed(ITEMS.allow)),
+        (_, SEARCH_PATH) => return Ok(method_not_allowed(SEARCH.allow)),
+        (_, NAMESPACES_PATH) => return Ok(method_not_allowed(NAMESPACES.allow)),
         _ => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -115,15 +126,6 @@ enum Operation {
     Delete,
     Search,
     ListNamespaces,
-}
-
-fn not_allowed(allowed: &'static str) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "invalid_request_error",
-        format!("method not allowed; use {allowed}"),
-    )
-    .code("method_not_allowed")
 }
 
 /// An entry error as the client hears it.
