@@ -63,7 +63,7 @@ impl Cors {
         out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         out.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, HEAD, POST"),
+            HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE"),
         );
         out.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -194,7 +194,10 @@ mod tests {
             headers["access-control-allow-origin"],
             "https://app.example"
         );
-        assert_eq!(headers["access-control-allow-methods"], "GET, HEAD, POST");
+        assert_eq!(
+            headers["access-control-allow-methods"],
+            "GET, HEAD, POST, PUT, DELETE"
+        );
         assert_eq!(
             headers["access-control-allow-headers"],
             "authorization, content-type, x-stainless-os"

@@ -20,6 +20,8 @@ use crate::gateway::Gateway;
 pub(crate) const NAMESPACE_HEADER: &str = "x-aigw-namespace";
 /// The header naming the agent a request speaks for, recorded on what it writes.
 pub(crate) const AGENT_HEADER: &str = "x-aigw-agent";
+/// The agent prefix of plugins' writes (`plugin:<name>`), which no client may claim.
+const PLUGIN_AGENT_PREFIX: &str = "plugin:";
 /// The longest agent name, in bytes.
 const MAX_AGENT_BYTES: usize = 128;
 
@@ -47,6 +49,16 @@ impl Caller {
         };
         let agent = match headers.get(AGENT_HEADER) {
             None => None,
+            // What plugins write is recorded as `plugin:<name>`, and their quotas count it: a
+            // client naming itself so would spend a plugin's quota (and pass for the plugin).
+            Some(value) if value.as_bytes().starts_with(PLUGIN_AGENT_PREFIX.as_bytes()) => {
+                return Err(ApiError::invalid_request(format!(
+                    "{AGENT_HEADER}: names starting with `{PLUGIN_AGENT_PREFIX}` are reserved \
+                     for what plugins write"
+                ))
+                .param(AGENT_HEADER)
+                .code("invalid_agent"));
+            }
             Some(value) => Some(agent_name(value.as_bytes()).ok_or_else(|| {
                 ApiError::invalid_request(format!(
                     "{AGENT_HEADER}: an agent name must be 1 to {MAX_AGENT_BYTES} bytes of \
@@ -152,6 +164,9 @@ mod tests {
         let bad = Caller::from_headers(&headers(&[(NAMESPACE_HEADER, b"\xff")])).expect_err("bad");
         assert_eq!(bad.param.as_deref(), Some(NAMESPACE_HEADER));
         let bad = Caller::from_headers(&headers(&[(AGENT_HEADER, b"  ")])).expect_err("blank");
+        assert_eq!(bad.param.as_deref(), Some(AGENT_HEADER));
+        let bad = Caller::from_headers(&headers(&[(AGENT_HEADER, b"plugin:tool-memory")]))
+            .expect_err("a plugin's name");
         assert_eq!(bad.param.as_deref(), Some(AGENT_HEADER));
         let long = vec![b'a'; MAX_AGENT_BYTES + 1];
         let bad = Caller::from_headers(&headers(&[(AGENT_HEADER, &long)])).expect_err("long");
