@@ -18,5 +18,6 @@ pub mod bench;
 pub mod gateway;
 pub mod mock;
 pub mod paths;
+pub mod python;
 pub mod setup;
 pub mod sse;

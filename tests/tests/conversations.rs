@@ -5,63 +5,38 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use aigw_tests::gateway::Gateway;
-use aigw_tests::paths;
+use aigw_tests::python::Check;
 use serde_json::{Value, json};
-
-const INSTALL_HINT: &str = "`cargo xtask test` installs it into target/py (or set AIGW_PYTHON to a \
-                            Python that has the `openai` package)";
 
 #[tokio::test]
 async fn the_openai_python_sdk_speaks_to_the_gateways_conversations() {
-    let python = paths::python();
-    assert!(
-        python.exists(),
-        "no Python at {}: {INSTALL_HINT}",
-        python.display()
-    );
     let gateway = Gateway::start("").await;
-    let script = paths::workspace_root().join("tests/python/conversations_check.py");
-    let run = tokio::process::Command::new(&python)
-        .arg(&script)
-        .env("AIGW_BASE_URL", gateway.url("/v1"))
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the SDK check did not finish within 120 s")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the SDK check failed ({})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\n--- gateway ---\n{}",
-        output.status,
-        gateway.stderr()
-    );
-    for check in [
-        "ok create with items and metadata",
-        "ok retrieve",
-        "ok update",
-        "ok items.create",
-        "ok items.list with after, limit and order",
-        "ok auto-pagination",
-        "ok items.retrieve",
-        "ok items.delete",
-        "ok NotFoundError for a foreign id",
-        "ok BadRequestError naming the param",
-        "ok delete",
-        "ok an empty conversation",
-        "ok agents session",
-    ] {
-        assert!(stdout.contains(check), "`{check}` missing from:\n{stdout}");
+    Check {
+        script: "conversations_check.py",
+        imports: "openai, agents",
+        env: &[],
+        expect: &[
+            "ok create with items and metadata",
+            "ok retrieve",
+            "ok update",
+            "ok items.create",
+            "ok items.list with after, limit and order",
+            "ok auto-pagination",
+            "ok items.retrieve",
+            "ok items.delete",
+            "ok NotFoundError for a foreign id",
+            "ok BadRequestError naming the param",
+            "ok delete",
+            "ok an empty conversation",
+            "ok agents session",
+        ],
     }
+    .run(&gateway)
+    .await;
 }
 
 /// Writers, requests per writer, items per request.

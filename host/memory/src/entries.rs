@@ -276,70 +276,13 @@ fn check_page(limit: usize, max: usize, offset: usize) -> Result<(), EntryError>
 /// Writes an entry (creating it, or replacing its value, time to live and index) and returns
 /// it as stored. An expired entry counts as absent: its key starts over at version 1.
 pub async fn put(store: &Store, namespace: &Namespace, put: Put) -> Result<Entry, EntryError> {
-    check_key(&put.key, "key")?;
-    if put.path.0.is_empty() {
-        return Err(EntryError::invalid(
-            "namespace",
-            "a namespace needs at least one label",
-        ));
+    match write(store, namespace, put, None).await? {
+        Ok(entry) => Ok(entry),
+        // Without a quota nothing can exceed one; say so rather than panic if it ever did.
+        Err(exceeded) => Err(EntryError::Store(StoreError::Sql(format!(
+            "a put without a quota was refused by one: {exceeded:?}"
+        )))),
     }
-    let ttl_ms = put.ttl.map(|ttl| check_ttl(ttl, "ttl")).transpose()?;
-    let value_text = Value::Object(put.value.clone()).to_string();
-    if value_text.len() > MAX_VALUE_BYTES {
-        return Err(EntryError::TooLarge {
-            param: "value".into(),
-            message: format!(
-                "the value is {} bytes as JSON, more than the limit of {MAX_VALUE_BYTES}",
-                value_text.len()
-            ),
-        });
-    }
-    let text = text::indexed_text(&put.value, &put.index);
-    let now = store.now_ms();
-    let namespace = namespace.as_str().to_owned();
-    let Put {
-        path,
-        key,
-        value,
-        ttl,
-        if_version,
-        agent,
-        ..
-    } = put;
-    let stored_path = path.stored();
-    let written_agent = agent.clone();
-    let written_key = key.clone();
-    let outcome = store
-        .write(move |c| {
-            Box::pin(async move {
-                write_entry(
-                    c,
-                    &namespace,
-                    &stored_path,
-                    &written_key,
-                    &value_text,
-                    &text,
-                    ttl_ms,
-                    if_version,
-                    written_agent,
-                    now,
-                )
-                .await
-            })
-        })
-        .await??;
-    let (version, created_at_ms) = outcome;
-    Ok(Entry {
-        path,
-        key,
-        value,
-        version,
-        created_at_ms,
-        updated_at_ms: now,
-        expires_at_ms: ttl_ms.map(|t| now.saturating_add(t)),
-        ttl,
-        agent,
-    })
 }
 
 /// [`put`] for a writer with a [`Quota`] (a tool plugin): the entry is written only if the
@@ -351,6 +294,16 @@ pub async fn put_within_quota(
     namespace: &Namespace,
     put: Put,
     quota: &Quota,
+) -> Result<Result<Entry, QuotaExceeded>, EntryError> {
+    write(store, namespace, put, Some(quota)).await
+}
+
+/// The one put: the checks, then (on the writer) the quota if there is one, then the write.
+async fn write(
+    store: &Store,
+    namespace: &Namespace,
+    put: Put,
+    quota: Option<&Quota>,
 ) -> Result<Result<Entry, QuotaExceeded>, EntryError> {
     check_key(&put.key, "key")?;
     if put.path.0.is_empty() {
@@ -379,24 +332,31 @@ pub async fn put_within_quota(
         value,
         ttl,
         if_version,
+        agent,
         ..
     } = put;
-    let agent = quota.agent.clone();
-    let (stored_path, written_key, quota) = (path.stored(), key.clone(), quota.clone());
+    let agent = match quota {
+        Some(quota) => Some(quota.agent.clone()),
+        None => agent,
+    };
+    let (stored_path, written_key, written_agent) = (path.stored(), key.clone(), agent.clone());
+    let quota = quota.cloned();
     let outcome = store
         .write(move |c| {
             Box::pin(async move {
-                let replaced =
-                    held_entry(c, &namespace, &stored_path, &written_key, &quota.agent, now)
-                        .await?;
-                let added = Usage {
-                    records: 1,
-                    bytes: value_text.len() as u64,
-                };
-                if let Err(exceeded) =
-                    quota::check(c, &namespace, &quota, replaced, added, now).await?
-                {
-                    return Ok(Err(exceeded));
+                if let Some(quota) = &quota {
+                    let replaced =
+                        held_entry(c, &namespace, &stored_path, &written_key, &quota.agent, now)
+                            .await?;
+                    let added = Usage {
+                        records: 1,
+                        bytes: value_text.len() as u64,
+                    };
+                    if let Err(exceeded) =
+                        quota::check(c, &namespace, quota, replaced, added, now).await?
+                    {
+                        return Ok(Err(exceeded));
+                    }
                 }
                 let written = write_entry(
                     c,
@@ -407,7 +367,7 @@ pub async fn put_within_quota(
                     &text,
                     ttl_ms,
                     if_version,
-                    Some(quota.agent.clone()),
+                    written_agent,
                     now,
                 )
                 .await?;
@@ -428,7 +388,7 @@ pub async fn put_within_quota(
         updated_at_ms: now,
         expires_at_ms: ttl_ms.map(|t| now.saturating_add(t)),
         ttl,
-        agent: Some(agent),
+        agent,
     }))
 }
 
