@@ -1,8 +1,9 @@
 //! What the benchmark binaries (`bench`, `memory-bench`) share: child servers that announce
 //! their address, and percentiles.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::process::Stdio;
+use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -90,6 +91,42 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
         .trim_end_matches('/')
         .parse()
         .ok()
+}
+
+/// A benchmark binary's `main`: its arguments (a bad one prints `usage` and exits 2), then
+/// `bench` on one tokio thread, so the servers under test get the rest of the machine.
+pub fn main<A, F, Fut>(name: &str, usage: &str, args: Result<A, String>, bench: F) -> ExitCode
+where
+    F: FnOnce(A) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let args = match args {
+        Ok(args) => args,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("{name}: {message}");
+            }
+            eprintln!("{usage}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("{name}: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Nearest-rank percentile of sorted values.
