@@ -183,15 +183,19 @@ where
         // A known path with another method: 405 naming the route's methods.
         (_, other) => match ROUTES.iter().find(|route| route.path == other) {
             Some(route) => method_not_allowed(route.allow),
-            None => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                format!("no route for {} {other}", request.method()),
-            )
-            .code("unknown_url")
-            .response(),
+            None => no_route(request.method(), other).response(),
         },
     }
+}
+
+/// A path no route answers.
+pub(crate) fn no_route(method: &Method, path: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!("no route for {method} {path}"),
+    )
+    .code("unknown_url")
 }
 
 pub(crate) fn json(status: StatusCode, body: Bytes) -> Response<Body> {

@@ -13,13 +13,13 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::{Caller, items, store, store_error};
+use super::{Caller, items, json_object, store, store_error};
 use crate::body::Body;
 use crate::content_type;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::routes::Route;
-use crate::service::{json as json_response, method_not_allowed, read_body};
+use crate::service::{json as json_response, method_not_allowed, no_route, read_body};
 
 /// The route prefix this module answers.
 pub(crate) const PREFIX: &str = "/v1/conversations";
@@ -114,12 +114,7 @@ where
 {
     let path = request.uri().path().to_owned();
     let Some(target) = target(&path) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            format!("no route for {} {path}", request.method()),
-        )
-        .code("unknown_url"));
+        return Err(no_route(request.method(), &path));
     };
     // HEAD is answered as GET, as everywhere else.
     let method = match request.method() {
@@ -136,7 +131,7 @@ where
     let body = if method == Method::POST {
         content_type::require_json(request.headers())?;
         let bytes = read_body(gateway, body_read_timeout, request).await?;
-        parse_object(&bytes)?
+        json_object(&bytes)?
     } else {
         Map::new()
     };
@@ -283,18 +278,6 @@ fn error(error: ConversationError) -> ApiError {
         .param("query")
         .code("invalid_query"),
         ConversationError::Store(e) => store_error(e),
-    }
-}
-
-fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::invalid_request(
-            "the request body must be a JSON object",
-        )),
-        Err(e) => Err(ApiError::invalid_request(format!(
-            "the request body is not valid JSON: {e}"
-        ))),
     }
 }
 

@@ -26,13 +26,13 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::{Caller, store, store_error};
+use super::{Caller, json_object, store, store_error};
 use crate::body::Body;
 use crate::content_type;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::routes::Route;
-use crate::service::{json as json_response, method_not_allowed, read_body};
+use crate::service::{json as json_response, method_not_allowed, no_route, read_body};
 
 /// The header a put answers the entry's new version in.
 pub(crate) const VERSION_HEADER: &str = "x-aigw-entry-version";
@@ -93,12 +93,7 @@ where
         (_, SEARCH_PATH) => return Ok(method_not_allowed(SEARCH.allow)),
         (_, NAMESPACES_PATH) => return Ok(method_not_allowed(NAMESPACES.allow)),
         _ => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                format!("no route for {method} {path}"),
-            )
-            .code("unknown_url"));
+            return Err(no_route(&method, &path));
         }
     };
     let caller = Caller::from_headers(request.headers())?;
@@ -109,7 +104,7 @@ where
     }
     content_type::require_json(request.headers())?;
     let body = read_body(&gateway, body_read_timeout, request).await?;
-    let body = object_body(&body)?;
+    let body = json_object(&body)?;
     match operation {
         Operation::Put => put(store, &caller, body).await,
         Operation::Delete => delete(store, &caller, body).await,
@@ -169,20 +164,6 @@ fn invalid(param: impl Into<String>, message: impl Into<String>) -> ApiError {
     ApiError::invalid_request(format!("{param}: {}", message.into()))
         .param(param)
         .code("invalid_value")
-}
-
-fn object_body(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(
-            ApiError::invalid_request("the request body must be a JSON object")
-                .code("invalid_json"),
-        ),
-        Err(e) => Err(ApiError::invalid_request(format!(
-            "the request body is not valid JSON: {e}"
-        ))
-        .code("invalid_json")),
-    }
 }
 
 /// A field that is absent or `null`.

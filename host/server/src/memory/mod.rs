@@ -12,6 +12,7 @@ pub mod plugins;
 
 use aigw_memory::{Namespace, Store, StoreError};
 use http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 use crate::gateway::Gateway;
@@ -78,6 +79,21 @@ fn agent_name(raw: &[u8]) -> Option<String> {
         && raw.iter().all(|b| (0x20..0x7f).contains(b));
     let name = std::str::from_utf8(raw).ok()?.trim();
     (ok && !name.is_empty()).then(|| name.to_owned())
+}
+
+/// A memory request's body: a JSON object (a 400 `invalid_json` otherwise).
+pub(crate) fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(
+            ApiError::invalid_request("the request body must be a JSON object")
+                .code("invalid_json"),
+        ),
+        Err(e) => Err(ApiError::invalid_request(format!(
+            "the request body is not valid JSON: {e}"
+        ))
+        .code("invalid_json")),
+    }
 }
 
 /// The store requests are answered from; a gateway built without one (an in-process test)
