@@ -153,6 +153,61 @@ const MIGRATIONS: &[&str] = &[
              ON CONFLICT (namespace, agent) DO UPDATE
              SET records = records + 1, bytes = bytes + excluded.bytes;
      END;",
+    // 5: virtual keys (aigw-access). Only the SHA-256 of a secret is stored; `hint` is what
+    // admin output shows of it. `spec` is the key's grants and limits as JSON (`KeySpec`).
+    // `key_changes.serial` grows with every change to a key or team, so each process's
+    // in-memory directory knows when to reload without reading every key.
+    "CREATE TABLE keys (
+         id         TEXT PRIMARY KEY NOT NULL,
+         hash       BLOB NOT NULL UNIQUE,
+         hint       TEXT NOT NULL,
+         spec       TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL,
+         revoked_at INTEGER
+     ) STRICT;
+     CREATE TABLE teams (
+         id         TEXT PRIMARY KEY NOT NULL,
+         spec       TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE key_changes (
+         id     INTEGER PRIMARY KEY CHECK (id = 1),
+         serial INTEGER NOT NULL
+     ) STRICT;
+     INSERT INTO key_changes (id, serial) VALUES (1, 0);",
+    // 6: quota allowances shared by every process on the database (aigw-access's limiter).
+    // `allowance` counts what was handed out per subject (`key:<id>`, `team:<id>`), metric and
+    // window; a process leases a slice and spends it locally. `holds` are leases of a level
+    // (concurrent requests) that expire unless renewed, so a dead process's slots come back.
+    "CREATE TABLE allowance (
+         subject      TEXT NOT NULL,
+         metric       TEXT NOT NULL,
+         window_start INTEGER NOT NULL,
+         used         INTEGER NOT NULL,
+         PRIMARY KEY (subject, metric, window_start)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE holds (
+         subject    TEXT NOT NULL,
+         metric     TEXT NOT NULL,
+         holder     TEXT NOT NULL,
+         amount     INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL,
+         PRIMARY KEY (subject, metric, holder)
+     ) STRICT, WITHOUT ROWID;",
+    // 7: usage and spend per key, served target and UTC day (`GET /admin/usage`). Spend is
+    // in micro-USD so sums stay exact.
+    "CREATE TABLE usage (
+         day             TEXT NOT NULL,
+         key_id          TEXT NOT NULL,
+         model           TEXT NOT NULL,
+         requests        INTEGER NOT NULL,
+         input_tokens    INTEGER NOT NULL,
+         output_tokens   INTEGER NOT NULL,
+         spend_micro_usd INTEGER NOT NULL,
+         PRIMARY KEY (day, key_id, model)
+     ) STRICT, WITHOUT ROWID;",
 ];
 
 /// The schema version this binary writes.

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 
+use crate::auth::Principal;
 use crate::body::Body;
 use crate::cors::Cors;
 use crate::error::ApiError;
@@ -136,6 +137,9 @@ where
         &Method::HEAD => &Method::GET,
         method => method,
     };
+    // Authentication comes with the keys' directory; until a gateway has one, every request
+    // is answered openly (the binary refuses a non-loopback listen address then).
+    let principal = Principal::Open;
     match (method, path) {
         (&Method::POST, chat::PATH) => {
             let session = match chat::session::requested(request.headers()) {
@@ -150,6 +154,7 @@ where
                 peer: request.extensions().get::<Peer>().cloned(),
                 streams: Arc::clone(&edge.streams),
                 session,
+                principal,
             };
             if let Err(refused) = content_type::require_json(request.headers()) {
                 return refused.response();

@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 use self::attempt::{Answer, Call};
 use self::record::{Finished, RequestRecord, debug_header, label};
 use self::relay::StreamContext;
+use crate::auth::Principal;
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::gateway::{Gateway, RouteTarget};
@@ -56,6 +57,8 @@ pub(crate) struct RequestOptions {
     pub streams: Arc<StreamSlots>,
     /// The conversation the request continues (`x-aigw-conversation`), if it names one.
     pub session: Option<session::Requested>,
+    /// Whom the request is answered for: its key's grants and limits apply.
+    pub principal: Principal,
 }
 
 /// Seeds each request's weighted order and jitter differently, without a lock or a syscall.
@@ -103,6 +106,21 @@ pub(crate) async fn handle(
         .code("model_not_found")
         .response();
     };
+    if let Some(key) = options.principal.key()
+        && !key.may_use_model(&head.model)
+    {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_request_error",
+            format!(
+                "aigw key limit: this key may not use the model `{}`",
+                head.model
+            ),
+        )
+        .param("model")
+        .code("model_not_allowed")
+        .response();
+    }
     // A stream holds its client's slot from here until it ends, however it ends.
     let slot = match (&options.peer, head.stream) {
         (Some(peer), true) => {
