@@ -34,10 +34,11 @@ Commands:
                           plugins + release build, then the memory benchmark: appends at 1
                           and 64 writers against direct libsql, history read, key-value get,
                           full-text search, session-aware chat against plain chat.
-  bench [--duration SECS] [--connections N] [--warmup SECS] [--no-stream]
+  bench [--duration SECS] [--connections N] [--warmup SECS] [--no-stream] [--keys N]
                           plugins + release build of aigw, mock-upstream and bench, then the same
-                          closed-loop load straight to the mock and through aigw; prints a
-                          Markdown table. Then the plugin micro-benchmark and the failover
+                          closed-loop load straight to the mock and through aigw (and, with
+                          --keys, through a gateway with authentication on, N keys in its store,
+                          sent with a key that has limits); prints a Markdown table. Then the plugin micro-benchmark and the failover
                           engine's overhead per request (both in-process, against a baseline).
   faults                  plugins + release build of aigw, then the failover end-to-end tests
                           one at a time; prints the fault table (wall time of the client's
@@ -475,7 +476,7 @@ impl Xtask {
         let mut args = rest.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
-                "--duration" | "--connections" | "--warmup" => {
+                "--duration" | "--connections" | "--warmup" | "--keys" => {
                     let value = args
                         .next()
                         .ok_or_else(|| format!("`{arg}` needs a value"))?;

@@ -5,6 +5,11 @@
 //! and p99 for both, the added latency and the throughput ratio, as a Markdown table; then the
 //! gateway's peak RSS. Normally run through `cargo xtask bench`, which builds everything first.
 //!
+//! With `--keys N` a second gateway of the same binary runs beside the first with
+//! authentication on: N virtual keys are created through its admin API, and the load is sent
+//! with one of them, which has requests/tokens per minute, concurrency and budget limits high
+//! enough never to refuse: the third row is what key checking and quota accounting add.
+//!
 //! The load generator runs on a single-threaded tokio runtime so that most of the CPU is left to
 //! the two servers. All three processes share the machine's cores over loopback: the absolute
 //! numbers say little about production, the same-run comparison is the point.
@@ -19,19 +24,22 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::HeaderValue;
 use hyper::{Method, Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::process::Command;
 
 const USAGE: &str = "\
-usage: bench [--duration SECS] [--warmup SECS] [--connections N] [--no-stream]
+usage: bench [--duration SECS] [--warmup SECS] [--connections N] [--no-stream] [--keys N]
              [--aigw PATH] [--mock PATH] [--plugins DIR] [--config-template FILE]
 
   --duration SECS          measured time per scenario (default 10)
   --warmup SECS            unmeasured load before each scenario (default 2)
   --connections N          concurrent keep-alive HTTP/1.1 connections (default 16)
   --no-stream              skip the streaming (SSE) scenarios
+  --keys N                 also measure a gateway with authentication on, N virtual keys in its
+                           store, and the load sent with a key that has limits (default 0: off)
   --aigw PATH              gateway binary (default <root>/target/release/aigw)
   --mock PATH              mock upstream binary (default <root>/target/release/mock-upstream)
   --plugins DIR            built provider plugins (default <root>/dist/plugins)
@@ -65,6 +73,7 @@ struct Args {
     mock: PathBuf,
     plugins: PathBuf,
     config_template: Option<PathBuf>,
+    keys: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -82,6 +91,7 @@ fn parse_args() -> Result<Args, String> {
         mock: release.join("mock-upstream"),
         plugins: root.join("dist").join("plugins"),
         config_template: None,
+        keys: 0,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(arg) = argv.next() {
@@ -94,6 +104,10 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| "--connections is too large".to_owned())?;
             }
             "--no-stream" => args.stream = false,
+            "--keys" => {
+                args.keys = usize::try_from(number(&arg, &value()?)?)
+                    .map_err(|_| "--keys is too large".to_owned())?;
+            }
             "--aigw" => args.aigw = value()?.into(),
             "--mock" => args.mock = value()?.into(),
             "--plugins" => args.plugins = value()?.into(),
@@ -145,8 +159,6 @@ async fn bench(args: &Args) -> Result<()> {
     mock_cmd.args(["--listen", "127.0.0.1:0", "--flavor", "groq", "--no-record"]);
     let mock = Server::start("mock-upstream", mock_cmd).await?;
 
-    let dir = tempfile::tempdir().context("creating a directory for the gateway config")?;
-    let config_path = dir.path().join("aigw.toml");
     let template = match &args.config_template {
         Some(path) => {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
@@ -156,21 +168,15 @@ async fn bench(args: &Args) -> Result<()> {
     let config = template
         .replace("{plugins_dir}", &args.plugins.display().to_string())
         .replace("{upstream}", &format!("http://{}", mock.addr));
-    std::fs::write(&config_path, &config)
-        .with_context(|| format!("writing {}", config_path.display()))?;
-    let mut aigw_cmd = Command::new(&args.aigw);
-    aigw_cmd
-        .arg("serve")
-        .arg("--config")
-        .arg(&config_path)
-        .args(["--listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
-        .env("AIGW_LOG", "warn");
-    let mut aigw = match Server::start("aigw", aigw_cmd).await {
-        Ok(aigw) => aigw,
-        Err(e) => {
-            eprintln!("--- gateway config ---\n{config}---");
-            return Err(e);
+    let (mut aigw, _dir) = start_gateway(args, &config, None).await?;
+    // The keyed gateway and the key its load is sent with.
+    let keyed = match args.keys {
+        0 => None,
+        n => {
+            let (gateway, dir) = start_gateway(args, &config, Some(BENCH_ADMIN_KEY)).await?;
+            eprintln!("creating {n} virtual keys ...");
+            let key = create_keys(gateway.addr, n).await?;
+            Some((gateway, dir, key))
         }
     };
 
@@ -178,7 +184,7 @@ async fn bench(args: &Args) -> Result<()> {
     if args.stream {
         modes.push(Mode::Stream);
     }
-    let scenarios: Vec<(Mode, [(&'static str, Target); 2])> = modes
+    let scenarios: Vec<(Mode, Vec<(&'static str, Target)>)> = modes
         .into_iter()
         .map(|mode| {
             let direct = Target {
@@ -186,17 +192,29 @@ async fn bench(args: &Args) -> Result<()> {
                 path: "/openai/v1/chat/completions",
                 body: request_body("ok", mode),
                 mode,
+                authorization: HeaderValue::from_static("Bearer bench-key"),
             };
             let gateway = Target {
                 addr: aigw.addr,
                 path: "/v1/chat/completions",
                 body: request_body("bench", mode),
                 mode,
+                authorization: HeaderValue::from_static("Bearer bench-key"),
             };
-            (
-                mode,
-                [("direct to mock", direct), ("through aigw", gateway)],
-            )
+            let mut targets = vec![("direct to mock", direct), ("through aigw", gateway)];
+            if let Some((keyed, _, key)) = &keyed {
+                targets.push((
+                    "through aigw, key + limits",
+                    Target {
+                        addr: keyed.addr,
+                        path: "/v1/chat/completions",
+                        body: request_body("bench", mode),
+                        mode,
+                        authorization: key.clone(),
+                    },
+                ));
+            }
+            (mode, targets)
         })
         .collect();
 
@@ -253,8 +271,107 @@ async fn bench(args: &Args) -> Result<()> {
         None => println!("aigw peak RSS: unavailable (no /proc/<pid>/status)"),
     }
     aigw.stop().await;
+    if let Some((mut keyed, _, _)) = keyed {
+        keyed.stop().await;
+    }
     drop(mock);
     Ok(())
+}
+
+/// The admin key of the keyed gateway (a local benchmark's, never a real one).
+const BENCH_ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef";
+
+/// Starts `aigw serve` on `config` in a fresh directory (its store too), with authentication
+/// on when `admin_key` is given. The directory lives as long as the returned guard.
+async fn start_gateway(
+    args: &Args,
+    config: &str,
+    admin_key: Option<&str>,
+) -> Result<(Server, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().context("creating a directory for the gateway config")?;
+    let config_path = dir.path().join("aigw.toml");
+    std::fs::write(&config_path, config)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    let mut aigw_cmd = Command::new(&args.aigw);
+    aigw_cmd
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .args(["--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("AIGW_LOG", "warn")
+        .env_remove("AIGW_ADMIN_KEY");
+    if let Some(key) = admin_key {
+        aigw_cmd.env("AIGW_ADMIN_KEY", key);
+    }
+    match Server::start("aigw", aigw_cmd).await {
+        Ok(aigw) => Ok((aigw, dir)),
+        Err(e) => {
+            eprintln!("--- gateway config ---\n{config}---");
+            Err(e)
+        }
+    }
+}
+
+/// Creates `n` keys through the admin API (16 at a time), the last with every limit set high
+/// enough never to refuse the benchmark's load; returns that key's `Authorization` value.
+async fn create_keys(addr: SocketAddr, n: usize) -> Result<HeaderValue> {
+    let started = Instant::now();
+    let plain = serde_json::json!({"name": "bench"}).to_string();
+    let workers = (0..16).map(|worker| {
+        let plain = plain.clone();
+        async move {
+            let mut sender = connect(addr).await?;
+            for _ in (worker..n.saturating_sub(1)).step_by(16) {
+                admin_post(&mut sender, addr, "/admin/keys", plain.clone()).await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        }
+    });
+    for done in futures_util::future::join_all(workers).await {
+        done?;
+    }
+    let limited = serde_json::json!({
+        "name": "bench-limited",
+        "models": ["bench"],
+        "rpm_limit": 1_000_000_000u64,
+        "tpm_limit": 1_000_000_000_000u64,
+        "max_parallel_requests": 100_000,
+        "max_budget": 1_000_000.0,
+        "budget_duration": "day",
+    });
+    let mut sender = connect(addr).await?;
+    let created = admin_post(&mut sender, addr, "/admin/keys", limited.to_string()).await?;
+    let secret = created
+        .get("key")
+        .and_then(|k| k.as_str())
+        .context("the admin API's answer has no `key`")?;
+    eprintln!("  {n} keys in {:.1} s", started.elapsed().as_secs_f64());
+    HeaderValue::from_str(&format!("Bearer {secret}")).context("the key is not a header value")
+}
+
+/// One admin POST; a non-2xx answer is an error.
+async fn admin_post(
+    sender: &mut SendRequest<Full<Bytes>>,
+    addr: SocketAddr,
+    path: &str,
+    body: String,
+) -> Result<serde_json::Value> {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::HOST, addr.to_string())
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {BENCH_ADMIN_KEY}"))
+        .body(Full::new(Bytes::from(body)))?;
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    if !status.is_success() {
+        bail!("POST {path}: {}", describe(status, &body));
+    }
+    Ok(serde_json::from_slice(&body)?)
 }
 
 // ---------------------------------------------------------------------------------------- load
@@ -281,6 +398,8 @@ struct Target {
     path: &'static str,
     body: Bytes,
     mode: Mode,
+    /// The `Authorization` header each request carries.
+    authorization: HeaderValue,
 }
 
 fn request_body(model: &str, mode: Mode) -> Bytes {
@@ -418,7 +537,7 @@ async fn exchange(sender: &mut SendRequest<Full<Bytes>>, target: &Target) -> Res
         .uri(target.path)
         .header(header::HOST, target.addr.to_string())
         .header(header::CONTENT_TYPE, "application/json")
-        .header(header::AUTHORIZATION, "Bearer bench-key")
+        .header(header::AUTHORIZATION, target.authorization.clone())
         .body(Full::new(target.body.clone()))
         .map_err(|e| Failure::Answer(format!("building the request: {e}")))?;
     let exchange = async {
@@ -520,7 +639,7 @@ fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
                 ms(s.p99_us),
             ));
         }
-        if let [direct, gateway] = summaries.as_slice() {
+        if let [direct, gateway, rest @ ..] = summaries.as_slice() {
             let ratio = if direct.per_second > 0.0 {
                 gateway.per_second / direct.per_second
             } else {
@@ -538,6 +657,25 @@ fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
                 mode.name(),
                 ratio * 100.0,
             ));
+            if let [keyed] = rest {
+                let p50 = signed_ms(i64::from(keyed.p50_us) - i64::from(gateway.p50_us));
+                let p99 = signed_ms(i64::from(keyed.p99_us) - i64::from(gateway.p99_us));
+                let ratio = if gateway.per_second > 0.0 {
+                    keyed.per_second / gateway.per_second
+                } else {
+                    0.0
+                };
+                table.push_str(&format!(
+                    "| **key + limits vs no key**, {} | | | {ratio:.2}× | {p50} | {p99} |\n",
+                    mode.name(),
+                ));
+                sentences.push_str(&format!(
+                    "{}: a key with limits (checked and accounted on every request) costs {p50} \
+                     at p50, {p99} at p99; {:.0}% of the keyless rate.\n",
+                    mode.name(),
+                    ratio * 100.0,
+                ));
+            }
         }
     }
     format!("{table}\n{sentences}")
