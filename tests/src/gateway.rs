@@ -35,6 +35,8 @@ pub struct Gateway {
     addr: SocketAddr,
     stderr: watch::Receiver<String>,
     config_path: PathBuf,
+    /// `http`, or `https` for a gateway serving TLS ([`GatewayBuilder::https`]).
+    scheme: &'static str,
     client: reqwest::Client,
     _readers: [JoinHandle<()>; 2],
     _dir: tempfile::TempDir,
@@ -48,6 +50,10 @@ pub struct GatewayBuilder {
     args: Vec<OsString>,
     /// `prlimit` options the gateway runs under (`--nofile=N:N`, `--fsize=N:N`).
     limits: Vec<String>,
+    /// Files written beside the config before the gateway starts.
+    files: Vec<(String, Vec<u8>)>,
+    /// The CA (PEM) the gateway's certificate is trusted through, when it serves TLS.
+    https: Option<Vec<u8>>,
 }
 
 impl GatewayBuilder {
@@ -85,6 +91,20 @@ impl GatewayBuilder {
         self
     }
 
+    /// Writes `contents` to `name` (relative) beside the config before the gateway starts (a
+    /// certificate the config names, say).
+    pub fn file(mut self, name: &str, contents: impl Into<Vec<u8>>) -> Self {
+        self.files.push((name.to_owned(), contents.into()));
+        self
+    }
+
+    /// The gateway serves HTTPS (its config sets `[server] tls`) with a certificate issued by
+    /// `ca_pem`: [`Gateway::url`] is `https://…` and [`Gateway::client`] trusts that CA.
+    pub fn https(mut self, ca_pem: &str) -> Self {
+        self.https = Some(ca_pem.as_bytes().to_vec());
+        self
+    }
+
     /// Writes `config_toml` to a fresh directory and runs
     /// `aigw serve --config <file> --listen 127.0.0.1:0` until it prints `listening on <addr>`.
     ///
@@ -98,6 +118,12 @@ impl GatewayBuilder {
         let config_path = dir.path().join("aigw.toml");
         if let Err(e) = std::fs::write(&config_path, config_toml) {
             panic!("cannot write {}: {e}", config_path.display());
+        }
+        for (name, contents) in &self.files {
+            let path = dir.path().join(name);
+            if let Err(e) = std::fs::write(&path, contents) {
+                panic!("cannot write {}: {e}", path.display());
+            }
         }
 
         // Start-up compiles the plugins, which is CPU-bound: with every test of a file starting
@@ -182,7 +208,7 @@ impl GatewayBuilder {
             }
         };
 
-        let client = match reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build() {
+        let client = match client(self.https.as_deref()) {
             Ok(client) => client,
             Err(e) => panic!("cannot build an HTTP client: {e}"),
         };
@@ -191,6 +217,11 @@ impl GatewayBuilder {
             addr,
             stderr,
             config_path,
+            scheme: if self.https.is_some() {
+                "https"
+            } else {
+                "http"
+            },
             client,
             _readers: readers,
             _dir: dir,
@@ -212,9 +243,9 @@ impl Gateway {
         self.addr
     }
 
-    /// `http://<addr><path>`, e.g. `gateway.url("/v1/models")`.
+    /// `http://<addr><path>` (`https://` when it serves TLS), e.g. `gateway.url("/v1/models")`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     /// The config file the gateway was started with.
@@ -362,6 +393,18 @@ impl Gateway {
             panic!("cannot kill the gateway: {e}");
         }
     }
+}
+
+/// The harness's client: a bounded per-request timeout, trusting `ca_pem` (as well as the
+/// usual roots) when given.
+pub fn client(ca_pem: Option<&[u8]>) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder().timeout(REQUEST_TIMEOUT);
+    if let Some(pem) = ca_pem {
+        builder = builder
+            .add_root_certificate(reqwest::Certificate::from_pem(pem)?)
+            .tls_info(true);
+    }
+    builder.build()
 }
 
 /// Reads a child's pipe line by line into a watch channel, so waiters see each new line.

@@ -17,7 +17,7 @@ use aigw_memory::Store;
 use aigw_router::HealthRegistry;
 use aigw_runtime::{MemoryLimits, MemoryStore, Plugin, Runtime, Services};
 use aigw_server::{
-    ConnectionLimits, Gateway, MAX_REMEMBERED_TARGETS, PluginMemory, Provider, Service,
+    ConnectionLimits, Gateway, MAX_REMEMBERED_TARGETS, PluginMemory, Provider, Service, Tls,
 };
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -199,6 +199,14 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
         .await?
         .with_memory(Arc::clone(&store))
         .with_sessions(config.sessions);
+    // Checked when the config was read; loaded again here, for serving.
+    let tls = match &config.server.tls {
+        None => None,
+        Some(options) => Some(
+            Tls::new(options)
+                .with_context(|| format!("{}: [server] tls", config_path.display()))?,
+        ),
+    };
     let address = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -206,6 +214,7 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     let bound = listener.local_addr()?;
     tracing::info!(
         address = %bound,
+        scheme = if tls.is_some() { "https" } else { "http" },
         providers = gateway.providers.len(),
         routes = gateway.routes.len(),
         "aigw is serving"
@@ -217,7 +226,12 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     }
     let service = Arc::new(Service::with_options(gateway, &config.server, bound));
     let limits = ConnectionLimits::from(&config.server);
-    aigw_server::serve(listener, service, limits, shutdown_signal()).await?;
+    match &tls {
+        None => aigw_server::serve(listener, service, limits, shutdown_signal()).await?,
+        Some(tls) => {
+            aigw_server::serve_tls(listener, service, limits, tls, shutdown_signal()).await?;
+        }
+    }
     drop(store);
     tracing::info!("aigw stopped");
     Ok(())
@@ -269,6 +283,13 @@ async fn check(config_path: PathBuf) -> anyhow::Result<()> {
     let mut out = String::new();
     out.push_str(&format!("{}: ok\n", config.path.display()));
     out.push_str(&format!("listen: {}\n", config.server.listen));
+    if let Some(tls) = &config.server.tls {
+        out.push_str(&format!(
+            "tls: cert {}, key {} (reloaded on change)\n",
+            tls.cert.display(),
+            tls.key.display()
+        ));
+    }
     out.push_str("providers:\n");
     let mut names: Vec<&String> = gateway.providers.keys().collect();
     names.sort();

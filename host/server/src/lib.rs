@@ -3,7 +3,8 @@
 //! store), the route table they dispatch from ([`routes()`], which `docs/openapi.json` is checked
 //! against), health and readiness, the operators' view of targets (`/admin/targets`), request and connection limits, the edge's checks (`Host`, CORS, content
 //! type), errors in the OpenAI shape, server-sent event streams
-//! (and continuing them when an upstream breaks), and the served state requests are answered
+//! (and continuing them when an upstream breaks), HTTPS ([`serve_tls`], with a certificate
+//! reloaded when its files change), and the served state requests are answered
 //! from, swappable while serving ([`Service`]). What to serve comes from a [`Gateway`] built by
 //! the binary; which target serves is decided by `aigw-router`; translation happens in plugins
 //! through `aigw-runtime`; every byte to an upstream leaves through `aigw-egress`.
@@ -27,9 +28,11 @@ mod routes;
 mod scrub;
 mod service;
 mod streams;
+mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::Request;
@@ -37,7 +40,10 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 pub use body::Body;
 pub use connection::ConnectionLimits;
@@ -51,9 +57,11 @@ pub use gateway::{
 pub use memory::plugins::PluginMemory;
 pub use options::{
     ProviderOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions, TimeoutOverrides,
+    TlsOptions,
 };
 pub use routes::{Route, routes};
 pub use service::Service;
+pub use tls::{Tls, TlsError, TlsFile};
 
 /// Serves `service` on `listener` until `shutdown` completes, then lets open connections finish.
 /// `limits` bounds how long a client may take and how many connections may be open.
@@ -61,6 +69,31 @@ pub async fn serve(
     listener: TcpListener,
     service: Arc<Service>,
     limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve_with(listener, service, limits, None, shutdown).await
+}
+
+/// [`serve`] over HTTPS only: every connection begins with a TLS handshake, which counts
+/// against the header-read timeout like the first request's head (a client that connects and
+/// never finishes its handshake is closed at that limit). The certificate is reloaded when its
+/// files change, for as long as this runs.
+pub async fn serve_tls(
+    listener: TcpListener,
+    service: Arc<Service>,
+    limits: ConnectionLimits,
+    tls: &Tls,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let _reloading = tls.spawn_reloads();
+    serve_with(listener, service, limits, Some(tls.acceptor()), shutdown).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    service: Arc<Service>,
+    limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -71,6 +104,7 @@ pub async fn serve(
     builder.http1().half_close(false);
     // The connection's watch times request heads and idle spells (hyper's would run both as one).
     builder.http1().header_read_timeout(None);
+    let builder = Arc::new(builder);
     let mut slots = connection::Slots::new(limits.max_connections);
     tokio::pin!(shutdown);
     let mut failures = accept::AcceptFailures::default();
@@ -105,34 +139,50 @@ pub async fn serve(
         // At the cap: closed at once (see `connection`).
         let Some(slot) = slots.take() else { continue };
         let _ = stream.set_nodelay(true);
+        // The peer sees the client's TCP stream (its end of data, below any TLS), the watch
+        // every byte from the accept on (a handshake is part of the first head's time).
         let (stream, client) = peer::PeerIo::new(stream, peer);
         let (stream, watch) = connection::Watch::new(stream, &limits);
-        let answering = Arc::clone(&service);
-        let requests = watch.clone();
-        let service = service_fn(move |mut request: Request<Incoming>| {
-            let answering = Arc::clone(&answering);
-            let busy = (requests.request(), client.answering());
-            request.extensions_mut().insert(client.clone());
-            async move {
-                let response = answering.handle(request).await;
-                Ok::<_, Infallible>(response.map(|body| connection::Guarded::new(body, busy)))
+        let connection = Connection {
+            builder: Arc::clone(&builder),
+            graceful: graceful.watcher(),
+            service: Arc::clone(&service),
+            watch,
+            client,
+            peer,
+        };
+        match &tls {
+            None => {
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    connection.run(stream).await;
+                });
             }
-        });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection.into_owned());
-        tokio::spawn(async move {
-            let _slot = slot;
-            // Biased: polled on every wake of the connection, no random draw each time.
-            tokio::select! {
-                biased;
-                ended = connection => if let Err(e) = ended {
-                    tracing::debug!(error = %e, %peer, "connection ended with an error");
-                },
-                expired = watch.expired() => {
-                    tracing::debug!(%peer, ?expired, "connection closed by its time limit");
-                }
+            Some(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    // Biased: a finished handshake wins over a limit that ran out meanwhile.
+                    let stream = tokio::select! {
+                        biased;
+                        done = handshake => match done {
+                            Ok(stream) => stream,
+                            Err(e) => {
+                                tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                                return;
+                            }
+                        },
+                        expired = connection.watch.expired() => {
+                            tracing::debug!(
+                                %peer, ?expired, "connection closed by its time limit during the TLS handshake"
+                            );
+                            return;
+                        }
+                    };
+                    connection.run(stream).await;
+                });
             }
-        });
+        }
     }
     // Let in-flight requests finish, but do not let a long stream hold the process forever.
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
@@ -145,4 +195,53 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// One accepted connection, ready to be served once its byte stream is (after any handshake).
+struct Connection {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    graceful: Watcher,
+    service: Arc<Service>,
+    watch: connection::Watch,
+    client: peer::Peer,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    /// Serves requests on `io` until the client leaves, a time limit closes it, or shutdown.
+    async fn run<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            builder,
+            graceful,
+            service: answering,
+            watch,
+            client,
+            peer,
+        } = self;
+        let requests = watch.clone();
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            let answering = Arc::clone(&answering);
+            let busy = (requests.request(), client.answering());
+            request.extensions_mut().insert(client.clone());
+            async move {
+                let response = answering.handle(request).await;
+                Ok::<_, Infallible>(response.map(|body| connection::Guarded::new(body, busy)))
+            }
+        });
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        let connection = graceful.watch(connection.into_owned());
+        // Biased: polled on every wake of the connection, no random draw each time.
+        tokio::select! {
+            biased;
+            ended = connection => if let Err(e) = ended {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            },
+            expired = watch.expired() => {
+                tracing::debug!(%peer, ?expired, "connection closed by its time limit");
+            }
+        }
+    }
 }

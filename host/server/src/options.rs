@@ -59,6 +59,31 @@ pub struct ServerOptions {
     /// `Host` names answered (`name` on any port, `name:port` on that one, `*` any); `None`:
     /// the listen address's own names (`hosts.rs`).
     pub allowed_hosts: Option<Vec<String>>,
+    /// `Some`: HTTPS only, with this certificate and key (`tls.rs`); `None`: plain HTTP.
+    pub tls: Option<TlsOptions>,
+}
+
+/// `[server] tls`: the certificate chain and private key served, both PEM files, reloaded when
+/// they change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// The certificate chain, the server's own certificate first.
+    pub cert: PathBuf,
+    /// The private key of the first certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// How often the files' size and modification time are looked at.
+    pub reload_interval: Duration,
+}
+
+impl TlsOptions {
+    /// The files, with the default reload interval.
+    pub fn new(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> TlsOptions {
+        TlsOptions {
+            cert: cert.into(),
+            key: key.into(),
+            reload_interval: Duration::from_secs(2),
+        }
+    }
 }
 
 impl Default for ServerOptions {
@@ -74,6 +99,7 @@ impl Default for ServerOptions {
             max_connections: 10_000,
             cors_origins: Vec::new(),
             allowed_hosts: None,
+            tls: None,
         }
     }
 }

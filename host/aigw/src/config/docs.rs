@@ -117,6 +117,20 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ),
                 // The listen address's own names: not a fixed value.
                 ("allowed_hosts", server.allowed_hosts.map(|h| h.join(", "))),
+                // None: plain HTTP.
+                ("tls", None),
+            ],
+        ),
+        (
+            "### `[server.tls]`".to_owned(),
+            vec![
+                // Required, no default.
+                ("cert", None),
+                ("key", None),
+                (
+                    "reload_interval_ms",
+                    Some(ms(aigw_server::TlsOptions::new("", "").reload_interval)),
+                ),
             ],
         ),
         (
@@ -281,6 +295,7 @@ fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
     };
     let sections = [
         ("## `[server]`", "[server]\nzzz = 1\n"),
+        ("### `[server.tls]`", "[server.tls]\nzzz = 1\n"),
         ("## `[plugins]`", "[plugins]\nzzz = 1\n"),
         ("## `[providers.<name>]`", "[providers.p]\nzzz = 1\n"),
         ("## `[models.<alias>]`", "[models.m]\nzzz = 1\n"),

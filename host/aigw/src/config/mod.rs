@@ -18,6 +18,8 @@ mod values;
 mod docs;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_security;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -119,7 +121,7 @@ pub fn parse(
         toml::from_str(text).map_err(|e| values.error(e.span(), e.message().trim()))?;
     // Relative paths start at the config file's folder.
     let base = path.parent().unwrap_or_else(|| Path::new("."));
-    let server = server::validate(&raw.server, &values)?;
+    let server = server::validate(&raw.server, base, &values)?;
     let plugins = plugins::validate(&raw.plugins, base, &values)?;
     let providers = providers::validate(&raw.providers, base, &plugins.dir, &values)?;
     let failover = failover::validate(&raw.failover, &values)?;

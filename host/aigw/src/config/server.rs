@@ -1,11 +1,13 @@
 //! `[server]`: the listen address, the limits on requests, upstream answers and open streams,
-//! the client time limits and the connection cap, and which browser origins and `Host` names
-//! are answered, validated into the server's [`ServerOptions`] (whose `Default` holds the
-//! defaults).
+//! the client time limits and the connection cap, which browser origins and `Host` names
+//! are answered, and the TLS certificate and key (checked by loading them, so `aigw check` and
+//! the start refuse a pair that cannot be served), validated into the server's
+//! [`ServerOptions`] (whose `Default` holds the defaults).
 
 use std::net::SocketAddr;
+use std::path::Path;
 
-use aigw_server::ServerOptions;
+use aigw_server::{ServerOptions, Tls, TlsFile, TlsOptions};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -29,9 +31,24 @@ pub(super) struct RawServer {
     max_connections: Number,
     cors_origins: Option<Vec<Spanned<String>>>,
     allowed_hosts: Option<Vec<Spanned<String>>>,
+    tls: Option<RawTls>,
 }
 
-pub(super) fn validate(raw: &RawServer, values: &Values) -> Result<ServerOptions, ConfigError> {
+/// `[server] tls = { cert = "…", key = "…" }` (or a `[server.tls]` table).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Spanned<String>,
+    key: Spanned<String>,
+    reload_interval_ms: Number,
+}
+
+/// `base` is the config file's folder (the TLS files are relative to it).
+pub(super) fn validate(
+    raw: &RawServer,
+    base: &Path,
+    values: &Values,
+) -> Result<ServerOptions, ConfigError> {
     let defaults = ServerOptions::default();
     let listen = match &raw.listen {
         None => defaults.listen,
@@ -79,6 +96,11 @@ pub(super) fn validate(raw: &RawServer, values: &Values) -> Result<ServerOptions
                 .collect::<Result<_, _>>()?,
         ),
     };
+    let tls = raw
+        .tls
+        .as_ref()
+        .map(|raw| tls(raw, base, values))
+        .transpose()?;
     Ok(ServerOptions {
         listen,
         max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
@@ -102,7 +124,32 @@ pub(super) fn validate(raw: &RawServer, values: &Values) -> Result<ServerOptions
         max_connections,
         cors_origins,
         allowed_hosts,
+        tls,
     })
+}
+
+/// The TLS files, loaded once here so that a pair that cannot be served is a config error
+/// naming the key (`cert` or `key`) whose file is wrong.
+fn tls(raw: &RawTls, base: &Path, values: &Values) -> Result<TlsOptions, ConfigError> {
+    let cert = base.join(values.expand(&raw.cert, "server.tls.cert")?);
+    let key = base.join(values.expand(&raw.key, "server.tls.key")?);
+    let defaults = TlsOptions::new(&cert, &key);
+    let options = TlsOptions {
+        reload_interval: values.millis(
+            &raw.reload_interval_ms,
+            "server.tls.reload_interval_ms",
+            defaults.reload_interval,
+        )?,
+        ..defaults
+    };
+    if let Err(e) = Tls::new(&options) {
+        let (span, key) = match e.file {
+            TlsFile::Cert => (raw.cert.span(), "server.tls.cert"),
+            TlsFile::Key => (raw.key.span(), "server.tls.key"),
+        };
+        return Err(values.error(Some(span), format!("`{key}`: {e}")));
+    }
+    Ok(options)
 }
 
 /// A serialized origin as browsers send it: `http(s)://host[:port]`, nothing after.
