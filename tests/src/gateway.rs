@@ -91,8 +91,8 @@ impl GatewayBuilder {
         self
     }
 
-    /// Writes `contents` to `name` (relative) beside the config before the gateway starts (a
-    /// certificate the config names, say).
+    /// Writes `contents` to `name` (relative, folders created) beside the config before the
+    /// gateway starts (a certificate or a credential file the config names, say).
     pub fn file(mut self, name: &str, contents: impl Into<Vec<u8>>) -> Self {
         self.files.push((name.to_owned(), contents.into()));
         self
@@ -121,7 +121,11 @@ impl GatewayBuilder {
         }
         for (name, contents) in &self.files {
             let path = dir.path().join(name);
-            if let Err(e) = std::fs::write(&path, contents) {
+            let written = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&path, contents));
+            if let Err(e) = written {
                 panic!("cannot write {}: {e}", path.display());
             }
         }

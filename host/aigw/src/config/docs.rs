@@ -170,6 +170,8 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ("plugin", None),
                 ("base_url", provider.base_url.map(quoted)),
                 ("api_key", provider.api_key.map(quoted)),
+                // None: no credential from a file.
+                ("api_key_file", None),
                 ("connect_timeout_ms", Some(ms(provider.connect_timeout))),
                 ("timeout_ms", Some(ms(provider.timeout))),
                 (

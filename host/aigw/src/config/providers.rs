@@ -1,6 +1,7 @@
 //! `[providers.<name>]`: each upstream account, validated into the server's
-//! [`ProviderOptions`] (whose `Default` holds the defaults). A key whose variable is unset is
-//! recorded, not fatal.
+//! [`ProviderOptions`] (whose `Default` holds the defaults). The credential is `api_key` (a value,
+//! usually `${VAR}`: a key whose variable is unset is recorded, not fatal) or `api_key_file` (a
+//! file read here, as Docker and Kubernetes mount secrets: one that cannot be read is an error).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,6 +20,7 @@ pub(super) struct RawProvider {
     plugin: Spanned<String>,
     base_url: Option<Spanned<String>>,
     api_key: Option<Spanned<String>>,
+    api_key_file: Option<Spanned<String>>,
     connect_timeout_ms: Number,
     timeout_ms: Number,
     first_byte_timeout_ms: Number,
@@ -69,13 +71,30 @@ pub(super) fn validate(
         };
         // A key whose variable is unset is reported at start, not fatal: the provider's
         // targets are skipped with a clear error until it is set.
-        let (api_key, api_key_missing) = match &p.api_key {
-            None => (None, None),
-            Some(v) => match expand_env(v.get_ref(), values.env) {
+        let (api_key, api_key_missing) = match (&p.api_key, &p.api_key_file) {
+            (None, None) => (None, None),
+            (Some(v), None) => match expand_env(v.get_ref(), values.env) {
                 Ok(key) if key.is_empty() => (None, Some("api_key is empty".to_owned())),
                 Ok(key) => (Some(key), None),
                 Err(var) => (None, Some(format!("{var} is not set"))),
             },
+            (None, Some(v)) => {
+                let key_name = key("api_key_file");
+                let path = base.join(values.expand(v, &key_name)?);
+                let secret = read_secret(&path)
+                    .map_err(|why| values.error(Some(v.span()), format!("`{key_name}`: {why}")))?;
+                (Some(secret), None)
+            }
+            (Some(_), Some(v)) => {
+                return Err(values.error(
+                    Some(v.span()),
+                    format!(
+                        "`{}` and `{}` are both set; give the credential once",
+                        key("api_key"),
+                        key("api_key_file")
+                    ),
+                ));
+            }
         };
         providers.push(ProviderOptions {
             name: name.clone(),
@@ -100,4 +119,26 @@ pub(super) fn validate(
         });
     }
     Ok(providers)
+}
+
+/// The credential in the file at `path`: its text without the trailing newline editors and
+/// `echo` add. Why not, when it cannot be used; never quoting the file's contents.
+fn read_secret(path: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{}: no such file", path.display()),
+        _ => format!("{}: cannot read it: {e}", path.display()),
+    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("{}: the credential file is not UTF-8 text", path.display()))?;
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
+        return Err(format!("{}: the credential file is empty", path.display()));
+    }
+    if secret.contains(['\n', '\r']) {
+        return Err(format!(
+            "{}: the credential file has more than one line; it must hold the key alone",
+            path.display()
+        ));
+    }
+    Ok(secret.to_owned())
 }

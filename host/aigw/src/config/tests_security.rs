@@ -1,5 +1,5 @@
 //! The config's security keys: `[server] tls` (its files loaded and checked at parse time, errors
-//! at the key whose file is wrong).
+//! at the key whose file is wrong) and a provider's `api_key_file`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -109,4 +109,69 @@ fn a_tls_pair_that_cannot_be_served_is_an_error_at_the_key_naming_the_file() {
         .parse("[server]\ntls = { cert = \"tls/cert.pem\", key = \"tls/key.pem\", reload_interval_ms = 0 }\n")
         .unwrap_err();
     assert!(e.message.contains("server.tls.reload_interval_ms"), "{e}");
+}
+
+/// A provider `p` with `credential` (its `api_key…` lines), at line 2 of the config.
+fn provider(credential: &str) -> String {
+    format!("[providers.p]\n{credential}\nplugin = \"groq\"\n")
+}
+
+#[test]
+fn a_credential_file_is_read_relative_to_the_config_without_its_trailing_newline() {
+    let dir = Dir::new();
+    std::fs::write(dir.path("groq.key"), "gsk_from_a_file\n").unwrap();
+    std::fs::write(dir.path("crlf.key"), "gsk_crlf\r\n").unwrap();
+    let c = dir.parse(&provider("api_key_file = \"groq.key\"")).unwrap();
+    assert_eq!(c.providers[0].api_key.as_deref(), Some("gsk_from_a_file"));
+    assert_eq!(c.providers[0].api_key_missing, None);
+    let absolute = dir.path("crlf.key");
+    let c = dir
+        .parse(&provider(&format!(
+            "api_key_file = \"{}\"",
+            absolute.display()
+        )))
+        .unwrap();
+    assert_eq!(c.providers[0].api_key.as_deref(), Some("gsk_crlf"));
+    // `${VAR}` expands in the path.
+    let c = dir
+        .parse(&provider("api_key_file = \"${TLS_DIR}/../groq.key\""))
+        .unwrap();
+    assert_eq!(c.providers[0].api_key.as_deref(), Some("gsk_from_a_file"));
+}
+
+#[test]
+fn a_credential_file_that_cannot_be_used_is_an_error_naming_file_line_and_key() {
+    let dir = Dir::new();
+    let secret = "gsk_SECRET_line_one";
+    std::fs::write(dir.path("empty.key"), "\n").unwrap();
+    std::fs::write(dir.path("two.key"), format!("{secret}\nsecond line\n")).unwrap();
+    std::fs::write(dir.path("binary.key"), [0xff, 0xfe, 0x00]).unwrap();
+    let cases = [
+        ("missing.key", "no such file"),
+        ("empty.key", "is empty"),
+        ("two.key", "more than one line"),
+        ("binary.key", "not UTF-8"),
+    ];
+    for (file, says) in cases {
+        let e = dir
+            .parse(&provider(&format!("api_key_file = \"{file}\"")))
+            .unwrap_err();
+        assert_eq!(e.at, Some((2, 16)), "{e}");
+        assert!(e.message.starts_with("`providers.p.api_key_file`: "), "{e}");
+        assert!(
+            e.message.contains(&dir.path(file).display().to_string()),
+            "{e}"
+        );
+        assert!(e.message.contains(says), "{e}");
+        assert!(!e.message.contains(secret), "the secret was printed: {e}");
+    }
+    let e = dir
+        .parse(&provider("api_key = \"k\"\napi_key_file = \"groq.key\""))
+        .unwrap_err();
+    assert_eq!(e.at, Some((3, 16)), "{e}");
+    assert!(
+        e.message
+            .contains("`providers.p.api_key` and `providers.p.api_key_file` are both set"),
+        "{e}"
+    );
 }
