@@ -15,6 +15,7 @@
 //! | `capacity-498` | 498 `capacity_exceeded` (Groq's flex tier) | the same |
 //! | `context-length` | 400 `context_length_exceeded`, `param: "messages"` | the same |
 //! | `bad-request` | 400 `invalid_request_error`, message [`BAD_REQUEST_MESSAGE`] | the same |
+//! | `echo-error` | 500 `server_error` whose message quotes the last user message (as providers' validation errors quote input); Gemini and Replicate: as `error-500` | the same |
 //! | `reset` | the connection closes, no response | the same |
 //! | `cut-stream` (= `cut-stream-2`) | 200 whose body stops half-way | 200, role chunk + 2 content chunks, then the connection closes (no finish chunk, no `[DONE]`) |
 //! | `cut-stream-<n>` | as `cut-stream` | as `cut-stream` with `n` content chunks; `cut-stream-0` closes right after the headers |
@@ -523,6 +524,7 @@ enum Behaviour {
     Capacity,
     ContextLength,
     BadRequest,
+    EchoError,
     Reset,
     CutStream {
         chunks: usize,
@@ -593,6 +595,7 @@ impl Behaviour {
             "capacity-498" => Behaviour::Capacity,
             "context-length" => Behaviour::ContextLength,
             "bad-request" => Behaviour::BadRequest,
+            "echo-error" => Behaviour::EchoError,
             "reset" => Behaviour::Reset,
             "cut-stream" => Behaviour::CutStream { chunks: 2 },
             "stream-error" => Behaviour::StreamError,
@@ -1142,6 +1145,23 @@ async fn chat(state: &State, body: Option<Value>) -> Result<Response<Body>, Rese
             Some("temperature"),
             None,
         )),
+        Behaviour::EchoError => {
+            let question = chat
+                .messages
+                .iter()
+                .rev()
+                .find(|m| role_of(m) == Some("user"))
+                .map(text_of)
+                .unwrap_or_default();
+            Ok(error(
+                flavor,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("The server had an error while processing: {question}"),
+                "server_error",
+                None,
+                None,
+            ))
+        }
         Behaviour::Reset => Err(Reset),
         Behaviour::NoCredit => {
             let (status, body) = dialects::no_credit(flavor);

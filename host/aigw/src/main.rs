@@ -127,8 +127,10 @@ async fn build(
     memory: Option<&Arc<Store>>,
 ) -> anyhow::Result<Gateway> {
     let services = Services {
-        memory: memory
-            .map(|store| Arc::new(PluginMemory::new(Arc::clone(store))) as Arc<dyn MemoryStore>),
+        memory: memory.map(|store| {
+            Arc::new(PluginMemory::new(Arc::clone(store)).with_redaction(config.redaction.clone()))
+                as Arc<dyn MemoryStore>
+        }),
         memory_limits: MemoryLimits {
             quota: config.plugins.memory_quota,
             ..MemoryLimits::default()
@@ -167,12 +169,10 @@ async fn build(
         }
         providers.push(provider);
     }
-    Ok(Gateway::new(
-        providers,
-        config.routes.clone(),
-        health,
-        &config.server,
-    )?)
+    Ok(
+        Gateway::new(providers, config.routes.clone(), health, &config.server)?
+            .with_redaction(config.redaction.clone()),
+    )
 }
 
 /// A registry for a process that knows nothing about its targets yet.
@@ -289,6 +289,9 @@ async fn check(config_path: PathBuf) -> anyhow::Result<()> {
             tls.cert.display(),
             tls.key.display()
         ));
+    }
+    if config.redaction.is_active() {
+        out.push_str("redaction: on (memory writes and logged upstream text)\n");
     }
     out.push_str("providers:\n");
     let mut names: Vec<&String> = gateway.providers.keys().collect();

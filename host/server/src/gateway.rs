@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::options::{
     ProviderOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions, TimeoutOverrides,
 };
+use crate::redact::Redactor;
 use crate::scrub::Scrubber;
 
 /// A configured provider: which plugin translates for it and how the host reaches it.
@@ -190,8 +191,10 @@ pub struct Gateway {
     health: Arc<HealthRegistry>,
     /// Routes for `provider/model` requested directly, made on first use.
     direct: RwLock<HashMap<String, Arc<ServedRoute>>>,
-    /// Masks every provider's credential in upstream text.
+    /// Masks every provider's credential in upstream text (and the redaction patterns).
     pub(crate) scrubber: Scrubber,
+    /// The redaction patterns applied to what is written to memory.
+    pub(crate) redactor: Redactor,
     /// The shared memory; one per process, shared by every state that replaces this one.
     pub(crate) memory: Option<Arc<Store>>,
     /// How much history a session-aware chat completion is sent.
@@ -309,6 +312,7 @@ impl Gateway {
             health,
             direct: RwLock::new(HashMap::new()),
             scrubber,
+            redactor: Redactor::default(),
             memory: None,
             sessions: SessionOptions::default(),
         })
@@ -317,6 +321,14 @@ impl Gateway {
     /// This state with `memory` as its store (a state that replaces it should get the same).
     pub fn with_memory(mut self, memory: Arc<Store>) -> Gateway {
         self.memory = Some(memory);
+        self
+    }
+
+    /// This state redacting `redactor`'s patterns in what it writes to memory and in the
+    /// upstream text it logs, relays and keeps (with the credentials it already masks there).
+    pub fn with_redaction(mut self, redactor: Redactor) -> Gateway {
+        self.scrubber.redacting(redactor.clone());
+        self.redactor = redactor;
         self
     }
 

@@ -24,6 +24,7 @@ mod hosts;
 mod memory;
 mod options;
 mod peer;
+mod redact;
 mod routes;
 mod scrub;
 mod service;
@@ -56,9 +57,10 @@ pub use gateway::{
 };
 pub use memory::plugins::PluginMemory;
 pub use options::{
-    ProviderOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions, TimeoutOverrides,
-    TlsOptions,
+    ProviderOptions, RedactionOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions,
+    TimeoutOverrides, TlsOptions,
 };
+pub use redact::{RedactionError, Redactor};
 pub use routes::{Route, routes};
 pub use service::Service;
 pub use tls::{Tls, TlsError, TlsFile};

@@ -104,6 +104,25 @@ impl Default for ServerOptions {
     }
 }
 
+/// `[redaction]`: text masked in what the gateway stores in memory and in the upstream text it
+/// logs (`redact.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedactionOptions {
+    /// Regular expressions (the `regex` crate's syntax); empty: nothing is redacted.
+    pub patterns: Vec<String>,
+    /// What each match becomes.
+    pub replacement: String,
+}
+
+impl Default for RedactionOptions {
+    fn default() -> RedactionOptions {
+        RedactionOptions {
+            patterns: Vec::new(),
+            replacement: "[REDACTED]".to_owned(),
+        }
+    }
+}
+
 /// `[providers.<name>]`: an upstream account, which plugin translates for it and how the host
 /// reaches it.
 #[derive(Clone, PartialEq, Eq)]

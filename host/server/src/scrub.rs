@@ -3,11 +3,15 @@
 //! error, `/admin/targets` (a target's last error) and the log line. Every failure the gateway
 //! builds from upstream text passes through [`Scrubber::scrub`] first, which masks every
 //! credential the host knows (all providers', not only the one that answered) and text shaped
-//! like a key (`Bearer …`, and the key prefixes providers use) as `***`.
+//! like a key (`Bearer …`, and the key prefixes providers use) as `***`, then applies the
+//! operator's redaction patterns ([`Redactor`]), so what is logged of upstream text is redacted
+//! like what is stored.
 
 use std::borrow::Cow;
 
 use aigw_egress::Secret;
+
+use crate::redact::Redactor;
 
 /// Shorter configured secrets are not looked for: masking every occurrence of a 3-letter
 /// string would garble messages without protecting anything worth the name of a key.
@@ -22,6 +26,7 @@ const KEY_PREFIXES: [&str; 6] = ["sk-", "gsk_", "r8_", "hf_", "AIza", "Bearer "]
 #[derive(Debug, Default)]
 pub(crate) struct Scrubber {
     secrets: Vec<Secret>,
+    patterns: Redactor,
 }
 
 impl Scrubber {
@@ -32,10 +37,19 @@ impl Scrubber {
             .collect();
         // Longest first, so a secret that contains another is masked whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.expose().len()));
-        Scrubber { secrets }
+        Scrubber {
+            secrets,
+            patterns: Redactor::default(),
+        }
     }
 
-    /// `text` with every known secret and key-shaped token replaced by `***`.
+    /// Also redacts `patterns`' matches (after the credentials are masked).
+    pub(crate) fn redacting(&mut self, patterns: Redactor) {
+        self.patterns = patterns;
+    }
+
+    /// `text` with every known secret and key-shaped token replaced by `***`, and every match of
+    /// the redaction patterns by their replacement.
     pub(crate) fn scrub<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
         for secret in &self.secrets {
@@ -45,6 +59,9 @@ impl Scrubber {
         }
         if KEY_PREFIXES.iter().any(|prefix| out.contains(prefix)) {
             out = Cow::Owned(mask_key_shapes(&out));
+        }
+        if let Cow::Owned(redacted) = self.patterns.redact(&out) {
+            out = Cow::Owned(redacted);
         }
         out
     }
@@ -80,6 +97,8 @@ fn mask_key_shapes(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn scrubber() -> Scrubber {
@@ -102,6 +121,23 @@ mod tests {
         );
         // Too short to be looked for as a secret: left alone.
         assert_eq!(s.scrub("a short note"), "a short note");
+    }
+
+    #[test]
+    fn redaction_patterns_apply_after_the_credentials() {
+        let mut s = scrubber();
+        s.redacting(
+            Redactor::new(&crate::options::RedactionOptions {
+                patterns: vec![r"\b\d{3}-\d{2}-\d{4}\b".to_owned(), "SECRET".to_owned()],
+                ..Default::default()
+            })
+            .unwrap(),
+        );
+        assert_eq!(
+            s.scrub("bad input 123-45-6789 with key wrong-key-SECRET-7f3a"),
+            "bad input [REDACTED] with key ***"
+        );
+        assert!(matches!(s.scrub("plain"), Cow::Borrowed("plain")));
     }
 
     #[test]

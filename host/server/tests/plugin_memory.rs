@@ -3,7 +3,7 @@
 //! What a plugin call in namespace A writes is what A's store reads see, and B's do not; the
 //! plugin is recorded as the agent `plugin:tool-memory`; its quota holds across calls and is
 //! per namespace; compare-and-set, TTL, filters, full-text search and item normalisation are
-//! the store's own.
+//! the store's own; with redaction, what a plugin writes is redacted before it is stored.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -521,4 +521,62 @@ async fn agents_over_http_and_a_plugin_share_a_conversation_within_their_namespa
         .call("team-b", "list-items", json!({"conversation": id}))
         .await;
     assert_eq!(kind(&listed), "not-found");
+}
+
+#[tokio::test]
+async fn with_redaction_a_plugins_entries_and_items_are_redacted_before_they_are_stored() {
+    let store = Arc::new(
+        Store::open(StoreOptions::new(temp_db("redaction")))
+            .await
+            .unwrap(),
+    );
+    let redactor = aigw_server::Redactor::new(&aigw_server::RedactionOptions {
+        patterns: vec![r"\b\d{3}-\d{2}-\d{4}\b".to_owned()],
+        ..Default::default()
+    })
+    .unwrap();
+    let memory = PluginMemory::new(Arc::clone(&store)).with_redaction(redactor);
+    let scope = aigw_runtime::MemoryScope {
+        namespace: Arc::from("tenant"),
+        plugin: Arc::from("crm"),
+        quota: MemoryQuota::default(),
+    };
+    memory
+        .put(
+            scope.clone(),
+            aigw_runtime::MemoryPut {
+                path: vec!["people".into()],
+                key: "bob".into(),
+                value_json: json!({"ssn": "123-45-6789", "n": 1}).to_string(),
+                ttl: None,
+                if_version: None,
+            },
+        )
+        .await
+        .unwrap();
+    let entry = entries::get(&store, &ns("tenant"), &path(&["people"]), "bob", false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        Value::Object(entry.value),
+        json!({"ssn": "[REDACTED]", "n": 1})
+    );
+
+    let (conversation, _) =
+        conversations::create(&store, &ns("tenant"), Default::default(), vec![], None)
+            .await
+            .unwrap();
+    let item = json!({"type": "message", "role": "user",
+                      "content": [{"type": "input_text", "text": "ssn 123-45-6789"}]});
+    memory
+        .append_items(scope, conversation.id.clone(), vec![item.to_string()])
+        .await
+        .unwrap();
+    let stored = conversations::recent(&store, &ns("tenant"), &conversation.id, 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored[0].item["content"][0]["text"], "ssn [REDACTED]");
+    assert_eq!(stored[0].item["role"], "user");
 }

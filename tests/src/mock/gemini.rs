@@ -242,7 +242,7 @@ async fn generate(
         }
         Behaviour::RateLimit { retry_after } => Ok(rate_limited(model, retry_after)),
         // The OpenAI dialects' 200 carrying an error: Gemini answers errors with their status.
-        Behaviour::ServerError | Behaviour::ErrorIn200 => Ok(server_error()),
+        Behaviour::ServerError | Behaviour::ErrorIn200 | Behaviour::EchoError => Ok(server_error()),
         // Without a stream there is no frame to fail in: the error comes as a plain 500.
         Behaviour::StreamError if mode == Mode::Whole => Ok(server_error()),
         Behaviour::StreamError => Ok(stream_error(mode, &reply)),

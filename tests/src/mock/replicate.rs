@@ -515,7 +515,7 @@ async fn create(
     let outcome = match behaviour {
         Behaviour::RateLimit { retry_after } => return Ok(rate_limited(retry_after)),
         // The OpenAI dialects' 200 carrying an error: Replicate answers errors with their status.
-        Behaviour::ServerError | Behaviour::ErrorIn200 => {
+        Behaviour::ServerError | Behaviour::ErrorIn200 | Behaviour::EchoError => {
             return Ok(problem(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &json!({"title": "Internal Server Error", "detail": SERVER_ERROR_MESSAGE, "status": 500}),

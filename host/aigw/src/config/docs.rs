@@ -86,6 +86,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let failover = HealthSettings::default();
     let memory = aigw_memory::StoreOptions::new(super::memory::DEFAULT_PATH);
     let sessions = aigw_server::SessionOptions::default();
+    let redaction = aigw_server::RedactionOptions::default();
     let strategy = STRATEGIES
         .iter()
         .find(|(_, s)| *s == route.strategy)
@@ -215,6 +216,16 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
             ],
         ),
         (
+            "## `[redaction]`".to_owned(),
+            vec![
+                (
+                    "patterns",
+                    Some(format!("[{}]", redaction.patterns.join(", "))),
+                ),
+                ("replacement", Some(quoted(&redaction.replacement))),
+            ],
+        ),
+        (
             "## `[failover]`".to_owned(),
             vec![
                 (
@@ -304,6 +315,7 @@ fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
         ("### Targets", "[models.m]\ntargets = [{ zzz = 1 }]\n"),
         ("## `[failover]`", "[failover]\nzzz = 1\n"),
         ("## `[memory]`", "[memory]\nzzz = 1\n"),
+        ("## `[redaction]`", "[redaction]\nzzz = 1\n"),
     ];
     for (heading, text) in sections {
         assert_eq!(accepted_keys(text), keys(heading), "{heading}");

@@ -2,7 +2,7 @@
 //! `${ENV}` expansion in string values. Each section is read raw, with the place of every
 //! value, and validated by its own function straight into the shape that serves it: the
 //! server's options, the runtime's plugin limits, the engine's failover settings, the memory
-//! store's options. Their
+//! store's options, the redaction patterns. Their
 //! `Default` impls are the defaults (and `docs/config.md` is checked against them).
 
 mod env;
@@ -11,6 +11,7 @@ mod memory;
 mod models;
 mod plugins;
 mod providers;
+mod redaction;
 mod server;
 mod values;
 
@@ -27,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
-use aigw_server::{ProviderOptions, RouteOptions, ServerOptions, SessionOptions};
+use aigw_server::{ProviderOptions, Redactor, RouteOptions, ServerOptions, SessionOptions};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -78,6 +79,8 @@ struct RawConfig {
     failover: failover::RawFailover,
     #[serde(default)]
     memory: memory::RawMemory,
+    #[serde(default)]
+    redaction: redaction::RawRedaction,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -98,6 +101,8 @@ pub struct Config {
     pub memory: StoreOptions,
     /// `[memory]`'s session bounds.
     pub sessions: SessionOptions,
+    /// `[redaction]`, compiled.
+    pub redaction: Redactor,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -128,6 +133,7 @@ pub fn parse(
     let routes = models::validate(&raw.models, &providers, &values)?;
     let memory = memory::validate(&raw.memory, base, &values)?;
     let sessions = memory::sessions(&raw.memory, &values)?;
+    let redaction = redaction::validate(&raw.redaction, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -137,5 +143,6 @@ pub fn parse(
         failover,
         memory,
         sessions,
+        redaction,
     })
 }

@@ -1,5 +1,5 @@
 //! The config's security keys: `[server] tls` (its files loaded and checked at parse time, errors
-//! at the key whose file is wrong) and a provider's `api_key_file`.
+//! at the key whose file is wrong), a provider's `api_key_file`, and `[redaction]`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -174,4 +174,41 @@ fn a_credential_file_that_cannot_be_used_is_an_error_naming_file_line_and_key() 
             .contains("`providers.p.api_key` and `providers.p.api_key_file` are both set"),
         "{e}"
     );
+}
+
+#[test]
+fn redaction_patterns_compile_and_apply_with_the_replacement() {
+    let dir = Dir::new();
+    assert!(!dir.parse("").unwrap().redaction.is_active());
+    let c = dir
+        .parse(
+            "[redaction]\npatterns = ['\\b\\d{3}-\\d{2}-\\d{4}\\b', '(?i)secret-\\w+']\n\
+             replacement = \"<gone>\"\n",
+        )
+        .unwrap();
+    assert_eq!(
+        c.redaction.redact("ssn 123-45-6789 and SECRET-abc, $5"),
+        "ssn <gone> and <gone>, $5"
+    );
+    let c = dir.parse("[redaction]\npatterns = ['\\d{4}$']\n").unwrap();
+    assert_eq!(c.redaction.redact("pin 1234"), "pin [REDACTED]");
+}
+
+#[test]
+fn a_bad_redaction_pattern_is_an_error_at_its_line() {
+    let dir = Dir::new();
+    let e = dir
+        .parse("[redaction]\npatterns = [\n  'ok',\n  '(unclosed',\n]\n")
+        .unwrap_err();
+    assert_eq!(e.at, Some((4, 3)), "{e}");
+    assert!(
+        e.message
+            .starts_with("`redaction.patterns`: \"(unclosed\" is not a usable pattern"),
+        "{e}"
+    );
+    let e = dir.parse("[redaction]\npatterns = ['a*']\n").unwrap_err();
+    assert_eq!(e.at, Some((2, 13)), "{e}");
+    assert!(e.message.contains("matches the empty text"), "{e}");
+    let e = dir.parse("[redaction]\npattern = []\n").unwrap_err();
+    assert!(e.message.contains("unknown field `pattern`"), "{e}");
 }

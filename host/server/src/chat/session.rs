@@ -177,9 +177,12 @@ impl Turn {
             .input
             .into_iter()
             .chain(answer)
-            .map(|item| NewItem {
-                item,
-                agent: agent.clone(),
+            .map(|mut item| {
+                gateway.redactor.item(&mut item);
+                NewItem {
+                    item,
+                    agent: agent.clone(),
+                }
             })
             .collect();
         match conversations::append(store, &self.caller.namespace, &self.conversation, items).await

@@ -18,6 +18,7 @@ use crate::body::Body;
 use crate::content_type;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
+use crate::redact::Redactor;
 use crate::routes::Route;
 use crate::service::{json as json_response, method_not_allowed, no_route, read_body};
 
@@ -140,7 +141,7 @@ where
         (Method::POST, Target::Collection) => {
             allow_fields(&body, &["items", "metadata"])?;
             let metadata = metadata(body.get("metadata"))?;
-            let items = new_items(body.get("items"), false, &caller)?;
+            let items = new_items(body.get("items"), false, &caller, &gateway.redactor)?;
             let (conversation, _) =
                 conversations::create(store, ns, metadata, items, caller.agent.clone())
                     .await
@@ -204,7 +205,7 @@ where
         }
         (Method::POST, Target::Items(id)) => {
             allow_fields(&body, &["items"])?;
-            let items = new_items(body.get("items"), true, &caller)?;
+            let items = new_items(body.get("items"), true, &caller, &gateway.redactor)?;
             let stored = conversations::append(store, ns, id, items)
                 .await
                 .map_err(error)?;
@@ -341,11 +342,12 @@ fn truncated(key: &str) -> String {
     key.chars().take(MAX_METADATA_KEY_CHARS).collect()
 }
 
-/// `items`, each checked and normalised, recorded as written by the caller's agent.
+/// `items`, each checked, normalised and redacted, recorded as written by the caller's agent.
 fn new_items(
     value: Option<&Value>,
     required: bool,
     caller: &Caller,
+    redactor: &Redactor,
 ) -> Result<Vec<NewItem>, ApiError> {
     let list = match value {
         None | Some(Value::Null) if !required => return Ok(Vec::new()),
@@ -366,8 +368,10 @@ fn new_items(
         .cloned()
         .enumerate()
         .map(|(index, item)| {
+            let mut item = items::normalise(item, index)?;
+            redactor.item(&mut item);
             Ok(NewItem {
-                item: items::normalise(item, index)?,
+                item,
                 agent: caller.agent.clone(),
             })
         })

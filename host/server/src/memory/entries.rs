@@ -31,6 +31,7 @@ use crate::body::Body;
 use crate::content_type;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
+use crate::redact::Redactor;
 use crate::routes::Route;
 use crate::service::{json as json_response, method_not_allowed, no_route, read_body};
 
@@ -106,7 +107,7 @@ where
     let body = read_body(&gateway, body_read_timeout, request).await?;
     let body = json_object(&body)?;
     match operation {
-        Operation::Put => put(store, &caller, body).await,
+        Operation::Put => put(store, &caller, body, &gateway.redactor).await,
         Operation::Delete => delete(store, &caller, body).await,
         Operation::Search => search(store, &caller, body).await,
         Operation::ListNamespaces => list_namespaces(store, &caller, body).await,
@@ -282,11 +283,16 @@ async fn put(
     store: &aigw_memory::Store,
     caller: &Caller,
     body: Map<String, Value>,
+    redactor: &Redactor,
 ) -> Result<Response<Body>, ApiError> {
     let path = entry_path(&body, "namespace")?;
     let key = key(&body)?;
     let value = match body.get("value") {
-        Some(Value::Object(map)) => map.clone(),
+        Some(Value::Object(map)) => {
+            let mut value = map.clone();
+            redactor.value(&mut value);
+            value
+        }
         None | Some(Value::Null) => return Err(invalid("value", "required")),
         Some(_) => return Err(invalid("value", "a value is a JSON object")),
     };

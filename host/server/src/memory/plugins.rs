@@ -2,7 +2,7 @@
 //! plugin writes is what agents read over HTTP and back. The runtime checked the call's limits
 //! and hands each operation its [`MemoryScope`] (the call's namespace, the plugin, its quota);
 //! here it becomes the store's types: the plugin is recorded as the agent `plugin:<name>` on
-//! what it writes, a plugin's items are normalised exactly as a client's are over HTTP, and
+//! what it writes, a plugin's items are normalised (and redacted) exactly as a client's are over HTTP, and
 //! each write is checked against the plugin's quota in the write's own transaction.
 //!
 //! Errors become the plugin's [`MemoryError`]: a refused argument is `invalid` with the store's
@@ -21,15 +21,26 @@ use aigw_runtime::{
 use serde_json::{Map, Value};
 
 use super::items;
+use crate::redact::Redactor;
 
 /// The memory tool plugins reach: the process's store.
 pub struct PluginMemory {
     store: Arc<Store>,
+    redactor: Redactor,
 }
 
 impl PluginMemory {
     pub fn new(store: Arc<Store>) -> PluginMemory {
-        PluginMemory { store }
+        PluginMemory {
+            store,
+            redactor: Redactor::default(),
+        }
+    }
+
+    /// Redacts `redactor`'s patterns in what plugins write, as the gateway does for clients.
+    pub fn with_redaction(mut self, redactor: Redactor) -> PluginMemory {
+        self.redactor = redactor;
+        self
     }
 }
 
@@ -145,10 +156,12 @@ impl PluginMemory {
 
     async fn put_entry(&self, scope: MemoryScope, put: MemoryPut) -> Result<u64, MemoryError> {
         let namespace = namespace(&scope)?;
+        let mut value = object(&put.value_json, "value")?;
+        self.redactor.value(&mut value);
         let put = Put {
             path: EntryPath::parse(put.path, "path").map_err(entry_error)?,
             key: put.key,
-            value: object(&put.value_json, "value")?,
+            value,
             index: Index::default(),
             ttl: put.ttl,
             if_version: put.if_version,
@@ -232,8 +245,9 @@ impl PluginMemory {
         for (i, json) in items_json.iter().enumerate() {
             let value: Value = serde_json::from_str(json)
                 .map_err(|e| MemoryError::Invalid(format!("memory: item {i} is not JSON: {e}")))?;
-            let item = items::normalise(value, i)
+            let mut item = items::normalise(value, i)
                 .map_err(|e| MemoryError::Invalid(format!("memory: {}", e.message)))?;
+            self.redactor.item(&mut item);
             new.push(NewItem {
                 item,
                 agent: Some(agent.clone()),
