@@ -9,6 +9,8 @@
 
 mod key;
 mod pattern;
+pub mod prices;
 
 pub use key::{Key, KeySpec, NamespaceNotGranted, Period};
 pub use pattern::Pattern;
+pub use prices::{Price, PriceError, Prices, Tokens};

@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use aigw_access::Prices;
 use aigw_egress::{Credential, Egress, EgressError, Grants, Origin, Secret};
 use aigw_memory::Store;
 use aigw_router::{Health, HealthRegistry, Policy, RetryBudget, Route, RouteEntry, Timeouts};
@@ -196,6 +197,8 @@ pub struct Gateway {
     pub(crate) memory: Option<Arc<Store>>,
     /// How much history a session-aware chat completion is sent.
     pub(crate) sessions: SessionOptions,
+    /// What each target charges (by label): spend, usage and `strategy = "cost"` read it.
+    pub prices: Arc<Prices>,
 }
 
 #[derive(Serialize)]
@@ -311,12 +314,19 @@ impl Gateway {
             scrubber,
             memory: None,
             sessions: SessionOptions::default(),
+            prices: Arc::new(Prices::default()),
         })
     }
 
     /// This state with `memory` as its store (a state that replaces it should get the same).
     pub fn with_memory(mut self, memory: Arc<Store>) -> Gateway {
         self.memory = Some(memory);
+        self
+    }
+
+    /// This state with `prices` as its price table (by target label).
+    pub fn with_prices(mut self, prices: Arc<Prices>) -> Gateway {
+        self.prices = prices;
         self
     }
 

@@ -10,6 +10,7 @@ mod failover;
 mod memory;
 mod models;
 mod plugins;
+mod prices;
 mod providers;
 mod server;
 mod values;
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use aigw_access::Price;
 use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
 use aigw_server::{ProviderOptions, RouteOptions, ServerOptions, SessionOptions};
@@ -76,6 +78,8 @@ struct RawConfig {
     failover: failover::RawFailover,
     #[serde(default)]
     memory: memory::RawMemory,
+    #[serde(default)]
+    prices: BTreeMap<String, Spanned<prices::RawPrice>>,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -96,6 +100,8 @@ pub struct Config {
     pub memory: StoreOptions,
     /// `[memory]`'s session bounds.
     pub sessions: SessionOptions,
+    /// `[prices."provider/model"]`, by target label.
+    pub prices: BTreeMap<String, Price>,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -126,6 +132,7 @@ pub fn parse(
     let routes = models::validate(&raw.models, &providers, &values)?;
     let memory = memory::validate(&raw.memory, base, &values)?;
     let sessions = memory::sessions(&raw.memory, &values)?;
+    let prices = prices::validate(&raw.prices, &providers, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -135,5 +142,6 @@ pub fn parse(
         failover,
         memory,
         sessions,
+        prices,
     })
 }
