@@ -10,7 +10,9 @@
 mod key;
 mod pattern;
 pub mod prices;
+pub mod usage;
 
 pub use key::{Key, KeySpec, NamespaceNotGranted, Period};
 pub use pattern::Pattern;
 pub use prices::{Price, PriceError, Prices, Tokens};
+pub use usage::{Ledger, UsageOptions};

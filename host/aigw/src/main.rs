@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use aigw_access::Prices;
+use aigw_access::{Ledger, Prices};
 use aigw_memory::Store;
 use aigw_router::HealthRegistry;
 use aigw_runtime::{MemoryLimits, MemoryStore, Plugin, Runtime, Services};
@@ -210,9 +210,14 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     );
     // Deletes expired entries until the store is dropped (it holds the store weakly).
     let _sweeper = aigw_memory::entries::spawn_sweeper(&store, config.memory.sweep_interval);
+    // Usage gathers in memory and is written every interval (held weakly by the flusher) and
+    // once more when serving ends.
+    let ledger = Arc::new(Ledger::new(Arc::clone(&store)));
+    let _flusher = aigw_access::usage::spawn_flusher(&ledger, config.usage.flush_interval);
     let gateway = build(&config, fresh_health(&config), Some(&store))
         .await?
         .with_memory(Arc::clone(&store))
+        .with_usage(Arc::clone(&ledger))
         .with_sessions(config.sessions);
     let unpriced = unpriced(&gateway);
     if !unpriced.is_empty() {
@@ -239,7 +244,14 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     }
     let service = Arc::new(Service::with_options(gateway, &config.server, bound));
     let limits = ConnectionLimits::from(&config.server);
-    aigw_server::serve(listener, service, limits, shutdown_signal()).await?;
+    let served = aigw_server::serve(listener, service, limits, shutdown_signal()).await;
+    // What the last requests used reaches the store before it closes, however serving ended.
+    match ledger.flush().await {
+        Ok(rows) => tracing::debug!(rows, "usage flushed"),
+        Err(e) => tracing::warn!(error = %e, "usage: the last flush failed; it is lost"),
+    }
+    served?;
+    drop(ledger);
     drop(store);
     tracing::info!("aigw stopped");
     Ok(())

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use aigw_access::Prices;
+use aigw_access::{Ledger, Prices};
 use aigw_egress::{Credential, Egress, EgressError, Grants, Origin, Secret};
 use aigw_memory::Store;
 use aigw_router::{Health, HealthRegistry, Policy, RetryBudget, Route, RouteEntry, Timeouts};
@@ -199,6 +199,9 @@ pub struct Gateway {
     pub(crate) sessions: SessionOptions,
     /// What each target charges (by label): spend, usage and `strategy = "cost"` read it.
     pub prices: Arc<Prices>,
+    /// The process's usage ledger (per key, target and day); one per process, shared by every
+    /// state that replaces this one. `None` without a store: nothing is recorded.
+    pub(crate) usage: Option<Arc<Ledger>>,
 }
 
 #[derive(Serialize)]
@@ -315,6 +318,7 @@ impl Gateway {
             memory: None,
             sessions: SessionOptions::default(),
             prices: Arc::new(Prices::default()),
+            usage: None,
         })
     }
 
@@ -327,6 +331,13 @@ impl Gateway {
     /// This state with `prices` as its price table (by target label).
     pub fn with_prices(mut self, prices: Arc<Prices>) -> Gateway {
         self.prices = prices;
+        self
+    }
+
+    /// This state with `ledger` recording its usage (a state that replaces it should get the
+    /// same).
+    pub fn with_usage(mut self, ledger: Arc<Ledger>) -> Gateway {
+        self.usage = Some(ledger);
         self
     }
 

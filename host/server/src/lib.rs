@@ -27,6 +27,7 @@ mod routes;
 mod scrub;
 mod service;
 mod streams;
+mod usage;
 
 use std::convert::Infallible;
 use std::future::Future;

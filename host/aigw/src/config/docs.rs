@@ -86,6 +86,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let failover = HealthSettings::default();
     let memory = aigw_memory::StoreOptions::new(super::memory::DEFAULT_PATH);
     let sessions = aigw_server::SessionOptions::default();
+    let usage = aigw_access::UsageOptions::default();
     let strategy = STRATEGIES
         .iter()
         .find(|(_, s)| *s == route.strategy)
@@ -226,6 +227,10 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
             // Both required.
             vec![("input", None), ("output", None)],
         ),
+        (
+            "## `[usage]`".to_owned(),
+            vec![("flush_interval_ms", Some(ms(usage.flush_interval)))],
+        ),
     ])
 }
 
@@ -296,6 +301,7 @@ fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
             "## `[prices.\"<provider>/<model>\"]`",
             "[prices.\"p/m\"]\ninput = 1\noutput = 1\nzzz = 1\n",
         ),
+        ("## `[usage]`", "[usage]\nzzz = 1\n"),
     ];
     for (heading, text) in sections {
         assert_eq!(accepted_keys(text), keys(heading), "{heading}");

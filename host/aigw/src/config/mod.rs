@@ -13,6 +13,7 @@ mod plugins;
 mod prices;
 mod providers;
 mod server;
+mod usage;
 mod values;
 
 #[cfg(test)]
@@ -24,7 +25,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use aigw_access::Price;
+use aigw_access::{Price, UsageOptions};
 use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
 use aigw_server::{ProviderOptions, RouteOptions, ServerOptions, SessionOptions};
@@ -80,6 +81,8 @@ struct RawConfig {
     memory: memory::RawMemory,
     #[serde(default)]
     prices: BTreeMap<String, Spanned<prices::RawPrice>>,
+    #[serde(default)]
+    usage: usage::RawUsage,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -102,6 +105,8 @@ pub struct Config {
     pub sessions: SessionOptions,
     /// `[prices."provider/model"]`, by target label.
     pub prices: BTreeMap<String, Price>,
+    /// `[usage]`.
+    pub usage: UsageOptions,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -133,6 +138,7 @@ pub fn parse(
     let memory = memory::validate(&raw.memory, base, &values)?;
     let sessions = memory::sessions(&raw.memory, &values)?;
     let prices = prices::validate(&raw.prices, &providers, &values)?;
+    let usage = usage::validate(&raw.usage, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -143,5 +149,6 @@ pub fn parse(
         memory,
         sessions,
         prices,
+        usage,
     })
 }

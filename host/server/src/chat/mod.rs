@@ -28,7 +28,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use tokio::sync::mpsc;
 
 use self::attempt::{Answer, Call};
-use self::record::{Finished, RequestRecord, debug_header, label};
+use self::record::{Accounting, Finished, RequestRecord, debug_header, label};
 use self::relay::StreamContext;
 use crate::auth::Principal;
 use crate::body::Body;
@@ -148,6 +148,11 @@ pub(crate) async fn handle(
         Arc::clone(&route),
         started,
         head.stream,
+        Accounting::new(
+            Arc::clone(&gateway.prices),
+            gateway.usage.clone(),
+            options.principal.key().map(|key| key.id.as_str()),
+        ),
     );
     let call = Call {
         gateway: &gateway,
@@ -182,6 +187,7 @@ pub(crate) async fn handle(
                 skipped: &exhausted.skipped,
                 served: None,
                 usage: None,
+                broken: &[],
                 error: Some(&error.message),
             });
             return response;
@@ -219,6 +225,7 @@ pub(crate) async fn handle(
                     skipped: &commitment.skipped,
                     served: Some(target),
                     usage,
+                    broken: &[],
                     error: Some(&error.message),
                 });
                 return error.response();
@@ -231,6 +238,7 @@ pub(crate) async fn handle(
                 skipped: &commitment.skipped,
                 served: Some(target),
                 usage,
+                broken: &[],
                 error: None,
             });
             response
