@@ -531,7 +531,7 @@ fn new_keys_are_checked_with_file_line_column_and_key() {
         (
             route("targets = [\"groq/a\"]\nstrategy = \"fastest\"\n"),
             "7:12",
-            "`models.smart.strategy` must be \"weighted\" or \"latency\", got \"fastest\"",
+            "`models.smart.strategy` must be \"weighted\" or \"latency\" or \"cost\", got \"fastest\"",
         ),
         (
             route("targets = [\"groq/a\"]\nretry_budget = 1.5\n"),
@@ -676,4 +676,13 @@ fn a_bad_price_is_an_error_naming_line_and_key() {
             "{text}\n{error}\nexpected: {expected}"
         );
     }
+}
+
+#[test]
+fn a_route_may_order_by_cost() {
+    let c = parse_str(&format!(
+        "{ONE_PROVIDER}[models.m]\ntargets = [\"groq/a\", \"groq/b\"]\nstrategy = \"cost\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.routes["m"].strategy, Strategy::Cost);
 }

@@ -11,6 +11,7 @@
 
 mod attempt;
 mod continuation;
+mod estimate;
 mod head;
 mod items;
 mod record;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use aigw_router::Request;
+use aigw_router::{Request, Strategy};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use tokio::sync::mpsc;
@@ -160,10 +161,15 @@ pub(crate) async fn handle(
         continuation: None,
         stream: head.stream,
     };
+    let costs = match route.policy.strategy {
+        Strategy::Cost => estimate::costs(&route, &gateway.prices, head.text),
+        Strategy::Weighted | Strategy::Latency => Vec::new(),
+    };
     let request = Request {
         stream: head.stream,
         seed: next_seed(),
         exclude: Vec::new(),
+        costs,
     };
     let include_usage = head.include_usage;
     let outcome = aigw_router::serve(&call, &route, &request).await;
