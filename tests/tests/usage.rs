@@ -342,3 +342,67 @@ async fn the_cost_strategy_fails_over_from_the_cheapest_to_the_dearer() {
     assert!(log.starts_with("groq/error-500 first unavailable"), "{log}");
     assert!(!upstreams.groq.chat_requests().is_empty());
 }
+
+#[test]
+fn check_prints_each_targets_price_and_lists_the_unpriced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aigw.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{}\n[providers.groq]\nplugin = \"groq\"\napi_key = \"gsk_x\"\n\
+             [providers.local]\nplugin = \"openai-compatible\"\n\
+             base_url = \"http://127.0.0.1:11434/v1\"\n\
+             [models.fast]\ntargets = [\"groq/llama-3.1-8b-instant\", \"local/llama3.2\", \
+             \"local/priced\"]\n\
+             [prices.\"local/priced\"]\ninput = 0.5\noutput = 1.5\n",
+            aigw_tests::setup::plugins_section()
+        ),
+    )
+    .unwrap();
+    let output = aigw_tests::gateway::aigw(["check", "--config", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let line = |target: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{target} (")))
+            .unwrap_or_else(|| panic!("no line for {target}:\n{stdout}"))
+            .to_owned()
+    };
+    // The plugin's published price, the configured one, none.
+    assert!(
+        line("groq/llama-3.1-8b-instant").contains("price USD/M in 0.05 out 0.08"),
+        "{stdout}"
+    );
+    assert!(
+        line("local/priced").contains("price USD/M in 0.5 out 1.5"),
+        "{stdout}"
+    );
+    assert!(
+        line("local/llama3.2").contains("price unpriced"),
+        "{stdout}"
+    );
+    let (_, unpriced) = stdout.split_once("unpriced (").expect("an unpriced list");
+    let listed: Vec<&str> = unpriced.lines().skip(1).map(str::trim).collect();
+    assert!(listed.contains(&"local/llama3.2"), "{stdout}");
+    assert!(!listed.contains(&"local/priced"), "{stdout}");
+    assert!(!listed.contains(&"groq/llama-3.1-8b-instant"), "{stdout}");
+}
+
+#[tokio::test]
+async fn serving_logs_the_unpriced_targets_once_at_start() {
+    let upstreams = Upstreams::start().await;
+    let gateway = upstreams
+        .gateway(&format!(
+            "{PRICED}[models.m]\ntargets = [\"groq/ok\", \"local/free\"]\n"
+        ))
+        .await;
+    let line = gateway
+        .wait_for_log(Duration::from_secs(10), |l| l.contains("without a price"))
+        .await
+        .unwrap_or_else(|| panic!("no unpriced line:\n{}", gateway.stderr()));
+    assert!(line.contains("local/free"), "{line}");
+    assert!(!line.contains("groq/ok"), "{line}");
+    assert_eq!(gateway.stderr().matches("without a price").count(), 1);
+}
