@@ -388,6 +388,32 @@ impl Gateway {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Stops the process as an operator does, with SIGTERM (a graceful stop: in-flight requests
+    /// finish, the usage ledger is flushed), and waits for it to exit.
+    ///
+    /// # Panics
+    /// When the signal cannot be sent or the process does not exit within 30 s.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let Some(pid) = self.child.id() else {
+            panic!("the gateway has already exited");
+        };
+        let sent = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+        assert!(
+            sent.as_ref().is_ok_and(std::process::ExitStatus::success),
+            "cannot send SIGTERM to the gateway: {sent:?}"
+        );
+        match tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await {
+            Ok(Ok(status)) => status,
+            other => panic!(
+                "the gateway did not stop after SIGTERM: {other:?}\n--- stderr ---\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
     /// Kills the process with SIGKILL (no shutdown, no flush: a crash) and waits for it.
     ///
     /// # Panics

@@ -9,6 +9,10 @@
 
 mod key;
 mod pattern;
+pub mod prices;
+pub mod usage;
 
 pub use key::{Key, KeySpec, NamespaceNotGranted, Period};
 pub use pattern::Pattern;
+pub use prices::{Price, PriceError, Prices, Tokens};
+pub use usage::{Ledger, UsageOptions};

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use aigw_access::{Ledger, Prices};
 use aigw_memory::Store;
 use aigw_router::HealthRegistry;
 use aigw_runtime::{MemoryLimits, MemoryStore, Plugin, Runtime, Services};
@@ -169,10 +170,27 @@ async fn build(
         }
         providers.push(provider);
     }
+    let plugins_of: Vec<(String, String)> = providers
+        .iter()
+        .map(|p| (p.name.clone(), p.plugin.descriptor().name.clone()))
+        .collect();
+    let prices = Prices::new(config.prices.clone(), plugins_of);
     Ok(
         Gateway::new(providers, config.routes.clone(), health, &config.server)?
-            .with_redaction(config.redaction.clone()),
+            .with_redaction(config.redaction.clone())
+            .with_prices(Arc::new(prices)),
     )
+}
+
+/// Every target the config names (routes' targets and the plugins' listed models) that has no
+/// price: each costs 0, which an operator should know.
+fn unpriced(gateway: &Gateway) -> Vec<String> {
+    Gateway::listed_models(&gateway.providers, &gateway.routes)
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| id.contains('/') && !gateway.routes.contains_key(id))
+        .filter(|label| gateway.prices.get(label).is_none())
+        .collect()
 }
 
 /// A registry for a process that knows nothing about its targets yet.
@@ -195,9 +213,14 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     );
     // Deletes expired entries until the store is dropped (it holds the store weakly).
     let _sweeper = aigw_memory::entries::spawn_sweeper(&store, config.memory.sweep_interval);
+    // Usage gathers in memory and is written every interval (held weakly by the flusher) and
+    // once more when serving ends.
+    let ledger = Arc::new(Ledger::new(Arc::clone(&store)));
+    let _flusher = aigw_access::usage::spawn_flusher(&ledger, config.usage.flush_interval);
     let gateway = build(&config, fresh_health(&config), Some(&store))
         .await?
         .with_memory(Arc::clone(&store))
+        .with_usage(Arc::clone(&ledger))
         .with_sessions(config.sessions);
     // Checked when the config was read; loaded again here, for serving.
     let tls = match &config.server.tls {
@@ -207,6 +230,13 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
                 .with_context(|| format!("{}: [server] tls", config_path.display()))?,
         ),
     };
+    let unpriced = unpriced(&gateway);
+    if !unpriced.is_empty() {
+        tracing::warn!(
+            targets = %unpriced.join(", "),
+            "targets without a price cost 0 in usage and spend; set [prices.\"provider/model\"]"
+        );
+    }
     let address = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -226,12 +256,17 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     }
     let service = Arc::new(Service::with_options(gateway, &config.server, bound));
     let limits = ConnectionLimits::from(&config.server);
-    match &tls {
-        None => aigw_server::serve(listener, service, limits, shutdown_signal()).await?,
-        Some(tls) => {
-            aigw_server::serve_tls(listener, service, limits, tls, shutdown_signal()).await?;
-        }
+    let served = match &tls {
+        None => aigw_server::serve(listener, service, limits, shutdown_signal()).await,
+        Some(tls) => aigw_server::serve_tls(listener, service, limits, tls, shutdown_signal()).await,
+    };
+    // What the last requests used reaches the store before it closes, however serving ended.
+    match ledger.flush().await {
+        Ok(rows) => tracing::debug!(rows, "usage flushed"),
+        Err(e) => tracing::warn!(error = %e, "usage: the last flush failed; it is lost"),
     }
+    served?;
+    drop(ledger);
     drop(store);
     tracing::info!("aigw stopped");
     Ok(())
@@ -332,9 +367,19 @@ async fn check(config_path: PathBuf) -> anyhow::Result<()> {
         ));
         for e in &route.entries {
             let t = &e.timeouts;
+            let price = gateway
+                .prices
+                .get(&e.target.label)
+                .map_or("unpriced".to_owned(), |p| {
+                    format!(
+                        "USD/M in {} out {}",
+                        p.input_per_million(),
+                        p.output_per_million()
+                    )
+                });
             out.push_str(&format!(
-                "    {} (priority {}, weight {}, window {}, prefill {}; timeouts ms: connect {}, \
-                 first byte {}, stall {}, total {})\n",
+                "    {} (priority {}, weight {}, window {}, prefill {}, price {price}; timeouts \
+                 ms: connect {}, first byte {}, stall {}, total {})\n",
                 e.target.label,
                 e.priority,
                 e.weight,
@@ -349,6 +394,15 @@ async fn check(config_path: PathBuf) -> anyhow::Result<()> {
         }
     }
     out.push_str("direct: any <provider>/<model> of the providers above\n");
+    let unpriced = unpriced(&gateway);
+    if unpriced.is_empty() {
+        out.push_str("unpriced: none\n");
+    } else {
+        out.push_str("unpriced (they cost 0; set [prices.\"provider/model\"]):\n");
+        for label in unpriced {
+            out.push_str(&format!("  {label}\n"));
+        }
+    }
     print!("{out}");
     Ok(())
 }

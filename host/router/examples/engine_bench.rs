@@ -106,6 +106,7 @@ fn main() {
                         stream: false,
                         seed,
                         exclude: Vec::new(),
+                        costs: Vec::new(),
                     };
                     let _ = std::hint::black_box(serve(upstream, route, &request).await);
                 }

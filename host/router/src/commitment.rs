@@ -29,6 +29,8 @@ pub struct Commitment {
     /// Targets that broke after commitment: never asked to continue.
     broken: Vec<usize>,
     stream: bool,
+    /// The request's cost estimates, so a continuation walks in the same cost order.
+    costs: Vec<Option<u128>>,
     rng: Rng,
     started: Instant,
 }
@@ -42,6 +44,7 @@ impl<O> Served<O> {
             skipped: self.skipped,
             broken: Vec::new(),
             stream: request.stream,
+            costs: request.costs.clone(),
             // Another stream of numbers than the walk's, so a continuation's order and
             // jitter are not the first walk's again.
             rng: Rng::new(request.seed.rotate_left(17)),
@@ -81,6 +84,7 @@ impl Commitment {
             stream: self.stream,
             seed: self.rng.next_u64(),
             exclude: self.broken.clone(),
+            costs: self.costs.clone(),
         };
         let offset = self.started.elapsed();
         let (output, served, attempts, skipped) = match serve(upstream, route, &request).await {
@@ -176,6 +180,7 @@ mod tests {
             stream: true,
             seed: 7,
             exclude: Vec::new(),
+            costs: Vec::new(),
         }
     }
 

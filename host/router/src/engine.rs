@@ -36,6 +36,9 @@ pub struct Request {
     pub seed: u64,
     /// Route entries not to use (a stream being continued excludes the target that broke).
     pub exclude: Vec<usize>,
+    /// What this request is estimated to cost on each route entry (by index; `None`:
+    /// unknown), in any one unit: the cost strategy orders by it. Empty for other strategies.
+    pub costs: Vec<Option<u128>>,
 }
 
 /// Why an attempt was made.
@@ -364,7 +367,7 @@ struct Walk<'r, T> {
 impl<'r, T: Sync> Walk<'r, T> {
     fn new(route: &'r Route<T>, request: &'r Request) -> Walk<'r, T> {
         let mut rng = Rng::new(request.seed);
-        let order = route.order(&mut rng);
+        let order = route.order(&mut rng, &request.costs);
         Walk {
             route,
             request,
@@ -746,6 +749,7 @@ mod tests {
             stream: false,
             seed: 1,
             exclude: Vec::new(),
+            costs: Vec::new(),
         }
     }
 
@@ -1148,6 +1152,36 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(serve(&fake, &r, &request()).await.unwrap().output, "B");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_cost_strategy_tries_the_cheapest_and_fails_over_to_the_dearer() {
+        let policy = Policy {
+            strategy: Strategy::Cost,
+            retries: 0,
+            ..Policy::default()
+        };
+        let fake = Fake::new(vec![
+            ("dear", vec![ok(5, "DEAR")]),
+            (
+                "cheap",
+                vec![fail(5, FailureClass::Unavailable), ok(5, "CHEAP")],
+            ),
+        ]);
+        let r = route(vec![spec("dear", 0), spec("cheap", 0)], policy);
+        let mut req = request();
+        req.costs = vec![Some(20), Some(10)];
+        // The cheaper fails: the dearer serves.
+        let served = serve(&fake, &r, &req).await.unwrap();
+        assert_eq!(served.output, "DEAR");
+        assert_eq!(fake.calls(), ["cheap", "dear"]);
+        // Next request: the cheaper again, and it serves.
+        let served = serve(&fake, &r, &req).await.unwrap();
+        assert_eq!(served.output, "CHEAP");
+        // A request whose estimate flips the prices flips the order.
+        req.costs = vec![Some(10), Some(20)];
+        assert_eq!(serve(&fake, &r, &req).await.unwrap().output, "DEAR");
+        assert_eq!(fake.calls(), ["cheap", "dear", "cheap", "dear"]);
     }
 
     #[tokio::test(start_paused = true)]

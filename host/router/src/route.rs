@@ -1,6 +1,10 @@
 //! Routes as data: a model alias's targets with their priorities, weights, context windows and
 //! timeouts, the route's policy (strategy, retries, retry budget, hedging), and the per-request
 //! order in which targets are tried.
+//!
+//! The cost strategy orders by what the caller estimates each target would charge for this
+//! request ([`crate::Request::costs`]): the engine knows no prices, tokens or currency, only
+//! numbers to compare.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -55,6 +59,12 @@ pub enum Strategy {
     Weighted,
     /// Lowest moving-average latency first; targets never measured go first, to be measured.
     Latency,
+    /// The cheapest for this request first, by the caller's per-entry estimate
+    /// ([`crate::Request::costs`]); equal estimates keep the configured order. Targets with no
+    /// estimate (unpriced) go after every priced one: an unknown price is not a zero price,
+    /// and treating it as free would send the route's traffic to whichever target has no
+    /// price configured.
+    Cost,
 }
 
 /// How a route treats failures beyond the failover table. Its `Default` is the default policy
@@ -112,8 +122,9 @@ impl<T> Route<T> {
         }
     }
 
-    /// The order to try the targets in for one request.
-    pub fn order(&self, rng: &mut Rng) -> Vec<usize> {
+    /// The order to try the targets in for one request. `costs` is the request's estimated
+    /// cost on each entry, by index (`None` or missing: unknown), read by the cost strategy.
+    pub fn order(&self, rng: &mut Rng, costs: &[Option<u128>]) -> Vec<usize> {
         let mut order = self.sorted.clone();
         for &(start, end) in &self.groups {
             if end - start < 2 {
@@ -125,6 +136,10 @@ impl<T> Route<T> {
                 Strategy::Latency => group.sort_by(|&a, &b| {
                     let latency = |i: usize| self.entries[i].health.latency_ewma();
                     latency(a).cmp(&latency(b))
+                }),
+                Strategy::Cost => group.sort_by_key(|&i| {
+                    let cost = costs.get(i).copied().flatten();
+                    (cost.is_none(), cost)
                 }),
             }
         }
@@ -270,7 +285,7 @@ mod tests {
             Policy::default(),
         );
         let mut rng = Rng::new(1);
-        assert_eq!(names(&route, &route.order(&mut rng)), ["a", "b", "c"]);
+        assert_eq!(names(&route, &route.order(&mut rng, &[])), ["a", "b", "c"]);
     }
 
     #[test]
@@ -286,7 +301,7 @@ mod tests {
         let mut rng = Rng::new(42);
         let mut heavy_first = 0;
         for _ in 0..4000 {
-            let order = names(&route, &route.order(&mut rng));
+            let order = names(&route, &route.order(&mut rng, &[]));
             assert_eq!(order[2], "last");
             if order[0] == "heavy" {
                 heavy_first += 1;
@@ -312,8 +327,47 @@ mod tests {
         route.entries[1]
             .health
             .record_success(Duration::from_millis(30));
-        let order = names(&route, &route.order(&mut Rng::new(7)));
+        let order = names(&route, &route.order(&mut Rng::new(7), &[]));
         assert_eq!(order, ["new", "fast", "slow"]);
+    }
+
+    #[test]
+    fn the_cost_strategy_puts_the_cheapest_for_the_request_first_and_unpriced_last() {
+        let policy = Policy {
+            strategy: Strategy::Cost,
+            ..Policy::default()
+        };
+        let route = Route::new(
+            vec![
+                entry("unpriced", 0, 1),
+                entry("dear", 0, 1),
+                entry("cheap", 0, 1),
+                entry("cheap-too", 0, 1),
+                entry("backup", 1, 1),
+            ],
+            policy,
+        );
+        let order = |costs: &[Option<u128>]| names(&route, &route.order(&mut Rng::new(3), costs));
+        // Priority still comes first; within it the cheapest, ties in configured order.
+        assert_eq!(
+            order(&[None, Some(900), Some(10), Some(10), Some(0)]),
+            ["cheap", "cheap-too", "dear", "unpriced", "backup"]
+        );
+        // Another request, another estimate, another order.
+        assert_eq!(
+            order(&[None, Some(5), Some(10), Some(10), Some(0)]),
+            ["dear", "cheap", "cheap-too", "unpriced", "backup"]
+        );
+        // Free is a price: before unpriced.
+        assert_eq!(
+            order(&[Some(0), None, None, None, None]),
+            ["unpriced", "dear", "cheap", "cheap-too", "backup"]
+        );
+        // No estimates at all: the configured order.
+        assert_eq!(
+            order(&[]),
+            ["unpriced", "dear", "cheap", "cheap-too", "backup"]
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use aigw_access::{Ledger, Prices};
 use aigw_egress::{Credential, Egress, EgressError, Grants, Origin, Secret};
 use aigw_memory::Store;
 use aigw_router::{Health, HealthRegistry, Policy, RetryBudget, Route, RouteEntry, Timeouts};
@@ -199,6 +200,11 @@ pub struct Gateway {
     pub(crate) memory: Option<Arc<Store>>,
     /// How much history a session-aware chat completion is sent.
     pub(crate) sessions: SessionOptions,
+    /// What each target charges (by label): spend, usage and `strategy = "cost"` read it.
+    pub prices: Arc<Prices>,
+    /// The process's usage ledger (per key, target and day); one per process, shared by every
+    /// state that replaces this one. `None` without a store: nothing is recorded.
+    pub(crate) usage: Option<Arc<Ledger>>,
 }
 
 #[derive(Serialize)]
@@ -315,6 +321,8 @@ impl Gateway {
             redactor: Redactor::default(),
             memory: None,
             sessions: SessionOptions::default(),
+            prices: Arc::new(Prices::default()),
+            usage: None,
         })
     }
 
@@ -329,6 +337,19 @@ impl Gateway {
     pub fn with_redaction(mut self, redactor: Redactor) -> Gateway {
         self.scrubber.redacting(redactor.clone());
         self.redactor = redactor;
+        self
+    }
+
+    /// This state with `prices` as its price table (by target label).
+    pub fn with_prices(mut self, prices: Arc<Prices>) -> Gateway {
+        self.prices = prices;
+        self
+    }
+
+    /// This state with `ledger` recording its usage (a state that replaces it should get the
+    /// same).
+    pub fn with_usage(mut self, ledger: Arc<Ledger>) -> Gateway {
+        self.usage = Some(ledger);
         self
     }
 

@@ -30,6 +30,7 @@ mod scrub;
 mod service;
 mod streams;
 mod tls;
+mod usage;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -26,7 +26,7 @@ use crate::options::ServerOptions;
 use crate::peer::Peer;
 use crate::routes::Route;
 use crate::streams::StreamSlots;
-use crate::{admin, chat, content_type, memory};
+use crate::{admin, chat, content_type, memory, usage};
 
 const MODELS_PATH: &str = "/v1/models";
 const HEALTHZ_PATH: &str = "/healthz";
@@ -40,6 +40,7 @@ pub(crate) const ROUTES: &[Route] = &[
     Route::new(HEALTHZ_PATH, "GET, HEAD"),
     Route::new(READYZ_PATH, "GET, HEAD"),
     admin::ROUTE,
+    usage::ROUTE,
 ];
 
 /// Answers requests from the current served state.
@@ -182,6 +183,7 @@ where
         }
         (&Method::GET, READYZ_PATH) => readiness(&gateway),
         (&Method::GET, admin::PATH) => admin::targets(&gateway),
+        (&Method::GET, usage::PATH) => usage::usage(&gateway, request.uri().query()).await,
         (_, path) if path.starts_with(memory::conversations::PREFIX) => {
             memory::conversations::handle(&gateway, edge.body_read_timeout, request).await
         }

@@ -165,9 +165,11 @@ async fn fixture() -> Fixture {
         HealthSettings::default(),
         MAX_REMEMBERED_TARGETS,
     ));
+    let store = Arc::new(store);
     let gateway = Gateway::new([], BTreeMap::new(), health, &ServerOptions::default())
         .unwrap()
-        .with_memory(Arc::new(store));
+        .with_usage(Arc::new(aigw_access::Ledger::new(Arc::clone(&store))))
+        .with_memory(store);
     Fixture {
         service: Service::new(gateway),
         _dir: dir,

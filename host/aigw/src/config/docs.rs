@@ -87,6 +87,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let memory = aigw_memory::StoreOptions::new(super::memory::DEFAULT_PATH);
     let sessions = aigw_server::SessionOptions::default();
     let redaction = aigw_server::RedactionOptions::default();
+    let usage = aigw_access::UsageOptions::default();
     let strategy = STRATEGIES
         .iter()
         .find(|(_, s)| *s == route.strategy)
@@ -248,6 +249,15 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ("retry_delay_ms", Some(ms(failover.retry_delay))),
             ],
         ),
+        (
+            "## `[prices.\"<provider>/<model>\"]`".to_owned(),
+            // Both required.
+            vec![("input", None), ("output", None)],
+        ),
+        (
+            "## `[usage]`".to_owned(),
+            vec![("flush_interval_ms", Some(ms(usage.flush_interval)))],
+        ),
     ])
 }
 
@@ -316,6 +326,11 @@ fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
         ("## `[failover]`", "[failover]\nzzz = 1\n"),
         ("## `[memory]`", "[memory]\nzzz = 1\n"),
         ("## `[redaction]`", "[redaction]\nzzz = 1\n"),
+        (
+            "## `[prices.\"<provider>/<model>\"]`",
+            "[prices.\"p/m\"]\ninput = 1\noutput = 1\nzzz = 1\n",
+        ),
+        ("## `[usage]`", "[usage]\nzzz = 1\n"),
     ];
     for (heading, text) in sections {
         assert_eq!(accepted_keys(text), keys(heading), "{heading}");

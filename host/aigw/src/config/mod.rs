@@ -10,9 +10,11 @@ mod failover;
 mod memory;
 mod models;
 mod plugins;
+mod prices;
 mod providers;
 mod redaction;
 mod server;
+mod usage;
 mod values;
 
 #[cfg(test)]
@@ -26,6 +28,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use aigw_access::{Price, UsageOptions};
 use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
 use aigw_server::{ProviderOptions, Redactor, RouteOptions, ServerOptions, SessionOptions};
@@ -81,6 +84,10 @@ struct RawConfig {
     memory: memory::RawMemory,
     #[serde(default)]
     redaction: redaction::RawRedaction,
+    #[serde(default)]
+    prices: BTreeMap<String, Spanned<prices::RawPrice>>,
+    #[serde(default)]
+    usage: usage::RawUsage,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -103,6 +110,10 @@ pub struct Config {
     pub sessions: SessionOptions,
     /// `[redaction]`, compiled.
     pub redaction: Redactor,
+    /// `[prices."provider/model"]`, by target label.
+    pub prices: BTreeMap<String, Price>,
+    /// `[usage]`.
+    pub usage: UsageOptions,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -134,6 +145,8 @@ pub fn parse(
     let memory = memory::validate(&raw.memory, base, &values)?;
     let sessions = memory::sessions(&raw.memory, &values)?;
     let redaction = redaction::validate(&raw.redaction, &values)?;
+    let prices = prices::validate(&raw.prices, &providers, &values)?;
+    let usage = usage::validate(&raw.usage, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -144,5 +157,7 @@ pub fn parse(
         memory,
         sessions,
         redaction,
+        prices,
+        usage,
     })
 }

@@ -17,9 +17,10 @@ use super::values::{Number, Values};
 pub(super) const MAX_RETRIES: u32 = 5;
 
 /// How `strategy` spells each [`Strategy`].
-pub(super) const STRATEGIES: [(&str, Strategy); 2] = [
+pub(super) const STRATEGIES: [(&str, Strategy); 3] = [
     ("weighted", Strategy::Weighted),
     ("latency", Strategy::Latency),
+    ("cost", Strategy::Cost),
 ];
 
 #[derive(Deserialize)]

@@ -11,6 +11,7 @@
 
 mod attempt;
 mod continuation;
+mod estimate;
 mod head;
 mod items;
 mod record;
@@ -22,13 +23,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use aigw_router::Request;
+use aigw_router::{Request, Strategy};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use tokio::sync::mpsc;
 
 use self::attempt::{Answer, Call};
-use self::record::{Finished, RequestRecord, debug_header, label};
+use self::record::{Accounting, Finished, RequestRecord, debug_header, label};
 use self::relay::StreamContext;
 use crate::auth::Principal;
 use crate::body::Body;
@@ -148,6 +149,11 @@ pub(crate) async fn handle(
         Arc::clone(&route),
         started,
         head.stream,
+        Accounting::new(
+            Arc::clone(&gateway.prices),
+            gateway.usage.clone(),
+            options.principal.key().map(|key| key.id.as_str()),
+        ),
     );
     let call = Call {
         gateway: &gateway,
@@ -155,10 +161,15 @@ pub(crate) async fn handle(
         continuation: None,
         stream: head.stream,
     };
+    let costs = match route.policy.strategy {
+        Strategy::Cost => estimate::costs(&route, &gateway.prices, head.text),
+        Strategy::Weighted | Strategy::Latency => Vec::new(),
+    };
     let request = Request {
         stream: head.stream,
         seed: next_seed(),
         exclude: Vec::new(),
+        costs,
     };
     let include_usage = head.include_usage;
     let outcome = aigw_router::serve(&call, &route, &request).await;
@@ -182,6 +193,7 @@ pub(crate) async fn handle(
                 skipped: &exhausted.skipped,
                 served: None,
                 usage: None,
+                broken: &[],
                 error: Some(&error.message),
             });
             return response;
@@ -219,6 +231,7 @@ pub(crate) async fn handle(
                     skipped: &commitment.skipped,
                     served: Some(target),
                     usage,
+                    broken: &[],
                     error: Some(&error.message),
                 });
                 return error.response();
@@ -231,6 +244,7 @@ pub(crate) async fn handle(
                 skipped: &commitment.skipped,
                 served: Some(target),
                 usage,
+                broken: &[],
                 error: None,
             });
             response

@@ -1,8 +1,14 @@
 //! The request record: the one place a finished chat completion is reported. Every way a
 //! request ends (answered, exhausted, stream finished, client gone, stream cut with no
 //! continuation) goes through [`RequestRecord::finish`], which consumes the record, so each
-//! request is reported exactly once. The log line is written here today; metrics, usage
-//! accounting and quotas hook in here too, not at the call sites.
+//! request is reported exactly once. The log line is written here, and the request's spend is
+//! computed and added to the usage ledger here; metrics and quotas hook in here too, not at the
+//! call sites.
+//!
+//! Spend: the cost of a request is the sum over its attempts that consumed tokens, each at its
+//! own target's price — the serving (or last) attempt's usage, and every attempt of a stream
+//! that broke and was continued elsewhere ([`Finished::broken`]). A failed attempt whose
+//! upstream answered with an error reports no usage to the gateway, so it costs 0.
 //!
 //! It also says loudly, after each walk of the route, when an attempt took a target out
 //! ([`RequestRecord::walked`]).
@@ -12,6 +18,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
+use aigw_access::usage::OPEN_KEY_ID;
+use aigw_access::{Ledger, Prices, Tokens};
 use aigw_router::{Attempt, BreakerState, FailureClass, Outcome, Skip, SkipReason};
 use aigw_runtime::Usage;
 use http::HeaderValue;
@@ -46,6 +54,39 @@ pub(crate) struct RequestRecord {
     reported: bool,
     /// Some of the usage is an estimate (a broken attempt's provider reported none).
     usage_estimated: bool,
+    /// Where the request's spend goes.
+    accounting: Accounting,
+}
+
+/// What a finished request is accounted to: its key, the prices of the state it started on,
+/// and the process's usage ledger (none in-process without a store).
+pub(crate) struct Accounting {
+    pub(crate) prices: Arc<Prices>,
+    pub(crate) ledger: Option<Arc<Ledger>>,
+    /// The key's id, [`OPEN_KEY_ID`] for a request without one.
+    pub(crate) key_id: String,
+}
+
+impl Accounting {
+    pub(crate) fn new(
+        prices: Arc<Prices>,
+        ledger: Option<Arc<Ledger>>,
+        key_id: Option<&str>,
+    ) -> Accounting {
+        Accounting {
+            prices,
+            ledger,
+            key_id: key_id.unwrap_or(OPEN_KEY_ID).to_owned(),
+        }
+    }
+}
+
+/// A usage's token counts.
+pub(crate) fn tokens(usage: Usage) -> Tokens {
+    Tokens::new(
+        u64::from(usage.prompt_tokens),
+        u64::from(usage.completion_tokens),
+    )
 }
 
 /// How a request ended.
@@ -57,7 +98,10 @@ pub(crate) struct Finished<'a> {
     pub(crate) skipped: &'a [Skip],
     /// The target that served (or last served, for a broken stream).
     pub(crate) served: Option<&'a RouteTarget>,
+    /// What the serving (or last) attempt consumed, on `served`.
     pub(crate) usage: Option<Usage>,
+    /// What each attempt that broke before it consumed, on its own target (by label).
+    pub(crate) broken: &'a [(Arc<str>, Usage)],
     pub(crate) error: Option<&'a str>,
 }
 
@@ -67,6 +111,7 @@ impl RequestRecord {
         route: Arc<ServedRoute>,
         started: Instant,
         stream: bool,
+        accounting: Accounting,
     ) -> RequestRecord {
         RequestRecord {
             model,
@@ -75,6 +120,7 @@ impl RequestRecord {
             stream,
             reported: false,
             usage_estimated: false,
+            accounting,
         }
     }
 
@@ -128,9 +174,11 @@ impl RequestRecord {
         }
     }
 
-    /// Reports the finished request: the one log line it gets.
+    /// Reports the finished request: its spend to the usage ledger, and the one log line it
+    /// gets.
     pub(crate) fn finish(mut self, finished: Finished<'_>) {
         self.reported = true;
+        let spend = self.account(&finished);
         // The line is off below `info`: skip building its fields too.
         if !tracing::enabled!(target: "aigw::request", tracing::Level::INFO) {
             return;
@@ -141,8 +189,15 @@ impl RequestRecord {
             skipped,
             served,
             usage,
+            broken,
             error,
         } = finished;
+        // The client's usage is the request's: every attempt's.
+        let usage = broken
+            .iter()
+            .map(|(_, u)| *u)
+            .chain(usage)
+            .reduce(super::continuation::add_usage);
         let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         // Failed attempts are metered apart from the one that served: the upstream may bill
         // them, and they are what an operator looks at.
@@ -167,11 +222,39 @@ impl RequestRecord {
             prompt_tokens = usage.map(|u| u.prompt_tokens),
             completion_tokens = usage.map(|u| u.completion_tokens),
             usage_estimated = self.usage_estimated.then_some(true),
+            cost_usd = format_args!("{:.6}", aigw_access::prices::usd(spend)),
             failed_attempts = %capped(&failed.join("; ")),
             attempt_log = %describe_attempts(&self.route, attempts, skipped),
             error = capped(error.unwrap_or("")).as_ref(),
             "chat completion"
         );
+    }
+}
+
+impl RequestRecord {
+    /// Prices every part of the finished request at its target's price, adds the parts to the
+    /// usage ledger (the request itself counted once, on the target that served or last
+    /// served), and returns the request's spend in micro-USD. A request no target served
+    /// (exhausted) consumed nothing the gateway knows of and is not in the ledger.
+    fn account(&self, finished: &Finished<'_>) -> u64 {
+        let Some(served) = finished.served else {
+            return 0;
+        };
+        let accounting = &self.accounting;
+        let mut spend = 0u64;
+        let mut part = |label: &str, usage: Usage, request: bool| {
+            let tokens = tokens(usage);
+            let cost = accounting.prices.cost(label, tokens);
+            spend = spend.saturating_add(cost);
+            if let Some(ledger) = &accounting.ledger {
+                ledger.record(&accounting.key_id, label, tokens, cost, request);
+            }
+        };
+        for (label, usage) in finished.broken {
+            part(label, *usage, false);
+        }
+        part(&served.label, finished.usage.unwrap_or_default(), true);
+        spend
     }
 }
 

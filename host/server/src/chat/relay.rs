@@ -80,8 +80,9 @@ struct Relay {
     /// The last usage chunk the serving attempt sent (forwarded only when the client asked
     /// for it).
     usage: Option<Usage>,
-    /// What the attempts that broke before it cost; `None` before any broke.
-    broken_usage: Option<Usage>,
+    /// What each attempt that broke before it consumed, on its own target (by label), so each
+    /// part is priced at its target's price; empty before any broke.
+    broken: Vec<(Arc<str>, Usage)>,
     transcript: Transcript,
     peer: Option<Peer>,
     /// Set once continuing.
@@ -115,7 +116,7 @@ impl Relay {
                     continue;
                 }
                 // The client's usage is the request's: the broken attempts' too.
-                if let Some(broken) = self.broken_usage {
+                if let Some(broken) = self.broken_total() {
                     json = with_usage(&json, add_usage(broken, u));
                 }
             }
@@ -193,11 +194,11 @@ impl Relay {
         false
     }
 
-    /// Accounts for the attempt that just broke, which was sent `body`: its reported usage,
-    /// else an estimate from its prompt and the text it produced (and the record says so).
-    /// Only when its text is known (the answer can be continued), the only case where another
-    /// attempt follows it.
-    fn broke(&mut self, body: &[u8], record: &mut RequestRecord) {
+    /// Accounts for the attempt that just broke on `target`, which was sent `body`: its
+    /// reported usage, else an estimate from its prompt and the text it produced (and the
+    /// record says so). Only when its text is known (the answer can be continued), the only
+    /// case where another attempt follows it.
+    fn broke(&mut self, body: &[u8], target: &RouteTarget, record: &mut RequestRecord) {
         let produced = match &self.continuing {
             Some(continuing) => continuing.join.produced(),
             None => self.transcript.chars(),
@@ -209,18 +210,12 @@ impl Relay {
         if estimated {
             record.usage_estimated();
         }
-        self.broken_usage = Some(match self.broken_usage {
-            Some(before) => add_usage(before, usage),
-            None => usage,
-        });
+        self.broken.push((Arc::clone(&target.label), usage));
     }
 
-    /// The request's usage: the broken attempts' and the serving one's.
-    fn total_usage(&self) -> Option<Usage> {
-        match (self.broken_usage, self.usage) {
-            (Some(broken), Some(served)) => Some(add_usage(broken, served)),
-            (broken, served) => served.or(broken),
-        }
+    /// What the attempts that broke consumed together; `None` before any broke.
+    fn broken_total(&self) -> Option<Usage> {
+        self.broken.iter().map(|(_, u)| *u).reduce(add_usage)
     }
 
     /// Carries one upstream stream to the client until it finishes, breaks or the client
@@ -322,7 +317,7 @@ pub(crate) async fn pump(
         tx,
         include_usage: context.include_usage,
         usage: None,
-        broken_usage: None,
+        broken: Vec::new(),
         // A one-target route (any direct `provider/model`) has no other target to continue on.
         transcript: if route.entries.len() < 2 {
             Transcript::off()
@@ -353,7 +348,8 @@ pub(crate) async fn pump(
                     attempts: &commitment.attempts,
                     skipped: &commitment.skipped,
                     served: Some(served_by),
-                    usage: relay.total_usage(),
+                    usage: relay.usage,
+                    broken: &relay.broken,
                     error,
                 });
                 return;
@@ -370,9 +366,8 @@ pub(crate) async fn pump(
                 );
                 let failure = Failure::new(FailureClass::BadResponse, why);
                 commitment.broke(&route, failure.clone());
-                relay.broke(&sent, &mut context.record);
-                let usage = relay.total_usage();
-                end_with_error(&relay.tx, served_by, &failure, context, &commitment, usage).await;
+                relay.broke(&sent, served_by, &mut context.record);
+                end_with_error(&relay, served_by, &failure, context, &commitment).await;
                 return;
             }
             Relayed::ClientGone => {
@@ -381,7 +376,8 @@ pub(crate) async fn pump(
                     attempts: &commitment.attempts,
                     skipped: &commitment.skipped,
                     served: Some(served_by),
-                    usage: relay.total_usage(),
+                    usage: relay.usage,
+                    broken: &relay.broken,
                     error: Some("client went away"),
                 });
                 return;
@@ -389,12 +385,11 @@ pub(crate) async fn pump(
             Relayed::Broke(failure) => scrubbed(&context.gateway, failure),
         };
         commitment.broke(&route, failure.clone());
-        relay.broke(&sent, &mut context.record);
+        relay.broke(&sent, served_by, &mut context.record);
         let continued = continue_elsewhere(&context, &relay.transcript, &mut commitment).await;
         context.record.walked(&commitment.attempts);
         let Some((next, id, bodies)) = continued else {
-            let usage = relay.total_usage();
-            end_with_error(&relay.tx, served_by, &failure, context, &commitment, usage).await;
+            end_with_error(&relay, served_by, &failure, context, &commitment).await;
             return;
         };
         tracing::info!(
@@ -442,13 +437,13 @@ async fn continue_elsewhere(
 /// Ends a broken stream that no target could continue: one OpenAI-style error event, no
 /// `[DONE]`.
 async fn end_with_error(
-    tx: &mpsc::Sender<Bytes>,
+    relay: &Relay,
     broken: &RouteTarget,
     failure: &Failure,
     context: StreamContext,
     commitment: &Commitment,
-    usage: Option<Usage>,
 ) {
+    let tx = &relay.tx;
     let message = format!("{}: {}", broken.label, failure.message);
     let event = ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", message.clone())
         .code(failure.class.as_str());
@@ -460,7 +455,8 @@ async fn end_with_error(
         attempts: &commitment.attempts,
         skipped: &commitment.skipped,
         served: Some(broken),
-        usage,
+        usage: relay.usage,
+        broken: &relay.broken,
         error: Some(&message),
     });
 }

@@ -485,7 +485,7 @@ fn timestamp(ms: i64) -> String {
 
 /// Decodes `%XX` and `+` (a space) of a query-string part; `None` if it is not valid UTF-8 or
 /// has a broken escape.
-fn percent_decode(text: &str) -> Option<String> {
+pub(crate) fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
