@@ -7,8 +7,14 @@
 //! database off it. HTTP shapes (headers, error bodies, the admin API) are the server's: this
 //! crate speaks Rust types.
 
+mod directory;
 mod key;
+pub mod keys;
 mod pattern;
+mod secret;
 
+pub use directory::Directory;
 pub use key::{Key, KeySpec, NamespaceNotGranted, Period};
+pub use keys::{KeyError, KeyPage, NewKey, Page};
 pub use pattern::Pattern;
+pub use secret::{SECRET_PREFIX, SecretHash, hint, new_secret};

@@ -86,6 +86,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let failover = HealthSettings::default();
     let memory = aigw_memory::StoreOptions::new(super::memory::DEFAULT_PATH);
     let sessions = aigw_server::SessionOptions::default();
+    let auth = aigw_server::AuthOptions::default();
     let strategy = STRATEGIES
         .iter()
         .find(|(_, s)| *s == route.strategy)
@@ -199,6 +200,18 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
             ],
         ),
         (
+            "## `[auth]`".to_owned(),
+            vec![
+                ("admin_key", auth.admin_key.map(|k| quoted(k.expose()))),
+                ("admin_key_file", None),
+                (
+                    "allow_unauthenticated",
+                    Some(auth.allow_unauthenticated.to_string()),
+                ),
+                ("key_refresh_ms", Some(ms(auth.key_refresh))),
+            ],
+        ),
+        (
             "## `[failover]`".to_owned(),
             vec![
                 (
@@ -287,6 +300,7 @@ fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
         ("### Targets", "[models.m]\ntargets = [{ zzz = 1 }]\n"),
         ("## `[failover]`", "[failover]\nzzz = 1\n"),
         ("## `[memory]`", "[memory]\nzzz = 1\n"),
+        ("## `[auth]`", "[auth]\nzzz = 1\n"),
     ];
     for (heading, text) in sections {
         assert_eq!(accepted_keys(text), keys(heading), "{heading}");

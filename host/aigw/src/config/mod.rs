@@ -5,6 +5,7 @@
 //! store's options. Their
 //! `Default` impls are the defaults (and `docs/config.md` is checked against them).
 
+mod auth;
 mod env;
 mod failover;
 mod memory;
@@ -25,10 +26,11 @@ use std::path::{Path, PathBuf};
 
 use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
-use aigw_server::{ProviderOptions, RouteOptions, ServerOptions, SessionOptions};
+use aigw_server::{AuthOptions, ProviderOptions, RouteOptions, ServerOptions, SessionOptions};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use auth::ADMIN_KEY_ENV;
 pub use plugins::Plugins;
 
 use values::Values;
@@ -76,6 +78,8 @@ struct RawConfig {
     failover: failover::RawFailover,
     #[serde(default)]
     memory: memory::RawMemory,
+    #[serde(default)]
+    auth: auth::RawAuth,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -96,6 +100,8 @@ pub struct Config {
     pub memory: StoreOptions,
     /// `[memory]`'s session bounds.
     pub sessions: SessionOptions,
+    /// `[auth]`.
+    pub auth: AuthOptions,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -126,6 +132,7 @@ pub fn parse(
     let routes = models::validate(&raw.models, &providers, &values)?;
     let memory = memory::validate(&raw.memory, base, &values)?;
     let sessions = memory::sessions(&raw.memory, &values)?;
+    let auth = auth::validate(&raw.auth, base, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -135,5 +142,6 @@ pub fn parse(
         failover,
         memory,
         sessions,
+        auth,
     })
 }
