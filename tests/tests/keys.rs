@@ -377,3 +377,73 @@ async fn good_client(client: &reqwest::Client, url: &str, secret: &str, count: u
     }
     started.elapsed()
 }
+
+#[tokio::test]
+async fn a_teams_grant_narrows_its_keys() {
+    let upstreams = Upstreams::start().await;
+    let gateway = upstreams
+        .gateway_builder()
+        .admin_key(ADMIN)
+        .start(&upstreams.config(ROUTES))
+        .await;
+    let (status, team) = admin(
+        &gateway,
+        reqwest::Method::POST,
+        "/admin/teams",
+        Some(json!({"name": "local only", "models": ["local/*"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{team}");
+    let team = team["id"].as_str().unwrap().to_owned();
+    // The key grants everything itself: the team narrows it.
+    let (_, secret) = make_key(&gateway, json!({"team": team})).await;
+    let chat = |model: &'static str| {
+        let (gateway, secret) = (&gateway, secret.clone());
+        async move {
+            gateway
+                .client()
+                .post(gateway.url("/v1/chat/completions"))
+                .bearer_auth(secret)
+                .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let refused = chat("fast").await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "model_not_allowed");
+    assert_eq!(chat("local/ok").await.status(), StatusCode::OK);
+    let listed: Value = gateway
+        .client()
+        .get(gateway.url("/v1/models"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        !ids.is_empty() && ids.iter().all(|id| id.starts_with("local/")),
+        "{ids:?}"
+    );
+
+    // Widening the team applies at once (a change through this process).
+    let (status, _) = admin(
+        &gateway,
+        reqwest::Method::PATCH,
+        &format!("/admin/teams/{team}"),
+        Some(json!({"models": null})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(chat("fast").await.status(), StatusCode::OK);
+}

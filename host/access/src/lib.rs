@@ -12,9 +12,13 @@ mod key;
 pub mod keys;
 mod pattern;
 mod secret;
+mod team;
+pub mod teams;
 
 pub use directory::Directory;
 pub use key::{Key, KeySpec, NamespaceNotGranted, Period};
 pub use keys::{KeyError, KeyPage, NewKey, Page};
 pub use pattern::Pattern;
 pub use secret::{SECRET_PREFIX, SecretHash, hint, new_secret};
+pub use team::{Team, TeamSpec};
+pub use teams::TeamPage;

@@ -529,3 +529,89 @@ async fn a_flood_of_wrong_keys_never_reaches_the_store() {
     let after = f.store.stats();
     assert_eq!(after, before, "neither a read nor a write for a key check");
 }
+
+#[tokio::test]
+async fn teams_are_managed_like_keys_and_hold_their_keys() {
+    let f = fixture().await;
+    let admin = bearer(ADMIN);
+    let auth = [("authorization", admin.as_str())];
+    let made = call(
+        &f,
+        Method::POST,
+        "/admin/teams",
+        &auth,
+        Some(json!({"name": "research", "models": ["groq/*"], "rpm_limit": 600})),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    assert_eq!(made.body["object"], "aigw.team");
+    let team = made.body["id"].as_str().unwrap().to_owned();
+
+    // A key must name a team that exists; the error names the field.
+    let unknown = call(
+        &f,
+        Method::POST,
+        "/admin/keys",
+        &auth,
+        Some(json!({"team": "team_000000000000000000000000"})),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "{}", unknown.body);
+    assert_eq!(unknown.body["error"]["param"], "team");
+    let (key_id, _) = make_key(&f, json!({"team": team})).await;
+
+    let bad = call(
+        &f,
+        Method::PATCH,
+        &format!("/admin/teams/{team}"),
+        &auth,
+        Some(json!({"tools": ["x"]})),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bad.body["error"]["param"], "tools",
+        "a team has no tool grant"
+    );
+    let listed = call(&f, Method::GET, "/admin/teams", &auth, None).await;
+    assert_eq!(listed.body["data"][0]["id"], team.as_str());
+
+    // Not deleted while a key names it.
+    let in_use = call(
+        &f,
+        Method::DELETE,
+        &format!("/admin/teams/{team}"),
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!(in_use.status, StatusCode::CONFLICT);
+    assert_eq!(in_use.code(), Some("team_in_use"));
+    call(
+        &f,
+        Method::DELETE,
+        &format!("/admin/keys/{key_id}"),
+        &auth,
+        None,
+    )
+    .await;
+    let deleted = call(
+        &f,
+        Method::DELETE,
+        &format!("/admin/teams/{team}"),
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    let gone = call(
+        &f,
+        Method::GET,
+        &format!("/admin/teams/{team}"),
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert_eq!(gone.code(), Some("team_not_found"));
+}
