@@ -70,6 +70,15 @@ pub fn spec_from_json(body: &Map<String, Value>) -> Result<KeySpec, KeyError> {
             param: param.to_owned(),
             message,
         })?;
+    // A namespace named exactly must be one the memory accepts, or the key could never use it.
+    for name in spec.namespaces.iter().flatten().filter_map(|p| p.exact()) {
+        if let Err(e) = aigw_memory::Namespace::parse(name) {
+            return Err(KeyError::Invalid {
+                param: "namespaces".into(),
+                message: format!("`namespaces`: `{name}`: {e}"),
+            });
+        }
+    }
     Ok(spec)
 }
 
@@ -597,6 +606,8 @@ mod tests {
         assert!(matches!(e, KeyError::Invalid { ref param, .. } if param == "models"));
         let e = spec_from_json(&object(json!({"budget_duration": "day"}))).unwrap_err();
         assert!(matches!(e, KeyError::Invalid { ref param, .. } if param == "budget_duration"));
+        let e = spec_from_json(&object(json!({"namespaces": ["team-a", "a/b"]}))).unwrap_err();
+        assert!(matches!(e, KeyError::Invalid { ref param, .. } if param == "namespaces"));
         let spec = spec_from_json(&object(json!({"metadata": {"team": "x"}}))).unwrap();
         assert_eq!(spec.metadata["team"], "x");
     }
