@@ -615,3 +615,88 @@ async fn teams_are_managed_like_keys_and_hold_their_keys() {
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     assert_eq!(gone.code(), Some("team_not_found"));
 }
+
+#[tokio::test]
+async fn rotation_grace_and_listing_pages_through_the_admin_api() {
+    let f = fixture().await;
+    let admin = bearer(ADMIN);
+    let auth = [("authorization", admin.as_str())];
+    let (id, old) = make_key(&f, json!({})).await;
+    let status = |secret: String| {
+        let f = &f;
+        async move {
+            let auth = bearer(&secret);
+            call(
+                f,
+                Method::GET,
+                "/v1/models",
+                &[("authorization", &auth)],
+                None,
+            )
+            .await
+            .status
+        }
+    };
+    for (body, param) in [
+        (json!({"grace_seconds": -1}), "grace_seconds"),
+        (json!({"grace_seconds": 86_401}), "grace_seconds"),
+        (json!({"grace": 5}), "grace"),
+    ] {
+        let refused = call(
+            &f,
+            Method::POST,
+            &format!("/admin/keys/{id}/rotate"),
+            &auth,
+            Some(body),
+        )
+        .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        assert_eq!(refused.body["error"]["param"], param);
+    }
+    let rotated = call(
+        &f,
+        Method::POST,
+        &format!("/admin/keys/{id}/rotate"),
+        &auth,
+        Some(json!({"grace_seconds": 60})),
+    )
+    .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let new = rotated.body["key"].as_str().unwrap().to_owned();
+    assert_eq!(status(old.clone()).await, StatusCode::OK, "in its grace");
+    assert_eq!(status(new).await, StatusCode::OK);
+    // Revoking ends the grace too.
+    call(
+        &f,
+        Method::DELETE,
+        &format!("/admin/keys/{id}"),
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!(status(old).await, StatusCode::UNAUTHORIZED);
+
+    for _ in 0..3 {
+        make_key(&f, json!({})).await;
+    }
+    let first = call(&f, Method::GET, "/admin/keys?limit=2", &auth, None).await;
+    assert_eq!(first.body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(first.body["has_more"], true);
+    let last_id = first.body["last_id"].as_str().unwrap().to_owned();
+    let rest = call(
+        &f,
+        Method::GET,
+        &format!("/admin/keys?after={last_id}&limit=100"),
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!(rest.body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(rest.body["has_more"], false);
+    let bad = call(&f, Method::GET, "/admin/keys?limit=0", &auth, None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["error"]["param"], "limit");
+    let bad = call(&f, Method::GET, "/admin/keys?after=key_nope", &auth, None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["error"]["param"], "after");
+}
