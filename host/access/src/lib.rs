@@ -7,12 +7,22 @@
 //! database off it. HTTP shapes (headers, error bodies, the admin API) are the server's: this
 //! crate speaks Rust types.
 
+mod directory;
 mod key;
+pub mod keys;
 mod pattern;
 pub mod prices;
+mod secret;
+mod team;
+pub mod teams;
 pub mod usage;
 
+pub use directory::Directory;
 pub use key::{Key, KeySpec, NamespaceNotGranted, Period};
+pub use keys::{KeyError, KeyPage, NewKey, Page};
 pub use pattern::Pattern;
 pub use prices::{Price, PriceError, Prices, Tokens};
+pub use secret::{SECRET_PREFIX, SecretHash, hint, new_secret};
+pub use team::{Team, TeamSpec};
+pub use teams::TeamPage;
 pub use usage::{Ledger, UsageOptions};

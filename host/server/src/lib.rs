@@ -11,7 +11,6 @@
 
 mod accept;
 mod admin;
-#[allow(dead_code)] // until the keys land: the directory constructs keys and admins
 mod auth;
 mod body;
 mod chat;
@@ -30,7 +29,6 @@ mod scrub;
 mod service;
 mod streams;
 mod tls;
-mod usage;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -47,6 +45,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+pub use auth::Auth;
 pub use body::Body;
 pub use connection::ConnectionLimits;
 
@@ -58,8 +57,8 @@ pub use gateway::{
 };
 pub use memory::plugins::PluginMemory;
 pub use options::{
-    ProviderOptions, RedactionOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions,
-    TimeoutOverrides, TlsOptions,
+    AuthOptions, ProviderOptions, RedactionOptions, RouteOptions, ServerOptions, SessionOptions,
+    TargetOptions, TimeoutOverrides, TlsOptions,
 };
 pub use redact::{RedactionError, Redactor};
 pub use routes::{Route, routes};

@@ -5,6 +5,7 @@
 //! store's options, the redaction patterns. Their
 //! `Default` impls are the defaults (and `docs/config.md` is checked against them).
 
+mod auth;
 mod env;
 mod failover;
 mod memory;
@@ -31,10 +32,13 @@ use std::path::{Path, PathBuf};
 use aigw_access::{Price, UsageOptions};
 use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
-use aigw_server::{ProviderOptions, Redactor, RouteOptions, ServerOptions, SessionOptions};
+use aigw_server::{
+    AuthOptions, ProviderOptions, Redactor, RouteOptions, ServerOptions, SessionOptions,
+};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use auth::ADMIN_KEY_ENV;
 pub use plugins::Plugins;
 
 use values::Values;
@@ -88,6 +92,8 @@ struct RawConfig {
     prices: BTreeMap<String, Spanned<prices::RawPrice>>,
     #[serde(default)]
     usage: usage::RawUsage,
+    #[serde(default)]
+    auth: auth::RawAuth,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -114,6 +120,8 @@ pub struct Config {
     pub prices: BTreeMap<String, Price>,
     /// `[usage]`.
     pub usage: UsageOptions,
+    /// `[auth]`.
+    pub auth: AuthOptions,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -147,6 +155,7 @@ pub fn parse(
     let redaction = redaction::validate(&raw.redaction, &values)?;
     let prices = prices::validate(&raw.prices, &providers, &values)?;
     let usage = usage::validate(&raw.usage, &values)?;
+    let auth = auth::validate(&raw.auth, base, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -159,5 +168,6 @@ pub fn parse(
         redaction,
         prices,
         usage,
+        auth,
     })
 }
