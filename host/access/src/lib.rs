@@ -8,7 +8,12 @@
 //! crate speaks Rust types.
 
 mod key;
+pub mod limiter;
 mod pattern;
 
 pub use key::{Key, KeySpec, NamespaceNotGranted, Period};
+pub use limiter::{
+    Gauge, Headroom, Limiter, LimiterOptions, Limits, Metric, Refusal, Refused, Subject,
+    SubjectKind, Ticket,
+};
 pub use pattern::Pattern;
