@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use aigw_access::Limiter;
 use aigw_memory::Store;
 use aigw_router::HealthRegistry;
 use aigw_runtime::{MemoryLimits, MemoryStore, Plugin, Runtime, Services};
@@ -195,10 +196,15 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     );
     // Deletes expired entries until the store is dropped (it holds the store weakly).
     let _sweeper = aigw_memory::entries::spawn_sweeper(&store, config.memory.sweep_interval);
+    // Keys' limits, shared with every process on the same store; its background work renews
+    // this process's holds and gives back idle leases.
+    let limiter = Limiter::new(Arc::clone(&store), config.limits.clone());
+    let _tender = limiter.spawn_tender();
     let gateway = build(&config, fresh_health(&config), Some(&store))
         .await?
         .with_memory(Arc::clone(&store))
-        .with_sessions(config.sessions);
+        .with_sessions(config.sessions)
+        .with_limiter(limiter.clone());
     let address = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -218,6 +224,10 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     let service = Arc::new(Service::with_options(gateway, &config.server, bound));
     let limits = ConnectionLimits::from(&config.server);
     aigw_server::serve(listener, service, limits, shutdown_signal()).await?;
+    // Unspent leases and held slots go back now, not when they would expire.
+    if let Err(e) = limiter.close().await {
+        tracing::warn!(error = %e, "limits: could not give back this process's allowance");
+    }
     drop(store);
     tracing::info!("aigw stopped");
     Ok(())

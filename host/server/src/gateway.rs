@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use aigw_access::Limiter;
 use aigw_egress::{Credential, Egress, EgressError, Grants, Origin, Secret};
 use aigw_memory::Store;
 use aigw_router::{Health, HealthRegistry, Policy, RetryBudget, Route, RouteEntry, Timeouts};
@@ -196,6 +197,9 @@ pub struct Gateway {
     pub(crate) memory: Option<Arc<Store>>,
     /// How much history a session-aware chat completion is sent.
     pub(crate) sessions: SessionOptions,
+    /// Holds keys' limits across the processes sharing the store; one per process, shared by
+    /// every state that replaces this one.
+    pub(crate) limiter: Option<Limiter>,
 }
 
 #[derive(Serialize)]
@@ -311,12 +315,20 @@ impl Gateway {
             scrubber,
             memory: None,
             sessions: SessionOptions::default(),
+            limiter: None,
         })
     }
 
     /// This state with `memory` as its store (a state that replaces it should get the same).
     pub fn with_memory(mut self, memory: Arc<Store>) -> Gateway {
         self.memory = Some(memory);
+        self
+    }
+
+    /// This state with `limiter` holding keys' limits (a state that replaces it should get the
+    /// same: its leases and holds are the process's).
+    pub fn with_limiter(mut self, limiter: Limiter) -> Gateway {
+        self.limiter = Some(limiter);
         self
     }
 

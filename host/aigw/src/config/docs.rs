@@ -86,6 +86,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let failover = HealthSettings::default();
     let memory = aigw_memory::StoreOptions::new(super::memory::DEFAULT_PATH);
     let sessions = aigw_server::SessionOptions::default();
+    let limiter = aigw_access::LimiterOptions::default();
     let strategy = STRATEGIES
         .iter()
         .find(|(_, s)| *s == route.strategy)
@@ -147,6 +148,19 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ),
                 ("session_max_items", Some(sessions.max_items.to_string())),
                 ("session_max_tokens", Some(sessions.max_tokens.to_string())),
+            ],
+        ),
+        (
+            "## `[limits]`".to_owned(),
+            vec![
+                ("lease_percent", Some(limiter.lease_percent.to_string())),
+                ("idle_return_ms", Some(ms(limiter.idle_return))),
+                ("hold_ttl_ms", Some(ms(limiter.hold_ttl))),
+                ("recheck_ms", Some(ms(limiter.recheck))),
+                (
+                    "sweep_interval_secs",
+                    Some(limiter.sweep_interval.as_secs().to_string()),
+                ),
             ],
         ),
         (
@@ -287,6 +301,7 @@ fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
         ("### Targets", "[models.m]\ntargets = [{ zzz = 1 }]\n"),
         ("## `[failover]`", "[failover]\nzzz = 1\n"),
         ("## `[memory]`", "[memory]\nzzz = 1\n"),
+        ("## `[limits]`", "[limits]\nzzz = 1\n"),
     ];
     for (heading, text) in sections {
         assert_eq!(accepted_keys(text), keys(heading), "{heading}");

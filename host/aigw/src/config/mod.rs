@@ -2,11 +2,12 @@
 //! `${ENV}` expansion in string values. Each section is read raw, with the place of every
 //! value, and validated by its own function straight into the shape that serves it: the
 //! server's options, the runtime's plugin limits, the engine's failover settings, the memory
-//! store's options. Their
+//! store's options, the limiter's. Their
 //! `Default` impls are the defaults (and `docs/config.md` is checked against them).
 
 mod env;
 mod failover;
+mod limits;
 mod memory;
 mod models;
 mod plugins;
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use aigw_access::LimiterOptions;
 use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
 use aigw_server::{ProviderOptions, RouteOptions, ServerOptions, SessionOptions};
@@ -76,6 +78,8 @@ struct RawConfig {
     failover: failover::RawFailover,
     #[serde(default)]
     memory: memory::RawMemory,
+    #[serde(default)]
+    limits: limits::RawLimits,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -96,6 +100,8 @@ pub struct Config {
     pub memory: StoreOptions,
     /// `[memory]`'s session bounds.
     pub sessions: SessionOptions,
+    /// `[limits]`.
+    pub limits: LimiterOptions,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -126,6 +132,7 @@ pub fn parse(
     let routes = models::validate(&raw.models, &providers, &values)?;
     let memory = memory::validate(&raw.memory, base, &values)?;
     let sessions = memory::sessions(&raw.memory, &values)?;
+    let limits = limits::validate(&raw.limits, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -135,5 +142,6 @@ pub fn parse(
         failover,
         memory,
         sessions,
+        limits,
     })
 }

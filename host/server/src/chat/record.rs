@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
+use aigw_access::Ticket;
 use aigw_router::{Attempt, BreakerState, FailureClass, Outcome, Skip, SkipReason};
 use aigw_runtime::Usage;
 use http::HeaderValue;
@@ -46,6 +47,9 @@ pub(crate) struct RequestRecord {
     reported: bool,
     /// Some of the usage is an estimate (a broken attempt's provider reported none).
     usage_estimated: bool,
+    /// The key's admission: charged the request's usage when it is reported; dropped with the
+    /// record (a client that went away), it frees its concurrency slot and charges nothing.
+    ticket: Option<Ticket>,
 }
 
 /// How a request ended.
@@ -75,7 +79,13 @@ impl RequestRecord {
             stream,
             reported: false,
             usage_estimated: false,
+            ticket: None,
         }
+    }
+
+    /// Charges the request's usage to `ticket` (its key's limits) when it is reported.
+    pub(crate) fn charge_to(&mut self, ticket: Ticket) {
+        self.ticket = Some(ticket);
     }
 
     /// Marks the usage as partly estimated: logged as `usage_estimated=true`.
@@ -131,6 +141,13 @@ impl RequestRecord {
     /// Reports the finished request: the one log line it gets.
     pub(crate) fn finish(mut self, finished: Finished<'_>) {
         self.reported = true;
+        if let Some(ticket) = self.ticket.take() {
+            // Every attempt's tokens: a broken stream's usage includes the attempts it broke on.
+            let tokens = finished.usage.map_or(0, |u| {
+                u64::from(u.prompt_tokens) + u64::from(u.completion_tokens)
+            });
+            ticket.finish(tokens, 0);
+        }
         // The line is off below `info`: skip building its fields too.
         if !tracing::enabled!(target: "aigw::request", tracing::Level::INFO) {
             return;
