@@ -10,6 +10,7 @@
 mod key;
 pub mod limiter;
 mod pattern;
+pub mod prices;
 
 pub use key::{Key, KeySpec, NamespaceNotGranted, Period};
 pub use limiter::{
@@ -17,3 +18,4 @@ pub use limiter::{
     SubjectKind, Ticket,
 };
 pub use pattern::Pattern;
+pub use prices::{Price, PriceError, Prices, Tokens};

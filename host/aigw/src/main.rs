@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use aigw_access::Limiter;
+use aigw_access::Prices;
 use aigw_memory::Store;
 use aigw_router::HealthRegistry;
 use aigw_runtime::{MemoryLimits, MemoryStore, Plugin, Runtime, Services};
@@ -168,12 +169,26 @@ async fn build(
         }
         providers.push(provider);
     }
-    Ok(Gateway::new(
-        providers,
-        config.routes.clone(),
-        health,
-        &config.server,
-    )?)
+    let plugins_of: Vec<(String, String)> = providers
+        .iter()
+        .map(|p| (p.name.clone(), p.plugin.descriptor().name.clone()))
+        .collect();
+    let prices = Prices::new(config.prices.clone(), plugins_of);
+    Ok(
+        Gateway::new(providers, config.routes.clone(), health, &config.server)?
+            .with_prices(Arc::new(prices)),
+    )
+}
+
+/// Every target the config names (routes' targets and the plugins' listed models) that has no
+/// price: each costs 0, which an operator should know.
+fn unpriced(gateway: &Gateway) -> Vec<String> {
+    Gateway::listed_models(&gateway.providers, &gateway.routes)
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| id.contains('/') && !gateway.routes.contains_key(id))
+        .filter(|label| gateway.prices.get(label).is_none())
+        .collect()
 }
 
 /// A registry for a process that knows nothing about its targets yet.
@@ -205,6 +220,13 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
         .with_memory(Arc::clone(&store))
         .with_sessions(config.sessions)
         .with_limiter(limiter.clone());
+    let unpriced = unpriced(&gateway);
+    if !unpriced.is_empty() {
+        tracing::warn!(
+            targets = %unpriced.join(", "),
+            "targets without a price cost 0 in usage and spend; set [prices.\"provider/model\"]"
+        );
+    }
     let address = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -318,9 +340,19 @@ async fn check(config_path: PathBuf) -> anyhow::Result<()> {
         ));
         for e in &route.entries {
             let t = &e.timeouts;
+            let price = gateway
+                .prices
+                .get(&e.target.label)
+                .map_or("unpriced".to_owned(), |p| {
+                    format!(
+                        "USD/M in {} out {}",
+                        p.input_per_million(),
+                        p.output_per_million()
+                    )
+                });
             out.push_str(&format!(
-                "    {} (priority {}, weight {}, window {}, prefill {}; timeouts ms: connect {}, \
-                 first byte {}, stall {}, total {})\n",
+                "    {} (priority {}, weight {}, window {}, prefill {}, price {price}; timeouts \
+                 ms: connect {}, first byte {}, stall {}, total {})\n",
                 e.target.label,
                 e.priority,
                 e.weight,
@@ -335,6 +367,15 @@ async fn check(config_path: PathBuf) -> anyhow::Result<()> {
         }
     }
     out.push_str("direct: any <provider>/<model> of the providers above\n");
+    let unpriced = unpriced(&gateway);
+    if unpriced.is_empty() {
+        out.push_str("unpriced: none\n");
+    } else {
+        out.push_str("unpriced (they cost 0; set [prices.\"provider/model\"]):\n");
+        for label in unpriced {
+            out.push_str(&format!("  {label}\n"));
+        }
+    }
     print!("{out}");
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use aigw_access::Limiter;
+use aigw_access::Prices;
 use aigw_egress::{Credential, Egress, EgressError, Grants, Origin, Secret};
 use aigw_memory::Store;
 use aigw_router::{Health, HealthRegistry, Policy, RetryBudget, Route, RouteEntry, Timeouts};
@@ -200,6 +201,8 @@ pub struct Gateway {
     /// Holds keys' limits across the processes sharing the store; one per process, shared by
     /// every state that replaces this one.
     pub(crate) limiter: Option<Limiter>,
+    /// What each target charges (by label): spend, usage and `strategy = "cost"` read it.
+    pub prices: Arc<Prices>,
 }
 
 #[derive(Serialize)]
@@ -316,6 +319,7 @@ impl Gateway {
             memory: None,
             sessions: SessionOptions::default(),
             limiter: None,
+            prices: Arc::new(Prices::default()),
         })
     }
 
@@ -329,6 +333,12 @@ impl Gateway {
     /// same: its leases and holds are the process's).
     pub fn with_limiter(mut self, limiter: Limiter) -> Gateway {
         self.limiter = Some(limiter);
+        self
+    }
+
+    /// This state with `prices` as its price table (by target label).
+    pub fn with_prices(mut self, prices: Arc<Prices>) -> Gateway {
+        self.prices = prices;
         self
     }
 

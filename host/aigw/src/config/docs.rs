@@ -235,6 +235,11 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ("retry_delay_ms", Some(ms(failover.retry_delay))),
             ],
         ),
+        (
+            "## `[prices.\"<provider>/<model>\"]`".to_owned(),
+            // Both required.
+            vec![("input", None), ("output", None)],
+        ),
     ])
 }
 
@@ -302,6 +307,10 @@ fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
         ("## `[failover]`", "[failover]\nzzz = 1\n"),
         ("## `[memory]`", "[memory]\nzzz = 1\n"),
         ("## `[limits]`", "[limits]\nzzz = 1\n"),
+        (
+            "## `[prices.\"<provider>/<model>\"]`",
+            "[prices.\"p/m\"]\ninput = 1\noutput = 1\nzzz = 1\n",
+        ),
     ];
     for (heading, text) in sections {
         assert_eq!(accepted_keys(text), keys(heading), "{heading}");

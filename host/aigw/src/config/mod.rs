@@ -11,6 +11,7 @@ mod limits;
 mod memory;
 mod models;
 mod plugins;
+mod prices;
 mod providers;
 mod server;
 mod values;
@@ -25,6 +26,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use aigw_access::LimiterOptions;
+use aigw_access::Price;
 use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
 use aigw_server::{ProviderOptions, RouteOptions, ServerOptions, SessionOptions};
@@ -80,6 +82,8 @@ struct RawConfig {
     memory: memory::RawMemory,
     #[serde(default)]
     limits: limits::RawLimits,
+    #[serde(default)]
+    prices: BTreeMap<String, Spanned<prices::RawPrice>>,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -102,6 +106,8 @@ pub struct Config {
     pub sessions: SessionOptions,
     /// `[limits]`.
     pub limits: LimiterOptions,
+    /// `[prices."provider/model"]`, by target label.
+    pub prices: BTreeMap<String, Price>,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -133,6 +139,7 @@ pub fn parse(
     let memory = memory::validate(&raw.memory, base, &values)?;
     let sessions = memory::sessions(&raw.memory, &values)?;
     let limits = limits::validate(&raw.limits, &values)?;
+    let prices = prices::validate(&raw.prices, &providers, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -143,5 +150,6 @@ pub fn parse(
         memory,
         sessions,
         limits,
+        prices,
     })
 }

@@ -625,3 +625,55 @@ fn each_tool_plugins_memory_quota_is_configurable_and_positive() {
         "{error}"
     );
 }
+
+const ONE_PROVIDER: &str = "[providers.groq]\nplugin = \"groq\"\n";
+
+#[test]
+fn prices_are_read_by_target_label() {
+    let c = parse_str(&format!(
+        "{ONE_PROVIDER}[prices.\"groq/llama-3.1-8b-instant\"]\ninput = 0.05\noutput = 1\n"
+    ))
+    .unwrap();
+    let price = c.prices["groq/llama-3.1-8b-instant"];
+    assert_eq!(price.input_per_million(), 0.05);
+    assert_eq!(price.output_per_million(), 1.0);
+    assert!(parse_str("").unwrap().prices.is_empty());
+}
+
+#[test]
+fn a_bad_price_is_an_error_naming_line_and_key() {
+    let cases = [
+        (
+            "[prices.\"groq/m\"]\ninput = -1\noutput = 1\n",
+            "/etc/aigw/aigw.toml:4:9: `prices.\"groq/m\".input` must be USD per million tokens",
+        ),
+        (
+            "[prices.\"groq/m\"]\ninput = 1\noutput = nan\n",
+            "/etc/aigw/aigw.toml:5:10: `prices.\"groq/m\".output` must be USD per million tokens",
+        ),
+        (
+            "[prices.\"groq/m\"]\ninput = 1\noutput = inf\n",
+            "`prices.\"groq/m\".output` must be USD per million tokens",
+        ),
+        (
+            "[prices.\"nobody/m\"]\ninput = 1\noutput = 1\n",
+            "`prices.\"nobody/m\"` names the provider `nobody`, which is not configured",
+        ),
+        (
+            "[prices.\"groq\"]\ninput = 1\noutput = 1\n",
+            "`prices.\"groq\"`: the key must be a target, `provider/model`",
+        ),
+        ("[prices.\"groq/m\"]\ninput = 1\n", "missing field `output`"),
+        (
+            "[prices.\"groq/m\"]\ninput = 1\noutput = 1\ncached = 1\n",
+            "unknown field `cached`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = parse_str(&format!("{ONE_PROVIDER}{text}")).unwrap_err();
+        assert!(
+            error.to_string().contains(expected),
+            "{text}\n{error}\nexpected: {expected}"
+        );
+    }
+}
