@@ -176,7 +176,7 @@ async fn answer(
         head.stream,
     );
     if let Some(ticket) = ticket {
-        record.charge_to(ticket);
+        record.charge_to(ticket, Arc::clone(&gateway.prices));
     }
     let call = Call {
         gateway: &gateway,

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aigw_access::Ticket;
+use aigw_access::{Prices, Ticket, Tokens};
 use aigw_router::{Attempt, BreakerState, FailureClass, Outcome, Skip, SkipReason};
 use aigw_runtime::Usage;
 use http::HeaderValue;
@@ -47,9 +47,10 @@ pub(crate) struct RequestRecord {
     reported: bool,
     /// Some of the usage is an estimate (a broken attempt's provider reported none).
     usage_estimated: bool,
-    /// The key's admission: charged the request's usage when it is reported; dropped with the
-    /// record (a client that went away), it frees its concurrency slot and charges nothing.
-    ticket: Option<Ticket>,
+    /// The key's admission: charged the request's usage and spend when it is reported (spend
+    /// priced by the table); dropped with the record (a client that went away), it frees its
+    /// concurrency slot and charges nothing.
+    ticket: Option<(Ticket, Arc<Prices>)>,
 }
 
 /// How a request ended.
@@ -83,9 +84,10 @@ impl RequestRecord {
         }
     }
 
-    /// Charges the request's usage to `ticket` (its key's limits) when it is reported.
-    pub(crate) fn charge_to(&mut self, ticket: Ticket) {
-        self.ticket = Some(ticket);
+    /// Charges the request's usage to `ticket` (its key's limits) when it is reported, its
+    /// spend at the serving target's price in `prices`.
+    pub(crate) fn charge_to(&mut self, ticket: Ticket, prices: Arc<Prices>) {
+        self.ticket = Some((ticket, prices));
     }
 
     /// Marks the usage as partly estimated: logged as `usage_estimated=true`.
@@ -141,12 +143,17 @@ impl RequestRecord {
     /// Reports the finished request: the one log line it gets.
     pub(crate) fn finish(mut self, finished: Finished<'_>) {
         self.reported = true;
-        if let Some(ticket) = self.ticket.take() {
-            // Every attempt's tokens: a broken stream's usage includes the attempts it broke on.
-            let tokens = finished.usage.map_or(0, |u| {
-                u64::from(u.prompt_tokens) + u64::from(u.completion_tokens)
+        if let Some((ticket, prices)) = self.ticket.take() {
+            // Every attempt's tokens: a broken stream's usage includes the attempts it broke on
+            // (priced at the target that served last).
+            let tokens = finished.usage.map_or(Tokens::default(), |u| {
+                Tokens::new(u64::from(u.prompt_tokens), u64::from(u.completion_tokens))
             });
-            ticket.finish(tokens, 0);
+            let spend = match finished.served {
+                Some(target) => prices.cost(&target.label, tokens),
+                None => 0,
+            };
+            ticket.finish(tokens.input.saturating_add(tokens.output), spend);
         }
         // The line is off below `info`: skip building its fields too.
         if !tracing::enabled!(target: "aigw::request", tracing::Level::INFO) {
