@@ -358,7 +358,7 @@ impl Limiter {
     /// Admits a request counting against every subject (a key, then its team): refused by the
     /// first limit reached, and then nothing of it is taken from the others.
     pub async fn admit_all(&self, subjects: &[Subject<'_>]) -> Result<Ticket, Refused> {
-        let mut parts = Vec::with_capacity(subjects.len());
+        let mut parts = Vec::new();
         for subject in subjects {
             if subject.limits.is_none() {
                 continue;
