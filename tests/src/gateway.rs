@@ -36,6 +36,7 @@ pub struct Gateway {
     stderr: watch::Receiver<String>,
     config_path: PathBuf,
     client: reqwest::Client,
+    admin_key: Option<String>,
     _readers: [JoinHandle<()>; 2],
     _dir: tempfile::TempDir,
 }
@@ -48,6 +49,10 @@ pub struct GatewayBuilder {
     args: Vec<OsString>,
     /// `prlimit` options the gateway runs under (`--nofile=N:N`, `--fsize=N:N`).
     limits: Vec<String>,
+    /// `--listen`'s address; `127.0.0.1:0` unless set.
+    listen: Option<String>,
+    /// The admin key it is started with (`AIGW_ADMIN_KEY`), which [`Gateway::get`] presents.
+    admin_key: Option<String>,
 }
 
 impl GatewayBuilder {
@@ -61,6 +66,19 @@ impl GatewayBuilder {
     /// binary's own default).
     pub fn env_remove(mut self, name: &str) -> Self {
         self.env_removed.push(name.into());
+        self
+    }
+
+    /// Turns authentication on with `key` as the admin key (through `AIGW_ADMIN_KEY`);
+    /// [`Gateway::get`] presents it, so the `/admin` helpers keep working.
+    pub fn admin_key(mut self, key: &str) -> Self {
+        self.admin_key = Some(key.to_owned());
+        self.env("AIGW_ADMIN_KEY", key)
+    }
+
+    /// Listens on `address` (`--listen`) instead of `127.0.0.1:0`.
+    pub fn listen(mut self, address: &str) -> Self {
+        self.listen = Some(address.to_owned());
         self
     }
 
@@ -119,7 +137,7 @@ impl GatewayBuilder {
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", self.listen.as_deref().unwrap_or("127.0.0.1:0")])
             .args(&self.args)
             .current_dir(dir.path())
             .env("AIGW_LOG", "info")
@@ -192,6 +210,7 @@ impl GatewayBuilder {
             stderr,
             config_path,
             client,
+            admin_key: self.admin_key,
             _readers: readers,
             _dir: dir,
         }
@@ -215,6 +234,11 @@ impl Gateway {
     /// `http://<addr><path>`, e.g. `gateway.url("/v1/models")`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// The admin key it was started with, if any.
+    pub fn admin_key(&self) -> Option<&str> {
+        self.admin_key.as_deref()
     }
 
     /// The config file the gateway was started with.
@@ -278,12 +302,16 @@ impl Gateway {
             .unwrap_or_else(|| panic!("/admin/targets does not list {target}: {body}"))
     }
 
-    /// `GET <path>`.
+    /// `GET <path>` (with the admin key, if the gateway has one).
     ///
     /// # Panics
     /// When the exchange fails at the transport level.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        match self.client.get(self.url(path)).send().await {
+        let mut request = self.client.get(self.url(path));
+        if let Some(key) = &self.admin_key {
+            request = request.bearer_auth(key);
+        }
+        match request.send().await {
             Ok(response) => response,
             Err(e) => panic!("GET {path} failed: {e}\n--- stderr ---\n{}", self.stderr()),
         }

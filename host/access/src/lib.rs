@@ -7,15 +7,21 @@
 //! database off it. HTTP shapes (headers, error bodies, the admin API) are the server's: this
 //! crate speaks Rust types.
 
+mod directory;
 mod key;
+pub mod keys;
 pub mod limiter;
 mod pattern;
 pub mod prices;
+mod secret;
 
+pub use directory::Directory;
 pub use key::{Key, KeySpec, NamespaceNotGranted, Period};
+pub use keys::{KeyError, KeyPage, NewKey, Page};
 pub use limiter::{
     Gauge, Headroom, Limiter, LimiterOptions, Limits, Metric, Refusal, Refused, Subject,
     SubjectKind, Ticket,
 };
 pub use pattern::Pattern;
 pub use prices::{Price, PriceError, Prices, Tokens};
+pub use secret::{SECRET_PREFIX, SecretHash, hint, new_secret};

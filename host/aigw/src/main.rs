@@ -13,13 +13,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use aigw_access::Directory;
 use aigw_access::Limiter;
 use aigw_access::Prices;
 use aigw_memory::Store;
 use aigw_router::HealthRegistry;
 use aigw_runtime::{MemoryLimits, MemoryStore, Plugin, Runtime, Services};
 use aigw_server::{
-    ConnectionLimits, Gateway, MAX_REMEMBERED_TARGETS, PluginMemory, Provider, Service,
+    Auth, ConnectionLimits, Gateway, MAX_REMEMBERED_TARGETS, PluginMemory, Provider, Service,
 };
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -118,6 +119,26 @@ fn read_config(path: &std::path::Path) -> anyhow::Result<Config> {
     Ok(config::load(path, &|name| std::env::var(name).ok())?)
 }
 
+/// Refuses to serve without authentication on an address other machines can reach, unless
+/// the config says so explicitly (`[auth] allow_unauthenticated = true`).
+fn refuse_open_exposure(config: &Config, address: SocketAddr) -> anyhow::Result<()> {
+    if config.auth.admin_key.is_some()
+        || config.auth.allow_unauthenticated
+        || address.ip().is_loopback()
+    {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{}: refusing to listen on {address} with authentication off: anyone who can reach it \
+         could spend the providers' credits and read the memory. Set `[auth] admin_key` (e.g. \
+         \"${{{env}}}\", or the environment variable {env}) to require virtual keys, listen on \
+         a loopback address (127.0.0.1), or set `[auth] allow_unauthenticated = true` if \
+         something in front of aigw authenticates every request",
+        config.path.display(),
+        env = config::ADMIN_KEY_ENV,
+    )
+}
+
 /// Loads every plugin the config names (each file once) and builds the gateway.
 /// `memory` is the process's store, which tool plugins reach through their `memory` import
 /// (`None` for the commands that serve nothing). `health` is where target health lives: a fresh registry when the process starts, the running
@@ -201,6 +222,8 @@ fn fresh_health(config: &Config) -> Arc<HealthRegistry> {
 
 async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let config = read_config(&config_path)?;
+    let address = listen.unwrap_or(config.server.listen);
+    refuse_open_exposure(&config, address)?;
     survive_file_size_limit();
     // Opened (and migrated) before anything listens: a store that cannot be used, or whose
     // schema is newer than this binary's, stops the start with its reason.
@@ -227,7 +250,20 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
             "targets without a price cost 0 in usage and spend; set [prices.\"provider/model\"]"
         );
     }
-    let address = listen.unwrap_or(config.server.listen);
+    // Loaded before anything listens: the first request is checked against every key.
+    let auth = match &config.auth.admin_key {
+        None => None,
+        Some(admin_key) => {
+            let directory = Directory::load(Arc::clone(&store))
+                .await
+                .with_context(|| format!("{}: loading the virtual keys", config_path.display()))?;
+            Some((Auth::new(admin_key, Arc::clone(&directory)), directory))
+        }
+    };
+    // Refreshes until the directory is dropped, at the end of `serve`.
+    let _refresher = auth
+        .as_ref()
+        .map(|(_, directory)| directory.spawn_refresher(config.auth.key_refresh));
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
@@ -236,6 +272,7 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
         address = %bound,
         providers = gateway.providers.len(),
         routes = gateway.routes.len(),
+        authentication = if auth.is_some() { "on" } else { "off" },
         "aigw is serving"
     );
     {
@@ -243,13 +280,20 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
         writeln!(stdout, "listening on {bound}")?;
         stdout.flush()?;
     }
-    let service = Arc::new(Service::with_options(gateway, &config.server, bound));
+    let mut service = Service::with_options(gateway, &config.server, bound);
+    let mut directory = None;
+    if let Some((auth, loaded)) = auth {
+        service = service.with_auth(auth);
+        directory = Some(loaded);
+    }
+    let service = Arc::new(service);
     let limits = ConnectionLimits::from(&config.server);
     aigw_server::serve(listener, service, limits, shutdown_signal()).await?;
     // Unspent leases and held slots go back now, not when they would expire.
     if let Err(e) = limiter.close().await {
         tracing::warn!(error = %e, "limits: could not give back this process's allowance");
     }
+    drop(directory);
     drop(store);
     tracing::info!("aigw stopped");
     Ok(())

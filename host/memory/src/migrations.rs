@@ -156,15 +156,18 @@ const MIGRATIONS: &[&str] = &[
     // 5: virtual keys (aigw-access). Only the SHA-256 of a secret is stored; `hint` is what
     // admin output shows of it. `spec` is the key's grants and limits as JSON (`KeySpec`).
     // `key_changes.serial` grows with every change to a key or team, so each process's
-    // in-memory directory knows when to reload without reading every key.
+    // in-memory directory knows when to reload without reading every key. A rotation with a
+    // grace period keeps the old secret's hash in `previous_hash` until `previous_until`.
     "CREATE TABLE keys (
-         id         TEXT PRIMARY KEY NOT NULL,
-         hash       BLOB NOT NULL UNIQUE,
-         hint       TEXT NOT NULL,
-         spec       TEXT NOT NULL,
-         created_at INTEGER NOT NULL,
-         updated_at INTEGER NOT NULL,
-         revoked_at INTEGER
+         id             TEXT PRIMARY KEY NOT NULL,
+         hash           BLOB NOT NULL UNIQUE,
+         hint           TEXT NOT NULL,
+         spec           TEXT NOT NULL,
+         created_at     INTEGER NOT NULL,
+         updated_at     INTEGER NOT NULL,
+         revoked_at     INTEGER,
+         previous_hash  BLOB,
+         previous_until INTEGER
      ) STRICT;
      CREATE TABLE teams (
          id         TEXT PRIMARY KEY NOT NULL,

@@ -132,19 +132,22 @@ impl From<libsql::Error> for StoreError {
     }
 }
 
-/// Counters of the writer, for tests and metrics.
+/// Counters of the writer and the readers, for tests and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
     /// Writes run.
     pub writes: u64,
     /// Transactions committed (or rolled back) for them.
     pub batches: u64,
+    /// Reads asked for.
+    pub reads: u64,
 }
 
 #[derive(Default)]
 struct Counters {
     writes: AtomicU64,
     batches: AtomicU64,
+    reads: AtomicU64,
 }
 
 /// A write as the writer thread runs it, whatever it returns.
@@ -266,6 +269,7 @@ impl Store {
             + Send
             + 'static,
     {
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         let job: ReadJob = Box::new(move |connection| {
             Box::pin(async move {
@@ -294,6 +298,7 @@ impl Store {
         Stats {
             writes: self.counters.writes.load(Ordering::Relaxed),
             batches: self.counters.batches.load(Ordering::Relaxed),
+            reads: self.counters.reads.load(Ordering::Relaxed),
         }
     }
 }

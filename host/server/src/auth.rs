@@ -1,12 +1,24 @@
 //! Who is asking: the [`Principal`] every request is answered for, found from the credential it
 //! presents. With authentication off (no admin key configured) every request is
-//! [`Principal::Open`] — today's loopback-only gateway; with it on, a client surface needs a
-//! virtual key and `/admin` the admin key.
+//! [`Principal::Open`] — the loopback-only gateway of before; with it on ([`Auth`]), `/healthz`
+//! and `/readyz` stay open for health checkers, every `/admin` path needs the admin key, and
+//! every other path a virtual key the [`Directory`] knows. The check runs before any handler,
+//! reads only memory (the directory), and a refusal never shows the presented secret (at most
+//! its hint, as OpenAI's "Incorrect API key provided: sk-…abcd" does).
 
 use std::sync::Arc;
 
-use aigw_access::Key;
-use http::HeaderMap;
+use aigw_access::{Directory, Key, SecretHash};
+use aigw_egress::Secret;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+
+use crate::body::Body;
+use crate::error::ApiError;
+
+/// Paths answered without a credential: what load balancers and orchestrators probe.
+const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+/// Every path under it is the operator's and needs the admin key.
+const ADMIN_PREFIX: &str = "/admin";
 
 /// Whom a request is answered for.
 #[derive(Debug, Clone)]
@@ -27,6 +39,121 @@ impl Principal {
             Principal::Open | Principal::Admin => None,
         }
     }
+}
+
+/// Authentication on: the admin key (kept only as its hash) and the directory of virtual keys.
+pub struct Auth {
+    admin: SecretHash,
+    directory: Arc<Directory>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("keys", &self.directory.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// Requests need `admin_key` on `/admin` and a key of `directory` elsewhere.
+    pub fn new(admin_key: &Secret, directory: Arc<Directory>) -> Auth {
+        Auth {
+            admin: SecretHash::of(admin_key.expose()),
+            directory,
+        }
+    }
+
+    /// The directory keys are found in (and the admin API refreshes after a change).
+    pub(crate) fn directory(&self) -> &Arc<Directory> {
+        &self.directory
+    }
+
+    /// Whom a request for `path` with `headers` is answered for, or its refusal (401, or 403
+    /// for a virtual key on `/admin`).
+    pub(crate) fn check(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<Principal, Box<Response<Body>>> {
+        if OPEN_PATHS.contains(&path) {
+            return Ok(Principal::Open);
+        }
+        let presented = presented(headers);
+        // Compared as hashes, in constant time (`SecretHash`'s equality).
+        let is_admin = presented.is_some_and(|p| SecretHash::of(p) == self.admin);
+        if is_admin_path(path) {
+            if is_admin {
+                return Ok(Principal::Admin);
+            }
+            let error = match presented {
+                Some(p) if self.directory.lookup(p).is_some() => ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "invalid_request_error",
+                    format!("{path} needs aigw's admin key; a virtual key cannot use it"),
+                )
+                .code("admin_key_required"),
+                other => invalid_key(other, "/admin paths need aigw's admin key"),
+            };
+            return Err(refusal(&error));
+        }
+        if is_admin {
+            return Err(refusal(
+                &ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_request_error",
+                    "This is aigw's admin key, which only /admin paths accept; client calls need a \
+                     virtual key (make one with POST /admin/keys)",
+                )
+                .code("invalid_api_key"),
+            ));
+        }
+        match presented.and_then(|p| self.directory.lookup(p)) {
+            Some(key) => Ok(Principal::Key(key)),
+            None => Err(refusal(&invalid_key(
+                presented,
+                "Client calls need an aigw virtual key",
+            ))),
+        }
+    }
+}
+
+/// Whether `path` is one of the operator's (`/admin` or under it).
+fn is_admin_path(path: &str) -> bool {
+    path.strip_prefix(ADMIN_PREFIX)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// 401 `invalid_api_key`, as OpenAI answers it: no key, or one not known (or revoked, or
+/// expired: a client is not told which). Only the hint of a presented key is shown.
+fn invalid_key(presented: Option<&str>, needed: &str) -> ApiError {
+    let message = match presented {
+        None => format!(
+            "You didn't provide an API key. {needed}, sent as `Authorization: Bearer <key>`"
+        ),
+        Some(p) => format!(
+            "Incorrect API key provided: {}. {needed}; a revoked, rotated or expired key no \
+             longer works",
+            aigw_access::hint(p)
+        ),
+    };
+    ApiError::new(StatusCode::UNAUTHORIZED, "invalid_request_error", message)
+        .code("invalid_api_key")
+}
+
+fn refusal(error: &ApiError) -> Box<Response<Body>> {
+    tracing::debug!(
+        status = error.status.as_u16(),
+        code = error.code,
+        "request refused by authentication"
+    );
+    let mut response = error.response();
+    if error.status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    Box::new(response)
 }
 
 /// The credential a request presents, from the headers OpenAI-style clients send it in:

@@ -187,6 +187,8 @@ pub struct Gateway {
     pub(crate) models_json: Bytes,
     /// Every model name a client may use, for "unknown model" errors.
     pub(crate) known_models: Vec<String>,
+    /// The same with each model's owner, for a `/v1/models` filtered by a key's grant.
+    listed: Vec<(String, String)>,
     /// Every target's health, by label, shared by all routes naming it (and by the states
     /// that replace this one).
     health: Arc<HealthRegistry>,
@@ -217,6 +219,23 @@ struct ModelEntry<'a> {
 struct ModelList<'a> {
     object: &'static str,
     data: Vec<ModelEntry<'a>>,
+}
+
+/// The `/v1/models` body listing `models` (id, owner).
+fn models_json<'a>(models: impl Iterator<Item = &'a (String, String)>) -> Bytes {
+    serde_json::to_vec(&ModelList {
+        object: "list",
+        data: models
+            .map(|(id, owner)| ModelEntry {
+                id,
+                object: "model",
+                created: 0,
+                owned_by: owner,
+            })
+            .collect(),
+    })
+    .map(Bytes::from)
+    .unwrap_or_default()
 }
 
 /// Why a gateway cannot be built from its options.
@@ -290,21 +309,8 @@ impl Gateway {
         );
         let egress = Egress::new(connect_timeouts).map_err(GatewayError::Egress)?;
         let listed = Gateway::listed_models(&providers, &routes);
-        let models_json = serde_json::to_vec(&ModelList {
-            object: "list",
-            data: listed
-                .iter()
-                .map(|(id, owner)| ModelEntry {
-                    id,
-                    object: "model",
-                    created: 0,
-                    owned_by: owner,
-                })
-                .collect(),
-        })
-        .map(Bytes::from)
-        .unwrap_or_default();
-        let known_models = listed.into_iter().map(|(id, _)| id).collect();
+        let models_json = models_json(listed.iter());
+        let known_models = listed.iter().map(|(id, _)| id.clone()).collect();
         let scrubber = Scrubber::new(providers.values().filter_map(|p| p.secret.clone()));
         Ok(Gateway {
             providers,
@@ -313,6 +319,7 @@ impl Gateway {
             egress,
             models_json,
             known_models,
+            listed,
             health,
             direct: RwLock::new(HashMap::new()),
             scrubber,
@@ -321,6 +328,18 @@ impl Gateway {
             limiter: None,
             prices: Arc::new(Prices::default()),
         })
+    }
+
+    /// The `/v1/models` body for a request: every model, or with a key whose grant lists
+    /// models, those it may use. The unrestricted answer is the one rendered at build time; a
+    /// restricted one filters the list (tens of entries) and renders it, a few microseconds.
+    pub(crate) fn models_body(&self, key: Option<&Arc<aigw_access::Key>>) -> Bytes {
+        match key {
+            Some(key) if key.spec.models.is_some() => {
+                models_json(self.listed.iter().filter(|(id, _)| key.may_use_model(id)))
+            }
+            _ => self.models_json.clone(),
+        }
     }
 
     /// This state with `memory` as its store (a state that replaces it should get the same).

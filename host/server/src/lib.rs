@@ -10,7 +10,6 @@
 
 mod accept;
 mod admin;
-#[allow(dead_code)] // until the keys land: the directory constructs keys and admins
 mod auth;
 mod body;
 mod chat;
@@ -40,6 +39,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+pub use auth::Auth;
 pub use body::Body;
 pub use connection::ConnectionLimits;
 
@@ -51,7 +51,8 @@ pub use gateway::{
 };
 pub use memory::plugins::PluginMemory;
 pub use options::{
-    ProviderOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions, TimeoutOverrides,
+    AuthOptions, ProviderOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions,
+    TimeoutOverrides,
 };
 pub use routes::{Route, routes};
 pub use service::Service;

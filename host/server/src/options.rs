@@ -30,6 +30,29 @@ impl Default for SessionOptions {
     }
 }
 
+/// `[auth]`: who may ask. With an admin key, authentication is on: `/admin` needs that key and
+/// every client surface a virtual key; without one, every request is answered openly, which
+/// the binary allows only on a loopback address unless `allow_unauthenticated` says otherwise.
+#[derive(Debug, Clone)]
+pub struct AuthOptions {
+    /// The operator's key for `/admin` (from `admin_key`, `admin_key_file` or `AIGW_ADMIN_KEY`).
+    pub admin_key: Option<aigw_egress::Secret>,
+    /// Serve without authentication on a non-loopback address (the operator's explicit choice).
+    pub allow_unauthenticated: bool,
+    /// How often each process checks the store for keys changed by another process.
+    pub key_refresh: Duration,
+}
+
+impl Default for AuthOptions {
+    fn default() -> AuthOptions {
+        AuthOptions {
+            admin_key: None,
+            allow_unauthenticated: false,
+            key_refresh: Duration::from_millis(1000),
+        }
+    }
+}
+
 /// `[server]`: where to listen, how large a request and an upstream answer may be, how many
 /// streams one client may hold open, how long a client may take, how many connections may be
 /// open, and which browsers and `Host` names are answered.

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 
-use crate::auth::Principal;
+use crate::auth::{Auth, Principal};
 use crate::body::Body;
 use crate::cors::Cors;
 use crate::error::ApiError;
@@ -39,7 +39,6 @@ pub(crate) const ROUTES: &[Route] = &[
     Route::new(MODELS_PATH, "GET, HEAD"),
     Route::new(HEALTHZ_PATH, "GET, HEAD"),
     Route::new(READYZ_PATH, "GET, HEAD"),
-    admin::ROUTE,
 ];
 
 /// Answers requests from the current served state.
@@ -56,6 +55,8 @@ struct Edge {
     body_read_timeout: Duration,
     /// Open streams per client; outlives swaps, as the streams do.
     streams: Arc<StreamSlots>,
+    /// Who may ask; `None`: authentication is off and every request is [`Principal::Open`].
+    auth: Option<Auth>,
 }
 
 impl Service {
@@ -69,6 +70,7 @@ impl Service {
                 cors: Cors::default(),
                 body_read_timeout: defaults.body_read_timeout,
                 streams: Arc::default(),
+                auth: None,
             },
         }
     }
@@ -87,8 +89,16 @@ impl Service {
                 cors: Cors::new(&options.cors_origins),
                 body_read_timeout: options.body_read_timeout,
                 streams: Arc::default(),
+                auth: None,
             },
         }
+    }
+
+    /// This service with authentication on: `/admin` needs the admin key, every client
+    /// surface a virtual key (`/healthz` and `/readyz` stay open).
+    pub fn with_auth(mut self, auth: Auth) -> Service {
+        self.edge.auth = Some(auth);
+        self
     }
 
     /// The state new requests are answered from.
@@ -137,12 +147,18 @@ where
         &Method::HEAD => &Method::GET,
         method => method,
     };
-    // Authentication comes with the keys' directory; until a gateway has one, every request
-    // is answered openly (the binary refuses a non-loopback listen address then).
-    let principal = Principal::Open;
+    // Before any handler: with authentication off every request is answered openly (the
+    // binary refuses a non-loopback listen address then).
+    let principal = match &edge.auth {
+        None => Principal::Open,
+        Some(auth) => match auth.check(path, request.headers()) {
+            Ok(principal) => principal,
+            Err(refused) => return *refused,
+        },
+    };
     match (method, path) {
         (&Method::POST, chat::PATH) => {
-            let session = match chat::session::requested(request.headers()) {
+            let session = match chat::session::requested(&principal, request.headers()) {
                 Ok(session) => session,
                 Err(refused) => return refused.response(),
             };
@@ -174,16 +190,20 @@ where
             }
         }
         (_, path) if memory::entries::owns(path) => {
-            memory::entries::handle(gateway, edge.body_read_timeout, request).await
+            memory::entries::handle(gateway, &principal, edge.body_read_timeout, request).await
         }
-        (&Method::GET, MODELS_PATH) => json(StatusCode::OK, gateway.models_json.clone()),
+        (&Method::GET, MODELS_PATH) => json(StatusCode::OK, gateway.models_body(principal.key())),
         (&Method::GET, HEALTHZ_PATH) => {
             json(StatusCode::OK, Bytes::from_static(br#"{"status":"ok"}"#))
         }
         (&Method::GET, READYZ_PATH) => readiness(&gateway),
-        (&Method::GET, admin::PATH) => admin::targets(&gateway),
+        (_, path) if admin::owns(path) => {
+            let directory = edge.auth.as_ref().map(Auth::directory);
+            admin::handle(&gateway, directory, edge.body_read_timeout, request).await
+        }
         (_, path) if path.starts_with(memory::conversations::PREFIX) => {
-            memory::conversations::handle(&gateway, edge.body_read_timeout, request).await
+            memory::conversations::handle(&gateway, &principal, edge.body_read_timeout, request)
+                .await
         }
         // A known path with another method: 405 naming the route's methods.
         (_, other) => match ROUTES.iter().find(|route| route.path == other) {

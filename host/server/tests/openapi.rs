@@ -426,7 +426,8 @@ async fn every_operation_is_answered_and_other_methods_are_405() {
     for (path, documented) in by_path {
         let op_path = path
             .replace("{conversation_id}", "conv_x")
-            .replace("{item_id}", "msg_x");
+            .replace("{item_id}", "msg_x")
+            .replace("{key_id}", "key_x");
         for method in TRIED {
             if documented.contains(method.as_str()) {
                 continue;
@@ -477,7 +478,20 @@ async fn answers_have_the_documented_shapes() {
         .as_str()
         .expect("the created conversation's item")
         .to_owned();
-    let ids = BTreeMap::from([("conversation_id", conversation), ("item_id", item)]);
+    let key = call(
+        &f,
+        Method::POST,
+        "/admin/keys",
+        Some(&serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.body);
+    let key = key.body["id"].as_str().unwrap().to_owned();
+    let ids = BTreeMap::from([
+        ("conversation_id", conversation),
+        ("item_id", item),
+        ("key_id", key),
+    ]);
 
     let mut ops = operations(&doc);
     let rank = |op: &Operation<'_>| match op.method.as_str() {

@@ -87,6 +87,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let memory = aigw_memory::StoreOptions::new(super::memory::DEFAULT_PATH);
     let sessions = aigw_server::SessionOptions::default();
     let limiter = aigw_access::LimiterOptions::default();
+    let auth = aigw_server::AuthOptions::default();
     let strategy = STRATEGIES
         .iter()
         .find(|(_, s)| *s == route.strategy)
@@ -213,6 +214,18 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
             ],
         ),
         (
+            "## `[auth]`".to_owned(),
+            vec![
+                ("admin_key", auth.admin_key.map(|k| quoted(k.expose()))),
+                ("admin_key_file", None),
+                (
+                    "allow_unauthenticated",
+                    Some(auth.allow_unauthenticated.to_string()),
+                ),
+                ("key_refresh_ms", Some(ms(auth.key_refresh))),
+            ],
+        ),
+        (
             "## `[failover]`".to_owned(),
             vec![
                 (
@@ -311,6 +324,7 @@ fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
             "## `[prices.\"<provider>/<model>\"]`",
             "[prices.\"p/m\"]\ninput = 1\noutput = 1\nzzz = 1\n",
         ),
+        ("## `[auth]`", "[auth]\nzzz = 1\n"),
     ];
     for (heading, text) in sections {
         assert_eq!(accepted_keys(text), keys(heading), "{heading}");

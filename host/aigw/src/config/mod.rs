@@ -5,6 +5,7 @@
 //! store's options, the limiter's. Their
 //! `Default` impls are the defaults (and `docs/config.md` is checked against them).
 
+mod auth;
 mod env;
 mod failover;
 mod limits;
@@ -29,10 +30,11 @@ use aigw_access::LimiterOptions;
 use aigw_access::Price;
 use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
-use aigw_server::{ProviderOptions, RouteOptions, ServerOptions, SessionOptions};
+use aigw_server::{AuthOptions, ProviderOptions, RouteOptions, ServerOptions, SessionOptions};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use auth::ADMIN_KEY_ENV;
 pub use plugins::Plugins;
 
 use values::Values;
@@ -84,6 +86,8 @@ struct RawConfig {
     limits: limits::RawLimits,
     #[serde(default)]
     prices: BTreeMap<String, Spanned<prices::RawPrice>>,
+    #[serde(default)]
+    auth: auth::RawAuth,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -108,6 +112,8 @@ pub struct Config {
     pub limits: LimiterOptions,
     /// `[prices."provider/model"]`, by target label.
     pub prices: BTreeMap<String, Price>,
+    /// `[auth]`.
+    pub auth: AuthOptions,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -140,6 +146,7 @@ pub fn parse(
     let sessions = memory::sessions(&raw.memory, &values)?;
     let limits = limits::validate(&raw.limits, &values)?;
     let prices = prices::validate(&raw.prices, &providers, &values)?;
+    let auth = auth::validate(&raw.auth, base, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -151,5 +158,6 @@ pub fn parse(
         sessions,
         limits,
         prices,
+        auth,
     })
 }

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::items::{self, ItemFields, answer_items, input_items, is_instruction};
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::memory::{self, Caller};
@@ -39,7 +40,10 @@ pub(crate) struct Requested {
 
 /// The conversation a request names, if it names one; a malformed id, namespace or agent is a
 /// 400 naming its header.
-pub(crate) fn requested(headers: &HeaderMap) -> Result<Option<Requested>, ApiError> {
+pub(crate) fn requested(
+    principal: &Principal,
+    headers: &HeaderMap,
+) -> Result<Option<Requested>, ApiError> {
     let Some(value) = headers.get(CONVERSATION_HEADER) else {
         return Ok(None);
     };
@@ -60,7 +64,7 @@ pub(crate) fn requested(headers: &HeaderMap) -> Result<Option<Requested>, ApiErr
             .code("invalid_conversation_id"));
         }
     };
-    let caller = Caller::from_headers(headers)?;
+    let caller = Caller::from_headers(principal, headers)?;
     Ok(Some(Requested {
         caller,
         conversation,
@@ -337,24 +341,27 @@ mod tests {
 
     #[test]
     fn the_header_is_checked_and_brings_the_caller() {
-        assert_eq!(requested(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(
+            requested(&Principal::Open, &HeaderMap::new()).unwrap(),
+            None
+        );
         let mut headers = HeaderMap::new();
         headers.insert(CONVERSATION_HEADER, HeaderValue::from_static("conv_abc-1"));
         headers.insert("x-aigw-namespace", HeaderValue::from_static("team-a"));
         headers.insert("x-aigw-agent", HeaderValue::from_static("planner"));
-        let asked = requested(&headers).unwrap().unwrap();
+        let asked = requested(&Principal::Open, &headers).unwrap().unwrap();
         assert_eq!(asked.conversation, "conv_abc-1");
         assert_eq!(asked.caller.namespace.as_str(), "team-a");
         assert_eq!(asked.caller.agent.as_deref(), Some("planner"));
         for bad in ["", "conv/../x", "conv abc", &"c".repeat(129)] {
             headers.insert(CONVERSATION_HEADER, HeaderValue::from_str(bad).unwrap());
-            let e = requested(&headers).unwrap_err();
+            let e = requested(&Principal::Open, &headers).unwrap_err();
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad:?}");
             assert_eq!(e.param.as_deref(), Some(CONVERSATION_HEADER));
         }
         headers.insert(CONVERSATION_HEADER, HeaderValue::from_static("conv_1"));
         headers.insert("x-aigw-namespace", HeaderValue::from_static("a/b"));
-        let e = requested(&headers).unwrap_err();
+        let e = requested(&Principal::Open, &headers).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("x-aigw-namespace"));
     }
 

@@ -14,6 +14,7 @@ use http::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::{Caller, items, json_object, store, store_error};
+use crate::auth::Principal;
 use crate::body::Body;
 use crate::content_type;
 use crate::error::ApiError;
@@ -90,6 +91,7 @@ fn target(path: &str) -> Option<Target<'_>> {
 /// Answers a request whose path starts with [`PREFIX`].
 pub(crate) async fn handle<B>(
     gateway: &Gateway,
+    principal: &Principal,
     body_read_timeout: Duration,
     request: Request<B>,
 ) -> Response<Body>
@@ -97,7 +99,7 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match answer(gateway, body_read_timeout, request).await {
+    match answer(gateway, principal, body_read_timeout, request).await {
         Ok(response) => response,
         Err(error) => error.response(),
     }
@@ -105,6 +107,7 @@ where
 
 async fn answer<B>(
     gateway: &Gateway,
+    principal: &Principal,
     body_read_timeout: Duration,
     request: Request<B>,
 ) -> Result<Response<Body>, ApiError>
@@ -125,7 +128,7 @@ where
     if !route.allows(&method) {
         return Ok(method_not_allowed(route.allow));
     }
-    let caller = Caller::from_headers(request.headers())?;
+    let caller = Caller::from_headers(principal, request.headers())?;
     let store = store(gateway)?;
     let query = request.uri().query().map(str::to_owned);
     let body = if method == Method::POST {

@@ -27,6 +27,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::{Caller, json_object, store, store_error};
+use crate::auth::Principal;
 use crate::body::Body;
 use crate::content_type;
 use crate::error::ApiError;
@@ -59,6 +60,7 @@ pub(crate) fn owns(path: &str) -> bool {
 /// Answers a `/v1/store/…` request.
 pub(crate) async fn handle<B>(
     gateway: Arc<Gateway>,
+    principal: &Principal,
     body_read_timeout: Duration,
     request: Request<B>,
 ) -> Response<Body>
@@ -66,7 +68,7 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match answer(gateway, body_read_timeout, request).await {
+    match answer(gateway, principal, body_read_timeout, request).await {
         Ok(response) => response,
         Err(error) => error.response(),
     }
@@ -74,6 +76,7 @@ where
 
 async fn answer<B>(
     gateway: Arc<Gateway>,
+    principal: &Principal,
     body_read_timeout: Duration,
     request: Request<B>,
 ) -> Result<Response<Body>, ApiError>
@@ -96,7 +99,7 @@ where
             return Err(no_route(&method, &path));
         }
     };
-    let caller = Caller::from_headers(request.headers())?;
+    let caller = Caller::from_headers(principal, request.headers())?;
     let store = store(&gateway)?;
     if operation == Operation::Get {
         let query = request.uri().query().unwrap_or_default().to_owned();

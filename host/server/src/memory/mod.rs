@@ -14,6 +14,7 @@ use aigw_memory::{Namespace, Store, StoreError};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
 
@@ -34,19 +35,57 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
-    /// The caller named by the request's headers; a bad name is a 400 naming the header.
-    pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let namespace = match headers.get(NAMESPACE_HEADER) {
-            None => Namespace::default_namespace(),
-            Some(value) => value
-                .to_str()
-                .map_err(|_| "a namespace may hold only ASCII letters, digits and `-_.:`".into())
-                .and_then(|name| Namespace::parse(name).map_err(|e| e.to_string()))
-                .map_err(|message| {
-                    ApiError::invalid_request(format!("{NAMESPACE_HEADER}: {message}"))
+    /// The caller named by the request's headers, for `principal`. A bad name is a 400 naming
+    /// the header. With a key, the namespace is the one it names if the key's grant holds it
+    /// (else 403 `namespace_not_allowed`), or the key's default; with authentication off, the
+    /// one it names or [`Namespace::DEFAULT`].
+    pub(crate) fn from_headers(
+        principal: &Principal,
+        headers: &HeaderMap,
+    ) -> Result<Caller, ApiError> {
+        let named = match headers.get(NAMESPACE_HEADER) {
+            None => None,
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .map_err(|_| {
+                        "a namespace may hold only ASCII letters, digits and `-_.:`".into()
+                    })
+                    .and_then(|name| Namespace::parse(name).map_err(|e| e.to_string()))
+                    .map_err(|message| {
+                        ApiError::invalid_request(format!("{NAMESPACE_HEADER}: {message}"))
+                            .param(NAMESPACE_HEADER)
+                            .code("invalid_namespace")
+                    })?,
+            ),
+        };
+        let namespace = match (principal.key(), named) {
+            (None, named) => named.unwrap_or_else(Namespace::default_namespace),
+            (Some(key), named) => {
+                let granted = key
+                    .namespace(named.as_ref().map(Namespace::as_str))
+                    .map_err(|refused| {
+                        ApiError::new(
+                            StatusCode::FORBIDDEN,
+                            "invalid_request_error",
+                            format!("aigw key limit: {refused}"),
+                        )
                         .param(NAMESPACE_HEADER)
-                        .code("invalid_namespace")
-                })?,
+                        .code("namespace_not_allowed")
+                    })?;
+                Namespace::parse(&granted).map_err(|e| {
+                    // A grant's exact name that is not a valid namespace: the operator's to fix.
+                    ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "invalid_request_error",
+                        format!(
+                            "aigw key limit: this key's namespace `{granted}` is not usable: {e}"
+                        ),
+                    )
+                    .param(NAMESPACE_HEADER)
+                    .code("namespace_not_allowed")
+                })?
+            }
         };
         let agent = match headers.get(AGENT_HEADER) {
             None => None,
@@ -162,30 +201,37 @@ mod tests {
 
     #[test]
     fn caller_defaults_and_checks() {
-        let caller = Caller::from_headers(&HeaderMap::new()).expect("default");
+        let caller = Caller::from_headers(&Principal::Open, &HeaderMap::new()).expect("default");
         assert_eq!(caller.namespace.as_str(), Namespace::DEFAULT);
         assert_eq!(caller.agent, None);
 
-        let caller = Caller::from_headers(&headers(&[
-            (NAMESPACE_HEADER, b"team-a"),
-            (AGENT_HEADER, b"planner 1"),
-        ]))
+        let caller = Caller::from_headers(
+            &Principal::Open,
+            &headers(&[(NAMESPACE_HEADER, b"team-a"), (AGENT_HEADER, b"planner 1")]),
+        )
         .expect("named");
         assert_eq!(caller.namespace.as_str(), "team-a");
         assert_eq!(caller.agent.as_deref(), Some("planner 1"));
 
-        let bad = Caller::from_headers(&headers(&[(NAMESPACE_HEADER, b"a/b")])).expect_err("bad");
+        let bad = Caller::from_headers(&Principal::Open, &headers(&[(NAMESPACE_HEADER, b"a/b")]))
+            .expect_err("bad");
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
         assert_eq!(bad.param.as_deref(), Some(NAMESPACE_HEADER));
-        let bad = Caller::from_headers(&headers(&[(NAMESPACE_HEADER, b"\xff")])).expect_err("bad");
+        let bad = Caller::from_headers(&Principal::Open, &headers(&[(NAMESPACE_HEADER, b"\xff")]))
+            .expect_err("bad");
         assert_eq!(bad.param.as_deref(), Some(NAMESPACE_HEADER));
-        let bad = Caller::from_headers(&headers(&[(AGENT_HEADER, b"  ")])).expect_err("blank");
+        let bad = Caller::from_headers(&Principal::Open, &headers(&[(AGENT_HEADER, b"  ")]))
+            .expect_err("blank");
         assert_eq!(bad.param.as_deref(), Some(AGENT_HEADER));
-        let bad = Caller::from_headers(&headers(&[(AGENT_HEADER, b"plugin:tool-memory")]))
-            .expect_err("a plugin's name");
+        let bad = Caller::from_headers(
+            &Principal::Open,
+            &headers(&[(AGENT_HEADER, b"plugin:tool-memory")]),
+        )
+        .expect_err("a plugin's name");
         assert_eq!(bad.param.as_deref(), Some(AGENT_HEADER));
         let long = vec![b'a'; MAX_AGENT_BYTES + 1];
-        let bad = Caller::from_headers(&headers(&[(AGENT_HEADER, &long)])).expect_err("long");
+        let bad = Caller::from_headers(&Principal::Open, &headers(&[(AGENT_HEADER, &long)]))
+            .expect_err("long");
         assert_eq!(bad.param.as_deref(), Some(AGENT_HEADER));
     }
 
