@@ -101,24 +101,24 @@ pub(crate) fn refused(refusal: &Refusal) -> ApiError {
             "requests",
             "rate_limit_exceeded",
             format!(
-                "aigw key limit: {} requests per minute reached for {who}{retry_text}",
-                refusal.limit
+                "aigw key limit: {} per minute reached for {who}{retry_text}",
+                counted(refusal.limit, "request", "requests")
             ),
         ),
         Metric::Tokens => (
             "tokens",
             "rate_limit_exceeded",
             format!(
-                "aigw key limit: {} tokens per minute reached for {who}{retry_text}",
-                refusal.limit
+                "aigw key limit: {} per minute reached for {who}{retry_text}",
+                counted(refusal.limit, "token", "tokens")
             ),
         ),
         Metric::Parallel => (
             "requests",
             "rate_limit_exceeded",
             format!(
-                "aigw key limit: {} concurrent requests reached for {who}; retry when one ends",
-                refusal.limit
+                "aigw key limit: {} reached for {who}; retry when one ends",
+                counted(refusal.limit, "concurrent request", "concurrent requests")
             ),
         ),
         Metric::Budget => {
@@ -143,6 +143,11 @@ pub(crate) fn refused(refusal: &Refusal) -> ApiError {
         .retry_after
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     error
+}
+
+/// `1 request`, `60 requests`.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Whole seconds to wait, rounded up, at least 1.
