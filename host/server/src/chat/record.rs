@@ -1,8 +1,9 @@
 //! The request record: the one place a finished chat completion is reported. Every way a
 //! request ends (answered, exhausted, stream finished, client gone, stream cut with no
 //! continuation) goes through [`RequestRecord::finish`], which consumes the record, so each
-//! request is reported exactly once. The log line is written here today; metrics, usage
-//! accounting and quotas hook in here too, not at the call sites.
+//! request is reported exactly once. The log line is written here, and the key's limits are
+//! charged here (its ticket: tokens and spend); metrics and usage accounting hook in here too,
+//! not at the call sites.
 //!
 //! It also says loudly, after each walk of the route, when an attempt took a target out
 //! ([`RequestRecord::walked`]).
