@@ -101,7 +101,9 @@ impl Hold {
         Ok(())
     }
 
-    /// Shrinks the hold to the slots in use if none was taken since `idle_since`.
+    /// Shrinks the hold to the slots in use if none was taken since `idle_since`; skipped
+    /// while the hold is being grown (the two writes must not cross: the row would end up
+    /// holding fewer slots than this process uses).
     pub(crate) async fn shrink(
         &self,
         store: &Store,
@@ -110,6 +112,9 @@ impl Hold {
         now: i64,
         ttl_ms: i64,
     ) -> Result<(), StoreError> {
+        let Ok(_gate) = self.gate.try_lock() else {
+            return Ok(());
+        };
         let in_use = {
             let mut state = lock(&self.state);
             if state.held <= state.in_use || state.last_used_ms > idle_since {
