@@ -160,6 +160,20 @@ async fn a_key_over_its_requests_per_minute_gets_openai_s_429_with_the_headers()
         "{message}"
     );
     assert!(!message.contains(&secret) && !gateway.stderr().contains(&secret));
+    // Every chat answer for the key carries them, an error before any limit too.
+    let unknown = client
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(&secret)
+        .json(&json!({"model": "nope", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(header(unknown.headers(), "x-ratelimit-limit-requests"), "3");
+    assert_eq!(
+        header(unknown.headers(), "x-ratelimit-remaining-requests"),
+        "0"
+    );
     // A key without a rate limit gets no rate-limit headers.
     let (_, unlimited) = create_key(&gateway, json!({})).await;
     let response = chat(&client, &base, &unlimited, false).await;
