@@ -8,10 +8,13 @@
 //! no `namespaces` list only its own namespace (`key:<id>`): one key never sees another's memory
 //! unless an operator shares a namespace between them on purpose.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::pattern::Pattern;
+use crate::team::Team;
 
 /// A budget's period: spend is counted per UTC calendar day, ISO week (from Monday) or month.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -116,6 +119,9 @@ pub struct Key {
     pub created_at: i64,
     pub updated_at: i64,
     pub revoked_at: Option<i64>,
+    /// The team `spec.team` names, as the directory loaded it (`None` when the key has none,
+    /// or when read outside the directory).
+    pub team: Option<Arc<Team>>,
 }
 
 /// A namespace the key may not act in (or a key with none it could default to).
@@ -130,9 +136,22 @@ impl Key {
     }
 
     /// Whether the key may request `model` (the name the client sent: an alias or
-    /// `provider/model`).
+    /// `provider/model`): its own grant and its team's both hold it.
     pub fn may_use_model(&self, model: &str) -> bool {
         granted(self.spec.models.as_deref(), model)
+            && self
+                .team
+                .as_ref()
+                .is_none_or(|team| team.may_use_model(model))
+    }
+
+    /// Whether some models are not granted (by the key's list or its team's).
+    pub fn restricts_models(&self) -> bool {
+        self.spec.models.is_some()
+            || self
+                .team
+                .as_ref()
+                .is_some_and(|team| team.spec.models.is_some())
     }
 
     /// Whether the key may call the tool `tool`.
@@ -192,6 +211,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             revoked_at: None,
+            team: None,
         }
     }
 
@@ -205,6 +225,27 @@ mod tests {
         assert!(narrow.may_use_model("groq/llama-3.1-8b-instant"));
         assert!(!narrow.may_use_model("gemini/gemini-2.0-flash"));
         assert!(!narrow.may_use_tool("weather"));
+    }
+
+    #[test]
+    fn a_teams_model_grant_narrows_the_keys() {
+        let mut k = key(serde_json::json!({"models": ["fast", "groq/*"], "team": "team_a"}));
+        assert!(k.restricts_models());
+        k.team = Some(Arc::new(Team {
+            id: "team_a".into(),
+            spec: serde_json::from_value(serde_json::json!({"models": ["groq/*", "slow"]}))
+                .unwrap(),
+            created_at: 0,
+            updated_at: 0,
+        }));
+        assert!(k.may_use_model("groq/llama-3.1-8b-instant"));
+        assert!(!k.may_use_model("fast"), "the team does not grant it");
+        assert!(!k.may_use_model("slow"), "the key does not grant it");
+        let mut open = key(serde_json::json!({"team": "team_a"}));
+        assert!(!open.restricts_models());
+        open.team = k.team.clone();
+        assert!(open.restricts_models());
+        assert!(open.may_use_model("slow"));
     }
 
     #[test]

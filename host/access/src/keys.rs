@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 
 use aigw_memory::{Connection, Row, Store, StoreError};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::key::{Key, KeySpec};
@@ -28,6 +29,12 @@ pub enum KeyError {
     /// The key was revoked: it cannot be rotated back to life.
     #[error("the key `{0}` is revoked; create a new key instead")]
     Revoked(String),
+    /// No team has this id.
+    #[error("no team with the id `{0}`")]
+    TeamNotFound(String),
+    /// The team still has keys that are not revoked.
+    #[error("the team `{0}` still has keys; revoke them or move them to another team first")]
+    TeamInUse(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -57,33 +64,55 @@ pub struct KeyPage {
 /// A spec from a JSON object (the admin API's body), checked field by field so an error names
 /// the field at fault (serde's own error for a whole struct names no field for a wrong type).
 pub fn spec_from_json(body: &Map<String, Value>) -> Result<KeySpec, KeyError> {
+    let spec: KeySpec = fields(body)?;
+    spec.validate()
+        .map_err(|(param, message)| KeyError::Invalid {
+            param: param.to_owned(),
+            message,
+        })?;
+    // A namespace named exactly must be one the memory accepts, or the key could never use it.
+    for name in spec.namespaces.iter().flatten().filter_map(|p| p.exact()) {
+        if let Err(e) = aigw_memory::Namespace::parse(name) {
+            return Err(KeyError::Invalid {
+                param: "namespaces".into(),
+                message: format!("`namespaces`: `{name}`: {e}"),
+            });
+        }
+    }
+    Ok(spec)
+}
+
+/// A spec type from a JSON object, one field at a time first, so the error names its field.
+pub(crate) fn fields<T: DeserializeOwned>(body: &Map<String, Value>) -> Result<T, KeyError> {
     for (field, value) in body {
         let mut one = Map::new();
         one.insert(field.clone(), value.clone());
-        if let Err(e) = serde_json::from_value::<KeySpec>(Value::Object(one)) {
+        if let Err(e) = serde_json::from_value::<T>(Value::Object(one)) {
             return Err(KeyError::Invalid {
                 param: field.clone(),
                 message: format!("`{field}`: {e}"),
             });
         }
     }
-    let spec: KeySpec =
-        serde_json::from_value(Value::Object(body.clone())).map_err(|e| KeyError::Invalid {
-            param: String::new(),
-            message: e.to_string(),
-        })?;
-    spec.validate()
-        .map_err(|(param, message)| KeyError::Invalid {
-            param: param.to_owned(),
-            message,
-        })?;
-    Ok(spec)
+    serde_json::from_value(Value::Object(body.clone())).map_err(|e| KeyError::Invalid {
+        param: String::new(),
+        message: e.to_string(),
+    })
 }
 
 /// `spec` with the fields of `patch` applied: a field given replaces the stored one, `null`
 /// clears it, a field not given stays.
 pub fn patched(spec: &KeySpec, patch: &Map<String, Value>) -> Result<KeySpec, KeyError> {
-    let mut fields = match serde_json::to_value(spec) {
+    // Unknown fields in the patch are caught here, named.
+    spec_from_json(&merged(spec, patch))
+}
+
+/// The fields of `current` (a spec) with `patch` applied.
+pub(crate) fn merged(
+    current: &impl serde::Serialize,
+    patch: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut fields = match serde_json::to_value(current) {
         Ok(Value::Object(fields)) => fields,
         _ => Map::new(),
     };
@@ -94,8 +123,26 @@ pub fn patched(spec: &KeySpec, patch: &Map<String, Value>) -> Result<KeySpec, Ke
             fields.insert(field.clone(), value.clone());
         }
     }
-    // Unknown fields in the patch are caught here, named.
-    spec_from_json(&fields)
+    fields
+}
+
+/// Whether the team a spec names exists (checked in the write that stores the spec).
+async fn team_exists(c: &Connection, spec: &KeySpec) -> Result<Result<(), KeyError>, StoreError> {
+    let Some(team) = &spec.team else {
+        return Ok(Ok(()));
+    };
+    let mut rows = c
+        .query("SELECT 1 FROM teams WHERE id = ?1", [team.as_str()])
+        .await?;
+    Ok(match rows.next().await? {
+        Some(_) => Ok(()),
+        None => Err(KeyError::Invalid {
+            param: "team".into(),
+            message: format!(
+                "`team`: no team with the id `{team}` (make it with POST /admin/teams)"
+            ),
+        }),
+    })
 }
 
 /// Makes a key with `spec`; returns it with its secret.
@@ -114,6 +161,7 @@ pub async fn create(store: &Store, spec: KeySpec) -> Result<NewKey, KeyError> {
         created_at: now,
         updated_at: now,
         revoked_at: None,
+        team: None,
     };
     let hash = SecretHash::of(&secret).as_bytes().to_vec();
     let spec_json = spec_json(&key.spec)?;
@@ -121,6 +169,9 @@ pub async fn create(store: &Store, spec: KeySpec) -> Result<NewKey, KeyError> {
     store
         .write(move |c| {
             Box::pin(async move {
+                if let Err(e) = team_exists(c, &written.spec).await? {
+                    return Ok(Err(e));
+                }
                 c.execute(
                     "INSERT INTO keys (id, hash, hint, spec, created_at, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -134,10 +185,11 @@ pub async fn create(store: &Store, spec: KeySpec) -> Result<NewKey, KeyError> {
                     ),
                 )
                 .await?;
-                bump(c).await
+                bump(c).await?;
+                Ok(Ok(()))
             })
         })
-        .await?;
+        .await??;
     Ok(NewKey { key, secret })
 }
 
@@ -209,6 +261,9 @@ pub async fn update(store: &Store, id: &str, patch: Map<String, Value>) -> Resul
                     Ok(spec) => spec,
                     Err(e) => return Ok(Err(e)),
                 };
+                if let Err(e) = team_exists(c, &key.spec).await? {
+                    return Ok(Err(e));
+                }
                 key.updated_at = now;
                 let spec = match spec_json(&key.spec) {
                     Ok(spec) => spec,
@@ -313,6 +368,7 @@ pub(crate) fn key_of(row: &Row) -> Result<Key, StoreError> {
         created_at: row.get(3)?,
         updated_at: row.get(4)?,
         revoked_at: row.get(5)?,
+        team: None,
     })
 }
 
@@ -356,9 +412,14 @@ fn spec_json(spec: &KeySpec) -> Result<String, KeyError> {
 
 /// `key_` and 24 random hex digits (96 bits: ids are not secrets, but must never collide).
 fn new_id() -> String {
+    prefixed_id("key_")
+}
+
+/// `prefix` and 24 random hex digits.
+pub(crate) fn prefixed_id(prefix: &str) -> String {
     let bytes: [u8; 12] = rand::random();
-    let mut id = String::with_capacity(28);
-    id.push_str("key_");
+    let mut id = String::with_capacity(prefix.len() + 24);
+    id.push_str(prefix);
     for b in bytes {
         let _ = write!(id, "{b:02x}");
     }
@@ -545,6 +606,8 @@ mod tests {
         assert!(matches!(e, KeyError::Invalid { ref param, .. } if param == "models"));
         let e = spec_from_json(&object(json!({"budget_duration": "day"}))).unwrap_err();
         assert!(matches!(e, KeyError::Invalid { ref param, .. } if param == "budget_duration"));
+        let e = spec_from_json(&object(json!({"namespaces": ["team-a", "a/b"]}))).unwrap_err();
+        assert!(matches!(e, KeyError::Invalid { ref param, .. } if param == "namespaces"));
         let spec = spec_from_json(&object(json!({"metadata": {"team": "x"}}))).unwrap();
         assert_eq!(spec.metadata["team"], "x");
     }

@@ -14,6 +14,8 @@ pub mod limiter;
 mod pattern;
 pub mod prices;
 mod secret;
+mod team;
+pub mod teams;
 
 pub use directory::Directory;
 pub use key::{Key, KeySpec, NamespaceNotGranted, Period};
@@ -25,3 +27,5 @@ pub use limiter::{
 pub use pattern::Pattern;
 pub use prices::{Price, PriceError, Prices, Tokens};
 pub use secret::{SECRET_PREFIX, SecretHash, hint, new_secret};
+pub use team::{Team, TeamSpec};
+pub use teams::TeamPage;

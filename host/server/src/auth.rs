@@ -80,14 +80,17 @@ impl Auth {
             return Ok(Principal::Open);
         }
         let presented = presented(headers);
-        // Compared as hashes, in constant time (`SecretHash`'s equality).
-        let is_admin = presented.is_some_and(|p| SecretHash::of(p) == self.admin);
+        // Hashed once; compared with the admin key's hash in constant time (`SecretHash`'s
+        // equality), then looked up by it.
+        let hash = presented.map(SecretHash::of);
+        let is_admin = hash.as_ref().is_some_and(|h| *h == self.admin);
+        let key = || hash.as_ref().and_then(|h| self.directory.lookup_hash(h));
         if is_admin_path(path) {
             if is_admin {
                 return Ok(Principal::Admin);
             }
             let error = match presented {
-                Some(p) if self.directory.lookup(p).is_some() => ApiError::new(
+                Some(_) if key().is_some() => ApiError::new(
                     StatusCode::FORBIDDEN,
                     "invalid_request_error",
                     format!("{path} needs aigw's admin key; a virtual key cannot use it"),
@@ -108,7 +111,7 @@ impl Auth {
                 .code("invalid_api_key"),
             ));
         }
-        match presented.and_then(|p| self.directory.lookup(p)) {
+        match key() {
             Some(key) => Ok(Principal::Key(key)),
             None => Err(refusal(&invalid_key(
                 presented,

@@ -335,7 +335,7 @@ impl Gateway {
     /// restricted one filters the list (tens of entries) and renders it, a few microseconds.
     pub(crate) fn models_body(&self, key: Option<&Arc<aigw_access::Key>>) -> Bytes {
         match key {
-            Some(key) if key.spec.models.is_some() => {
+            Some(key) if key.restricts_models() => {
                 models_json(self.listed.iter().filter(|(id, _)| key.may_use_model(id)))
             }
             _ => self.models_json.clone(),

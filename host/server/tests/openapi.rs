@@ -427,7 +427,8 @@ async fn every_operation_is_answered_and_other_methods_are_405() {
         let op_path = path
             .replace("{conversation_id}", "conv_x")
             .replace("{item_id}", "msg_x")
-            .replace("{key_id}", "key_x");
+            .replace("{key_id}", "key_x")
+            .replace("{team_id}", "team_x");
         for method in TRIED {
             if documented.contains(method.as_str()) {
                 continue;
@@ -487,17 +488,27 @@ async fn answers_have_the_documented_shapes() {
     .await;
     assert_eq!(key.status, StatusCode::CREATED, "{}", key.body);
     let key = key.body["id"].as_str().unwrap().to_owned();
+    let team = call(
+        &f,
+        Method::POST,
+        "/admin/teams",
+        Some(&serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(team.status, StatusCode::CREATED, "{}", team.body);
+    let team = team.body["id"].as_str().unwrap().to_owned();
     let ids = BTreeMap::from([
         ("conversation_id", conversation),
         ("item_id", item),
         ("key_id", key),
+        ("team_id", team),
     ]);
 
     let mut ops = operations(&doc);
     let rank = |op: &Operation<'_>| match op.method.as_str() {
         "PUT" => 0,
         "POST" => 1,
-        "GET" => 2,
+        "GET" | "PATCH" => 2,
         _ => 3,
     };
     ops.sort_by_key(|op| (rank(op), std::cmp::Reverse(op.path.len())));

@@ -187,7 +187,7 @@ where
 /// Reloads this process's directory after a change, so the change applies at once. A failed
 /// reload is logged, not the admin's error: the change is committed, and the next periodic
 /// refresh picks it up.
-async fn refreshed(directory: Option<&Arc<Directory>>) {
+pub(super) async fn refreshed(directory: Option<&Arc<Directory>>) {
     if let Some(directory) = directory
         && let Err(e) = directory.refresh().await
     {
@@ -223,7 +223,7 @@ fn with_secret(key: &Key, secret: &str) -> Value {
 }
 
 /// `after` and `limit` from the query string (others are ignored).
-fn page(query: Option<&str>) -> Result<Page, ApiError> {
+pub(super) fn page(query: Option<&str>) -> Result<Page, ApiError> {
     let mut page = Page {
         after: None,
         limit: DEFAULT_LIMIT,
@@ -280,7 +280,7 @@ fn grace_seconds(body: &Map<String, Value>) -> Result<Option<u64>, ApiError> {
     }
 }
 
-fn key_error(error: KeyError) -> ApiError {
+pub(super) fn key_error(error: KeyError) -> ApiError {
     match error {
         KeyError::NotFound(id) => ApiError::new(
             StatusCode::NOT_FOUND,
@@ -302,6 +302,20 @@ fn key_error(error: KeyError) -> ApiError {
             format!("the key `{id}` is revoked; create a new key instead"),
         )
         .code("key_revoked"),
+        KeyError::TeamNotFound(id) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("no team with the id `{id}`"),
+        )
+        .code("team_not_found"),
+        KeyError::TeamInUse(id) => ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_request_error",
+            format!(
+                "the team `{id}` still has keys; revoke them or move them to another team first"
+            ),
+        )
+        .code("team_in_use"),
         KeyError::Store(e) => store_error(e),
     }
 }

@@ -1,10 +1,11 @@
 //! The operator's API under `/admin`: what the failover engine knows of every target
-//! ([`targets`]) and the virtual keys ([`keys`]). With authentication on, every path under
+//! ([`targets`]), the virtual keys ([`keys`]) and their teams ([`teams`]). With authentication on, every path under
 //! `/admin` needs the admin key, checked before this module is reached (`auth.rs`); each
 //! submodule declares its routes, and this module dispatches to them.
 
 pub(crate) mod keys;
 mod targets;
+mod teams;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,14 @@ use crate::routes::Route;
 use crate::service::{method_not_allowed, no_route};
 
 /// Every route under `/admin`.
-pub(crate) const ROUTES: &[Route] = &[targets::ROUTE, keys::COLLECTION, keys::KEY, keys::ROTATE];
+pub(crate) const ROUTES: &[Route] = &[
+    targets::ROUTE,
+    keys::COLLECTION,
+    keys::KEY,
+    keys::ROTATE,
+    teams::COLLECTION,
+    teams::TEAM,
+];
 
 /// Whether `path` is the operator's: `/admin` or under it (routes other modules add under it
 /// are covered by the same admin-key check).
@@ -49,6 +57,9 @@ where
     }
     if keys::owns(path) {
         return keys::handle(gateway, directory, body_read_timeout, request).await;
+    }
+    if teams::owns(path) {
+        return teams::handle(gateway, directory, body_read_timeout, request).await;
     }
     let method: &Method = request.method();
     no_route(method, path).response()

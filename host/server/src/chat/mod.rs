@@ -110,13 +110,20 @@ async fn answer(
         Err(error) => return error.response(),
     };
     let Some(route) = gateway.resolve(&head.model) else {
+        // A key is told only of the models it may use.
+        let known: Vec<&str> = gateway
+            .known_models
+            .iter()
+            .map(String::as_str)
+            .filter(|m| options.principal.key().is_none_or(|k| k.may_use_model(m)))
+            .collect();
         return ApiError::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             format!(
                 "the model `{}` does not exist; known models: {}",
                 head.model,
-                gateway.known_models.join(", ")
+                known.join(", ")
             ),
         )
         .param("model")
