@@ -18,6 +18,7 @@ fn key(id: &str, spec: KeySpec) -> Key {
         created_at: 0,
         updated_at: 0,
         revoked_at: None,
+        team: None,
     }
 }
 

@@ -43,7 +43,7 @@ use self::hold::{Hold, PARALLEL};
 pub use self::lease::Gauge;
 use self::lease::{Lease, Local, Spending};
 use self::window::Span;
-use crate::{Key, KeySpec, Period};
+use crate::{Key, KeySpec, Period, TeamSpec};
 
 /// The limiter's knobs (`[limits]` in the config).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +90,17 @@ pub struct Limits {
 impl Limits {
     /// The limits a key's (or team's) spec sets.
     pub fn of(spec: &KeySpec) -> Limits {
+        Limits {
+            requests_per_minute: spec.rpm_limit,
+            tokens_per_minute: spec.tpm_limit,
+            parallel_requests: spec.max_parallel_requests,
+            budget_micro_usd: spec.max_budget.map(micro_usd),
+            budget_period: spec.budget_duration,
+        }
+    }
+
+    /// The limits a team's spec sets (over all its keys together).
+    pub fn of_team(spec: &TeamSpec) -> Limits {
         Limits {
             requests_per_minute: spec.rpm_limit,
             tokens_per_minute: spec.tpm_limit,
@@ -345,14 +356,24 @@ impl Limiter {
         &self.inner.holder
     }
 
-    /// Admits a request for `key` against the key's limits.
+    /// Admits a request for `key` against the key's limits, then its team's (if it has one).
     pub async fn admit(&self, key: &Key) -> Result<Ticket, Refused> {
-        self.admit_all(&[Subject {
+        let own = Subject {
             kind: SubjectKind::Key,
             id: &key.id,
             limits: Limits::of(&key.spec),
-        }])
-        .await
+        };
+        match &key.team {
+            None => self.admit_all(&[own]).await,
+            Some(team) => {
+                let team = Subject {
+                    kind: SubjectKind::Team,
+                    id: &team.id,
+                    limits: Limits::of_team(&team.spec),
+                };
+                self.admit_all(&[own, team]).await
+            }
+        }
     }
 
     /// Admits a request counting against every subject (a key, then its team): refused by the

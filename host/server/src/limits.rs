@@ -40,22 +40,33 @@ pub(crate) async fn admit(gateway: &Gateway, key: &Key) -> Result<Option<Ticket>
     }
 }
 
-/// Adds OpenAI's rate-limit headers for `key` to an answer, when the key has a requests or
-/// tokens limit: its figures as this process knows them (no store access).
+/// Adds OpenAI's rate-limit headers for `key` to an answer, when the key (else its team) has a
+/// requests or tokens limit: its figures as this process knows them (no store access).
 pub(crate) fn add_headers(gateway: &Gateway, key: &Key, headers: &mut HeaderMap) {
     let Some(limiter) = &gateway.limiter else {
         return;
     };
-    let limits = Limits::of(&key.spec);
-    if limits.requests_per_minute.is_none() && limits.tokens_per_minute.is_none() {
-        return;
-    }
-    let headroom = limiter.headroom(&Subject {
-        kind: SubjectKind::Key,
-        id: &key.id,
-        limits,
-    });
-    headroom_headers(&headroom, headers);
+    let rated = |limits: &Limits| {
+        limits.requests_per_minute.is_some() || limits.tokens_per_minute.is_some()
+    };
+    let own = Limits::of(&key.spec);
+    let subject = if rated(&own) {
+        Subject {
+            kind: SubjectKind::Key,
+            id: &key.id,
+            limits: own,
+        }
+    } else {
+        match &key.team {
+            Some(team) if rated(&Limits::of_team(&team.spec)) => Subject {
+                kind: SubjectKind::Team,
+                id: &team.id,
+                limits: Limits::of_team(&team.spec),
+            },
+            _ => return,
+        }
+    };
+    headroom_headers(&limiter.headroom(&subject), headers);
 }
 
 fn headroom_headers(headroom: &Headroom, headers: &mut HeaderMap) {

@@ -45,6 +45,7 @@ fn key(spec: serde_json::Value) -> Key {
         created_at: 0,
         updated_at: 0,
         revoked_at: None,
+        team: None,
     }
 }
 
@@ -391,4 +392,40 @@ async fn closing_gives_everything_back_and_old_windows_are_swept() {
     clock.advance(Duration::from_secs(180));
     b.tend().await.unwrap();
     assert_eq!(shared_used(&a_store, "requests").await, 0);
+}
+
+#[tokio::test]
+async fn a_key_s_team_is_admitted_with_it_across_processes() {
+    let (a_store, b_store, _) = two_processes("team-of-key").await;
+    let a = Limiter::new(a_store, LimiterOptions::default());
+    let b = Limiter::new(b_store, LimiterOptions::default());
+    let team = Arc::new(crate::Team {
+        id: "team_0000000000000000000000aa".into(),
+        spec: serde_json::from_value(serde_json::json!({"rpm_limit": 3})).unwrap(),
+        created_at: 0,
+        updated_at: 0,
+    });
+    let member = |id: &str| {
+        let mut k = key(serde_json::json!({"team": "team_0000000000000000000000aa"}));
+        k.id = id.into();
+        k.team = Some(Arc::clone(&team));
+        k
+    };
+    let (one, two) = (member("key_1"), member("key_2"));
+    a.admit(&one).await.unwrap().finish(0, 0);
+    b.admit(&two).await.unwrap().finish(0, 0);
+    a.admit(&two).await.unwrap().finish(0, 0);
+    let refusal = limit_of(b.admit(&one).await.unwrap_err());
+    assert_eq!(
+        (refusal.kind, refusal.id.as_str(), refusal.metric),
+        (
+            SubjectKind::Team,
+            "team_0000000000000000000000aa",
+            Metric::Requests
+        )
+    );
+    // A key outside the team is not limited by it.
+    a.admit(&key(serde_json::json!({"rpm_limit": 1})))
+        .await
+        .unwrap();
 }
