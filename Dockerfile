@@ -10,7 +10,10 @@
 #   /opt/aigw/dist/plugins/*.wasm
 #
 # Build: docker build -t aigw .
-# Run:   docker run --rm -p 8080:8080 -e GROQ_API_KEY aigw   (pass the keys aigw.toml reads)
+# Run:   docker run --rm -p 8080:8080 -e AIGW_ADMIN_KEY -e GROQ_API_KEY aigw
+#        (the container listens on 0.0.0.0, so aigw refuses to start without authentication:
+#        AIGW_ADMIN_KEY turns it on, and clients then need virtual keys from POST /admin/keys;
+#        see docs/security.md. Pass the provider keys aigw.toml reads too.)
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src

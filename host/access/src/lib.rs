@@ -10,6 +10,7 @@
 mod directory;
 mod key;
 pub mod keys;
+pub mod limiter;
 mod pattern;
 pub mod prices;
 mod secret;
@@ -20,6 +21,10 @@ pub mod usage;
 pub use directory::Directory;
 pub use key::{Key, KeySpec, NamespaceNotGranted, Period};
 pub use keys::{KeyError, KeyPage, NewKey, Page};
+pub use limiter::{
+    Gauge, Headroom, Limiter, LimiterOptions, Limits, Metric, Refusal, Refused, Subject,
+    SubjectKind, Ticket,
+};
 pub use pattern::Pattern;
 pub use prices::{Price, PriceError, Prices, Tokens};
 pub use secret::{SECRET_PREFIX, SecretHash, hint, new_secret};

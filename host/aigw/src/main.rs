@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use aigw_access::{Directory, Ledger, Prices};
+use aigw_access::{Directory, Ledger, Limiter, Prices};
 use aigw_memory::Store;
 use aigw_router::HealthRegistry;
 use aigw_runtime::{MemoryLimits, MemoryStore, Plugin, Runtime, Services};
@@ -239,11 +239,16 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     // once more when serving ends.
     let ledger = Arc::new(Ledger::new(Arc::clone(&store)));
     let _flusher = aigw_access::usage::spawn_flusher(&ledger, config.usage.flush_interval);
+    // Keys' limits, shared with every process on the same store; its background work renews
+    // this process's holds and gives back idle leases.
+    let limiter = Limiter::new(Arc::clone(&store), config.limits.clone());
+    let _tender = limiter.spawn_tender();
     let gateway = build(&config, fresh_health(&config), Some(&store))
         .await?
         .with_memory(Arc::clone(&store))
         .with_usage(Arc::clone(&ledger))
-        .with_sessions(config.sessions);
+        .with_sessions(config.sessions)
+        .with_limiter(limiter.clone());
     // Checked when the config was read; loaded again here, for serving.
     let tls = match &config.server.tls {
         None => None,
@@ -308,6 +313,10 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     match ledger.flush().await {
         Ok(rows) => tracing::debug!(rows, "usage flushed"),
         Err(e) => tracing::warn!(error = %e, "usage: the last flush failed; it is lost"),
+    }
+    // Unspent leases and held slots go back now, not when they would expire.
+    if let Err(e) = limiter.close().await {
+        tracing::warn!(error = %e, "limits: could not give back this process's allowance");
     }
     served?;
     drop(ledger);

@@ -18,6 +18,8 @@ pub struct ApiError {
     pub param: Option<Cow<'static, str>>,
     pub code: Option<&'static str>,
     pub retry_after: Option<u64>,
+    /// The same wait in milliseconds (`retry-after-ms`, which the openai SDKs read first).
+    pub retry_after_ms: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -43,6 +45,7 @@ impl ApiError {
             param: None,
             code: None,
             retry_after: None,
+            retry_after_ms: None,
         }
     }
 
@@ -86,6 +89,9 @@ impl ApiError {
         );
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(ms) = self.retry_after_ms {
+            headers.insert("retry-after-ms", HeaderValue::from(ms));
         }
         response
     }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use aigw_access::{Ledger, Prices};
+use aigw_access::{Ledger, Limiter, Prices};
 use aigw_egress::{Credential, Egress, EgressError, Grants, Origin, Secret};
 use aigw_memory::Store;
 use aigw_router::{Health, HealthRegistry, Policy, RetryBudget, Route, RouteEntry, Timeouts};
@@ -202,6 +202,9 @@ pub struct Gateway {
     pub(crate) memory: Option<Arc<Store>>,
     /// How much history a session-aware chat completion is sent.
     pub(crate) sessions: SessionOptions,
+    /// Holds keys' limits across the processes sharing the store; one per process, shared by
+    /// every state that replaces this one.
+    pub(crate) limiter: Option<Limiter>,
     /// What each target charges (by label): spend, usage and `strategy = "cost"` read it.
     pub prices: Arc<Prices>,
     /// The process's usage ledger (per key, target and day); one per process, shared by every
@@ -328,6 +331,7 @@ impl Gateway {
             redactor: Redactor::default(),
             memory: None,
             sessions: SessionOptions::default(),
+            limiter: None,
             prices: Arc::new(Prices::default()),
             usage: None,
         })
@@ -356,6 +360,13 @@ impl Gateway {
     pub fn with_redaction(mut self, redactor: Redactor) -> Gateway {
         self.scrubber.redacting(redactor.clone());
         self.redactor = redactor;
+        self
+    }
+
+    /// This state with `limiter` holding keys' limits (a state that replaces it should get the
+    /// same: its leases and holds are the process's).
+    pub fn with_limiter(mut self, limiter: Limiter) -> Gateway {
+        self.limiter = Some(limiter);
         self
     }
 

@@ -20,6 +20,7 @@ mod cors;
 mod error;
 mod gateway;
 mod hosts;
+mod limits;
 mod memory;
 mod options;
 mod peer;

@@ -88,6 +88,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let sessions = aigw_server::SessionOptions::default();
     let redaction = aigw_server::RedactionOptions::default();
     let usage = aigw_access::UsageOptions::default();
+    let limiter = aigw_access::LimiterOptions::default();
     let auth = aigw_server::AuthOptions::default();
     let strategy = STRATEGIES
         .iter()
@@ -164,6 +165,19 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ),
                 ("session_max_items", Some(sessions.max_items.to_string())),
                 ("session_max_tokens", Some(sessions.max_tokens.to_string())),
+            ],
+        ),
+        (
+            "## `[limits]`".to_owned(),
+            vec![
+                ("lease_percent", Some(limiter.lease_percent.to_string())),
+                ("idle_return_ms", Some(ms(limiter.idle_return))),
+                ("hold_ttl_ms", Some(ms(limiter.hold_ttl))),
+                ("recheck_ms", Some(ms(limiter.recheck))),
+                (
+                    "sweep_interval_secs",
+                    Some(limiter.sweep_interval.as_secs().to_string()),
+                ),
             ],
         ),
         (
@@ -339,6 +353,7 @@ fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
         ("## `[failover]`", "[failover]\nzzz = 1\n"),
         ("## `[memory]`", "[memory]\nzzz = 1\n"),
         ("## `[redaction]`", "[redaction]\nzzz = 1\n"),
+        ("## `[limits]`", "[limits]\nzzz = 1\n"),
         (
             "## `[prices.\"<provider>/<model>\"]`",
             "[prices.\"p/m\"]\ninput = 1\noutput = 1\nzzz = 1\n",

@@ -2,12 +2,13 @@
 //! `${ENV}` expansion in string values. Each section is read raw, with the place of every
 //! value, and validated by its own function straight into the shape that serves it: the
 //! server's options, the runtime's plugin limits, the engine's failover settings, the memory
-//! store's options, the redaction patterns. Their
+//! store's options, the redaction patterns, the limiter's. Their
 //! `Default` impls are the defaults (and `docs/config.md` is checked against them).
 
 mod auth;
 mod env;
 mod failover;
+mod limits;
 mod memory;
 mod models;
 mod plugins;
@@ -29,7 +30,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use aigw_access::{Price, UsageOptions};
+use aigw_access::{LimiterOptions, Price, UsageOptions};
 use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
 use aigw_server::{
@@ -89,6 +90,8 @@ struct RawConfig {
     #[serde(default)]
     redaction: redaction::RawRedaction,
     #[serde(default)]
+    limits: limits::RawLimits,
+    #[serde(default)]
     prices: BTreeMap<String, Spanned<prices::RawPrice>>,
     #[serde(default)]
     usage: usage::RawUsage,
@@ -120,6 +123,8 @@ pub struct Config {
     pub prices: BTreeMap<String, Price>,
     /// `[usage]`.
     pub usage: UsageOptions,
+    /// `[limits]`.
+    pub limits: LimiterOptions,
     /// `[auth]`.
     pub auth: AuthOptions,
 }
@@ -155,6 +160,7 @@ pub fn parse(
     let redaction = redaction::validate(&raw.redaction, &values)?;
     let prices = prices::validate(&raw.prices, &providers, &values)?;
     let usage = usage::validate(&raw.usage, &values)?;
+    let limits = limits::validate(&raw.limits, &values)?;
     let auth = auth::validate(&raw.auth, base, &values)?;
     Ok(Config {
         path: path.to_owned(),
@@ -168,6 +174,7 @@ pub fn parse(
         redaction,
         prices,
         usage,
+        limits,
         auth,
     })
 }

@@ -35,6 +35,7 @@ use crate::auth::Principal;
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::gateway::{Gateway, RouteTarget};
+use crate::limits;
 use crate::peer::Peer;
 use crate::routes::Route;
 use crate::streams::StreamSlots;
@@ -69,6 +70,22 @@ fn next_seed() -> u64 {
 }
 
 pub(crate) async fn handle(
+    gateway: Arc<Gateway>,
+    body: Bytes,
+    options: RequestOptions,
+) -> Response<Body> {
+    // Every answer for a key with a rate limit carries OpenAI's rate-limit headers; an open
+    // gateway's requests skip this (one match, nothing allocated).
+    let Principal::Key(key) = &options.principal else {
+        return answer(gateway, body, options).await;
+    };
+    let key = Arc::clone(key);
+    let mut response = answer(Arc::clone(&gateway), body, options).await;
+    limits::add_headers(&gateway, &key, response.headers_mut());
+    response
+}
+
+async fn answer(
     gateway: Arc<Gateway>,
     mut body: Bytes,
     mut options: RequestOptions,
@@ -129,6 +146,15 @@ pub(crate) async fn handle(
         .code("model_not_allowed")
         .response();
     }
+    // The key's limits, before any target is tried; the ticket is charged when the request is
+    // reported (its record), and frees its concurrency slot however the request ends.
+    let ticket = match options.principal.key() {
+        Some(key) => match limits::admit(&gateway, key).await {
+            Ok(ticket) => ticket,
+            Err(refused) => return refused.response(),
+        },
+        None => None,
+    };
     // A stream holds its client's slot from here until it ends, however it ends.
     let slot = match (&options.peer, head.stream) {
         (Some(peer), true) => {
@@ -151,7 +177,7 @@ pub(crate) async fn handle(
         }
         _ => None,
     };
-    let record = RequestRecord::new(
+    let mut record = RequestRecord::new(
         head.model.to_string(),
         Arc::clone(&route),
         started,
@@ -162,6 +188,9 @@ pub(crate) async fn handle(
             options.principal.key().map(|key| key.id.as_str()),
         ),
     );
+    if let Some(ticket) = ticket {
+        record.charge_to(ticket);
+    }
     let call = Call {
         gateway: &gateway,
         body: head.text,

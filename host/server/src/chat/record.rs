@@ -1,9 +1,9 @@
 //! The request record: the one place a finished chat completion is reported. Every way a
 //! request ends (answered, exhausted, stream finished, client gone, stream cut with no
 //! continuation) goes through [`RequestRecord::finish`], which consumes the record, so each
-//! request is reported exactly once. The log line is written here, and the request's spend is
-//! computed and added to the usage ledger here; metrics and quotas hook in here too, not at the
-//! call sites.
+//! request is reported exactly once. The log line is written here, the request's spend is
+//! computed and added to the usage ledger here, and the key's limits are charged here (its
+//! ticket: tokens and spend); metrics hook in here too, not at the call sites.
 //!
 //! Spend: the cost of a request is the sum over its attempts that consumed tokens, each at its
 //! own target's price — the serving (or last) attempt's usage, and every attempt of a stream
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aigw_access::usage::OPEN_KEY_ID;
-use aigw_access::{Ledger, Prices, Tokens};
+use aigw_access::{Ledger, Prices, Ticket, Tokens};
 use aigw_router::{Attempt, BreakerState, FailureClass, Outcome, Skip, SkipReason};
 use aigw_runtime::Usage;
 use http::HeaderValue;
@@ -56,6 +56,10 @@ pub(crate) struct RequestRecord {
     usage_estimated: bool,
     /// Where the request's spend goes.
     accounting: Accounting,
+    /// The key's admission: charged the request's tokens and spend when it is reported;
+    /// dropped with the record (a client that went away), it frees its concurrency slot and
+    /// charges nothing.
+    ticket: Option<Ticket>,
 }
 
 /// What a finished request is accounted to: its key, the prices of the state it started on,
@@ -121,7 +125,14 @@ impl RequestRecord {
             reported: false,
             usage_estimated: false,
             accounting,
+            ticket: None,
         }
+    }
+
+    /// Charges the request's tokens and spend (as the ledger gets it) to `ticket`, its key's
+    /// limits, when it is reported.
+    pub(crate) fn charge_to(&mut self, ticket: Ticket) {
+        self.ticket = Some(ticket);
     }
 
     /// Marks the usage as partly estimated: logged as `usage_estimated=true`.
@@ -179,6 +190,19 @@ impl RequestRecord {
     pub(crate) fn finish(mut self, finished: Finished<'_>) {
         self.reported = true;
         let spend = self.account(&finished);
+        if let Some(ticket) = self.ticket.take() {
+            // Every attempt's tokens, the broken ones' too, and the same spend the ledger got.
+            let used = finished
+                .broken
+                .iter()
+                .map(|(_, usage)| *usage)
+                .chain(finished.usage)
+                .map(tokens)
+                .fold(0u64, |sum, t| {
+                    sum.saturating_add(t.input).saturating_add(t.output)
+                });
+            ticket.finish(used, spend);
+        }
         // The line is off below `info`: skip building its fields too.
         if !tracing::enabled!(target: "aigw::request", tracing::Level::INFO) {
             return;
