@@ -447,3 +447,36 @@ async fn a_teams_grant_narrows_its_keys() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(chat("fast").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_attempt_log_is_not_given_to_key_holders() {
+    let upstreams = Upstreams::start().await;
+    let open = upstreams
+        .gateway_builder()
+        .start(&upstreams.config(ROUTES))
+        .await;
+    let keyed = upstreams
+        .gateway_builder()
+        .admin_key(ADMIN)
+        .start(&upstreams.config(ROUTES))
+        .await;
+    let (_, secret) = make_key(&keyed, json!({})).await;
+    let ask = |gateway: &Gateway, secret: Option<String>| {
+        let mut request = gateway
+            .client()
+            .post(gateway.url("/v1/chat/completions"))
+            .header("x-aigw-debug", "attempts")
+            .json(&chat_body());
+        if let Some(secret) = secret {
+            request = request.bearer_auth(secret);
+        }
+        request.send()
+    };
+    let answered = ask(&open, None).await.unwrap();
+    assert_eq!(answered.status(), StatusCode::OK);
+    assert!(answered.headers().contains_key("x-aigw-attempt-log"));
+    // With authentication on, the route's targets and their health stay the operator's.
+    let answered = ask(&keyed, Some(secret)).await.unwrap();
+    assert_eq!(answered.status(), StatusCode::OK);
+    assert!(!answered.headers().contains_key("x-aigw-attempt-log"));
+}

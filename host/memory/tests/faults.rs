@@ -81,8 +81,20 @@ async fn a_full_disk_refuses_writes_loses_no_acknowledged_one_and_recovers() {
     )
     .await
     .unwrap();
-    // The writer's connection may grow the file by a few pages only.
-    exec(&store, "PRAGMA max_page_count = 40").await.unwrap();
+    // The writer's connection may grow the file by a few pages only (relative to the schema's
+    // size, which grows with every migration).
+    store
+        .write(|c| {
+            Box::pin(async move {
+                let mut rows = c.query("PRAGMA page_count", ()).await?;
+                let pages = rows.next().await?.expect("a row").get::<i64>(0)?;
+                c.execute_batch(&format!("PRAGMA max_page_count = {}", pages + 12))
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
 
     let mut acknowledged = Vec::new();
     let mut refused = 0;

@@ -163,10 +163,13 @@ where
                 Err(refused) => return refused.response(),
             };
             let options = chat::RequestOptions {
-                debug_attempts: request
-                    .headers()
-                    .get("x-aigw-debug")
-                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"attempts")),
+                // The attempt log names every target of the route and its health: with
+                // authentication on, a key's holder is not told more than what served it.
+                debug_attempts: matches!(principal, Principal::Open)
+                    && request
+                        .headers()
+                        .get("x-aigw-debug")
+                        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"attempts")),
                 peer: request.extensions().get::<Peer>().cloned(),
                 streams: Arc::clone(&edge.streams),
                 session,
