@@ -204,6 +204,20 @@ pub async fn get(store: &Store, id: &str) -> Result<Key, KeyError> {
 
 /// One page of keys (revoked ones included), in the order they were made.
 pub async fn list(store: &Store, page: Page) -> Result<KeyPage, KeyError> {
+    let (keys, has_more) = listed(store, "keys", COLUMNS, key_of, page, "key").await?;
+    Ok(KeyPage { keys, has_more })
+}
+
+/// One page of the rows of `table` (keys or teams) in the order they were made, read by `of`
+/// from `columns`, and whether more follow; `noun` names what `after` must name.
+pub(crate) async fn listed<T: Send + 'static>(
+    store: &Store,
+    table: &'static str,
+    columns: &'static str,
+    of: fn(&Row) -> Result<T, StoreError>,
+    page: Page,
+    noun: &'static str,
+) -> Result<(Vec<T>, bool), KeyError> {
     let limit = page.limit.clamp(1, MAX_PAGE);
     let listed = store
         .read(move |c| {
@@ -212,7 +226,10 @@ pub async fn list(store: &Store, page: Page) -> Result<KeyPage, KeyError> {
                     None => 0,
                     Some(after) => {
                         let mut rows = c
-                            .query("SELECT rowid FROM keys WHERE id = ?1", [after.as_str()])
+                            .query(
+                                &format!("SELECT rowid FROM {table} WHERE id = ?1"),
+                                [after.as_str()],
+                            )
                             .await?;
                         match rows.next().await? {
                             Some(row) => row.get::<i64>(0)?,
@@ -223,28 +240,28 @@ pub async fn list(store: &Store, page: Page) -> Result<KeyPage, KeyError> {
                 let mut rows = c
                     .query(
                         &format!(
-                            "SELECT {COLUMNS} FROM keys WHERE rowid > ?1 ORDER BY rowid LIMIT ?2"
+                            "SELECT {columns} FROM {table} WHERE rowid > ?1 ORDER BY rowid LIMIT ?2"
                         ),
                         (after, limit as i64 + 1),
                     )
                     .await?;
-                let mut keys = Vec::with_capacity(limit + 1);
+                let mut found = Vec::with_capacity(limit + 1);
                 while let Some(row) = rows.next().await? {
-                    keys.push(key_of(&row)?);
+                    found.push(of(&row)?);
                 }
-                Ok(Some(keys))
+                Ok(Some(found))
             })
         })
         .await?;
-    let Some(mut keys) = listed else {
+    let Some(mut found) = listed else {
         return Err(KeyError::Invalid {
             param: "after".into(),
-            message: "`after` names no key".into(),
+            message: format!("`after` names no {noun}"),
         });
     };
-    let has_more = keys.len() > limit;
-    keys.truncate(limit);
-    Ok(KeyPage { keys, has_more })
+    let has_more = found.len() > limit;
+    found.truncate(limit);
+    Ok((found, has_more))
 }
 
 /// Applies `patch` (PATCH semantics, see [`patched`]) to the key `id`; returns it as it now is.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use aigw_memory::{Connection, Row, Store, StoreError};
 use serde_json::{Map, Value};
 
-use crate::keys::{self, KeyError, MAX_PAGE, Page, bump, fields, merged};
+use crate::keys::{self, KeyError, Page, bump, fields, merged};
 use crate::team::{Team, TeamSpec};
 
 /// One page of teams, oldest first.
@@ -79,46 +79,7 @@ pub async fn get(store: &Store, id: &str) -> Result<Team, KeyError> {
 
 /// One page of teams, in the order they were made.
 pub async fn list(store: &Store, page: Page) -> Result<TeamPage, KeyError> {
-    let limit = page.limit.clamp(1, MAX_PAGE);
-    let listed = store
-        .read(move |c| {
-            Box::pin(async move {
-                let after = match &page.after {
-                    None => 0,
-                    Some(after) => {
-                        let mut rows = c
-                            .query("SELECT rowid FROM teams WHERE id = ?1", [after.as_str()])
-                            .await?;
-                        match rows.next().await? {
-                            Some(row) => row.get::<i64>(0)?,
-                            None => return Ok(None),
-                        }
-                    }
-                };
-                let mut rows = c
-                    .query(
-                        &format!(
-                            "SELECT {COLUMNS} FROM teams WHERE rowid > ?1 ORDER BY rowid LIMIT ?2"
-                        ),
-                        (after, limit as i64 + 1),
-                    )
-                    .await?;
-                let mut teams = Vec::with_capacity(limit + 1);
-                while let Some(row) = rows.next().await? {
-                    teams.push(team_of(&row)?);
-                }
-                Ok(Some(teams))
-            })
-        })
-        .await?;
-    let Some(mut teams) = listed else {
-        return Err(KeyError::Invalid {
-            param: "after".into(),
-            message: "`after` names no team".into(),
-        });
-    };
-    let has_more = teams.len() > limit;
-    teams.truncate(limit);
+    let (teams, has_more) = keys::listed(store, "teams", COLUMNS, team_of, page, "team").await?;
     Ok(TeamPage { teams, has_more })
 }
 

@@ -65,10 +65,14 @@ where
         return usage::usage(gateway, request.uri().query()).await;
     }
     if keys::owns(path) {
-        return keys::handle(gateway, directory, body_read_timeout, request).await;
+        return keys::answer(gateway, directory, body_read_timeout, request)
+            .await
+            .unwrap_or_else(|error| error.response());
     }
     if teams::owns(path) {
-        return teams::handle(gateway, directory, body_read_timeout, request).await;
+        return teams::answer(gateway, directory, body_read_timeout, request)
+            .await
+            .unwrap_or_else(|error| error.response());
     }
     let method: &Method = request.method();
     no_route(method, path).response()

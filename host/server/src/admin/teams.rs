@@ -46,23 +46,8 @@ fn target(path: &str) -> Result<Option<&str>, ()> {
     }
 }
 
-pub(crate) async fn handle<B>(
-    gateway: &Gateway,
-    directory: Option<&Arc<Directory>>,
-    body_read_timeout: Duration,
-    request: Request<B>,
-) -> Response<Body>
-where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    match answer(gateway, directory, body_read_timeout, request).await {
-        Ok(response) => response,
-        Err(error) => error.response(),
-    }
-}
-
-async fn answer<B>(
+/// Answers a request under this module's prefix; a refusal is the error to answer with.
+pub(crate) async fn answer<B>(
     gateway: &Gateway,
     directory: Option<&Arc<Directory>>,
     body_read_timeout: Duration,
