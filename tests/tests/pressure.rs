@@ -287,3 +287,48 @@ async fn one_client_may_hold_only_its_share_of_streams() {
     let response = gateway.chat(&ask("local/ok", true)).await;
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn with_keys_each_key_holds_its_own_share_of_streams() {
+    const ADMIN: &str = "admin-key-0123456789abcdef";
+    let upstreams = Upstreams::start().await;
+    let gateway = upstreams
+        .gateway_builder()
+        .admin_key(ADMIN)
+        .start(&config(&upstreams, "", "max_streams_per_client = 1", ""))
+        .await;
+    let mut secrets = Vec::new();
+    for _ in 0..2 {
+        let created: Value = gateway
+            .client()
+            .post(gateway.url("/admin/keys"))
+            .bearer_auth(ADMIN)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        secrets.push(created["key"].as_str().unwrap().to_owned());
+    }
+    let client = holder();
+    let stream = |secret: &str, model: &str| {
+        client
+            .post(gateway.url("/v1/chat/completions"))
+            .bearer_auth(secret)
+            .json(&ask(model, true))
+            .send()
+    };
+    // Both keys come from the same address: each still gets its stream.
+    let mut first = stream(&secrets[0], "local/stall-1").await.unwrap();
+    assert_eq!(first.status(), 200, "{}", gateway.stderr());
+    assert!(first.chunk().await.unwrap().is_some());
+    let mut other = stream(&secrets[1], "local/stall-1").await.unwrap();
+    assert_eq!(other.status(), 200, "{}", gateway.stderr());
+    assert!(other.chunk().await.unwrap().is_some());
+    // The first key's second stream is over its share.
+    let (status, _, body) = status_and_json(stream(&secrets[0], "local/ok").await.unwrap()).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
+}

@@ -1,5 +1,5 @@
 //! Namespaces: the tenant scope every conversation and entry belongs to. A request names its
-//! namespace (the `x-aigw-namespace` header for now; the keys issue binds namespaces to API keys),
+//! namespace (the `x-aigw-namespace` header, within what the request's virtual key is granted),
 //! and every query of the memory API is confined to it: an id from another namespace is not found.
 //! A LangGraph-style entry path (`["users", "42"]`) lives *inside* a namespace; the namespace is
 //! not part of what clients see of an entry.

@@ -64,7 +64,7 @@ pub struct ServerOptions {
     /// Largest whole (non-streamed) upstream answer read into memory; a larger one fails its
     /// attempt as a bad response.
     pub max_upstream_body_bytes: usize,
-    /// Streams one client (its IP address, until keys exist) may have open at once; the next
+    /// Streams one client (its virtual key, else its IP address) may have open at once; the next
     /// gets 429.
     pub max_streams_per_client: u32,
     /// A request's head (request line and headers) must arrive within this, counted from the

@@ -38,7 +38,7 @@ use crate::gateway::{Gateway, RouteTarget};
 use crate::limits;
 use crate::peer::Peer;
 use crate::routes::Route;
-use crate::streams::StreamSlots;
+use crate::streams::{Client, StreamSlots};
 
 /// The path this module answers.
 pub(crate) const PATH: &str = "/v1/chat/completions";
@@ -159,7 +159,11 @@ async fn answer(
     let slot = match (&options.peer, head.stream) {
         (Some(peer), true) => {
             let max = gateway.server.max_streams_per_client;
-            match options.streams.take(peer.addr.ip(), max) {
+            let client = match options.principal.key() {
+                Some(key) => Client::Key(key.id.clone()),
+                None => Client::Address(peer.addr.ip()),
+            };
+            match options.streams.take(client, max) {
                 Some(slot) => Some(slot),
                 None => {
                     return ApiError::new(
