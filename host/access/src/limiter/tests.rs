@@ -412,18 +412,36 @@ async fn a_key_s_team_is_admitted_with_it_across_processes() {
         k
     };
     let (one, two) = (member("key_1"), member("key_2"));
-    a.admit(&one).await.unwrap().finish(0, 0);
-    b.admit(&two).await.unwrap().finish(0, 0);
-    a.admit(&two).await.unwrap().finish(0, 0);
-    let refusal = limit_of(b.admit(&one).await.unwrap_err());
-    assert_eq!(
-        (refusal.kind, refusal.id.as_str(), refusal.metric),
-        (
-            SubjectKind::Team,
-            "team_0000000000000000000000aa",
-            Metric::Requests
-        )
-    );
+    // Ten requests of both keys through both processes: the team's 3 per minute hold over all
+    // of them. (Fewer than 3 may pass: a process's background refill can hold a unit the other
+    // asks for; more never.)
+    let mut admitted = 0;
+    for n in 0..10 {
+        let (limiter, member) = match n % 4 {
+            0 => (&a, &one),
+            1 => (&b, &two),
+            2 => (&a, &two),
+            _ => (&b, &one),
+        };
+        match limiter.admit(member).await {
+            Ok(ticket) => {
+                admitted += 1;
+                ticket.finish(0, 0);
+            }
+            Err(refused) => {
+                let refusal = limit_of(refused);
+                assert_eq!(
+                    (refusal.kind, refusal.id.as_str(), refusal.metric),
+                    (
+                        SubjectKind::Team,
+                        "team_0000000000000000000000aa",
+                        Metric::Requests
+                    )
+                );
+            }
+        }
+    }
+    assert!((1..=3).contains(&admitted), "{admitted} admitted");
     // A key outside the team is not limited by it.
     a.admit(&key(serde_json::json!({"rpm_limit": 1})))
         .await
