@@ -236,6 +236,19 @@ pub(crate) fn json(status: StatusCode, body: Bytes) -> Response<Body> {
     response
 }
 
+/// The method a request of `route` is dispatched on (`HEAD` as `GET`, as everywhere), or the
+/// 405 naming the route's methods when it takes none like it (boxed: the usual answer is the
+/// method).
+pub(crate) fn dispatched(route: &Route, method: &Method) -> Result<Method, Box<Response<Body>>> {
+    if !route.allows(method) {
+        return Err(Box::new(method_not_allowed(route.allow)));
+    }
+    Ok(match method {
+        &Method::HEAD => Method::GET,
+        method => method.clone(),
+    })
+}
+
 pub(crate) fn method_not_allowed(allowed: &'static str) -> Response<Body> {
     let mut response = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,

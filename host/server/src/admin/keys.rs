@@ -23,7 +23,7 @@ use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::memory::{json_object, store_error};
 use crate::routes::Route;
-use crate::service::{json as json_response, method_not_allowed, no_route, read_body};
+use crate::service::{dispatched, json as json_response, no_route, read_body};
 
 const PREFIX: &str = "/admin/keys";
 pub(crate) const COLLECTION: Route = Route::new(PREFIX, "GET, POST");
@@ -84,14 +84,10 @@ where
     let Some(target) = target(&path) else {
         return Err(no_route(request.method(), &path));
     };
-    let method = match request.method() {
-        &Method::HEAD => Method::GET,
-        method => method.clone(),
+    let method = match dispatched(target.route(), request.method()) {
+        Ok(method) => method,
+        Err(refused) => return Ok(*refused),
     };
-    let route = target.route();
-    if !route.allows(&method) {
-        return Ok(method_not_allowed(route.allow));
-    }
     // The directory's store when authentication is on; with it off, keys can still be made
     // (ahead of turning it on) in the gateway's store.
     let store: &Store = match directory {

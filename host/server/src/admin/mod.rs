@@ -19,7 +19,7 @@ use http::{Method, Request, Response};
 use crate::Body;
 use crate::gateway::Gateway;
 use crate::routes::Route;
-use crate::service::{method_not_allowed, no_route};
+use crate::service::{dispatched, no_route};
 
 /// Every route under `/admin`.
 pub(crate) const ROUTES: &[Route] = &[
@@ -53,14 +53,14 @@ where
 {
     let path = request.uri().path();
     if path == targets::PATH {
-        if !targets::ROUTE.allows(request.method()) {
-            return method_not_allowed(targets::ROUTE.allow);
+        if let Err(refused) = dispatched(&targets::ROUTE, request.method()) {
+            return *refused;
         }
         return targets::targets(gateway);
     }
     if path == usage::PATH {
-        if !usage::ROUTE.allows(request.method()) {
-            return method_not_allowed(usage::ROUTE.allow);
+        if let Err(refused) = dispatched(&usage::ROUTE, request.method()) {
+            return *refused;
         }
         return usage::usage(gateway, request.uri().query()).await;
     }

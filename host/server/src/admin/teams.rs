@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::memory::json_object;
 use crate::routes::Route;
-use crate::service::{json as json_response, method_not_allowed, no_route, read_body};
+use crate::service::{dispatched, json as json_response, no_route, read_body};
 
 const PREFIX: &str = "/admin/teams";
 pub(crate) const COLLECTION: Route = Route::new(PREFIX, "GET, POST");
@@ -61,14 +61,13 @@ where
     let Ok(target) = target(&path) else {
         return Err(no_route(request.method(), &path));
     };
-    let method = match request.method() {
-        &Method::HEAD => Method::GET,
-        method => method.clone(),
+    let method = match dispatched(
+        if target.is_some() { &TEAM } else { &COLLECTION },
+        request.method(),
+    ) {
+        Ok(method) => method,
+        Err(refused) => return Ok(*refused),
     };
-    let route = if target.is_some() { &TEAM } else { &COLLECTION };
-    if !route.allows(&method) {
-        return Ok(method_not_allowed(route.allow));
-    }
     let store: &Store = match directory {
         Some(directory) => directory.store(),
         None => crate::memory::store(gateway)?,

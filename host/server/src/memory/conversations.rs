@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::redact::Redactor;
 use crate::routes::Route;
-use crate::service::{json as json_response, method_not_allowed, no_route, read_body};
+use crate::service::{dispatched, json as json_response, method_not_allowed, no_route, read_body};
 
 /// The route prefix this module answers.
 pub(crate) const PREFIX: &str = "/v1/conversations";
@@ -120,15 +120,11 @@ where
     let Some(target) = target(&path) else {
         return Err(no_route(request.method(), &path));
     };
-    // HEAD is answered as GET, as everywhere else.
-    let method = match request.method() {
-        &Method::HEAD => Method::GET,
-        method => method.clone(),
-    };
     let route = target.route();
-    if !route.allows(&method) {
-        return Ok(method_not_allowed(route.allow));
-    }
+    let method = match dispatched(route, request.method()) {
+        Ok(method) => method,
+        Err(refused) => return Ok(*refused),
+    };
     let caller = Caller::from_headers(principal, request.headers())?;
     let store = store(gateway)?;
     let query = request.uri().query().map(str::to_owned);
