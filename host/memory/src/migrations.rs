@@ -211,6 +211,30 @@ const MIGRATIONS: &[&str] = &[
          spend_micro_usd INTEGER NOT NULL,
          PRIMARY KEY (day, key_id, model)
      ) STRICT, WITHOUT ROWID;",
+    // 8: the shared cache (tool results; later other answers) and MCP sessions, so every
+    // process on the database answers from the same cache and serves any session. A cache
+    // row is `scope` (what cached it, e.g. `tool:weather_current`) and `key` (a digest of
+    // what was asked); rows past `expires_at` are never served and are swept. An MCP session
+    // belongs to the key that opened it (`key_id`, `-` without authentication); it ends when
+    // deleted or when idle past `expires_at` (renewed as it is used).
+    "CREATE TABLE cache (
+         scope      TEXT NOT NULL,
+         key        TEXT NOT NULL,
+         value      BLOB NOT NULL,
+         created_at INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL,
+         PRIMARY KEY (scope, key)
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX cache_expiry ON cache (expires_at);
+     CREATE TABLE mcp_sessions (
+         id               TEXT PRIMARY KEY NOT NULL,
+         key_id           TEXT NOT NULL,
+         protocol_version TEXT NOT NULL,
+         client           TEXT NOT NULL,
+         created_at       INTEGER NOT NULL,
+         expires_at       INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX mcp_sessions_expiry ON mcp_sessions (expires_at);",
 ];
 
 /// The schema version this binary writes.

@@ -7,7 +7,10 @@
 
 use std::sync::Arc;
 
-use aigw_egress::Grants;
+use aigw_egress::{Credential, Grants};
+
+use crate::imports::outbound::OutboundLimits;
+use crate::types::ToolTarget;
 
 /// The caller of one plugin call and what it may reach. The default is the empty context:
 /// no namespace, no key, no grants (what provider calls and plugin loading run with).
@@ -19,4 +22,12 @@ pub struct CallContext {
     pub key: Option<Arc<str>>,
     /// The origins the call's `outbound` requests may go to; empty: none.
     pub grants: Grants,
+    /// The operator's credential for the upstream the call is for: the egress adds it to
+    /// requests to its own origins only. The plugin never sees it.
+    pub credential: Option<Credential>,
+    /// This call's bounds on `outbound` (a tool's own timeout and response cap); `None`: the
+    /// runtime's [`crate::Services`] defaults.
+    pub outbound: Option<OutboundLimits>,
+    /// The upstream a tool call is for (tool calls only; empty for a plugin without upstreams).
+    pub upstream: ToolTarget,
 }

@@ -10,7 +10,8 @@ use aigw_egress::Placement;
 
 use crate::types::{
     Chunk, Completion, Descriptor, Failure, Follow, HttpRequest, HttpResponse, MemoryEntry,
-    MemoryError, MemoryItem, MemorySearchHit, ResponseHead, Step, StreamEnd, ToolSpec, Usage,
+    MemoryError, MemoryItem, MemorySearchHit, ResponseHead, Step, StreamEnd, ToolDescriptor,
+    ToolSpec, ToolTarget, ToolUpstream, Usage,
 };
 
 pub(crate) fn request(r: wit::HttpRequest) -> HttpRequest {
@@ -108,16 +109,21 @@ pub(crate) fn descriptor(d: wit_provider::Descriptor) -> Descriptor {
         version: d.version,
         default_base_url: d.default_base_url,
         origins: d.origins,
-        credential: match d.credential {
-            wit_provider::CredentialPlacement::None => Placement::None,
-            wit_provider::CredentialPlacement::Header(h) => Placement::Header {
-                name: h.name,
-                prefix: h.prefix,
-            },
-            wit_provider::CredentialPlacement::Query(q) => Placement::Query(q),
-        },
+        credential: placement(d.credential),
         credential_required: d.credential_required,
         models: d.models,
+    }
+}
+
+/// Where a credential goes, as the host's egress takes it.
+fn placement(p: wit::CredentialPlacement) -> Placement {
+    match p {
+        wit::CredentialPlacement::None => Placement::None,
+        wit::CredentialPlacement::Header(h) => Placement::Header {
+            name: h.name,
+            prefix: h.prefix,
+        },
+        wit::CredentialPlacement::Query(q) => Placement::Query(q),
     }
 }
 
@@ -128,15 +134,47 @@ pub(crate) fn target(base_url: &str, model: &str) -> wit_provider::Target {
     }
 }
 
-pub(crate) fn tool_specs(specs: Vec<wit_tool::ToolSpec>) -> Vec<ToolSpec> {
-    specs
-        .into_iter()
-        .map(|s| ToolSpec {
-            name: s.name,
-            description: s.description,
-            parameters_schema: s.parameters_schema,
-        })
-        .collect()
+pub(crate) fn tool_descriptor(d: wit_tool::Descriptor) -> ToolDescriptor {
+    ToolDescriptor {
+        name: d.name,
+        version: d.version,
+        tools: d
+            .tools
+            .into_iter()
+            .map(|s| ToolSpec {
+                name: s.name,
+                title: s.title,
+                description: s.description,
+                parameters_schema: s.parameters_schema,
+                output_schema: s.output_schema,
+                cache_ttl: Duration::from_secs(u64::from(s.cache_ttl_seconds)),
+            })
+            .collect(),
+        upstreams: d
+            .upstreams
+            .into_iter()
+            .map(|u| ToolUpstream {
+                name: u.name,
+                endpoints: u.endpoints.into_iter().map(|e| (e.name, e.url)).collect(),
+                credential: placement(u.credential),
+                credential_required: u.credential_required,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn tool_target(t: &ToolTarget) -> wit_tool::Target {
+    wit_tool::Target {
+        upstream: t.upstream.clone(),
+        endpoints: t
+            .endpoints
+            .iter()
+            .map(|(name, url)| wit::NamedUrl {
+                name: name.clone(),
+                url: url.clone(),
+            })
+            .collect(),
+    }
 }
 
 pub(crate) fn to_wit_entry(e: MemoryEntry) -> wit_memory::Entry {

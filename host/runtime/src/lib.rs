@@ -35,7 +35,7 @@ pub use tool::ToolPlugin;
 pub use types::{
     Chunk, Completion, Descriptor, Failure, Follow, HttpRequest, HttpResponse, MemoryEntry,
     MemoryError, MemoryItem, MemoryPut, MemorySearch, MemorySearchHit, ResponseHead, Step,
-    StreamEnd, ToolSpec, Usage,
+    StreamEnd, ToolDescriptor, ToolSpec, ToolTarget, ToolUpstream, Usage,
 };
 
 /// How a plugin call went wrong inside the sandbox (not an upstream failure).

@@ -158,6 +158,7 @@ mod tests {
             namespace: Some(Arc::from("tenant-a")),
             key: Some(Arc::from("key-a")),
             grants: aigw_egress::Grants::none(),
+            ..CallContext::default()
         };
         state.begin_call(Duration::from_millis(100), Some(caller.clone()));
         assert!(state.clock.is_some());

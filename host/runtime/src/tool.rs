@@ -10,13 +10,13 @@ use crate::context::CallContext;
 use crate::engine::Runtime;
 use crate::plugin::{LoadError, answer, compile, file_label};
 use crate::pool::Pool;
-use crate::types::{Failure, ToolSpec};
+use crate::types::{Failure, ToolDescriptor, ToolSpec};
 use crate::{CallError, convert};
 
 /// A tool plugin ready to take calls.
 pub struct ToolPlugin {
     path: PathBuf,
-    tools: Vec<ToolSpec>,
+    descriptor: ToolDescriptor,
     pool: Pool<ToolWorld>,
 }
 
@@ -53,25 +53,29 @@ impl ToolPlugin {
             .aigw_plugin_tool()
             .call_describe(&mut first.store)
             .await;
-        let specs = match described {
-            Ok(specs) => specs,
+        let descriptor = match described {
+            Ok(descriptor) => convert::tool_descriptor(descriptor),
             Err(e) => return Err(fail(format!("describe failed: {}", first.fault(e).message))),
         };
         first.end();
-        let tools = convert::tool_specs(specs);
-        check_tools(&tools).map_err(fail)?;
+        check_descriptor(&descriptor).map_err(fail)?;
         pool.release(first);
         pool.fill().await.map_err(|f| fail(f.message))?;
         Ok(Arc::new(ToolPlugin {
             path: path.to_owned(),
-            tools,
+            descriptor,
             pool,
         }))
     }
 
+    /// What the plugin described at load: its name, version, tools and upstreams.
+    pub fn descriptor(&self) -> &ToolDescriptor {
+        &self.descriptor
+    }
+
     /// The tools the plugin offers, as it described them at load.
     pub fn describe(&self) -> &[ToolSpec] {
-        &self.tools
+        &self.descriptor.tools
     }
 
     /// The plugin's name in logs: its file name without extension.
@@ -88,16 +92,17 @@ impl ToolPlugin {
         self.pool.warm()
     }
 
-    /// Calls tool `name` with its JSON arguments for the caller in `context`: the result text,
-    /// the plugin's failure, or a fault. A name the plugin did not describe is refused without
-    /// entering the guest.
+    /// Calls tool `name` with its JSON arguments for the caller in `context`, on the upstream
+    /// `context.upstream` names (whose endpoints the context's grants and credential should
+    /// be): the result text, the plugin's failure, or a fault. A name the plugin did not
+    /// describe is refused without entering the guest.
     pub async fn invoke(
         &self,
         context: &CallContext,
         name: &str,
         args_json: &str,
     ) -> Result<String, CallError> {
-        if !self.tools.iter().any(|t| t.name == name) {
+        if !self.descriptor.tools.iter().any(|t| t.name == name) {
             return Err(CallError::Failure(Failure::InvalidRequest(format!(
                 "tool plugin {} has no tool named {name:?}",
                 self.name()
@@ -107,13 +112,22 @@ impl ToolPlugin {
         let result = instance
             .bindings
             .aigw_plugin_tool()
-            .call_invoke(&mut instance.store, name, args_json)
+            .call_invoke(
+                &mut instance.store,
+                name,
+                args_json,
+                &convert::tool_target(&context.upstream),
+            )
             .await;
         answer(self.pool.finish(instance, result).await)
     }
 }
 
-fn check_tools(tools: &[ToolSpec]) -> Result<(), String> {
+/// The longest tool name: OpenAI's limit on function names.
+const MAX_TOOL_NAME: usize = 64;
+
+fn check_descriptor(descriptor: &ToolDescriptor) -> Result<(), String> {
+    let tools = &descriptor.tools;
     if tools.is_empty() {
         return Err("describe returned no tools".into());
     }
@@ -121,8 +135,38 @@ fn check_tools(tools: &[ToolSpec]) -> Result<(), String> {
         if tool.name.is_empty() {
             return Err(format!("describe returned a tool without a name (#{i})"));
         }
+        if tool.name.len() > MAX_TOOL_NAME
+            || !tool
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(format!(
+                "tool name {:?} is not 1-{MAX_TOOL_NAME} characters of a-z A-Z 0-9 _ -",
+                tool.name
+            ));
+        }
         if tools[..i].iter().any(|t| t.name == tool.name) {
             return Err(format!("describe returned tool {:?} twice", tool.name));
+        }
+    }
+    for (i, upstream) in descriptor.upstreams.iter().enumerate() {
+        if upstream.name.is_empty() {
+            return Err(format!(
+                "describe returned an upstream without a name (#{i})"
+            ));
+        }
+        if descriptor.upstreams[..i]
+            .iter()
+            .any(|u| u.name == upstream.name)
+        {
+            return Err(format!(
+                "describe returned upstream {:?} twice",
+                upstream.name
+            ));
+        }
+        if upstream.endpoints.is_empty() {
+            return Err(format!("upstream {:?} has no endpoint", upstream.name));
         }
     }
     Ok(())

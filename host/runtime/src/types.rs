@@ -123,10 +123,45 @@ pub struct Descriptor {
 /// One tool a tool plugin offers agents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolSpec {
+    /// 1-64 characters of `a-z A-Z 0-9 _ -`.
     pub name: String,
+    pub title: String,
     pub description: String,
     /// JSON Schema of the arguments object.
     pub parameters_schema: String,
+    /// JSON Schema of the result, when results have one shape.
+    pub output_schema: Option<String>,
+    /// How long a result stays fresh by the plugin's word (zero: never cached).
+    pub cache_ttl: std::time::Duration,
+}
+
+/// An upstream API a tool plugin's tools call (the WIT `tool.upstream`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolUpstream {
+    pub name: String,
+    /// Endpoint name → default URL, in the plugin's order.
+    pub endpoints: Vec<(String, String)>,
+    pub credential: aigw_egress::Placement,
+    pub credential_required: bool,
+}
+
+/// What a tool plugin says of itself at load (the WIT `tool.descriptor`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolDescriptor {
+    pub name: String,
+    pub version: String,
+    pub tools: Vec<ToolSpec>,
+    /// In the plugin's order of preference; empty: its tools reach no network.
+    pub upstreams: Vec<ToolUpstream>,
+}
+
+/// The upstream one tool call is for, with its endpoints' URLs as configured (the WIT
+/// `tool.target`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolTarget {
+    pub upstream: String,
+    /// Endpoint name → URL, each endpoint of the upstream in the descriptor's order.
+    pub endpoints: Vec<(String, String)>,
 }
 
 /// A key-value entry of the memory (the WIT `memory.entry`): a JSON object under a path of

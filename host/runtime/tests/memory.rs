@@ -48,6 +48,7 @@ fn tenant(namespace: &str) -> CallContext {
         namespace: Some(Arc::from(namespace)),
         key: None,
         grants: Grants::none(),
+        ..CallContext::default()
     }
 }
 

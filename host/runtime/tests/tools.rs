@@ -56,6 +56,7 @@ fn caller(namespace: Option<&str>, grants: Grants) -> CallContext {
         namespace: namespace.map(Arc::from),
         key: Some(Arc::from("test-key")),
         grants,
+        ..CallContext::default()
     }
 }
 

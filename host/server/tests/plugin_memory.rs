@@ -68,6 +68,7 @@ impl Fixture {
             namespace: Some(Arc::from(namespace)),
             key: None,
             grants: Grants::none(),
+            ..CallContext::default()
         };
         let answer = self
             .plugin

@@ -182,22 +182,24 @@ fn failure_to_wit(failure: Failure) -> wit::Failure {
     }
 }
 
+/// Where the host puts the credential, in WIT terms (providers' and tool upstreams').
+pub(crate) fn placement_to_wit(placement: CredentialPlacement) -> wit::CredentialPlacement {
+    match placement {
+        CredentialPlacement::None => wit::CredentialPlacement::None,
+        CredentialPlacement::Header { name, prefix } => {
+            wit::CredentialPlacement::Header(wit::HeaderCredential { name, prefix })
+        }
+        CredentialPlacement::Query(name) => wit::CredentialPlacement::Query(name),
+    }
+}
+
 fn descriptor_to_wit(descriptor: Descriptor) -> wit_provider::Descriptor {
     wit_provider::Descriptor {
         name: descriptor.name,
         version: descriptor.version,
         default_base_url: descriptor.default_base_url,
         origins: descriptor.origins,
-        credential: match descriptor.credential {
-            CredentialPlacement::None => wit_provider::CredentialPlacement::None,
-            CredentialPlacement::Header { name, prefix } => {
-                wit_provider::CredentialPlacement::Header(wit_provider::HeaderCredential {
-                    name,
-                    prefix,
-                })
-            }
-            CredentialPlacement::Query(name) => wit_provider::CredentialPlacement::Query(name),
-        },
+        credential: placement_to_wit(descriptor.credential),
         credential_required: descriptor.credential_required,
         models: descriptor.models,
     }

@@ -3,10 +3,11 @@
 //!
 //! Grant check: the grants are the running call's own ([`CallContext::grants`]); outside a call,
 //! or for a call whose context grants nothing, the grants are empty and every request is refused
-//! with a failure naming the origin, before any connection opens. Tool plugins never get a
-//! credential: the egress adds none.
+//! with a failure naming the origin, before any connection opens. The call's credential (the
+//! operator's key of the upstream the call is for) is added by the egress, only to that
+//! credential's own origins: the plugin never sees it.
 //!
-//! Per-call limits ([`OutboundLimits`], defaults in brackets): sends per call [8], the whole
+//! Per-call limits ([`OutboundLimits`]: the call's own, else the runtime's; defaults in brackets): sends per call [8], the whole
 //! exchange of one send, body included [10 s], the response body [1 MiB, a larger answer fails
 //! with `bad-response` and its connection is dropped], the connect timeout [5 s, one the egress
 //! was built with]. Time spent waiting on a send does not count against the call's deadline,
@@ -15,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use aigw_egress::{Egress, EgressError, ErrorKind, Grants, SendOptions};
+use aigw_egress::{Credential, Egress, EgressError, ErrorKind, Grants, SendOptions};
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::tool::aigw::plugin::outbound;
@@ -87,7 +88,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 
 impl outbound::Host for OutboundHost<'_> {
     async fn send(&mut self, request: HttpRequest) -> Result<HttpResponse, Failure> {
-        let limits = &self.services.outbound_limits;
+        let limits = self
+            .call
+            .and_then(|call| call.outbound.as_ref())
+            .unwrap_or(&self.services.outbound_limits);
         if self.state.sends >= limits.sends_per_call {
             return Err(Failure::InvalidRequest(format!(
                 "outbound: more than {} sends in one call",
@@ -99,15 +103,15 @@ impl outbound::Host for OutboundHost<'_> {
             return Err(Failure::Unavailable(NO_EGRESS.to_owned()));
         };
         let none;
-        let grants = match self.call {
-            Some(call) => &call.grants,
+        let (grants, credential) = match self.call {
+            Some(call) => (&call.grants, call.credential.as_ref()),
             None => {
                 none = Grants::none();
-                &none
+                (&none, None)
             }
         };
         let started = Instant::now();
-        let answer = exchange(egress, grants, limits, request).await;
+        let answer = exchange(egress, grants, credential, limits, request).await;
         if let Some(clock) = self.clock.as_mut() {
             clock.exclude(started.elapsed());
         }
@@ -119,13 +123,14 @@ impl outbound::Host for OutboundHost<'_> {
 async fn exchange(
     egress: &Egress,
     grants: &Grants,
+    credential: Option<&Credential>,
     limits: &OutboundLimits,
     request: HttpRequest,
 ) -> Result<HttpResponse, Failure> {
     let request = convert::egress_request(request);
     let options = SendOptions {
         grants,
-        credential: None,
+        credential,
         connect_timeout: limits.connect_timeout,
         timeout: limits.send_timeout,
     };

@@ -28,7 +28,7 @@ mod bindings {
 
 use bindings::aigw::plugin::types::{Failure, HttpRequest};
 use bindings::aigw::plugin::{log, memory, outbound};
-use bindings::exports::aigw::plugin::tool::{Guest, ToolSpec};
+use bindings::exports::aigw::plugin::tool::{Descriptor, Guest, Target, ToolSpec};
 use serde_json::{Value, json};
 
 struct ToolEcho;
@@ -42,13 +42,30 @@ mod export {
 fn spec(name: &str, description: &str, schema: Value) -> ToolSpec {
     ToolSpec {
         name: name.to_owned(),
+        title: name.to_owned(),
         description: description.to_owned(),
+        output_schema: None,
+        cache_ttl_seconds: 0,
         parameters_schema: schema.to_string(),
     }
 }
 
 impl Guest for ToolEcho {
-    fn describe() -> Vec<ToolSpec> {
+    fn describe() -> Descriptor {
+        Descriptor {
+            name: "tool-echo".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            tools: tools(),
+            upstreams: Vec::new(),
+        }
+    }
+
+    fn invoke(name: String, args_json: String, _target: Target) -> Result<String, Failure> {
+        invoke(&name, &args_json)
+    }
+}
+
+fn tools() -> Vec<ToolSpec> {
         let object = |properties: Value, required: &[&str]| json!({"type": "object", "properties": properties, "required": required});
         vec![
             spec("echo", "Returns its arguments.", json!({"type": "object"})),
@@ -91,14 +108,14 @@ impl Guest for ToolEcho {
         ]
     }
 
-    fn invoke(name: String, args_json: String) -> Result<String, Failure> {
-        match name.as_str() {
-            "echo" => Ok(args_json),
-            "fetch" => fetch(&args(&args_json)?),
-            "remember" => remember(&args(&args_json)?),
-            "recall" => recall(&args(&args_json)?),
+fn invoke(name: &str, args_json: &str) -> Result<String, Failure> {
+        match name {
+            "echo" => Ok(args_json.to_owned()),
+            "fetch" => fetch(&args(args_json)?),
+            "remember" => remember(&args(args_json)?),
+            "recall" => recall(&args(args_json)?),
             "stderr" => {
-                eprintln!("{}", text(&args(&args_json)?, "text")?);
+                eprintln!("{}", text(&args(args_json)?, "text")?);
                 Ok(String::new())
             }
             "panic" => panic_now(),
@@ -110,7 +127,6 @@ impl Guest for ToolEcho {
             other => Err(Failure::InvalidRequest(format!("no tool named {other:?}"))),
         }
     }
-}
 
 /// What `memory.get(["echo"], "probe")` answered in the module's static constructor, kept in a global
 /// for the `constructor-probe` tool. Rust runs constructors (`__wasm_call_ctors`) at the

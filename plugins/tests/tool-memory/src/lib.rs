@@ -26,7 +26,7 @@ mod bindings {
 
 use bindings::aigw::plugin::memory::{self, Entry, MemoryError};
 use bindings::aigw::plugin::types::Failure;
-use bindings::exports::aigw::plugin::tool::{Guest, ToolSpec};
+use bindings::exports::aigw::plugin::tool::{Descriptor, Guest, Target, ToolSpec};
 use serde_json::{Value, json};
 
 struct ToolMemory;
@@ -40,14 +40,31 @@ mod export {
 fn spec(name: &str, description: &str, properties: Value, required: &[&str]) -> ToolSpec {
     ToolSpec {
         name: name.to_owned(),
+        title: name.to_owned(),
         description: description.to_owned(),
+        output_schema: None,
+        cache_ttl_seconds: 0,
         parameters_schema:
             json!({"type": "object", "properties": properties, "required": required}).to_string(),
     }
 }
 
 impl Guest for ToolMemory {
-    fn describe() -> Vec<ToolSpec> {
+    fn describe() -> Descriptor {
+        Descriptor {
+            name: "tool-memory".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            tools: tools(),
+            upstreams: Vec::new(),
+        }
+    }
+
+    fn invoke(name: String, args_json: String, _target: Target) -> Result<String, Failure> {
+        invoke(&name, &args_json)
+    }
+}
+
+fn tools() -> Vec<ToolSpec> {
         let path = json!({"type": "array", "items": {"type": "string"}});
         vec![
             spec(
@@ -91,10 +108,10 @@ impl Guest for ToolMemory {
         ]
     }
 
-    fn invoke(name: String, args_json: String) -> Result<String, Failure> {
-        let args: Value = serde_json::from_str(&args_json)
+fn invoke(name: &str, args_json: &str) -> Result<String, Failure> {
+        let args: Value = serde_json::from_str(args_json)
             .map_err(|e| Failure::InvalidRequest(format!("arguments are not JSON: {e}")))?;
-        let answer = match name.as_str() {
+        let answer = match name {
             "put" => put(&args)?,
             "get" => get(&args)?,
             "delete" => memory::delete(&labels(&args, "path")?, text(&args, "key")?)
@@ -117,7 +134,6 @@ impl Guest for ToolMemory {
         };
         Ok(answer.unwrap_or_else(error).to_string())
     }
-}
 
 fn put(args: &Value) -> Result<Result<Value, MemoryError>, Failure> {
     let value = args
