@@ -28,9 +28,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(n) => n.parse()?,
         None => 200_000,
     };
-    let dir = std::env::temp_dir().join(format!("aigw-limiter-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let store = Arc::new(Store::open(StoreOptions::new(dir.join("bench.db"))).await?);
+    // Removed when the bench ends.
+    let dir = tempfile::Builder::new()
+        .prefix("aigw-limiter-bench-")
+        .tempdir()?;
+    let store = Arc::new(Store::open(StoreOptions::new(dir.path().join("bench.db"))).await?);
     let limiter = Limiter::new(Arc::clone(&store), LimiterOptions::default());
     let limited = key(
         "key_limited",

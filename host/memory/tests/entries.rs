@@ -18,7 +18,9 @@ const START_MS: i64 = 1_800_000_000_000;
 const MINUTE: Duration = Duration::from_secs(60);
 
 fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("aigw-entries-{}-{name}", std::process::id()));
+    let dir = // Under the target directory and named by test only: each run replaces the last
+    // one's files instead of leaving a new directory in /tmp.
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("aigw-entries-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir.join("aigw.db")

@@ -68,7 +68,7 @@ async fn writer_child() {
 
 #[tokio::test]
 async fn every_acknowledged_write_survives_a_kill_dash_nine() {
-    let dir = std::env::temp_dir().join(format!("aigw-memory-kill-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("aigw-memory-kill");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path: PathBuf = dir.join("aigw.db");

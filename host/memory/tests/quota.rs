@@ -15,7 +15,9 @@ use aigw_memory::{ManualClock, Namespace, Quota, Store, StoreOptions};
 use serde_json::{Map, Value, json};
 
 fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("aigw-quota-{}-{name}", std::process::id()));
+    let dir = // Under the target directory and named by test only: each run replaces the last
+    // one's files instead of leaving a new directory in /tmp.
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("aigw-quota-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir.join("aigw.db")

@@ -11,7 +11,9 @@ use aigw_memory::{SCHEMA_VERSION, Store, StoreError, StoreOptions};
 
 /// A fresh directory for one test's database.
 fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("aigw-memory-{}-{name}", std::process::id()));
+    let dir = // Under the target directory and named by test only: each run replaces the last
+    // one's files instead of leaving a new directory in /tmp.
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("aigw-memory-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir.join("aigw.db")

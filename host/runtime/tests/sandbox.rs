@@ -212,7 +212,7 @@ async fn many_concurrent_calls_beyond_the_warm_pool_all_succeed() {
 #[tokio::test]
 async fn a_file_that_is_not_a_component_is_refused_with_its_path() {
     let runtime = Runtime::new(limits()).unwrap();
-    let dir = std::env::temp_dir().join(format!("aigw-notwasm-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("aigw-notwasm");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("bad.wasm");
     std::fs::write(&file, b"not wasm").unwrap();

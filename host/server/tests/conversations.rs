@@ -20,7 +20,9 @@ use serde_json::{Value, json};
 const MAX_ITEM_BYTES: usize = 4096;
 
 async fn service(name: &str) -> Service {
-    let dir = std::env::temp_dir().join(format!("aigw-conv-http-{}-{name}", std::process::id()));
+    let dir = // Under the target directory and named by test only: each run replaces the last
+    // one's files instead of leaving a new directory in /tmp.
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("aigw-conv-http-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut options = StoreOptions::new(dir.join("aigw.db"));

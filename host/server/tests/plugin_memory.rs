@@ -29,7 +29,9 @@ use serde_json::{Value, json};
 
 fn temp_db(name: &str) -> PathBuf {
     let dir =
-        std::env::temp_dir().join(format!("aigw-plugin-memory-{}-{name}", std::process::id()));
+        // Under the target directory and named by test only: each run replaces the last
+    // one's files instead of leaving a new directory in /tmp.
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("aigw-plugin-memory-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir.join("aigw.db")

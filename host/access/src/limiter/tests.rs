@@ -5,28 +5,27 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aigw_memory::{ManualClock, Store, StoreOptions};
+
+use tempfile::TempDir;
 
 use super::*;
 
 /// 2027-01-15T10:00:30Z, a Friday: half a minute into a minute.
 const START_MS: i64 = 1_799_920_830_000;
 
-fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("aigw-limiter-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("aigw.db")
-}
-
-/// Two stores on one file (two processes), on one clock.
-async fn two_processes(name: &str) -> (Arc<Store>, Arc<Store>, Arc<ManualClock>) {
+/// Two stores on one file (two processes), on one clock, and the folder holding the file
+/// (removed when the test drops it).
+async fn two_processes(name: &str) -> (Arc<Store>, Arc<Store>, Arc<ManualClock>, TempDir) {
     let clock = Arc::new(ManualClock::new(START_MS));
-    let path = temp_db(name);
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("aigw-limiter-{name}-"))
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("aigw.db");
     let open = || {
         let mut options = StoreOptions::new(&path);
         options.clock = clock.clone();
@@ -34,7 +33,7 @@ async fn two_processes(name: &str) -> (Arc<Store>, Arc<Store>, Arc<ManualClock>)
     };
     let a = Arc::new(open().await.unwrap());
     let b = Arc::new(open().await.unwrap());
-    (a, b, clock)
+    (a, b, clock, dir)
 }
 
 fn key(spec: serde_json::Value) -> Key {
@@ -84,7 +83,7 @@ async fn shared_used(store: &Store, metric: &'static str) -> i64 {
 
 #[tokio::test]
 async fn requests_per_minute_hold_across_processes_and_given_back_allowance_is_reused() {
-    let (a_store, b_store, clock) = two_processes("rpm").await;
+    let (a_store, b_store, clock, _dir) = two_processes("rpm").await;
     let options = LimiterOptions::default();
     let a = Limiter::new(a_store.clone(), options.clone());
     let b = Limiter::new(b_store.clone(), options.clone());
@@ -132,7 +131,7 @@ async fn requests_per_minute_hold_across_processes_and_given_back_allowance_is_r
 
 #[tokio::test]
 async fn a_new_minute_brings_the_whole_limit_back() {
-    let (store, _, clock) = two_processes("roll").await;
+    let (store, _, clock, _dir) = two_processes("roll").await;
     let limiter = Limiter::new(store.clone(), LimiterOptions::default());
     let k = key(serde_json::json!({"rpm_limit": 3}));
     for _ in 0..3 {
@@ -151,7 +150,7 @@ async fn a_new_minute_brings_the_whole_limit_back() {
 
 #[tokio::test]
 async fn a_dead_process_s_slots_come_back_after_the_hold_expires() {
-    let (a_store, b_store, clock) = two_processes("holds").await;
+    let (a_store, b_store, clock, _dir) = two_processes("holds").await;
     let options = LimiterOptions::default();
     let a = Limiter::new(a_store, options.clone());
     let b = Limiter::new(b_store, options.clone());
@@ -183,7 +182,7 @@ async fn a_dead_process_s_slots_come_back_after_the_hold_expires() {
 
 #[tokio::test]
 async fn renewed_holds_stay_and_idle_slots_go_back() {
-    let (a_store, b_store, clock) = two_processes("renew").await;
+    let (a_store, b_store, clock, _dir) = two_processes("renew").await;
     let options = LimiterOptions::default();
     let a = Limiter::new(a_store, options.clone());
     let b = Limiter::new(b_store, options.clone());
@@ -210,7 +209,7 @@ async fn renewed_holds_stay_and_idle_slots_go_back() {
 
 #[tokio::test]
 async fn tokens_charged_past_the_limit_block_the_next_request_everywhere() {
-    let (a_store, b_store, clock) = two_processes("tpm").await;
+    let (a_store, b_store, clock, _dir) = two_processes("tpm").await;
     let options = LimiterOptions::default();
     let a = Limiter::new(a_store.clone(), options.clone());
     let b = Limiter::new(b_store, options.clone());
@@ -238,7 +237,7 @@ async fn tokens_charged_past_the_limit_block_the_next_request_everywhere() {
 
 #[tokio::test]
 async fn token_overshoot_is_bounded_by_the_requests_in_flight() {
-    let (a_store, b_store, _) = two_processes("overshoot").await;
+    let (a_store, b_store, _, _dir) = two_processes("overshoot").await;
     let options = LimiterOptions::default();
     let a = Limiter::new(a_store.clone(), options.clone());
     let b = Limiter::new(b_store, options);
@@ -269,7 +268,7 @@ async fn token_overshoot_is_bounded_by_the_requests_in_flight() {
 
 #[tokio::test]
 async fn a_daily_budget_refuses_until_the_next_utc_day() {
-    let (store, _, clock) = two_processes("budget").await;
+    let (store, _, clock, _dir) = two_processes("budget").await;
     let limiter = Limiter::new(store, LimiterOptions::default());
     let k = key(serde_json::json!({"max_budget": 1.0, "budget_duration": "day"}));
     let ticket = limiter.admit(&k).await.unwrap();
@@ -294,7 +293,7 @@ async fn a_daily_budget_refuses_until_the_next_utc_day() {
 
 #[tokio::test]
 async fn a_zero_or_lifetime_budget_has_no_retry_time() {
-    let (store, _, _) = two_processes("lifetime").await;
+    let (store, _, _, _dir) = two_processes("lifetime").await;
     let limiter = Limiter::new(store, LimiterOptions::default());
     let zero = key(serde_json::json!({"max_budget": 0.0}));
     let refusal = limit_of(limiter.admit(&zero).await.unwrap_err());
@@ -306,7 +305,7 @@ async fn a_zero_or_lifetime_budget_has_no_retry_time() {
 
 #[tokio::test]
 async fn a_refused_request_takes_nothing_from_the_other_limits() {
-    let (store, _, _) = two_processes("rollback").await;
+    let (store, _, _, _dir) = two_processes("rollback").await;
     let limiter = Limiter::new(store, LimiterOptions::default());
     let k = key(serde_json::json!({"rpm_limit": 2, "max_parallel_requests": 1}));
     let held = limiter.admit(&k).await.unwrap();
@@ -325,7 +324,7 @@ async fn a_refused_request_takes_nothing_from_the_other_limits() {
 
 #[tokio::test]
 async fn a_team_s_limit_counts_every_key_of_it() {
-    let (store, _, _) = two_processes("team").await;
+    let (store, _, _, _dir) = two_processes("team").await;
     let limiter = Limiter::new(store, LimiterOptions::default());
     let team = Limits {
         requests_per_minute: Some(3),
@@ -365,7 +364,7 @@ async fn a_team_s_limit_counts_every_key_of_it() {
 
 #[tokio::test]
 async fn keys_without_limits_touch_nothing() {
-    let (store, _, _) = two_processes("none").await;
+    let (store, _, _, _dir) = two_processes("none").await;
     let limiter = Limiter::new(store.clone(), LimiterOptions::default());
     let before = store.stats();
     let ticket = limiter.admit(&key(serde_json::json!({}))).await.unwrap();
@@ -377,7 +376,7 @@ async fn keys_without_limits_touch_nothing() {
 
 #[tokio::test]
 async fn closing_gives_everything_back_and_old_windows_are_swept() {
-    let (a_store, b_store, clock) = two_processes("close").await;
+    let (a_store, b_store, clock, _dir) = two_processes("close").await;
     let a = Limiter::new(a_store.clone(), LimiterOptions::default());
     let b = Limiter::new(b_store, LimiterOptions::default());
     let k = key(serde_json::json!({"rpm_limit": 10, "max_parallel_requests": 1}));
@@ -396,7 +395,7 @@ async fn closing_gives_everything_back_and_old_windows_are_swept() {
 
 #[tokio::test]
 async fn a_key_s_team_is_admitted_with_it_across_processes() {
-    let (a_store, b_store, _) = two_processes("team-of-key").await;
+    let (a_store, b_store, _, _dir) = two_processes("team-of-key").await;
     let a = Limiter::new(a_store, LimiterOptions::default());
     let b = Limiter::new(b_store, LimiterOptions::default());
     let team = Arc::new(crate::Team {
