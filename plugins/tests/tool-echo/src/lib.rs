@@ -66,67 +66,67 @@ impl Guest for ToolEcho {
 }
 
 fn tools() -> Vec<ToolSpec> {
-        let object = |properties: Value, required: &[&str]| json!({"type": "object", "properties": properties, "required": required});
-        vec![
-            spec("echo", "Returns its arguments.", json!({"type": "object"})),
-            spec(
-                "fetch",
-                "Sends an HTTP request through the host and returns its status and body.",
-                object(
-                    json!({
-                        "url": {"type": "string"},
-                        "method": {"type": "string"},
-                        "times": {"type": "integer"}
-                    }),
-                    &["url"],
-                ),
+    let object = |properties: Value, required: &[&str]| json!({"type": "object", "properties": properties, "required": required});
+    vec![
+        spec("echo", "Returns its arguments.", json!({"type": "object"})),
+        spec(
+            "fetch",
+            "Sends an HTTP request through the host and returns its status and body.",
+            object(
+                json!({
+                    "url": {"type": "string"},
+                    "method": {"type": "string"},
+                    "times": {"type": "integer"}
+                }),
+                &["url"],
             ),
-            spec(
-                "remember",
-                "Stores a value under a key in memory and reads it back.",
-                object(
-                    json!({"key": {"type": "string"}, "value": {"type": "string"}}),
-                    &["key", "value"],
-                ),
+        ),
+        spec(
+            "remember",
+            "Stores a value under a key in memory and reads it back.",
+            object(
+                json!({"key": {"type": "string"}, "value": {"type": "string"}}),
+                &["key", "value"],
             ),
-            spec(
-                "recall",
-                "Reads the value stored under a key.",
-                object(json!({"key": {"type": "string"}}), &["key"]),
-            ),
-            spec(
-                "stderr",
-                "Writes a text to stderr.",
-                object(json!({"text": {"type": "string"}}), &["text"]),
-            ),
-            spec("panic", "Traps.", json!({"type": "object"})),
-            spec(
-                "constructor-probe",
-                "What memory.get([\"echo\"], \"probe\") answered in the static constructor.",
-                json!({"type": "object"}),
-            ),
-        ]
-    }
+        ),
+        spec(
+            "recall",
+            "Reads the value stored under a key.",
+            object(json!({"key": {"type": "string"}}), &["key"]),
+        ),
+        spec(
+            "stderr",
+            "Writes a text to stderr.",
+            object(json!({"text": {"type": "string"}}), &["text"]),
+        ),
+        spec("panic", "Traps.", json!({"type": "object"})),
+        spec(
+            "constructor-probe",
+            "What memory.get([\"echo\"], \"probe\") answered in the static constructor.",
+            json!({"type": "object"}),
+        ),
+    ]
+}
 
 fn invoke(name: &str, args_json: &str) -> Result<String, Failure> {
-        match name {
-            "echo" => Ok(args_json.to_owned()),
-            "fetch" => fetch(&args(args_json)?),
-            "remember" => remember(&args(args_json)?),
-            "recall" => recall(&args(args_json)?),
-            "stderr" => {
-                eprintln!("{}", text(&args(args_json)?, "text")?);
-                Ok(String::new())
-            }
-            "panic" => panic_now(),
-            "constructor-probe" => Ok(AT_CONSTRUCTION
-                .lock()
-                .ok()
-                .and_then(|slot| slot.clone())
-                .unwrap_or_else(|| "the constructor did not run".to_owned())),
-            other => Err(Failure::InvalidRequest(format!("no tool named {other:?}"))),
+    match name {
+        "echo" => Ok(args_json.to_owned()),
+        "fetch" => fetch(&args(args_json)?),
+        "remember" => remember(&args(args_json)?),
+        "recall" => recall(&args(args_json)?),
+        "stderr" => {
+            eprintln!("{}", text(&args(args_json)?, "text")?);
+            Ok(String::new())
         }
+        "panic" => panic_now(),
+        "constructor-probe" => Ok(AT_CONSTRUCTION
+            .lock()
+            .ok()
+            .and_then(|slot| slot.clone())
+            .unwrap_or_else(|| "the constructor did not run".to_owned())),
+        other => Err(Failure::InvalidRequest(format!("no tool named {other:?}"))),
     }
+}
 
 /// What `memory.get(["echo"], "probe")` answered in the module's static constructor, kept in a global
 /// for the `constructor-probe` tool. Rust runs constructors (`__wasm_call_ctors`) at the
