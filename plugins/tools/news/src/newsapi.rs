@@ -5,7 +5,8 @@
 //!   says more than the status (`apiKeyExhausted` is the plan's daily quota, not a bad key), so
 //!   it is read first.
 //! - Articles taken down since are still listed, as `"[Removed]"` with URL
-//!   `https://removed.com`: they are dropped.
+//!   `https://removed.com`: they are dropped, so a few more than the limit are asked for
+//!   ([`SPARE`]) and the rest trimmed.
 
 use aigw_plugin_sdk::query::Url;
 use aigw_plugin_sdk::{Failure, HttpResponse, answer, http};
@@ -15,6 +16,13 @@ use crate::{Article, Request};
 
 pub const UPSTREAM: &str = "newsapi";
 const API: &str = "NewsAPI";
+
+/// How many articles beyond the limit a request asks for, to make up for `[Removed]` ones.
+const SPARE: usize = 5;
+
+fn page_size(limit: usize) -> String {
+    (limit + SPARE).min(100).to_string()
+}
 
 pub fn call(base: &str, request: &Request<'_>) -> Result<Value, Failure> {
     let (url, limit) = match request {
@@ -26,7 +34,7 @@ pub fn call(base: &str, request: &Request<'_>) -> Result<Value, Failure> {
             Url::new(base, "/v2/top-headlines")
                 .param("country", country)
                 .param_opt("category", *category)
-                .param("pageSize", limit.to_string()),
+                .param("pageSize", page_size(*limit)),
             *limit,
         ),
         Request::Search {
@@ -40,7 +48,7 @@ pub fn call(base: &str, request: &Request<'_>) -> Result<Value, Failure> {
                 .param_opt("from", *from)
                 .param_opt("language", language.as_deref())
                 .param("sortBy", "publishedAt")
-                .param("pageSize", limit.to_string()),
+                .param("pageSize", page_size(*limit)),
             *limit,
         ),
     };

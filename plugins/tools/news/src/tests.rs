@@ -75,7 +75,7 @@ fn newsapi_headlines_drop_removed_articles_and_keep_the_rest_compact() {
     );
     assert_eq!(
         sent[0].url,
-        "http://news.test/v2/top-headlines?country=gb&category=technology&pageSize=5"
+        "http://news.test/v2/top-headlines?country=gb&category=technology&pageSize=10"
     );
     let result = result.unwrap();
     assert_eq!(result["source"], "newsapi");
@@ -109,7 +109,7 @@ fn newsapi_search_asks_for_the_newest_first() {
     );
     assert_eq!(
         sent[0].url,
-        "http://news.test/v2/everything?q=open%20source%20AI&from=2025-05-01&language=en&sortBy=publishedAt&pageSize=5"
+        "http://news.test/v2/everything?q=open%20source%20AI&from=2025-05-01&language=en&sortBy=publishedAt&pageSize=10"
     );
     assert_eq!(
         result.unwrap(),
