@@ -84,6 +84,7 @@
 mod dialects;
 mod gemini;
 mod replicate;
+pub mod scripted;
 pub mod tools;
 mod wire;
 
