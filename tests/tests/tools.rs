@@ -267,6 +267,26 @@ async fn an_invoke_answers_and_every_refusal_has_its_status() {
     // Refused calls never reach an upstream: only the one GET did.
     assert_eq!(up.seen().len(), 1);
 
+    // A plugin that traps on a call fails that call (the call's fault: no failover), and the
+    // upstreams keep their health: the next call is served by the primary again.
+    let (_, all) = create_key(&gateway, json!({})).await;
+    let trapped = invoke(&gateway, Some(&all), "panic", json!({})).await;
+    assert_eq!(
+        (trapped.status, trapped.code()),
+        (400, "request_fault"),
+        "{}",
+        trapped.body
+    );
+    assert!(trapped.message().contains("trap"), "{}", trapped.body);
+    let after = invoke(
+        &gateway,
+        Some(&secret),
+        "upstream_get",
+        json!({"path": "/ok"}),
+    )
+    .await;
+    assert_eq!(after.body["upstream"], "primary", "{}", after.body);
+
     // One log line per call, naming the tool, surface, key and outcome.
     let line = gateway
         .wait_for_log(Duration::from_secs(10), |l| {
@@ -295,7 +315,7 @@ async fn an_invoke_answers_and_every_refusal_has_its_status() {
             .sum::<u64>()
     };
     assert_eq!(count("tool:echo"), 1, "{usage}");
-    assert_eq!(count("tool:upstream_get"), 1, "{usage}");
+    assert_eq!(count("tool:upstream_get"), 2, "{usage}");
     assert_eq!(
         count("tool:fetch"),
         0,
@@ -646,6 +666,47 @@ async fn the_response_cap_and_the_timeout_fail_the_call_clearly() {
         started.elapsed() < Duration::from_secs(10),
         "two sends of at most 300 ms each, not the stall's 60 s"
     );
+}
+
+#[test]
+fn check_lists_each_tool_plugin_with_its_upstreams_and_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aigw.toml");
+    std::fs::write(
+        &path,
+        config(&Echo {
+            primary: "http://127.0.0.1:9101",
+            secondary: "http://127.0.0.1:9102",
+            extra: "timeout_ms = 700",
+            db: &dir.path().join("aigw.db"),
+        }),
+    )
+    .unwrap();
+    let output = aigw_tests::gateway::aigw(["check", "--config", &path.to_string_lossy()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("tools:\n  echo: plugin tool-echo"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("timeout 700 ms"), "{stdout}");
+    assert!(
+        stdout.contains("upstream primary: credential set; endpoints base http://127.0.0.1:9101"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("upstream secondary: no credential; endpoints base http://127.0.0.1:9102"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("offered: constructor-probe, echo, fetch"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(PRIMARY_KEY), "{stdout}");
 }
 
 #[tokio::test]
