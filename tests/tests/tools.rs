@@ -336,7 +336,44 @@ async fn a_key_over_its_tool_quota_gets_429_with_retry_after_across_two_processe
     };
     let first = start_with_keys(&echo).await;
     let second = start_with_keys(&echo).await;
-    let (_, secret) = create_key(&first, json!({"tool_calls_per_minute": 3})).await;
+    let (id, secret) = create_key(&first, json!({"tool_calls_per_minute": 3})).await;
+    // The quota is part of the key in the admin API: shown, patched, checked.
+    let admin = |method: reqwest::Method, body: Option<Value>| {
+        let mut request = first
+            .client()
+            .request(method, first.url(&format!("/admin/keys/{id}")))
+            .bearer_auth(ADMIN_KEY);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let (status, _, shown) =
+        status_and_json(admin(reqwest::Method::GET, None).await.unwrap()).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["tool_calls_per_minute"], 3, "{shown}");
+    let (status, _, patched) = status_and_json(
+        admin(
+            reqwest::Method::PATCH,
+            Some(json!({"tool_calls_per_day": 100})),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["tool_calls_per_day"], 100, "{patched}");
+    let (status, _, refused) = status_and_json(
+        admin(
+            reqwest::Method::PATCH,
+            Some(json!({"tool_calls_per_minute": 0})),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["param"], "tool_calls_per_minute");
     // The second process learns of the key at its next directory refresh.
     let deadline = Instant::now() + Duration::from_secs(10);
     while invoke(&second, Some(&secret), "no_such_tool", json!({}))
