@@ -6,6 +6,9 @@
 //!   API) or Replicate (Predictions API). The requested model name picks the behaviour: `ok`,
 //!   `tool-call`, `slow-300`, `rate-limit`, `reset`, `cut-stream`, … Also a standalone binary,
 //!   `mock-upstream`, for benchmarks and manual runs; the `bench` binary drives the benchmark.
+//!   [`mock::tools`] mocks the built-in tools' APIs (Open-Meteo, Finnhub, Alpha Vantage, NewsAPI,
+//!   GNews, SearXNG, Brave, Tavily), where the arguments and the key pick the behaviour
+//!   (`mock-upstream --tool-api <name>`).
 //! - [`gateway`] — runs `aigw serve` on an ephemeral port, collects its logs, kills it on drop.
 //! - [`paths`] — where the binary, the built plugins and the test Python live.
 //! - [`sse`] — reads event streams the way an OpenAI client does.

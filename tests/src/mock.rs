@@ -75,12 +75,17 @@
 //! real answer (401; Gemini's 400 `API_KEY_INVALID`); a missing one too (Cerebras' 403
 //! `Not authenticated`, Gemini's 403 `PERMISSION_DENIED`).
 //!
+//! The tool APIs' mocks (Open-Meteo, Finnhub, Alpha Vantage, NewsAPI, GNews, SearXNG, Brave,
+//! Tavily) are in [`tools`]: there the arguments and the key pick the behaviour.
+//!
 //! The mock is cheap enough to sit behind a benchmark: no logging, `ok` answers with no think
 //! time, and recording can be switched off ([`MockUpstream::start_unrecorded`]).
 
 mod dialects;
 mod gemini;
 mod replicate;
+pub mod scripted;
+pub mod tools;
 mod wire;
 
 pub use dialects::{CEREBRAS_RESET_TOKENS_MINUTE, OPENROUTER_CONTEXT_LENGTH_MESSAGE};

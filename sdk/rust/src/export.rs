@@ -163,7 +163,7 @@ fn chunks_to_wit(chunks: Vec<Chunk>) -> Vec<wit_provider::Chunk> {
         .collect()
 }
 
-fn failure_to_wit(failure: Failure) -> wit::Failure {
+pub(crate) fn failure_to_wit(failure: Failure) -> wit::Failure {
     match failure {
         Failure::RateLimited {
             retry_after_seconds,
@@ -179,6 +179,27 @@ fn failure_to_wit(failure: Failure) -> wit::Failure {
         Failure::Unauthorized(message) => wit::Failure::Unauthorized(message),
         Failure::NoCredit(message) => wit::Failure::NoCredit(message),
         Failure::BadResponse(message) => wit::Failure::BadResponse(message),
+    }
+}
+
+/// A failure the host reported (a refused or failed `outbound.send`), in the SDK's terms.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn failure_from_wit(failure: wit::Failure) -> Failure {
+    match failure {
+        wit::Failure::RateLimited(wit::RateLimit {
+            retry_after_seconds,
+            message,
+        }) => Failure::RateLimited {
+            retry_after_seconds,
+            message,
+        },
+        wit::Failure::Unavailable(message) => Failure::Unavailable(message),
+        wit::Failure::ContextLengthExceeded(message) => Failure::ContextLengthExceeded(message),
+        wit::Failure::InvalidRequest(message) => Failure::InvalidRequest(message),
+        wit::Failure::ContentFiltered(message) => Failure::ContentFiltered(message),
+        wit::Failure::Unauthorized(message) => Failure::Unauthorized(message),
+        wit::Failure::NoCredit(message) => Failure::NoCredit(message),
+        wit::Failure::BadResponse(message) => Failure::BadResponse(message),
     }
 }
 

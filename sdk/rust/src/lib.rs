@@ -1,4 +1,4 @@
-//! The Rust SDK for aigw provider plugins.
+//! The Rust SDK for aigw plugins: provider plugins and tool plugins.
 //!
 //! A provider plugin is a WebAssembly component (WASI preview 2) exporting the `provider-plugin`
 //! world of `wit/worlds.wit` (the contract itself is `wit/provider.wit` and `wit/types.wit`).
@@ -10,24 +10,39 @@
 //! - [`sse`]: an incremental Server-Sent Events parser;
 //! - [`openai`]: the OpenAI chat-completions translator most providers reuse;
 //! - [`failure`]: classification of upstream errors into [`Failure`]s.
+//!
+//! A tool plugin exports the `tool-plugin` world (`wit/tool.wit`): it implements [`tool::Tool`]
+//! and calls [`export_tool!`]. It reaches its upstreams through [`http`] (the host's `outbound`
+//! import), builds URLs with [`query`], describes its arguments with [`schema`], reads them with
+//! [`args`] and classifies its upstreams' answers with [`answer`].
 
+pub mod answer;
+pub mod args;
 pub mod failure;
+pub mod http;
 pub mod log;
 pub mod openai;
+pub mod query;
+pub mod schema;
 pub mod sse;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tool;
 pub mod types;
 
 #[doc(hidden)]
 pub mod export;
+#[doc(hidden)]
+pub mod tool_export;
 
+pub use tool::{NamedUrl, Tool, ToolDescriptor, ToolSpec, ToolTarget, Upstream};
 pub use types::{
     Chunk, Completion, CredentialPlacement, Descriptor, Failure, Follow, Header, HttpRequest,
     HttpResponse, ResponseHead, Step, StreamEnd, Target, Usage,
 };
 
-/// The generated bindings. Only `export.rs` and `log.rs` use them; plugins should not.
+/// The generated bindings of the `provider-plugin` world. Only `export.rs` and `log.rs` use
+/// them; plugins should not.
 #[doc(hidden)]
 #[allow(unsafe_code)] // wit-bindgen's canonical-ABI glue is unsafe by nature
 pub mod bindings {
@@ -39,6 +54,31 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "export_provider_bindings",
         default_bindings_module: "::aigw_plugin_sdk::bindings",
+    });
+}
+
+/// The generated bindings of the `tool-plugin` world. `types` and `log` are the provider
+/// bindings' own (`with`), so one `Failure` conversion serves both worlds. Only `tool_export.rs`
+/// and `http.rs` use them.
+///
+/// Two worlds in one crate work because of `pub_export_macro`: the custom section this module
+/// leaves in every plugin describes only the world's imports (which `wit-component` drops when
+/// a plugin does not call them), and the exports are described by the section the export macro
+/// emits in the plugin that invokes it. A provider plugin therefore exports `provider` only and
+/// imports `log` only, a tool plugin exports `tool` only.
+#[doc(hidden)]
+#[allow(unsafe_code)] // wit-bindgen's canonical-ABI glue is unsafe by nature
+pub mod tool_bindings {
+    wit_bindgen::generate!({
+        world: "tool-plugin",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_tool_bindings",
+        default_bindings_module: "::aigw_plugin_sdk::tool_bindings",
+        with: {
+            "aigw:plugin/types@0.1.0": crate::bindings::aigw::plugin::types,
+            "aigw:plugin/log@0.1.0": crate::bindings::aigw::plugin::log,
+        },
     });
 }
 

@@ -1,7 +1,7 @@
 //! Helpers for plugins' unit tests (feature `testing`): feed a recorded body to a stream decoder
-//! in pieces, build an upstream response or a response head, read a chunk's JSON. Every plugin's
-//! tests need them; they live here so each plugin tests its translation, not its own copy of the
-//! scaffolding.
+//! in pieces, build an upstream response or a response head, read a chunk's JSON, answer a tool
+//! plugin's requests ([`Upstream`]). Every plugin's tests need them; they live here so each
+//! plugin tests its translation, not its own copy of the scaffolding.
 
 use serde_json::Value;
 
@@ -81,4 +81,58 @@ pub fn json_head() -> ResponseHead {
 /// A chunk's JSON; `Value::Null` if it is not JSON, which no assertion on a field will accept.
 pub fn json_of(chunk: &Chunk) -> Value {
     serde_json::from_str(&chunk.json).unwrap_or(Value::Null)
+}
+
+/// A scripted upstream for tool plugins' unit tests: it answers `http::send` in the host's place
+/// on the test's thread, by the first route whose text the request URL contains, and records
+/// every request sent. An unrouted request gets a 404, so a test notices a wrong URL.
+#[derive(Default)]
+pub struct Upstream {
+    routes: Vec<(String, Result<HttpResponse, Failure>)>,
+}
+
+impl Upstream {
+    pub fn new() -> Upstream {
+        Upstream::default()
+    }
+
+    /// Requests whose URL contains `needle` get `status`, a JSON content type and `body`.
+    pub fn json(self, needle: &str, status: u16, body: &str) -> Upstream {
+        self.answer(
+            needle,
+            response(status, &[("content-type", "application/json")], body),
+        )
+    }
+
+    /// Requests whose URL contains `needle` get `answer`.
+    pub fn answer(mut self, needle: &str, answer: HttpResponse) -> Upstream {
+        self.routes.push((needle.to_owned(), Ok(answer)));
+        self
+    }
+
+    /// Requests whose URL contains `needle` fail in the host with `failure` (a refused origin,
+    /// a timeout).
+    pub fn fail(mut self, needle: &str, failure: Failure) -> Upstream {
+        self.routes.push((needle.to_owned(), Err(failure)));
+        self
+    }
+
+    /// Runs `call` with this upstream answering; its result and every request it sent.
+    pub fn run<R>(self, call: impl FnOnce() -> R) -> (R, Vec<crate::HttpRequest>) {
+        use crate::http::native::{SENDER, SENT};
+        let routes = self.routes;
+        let sender: crate::http::native::Sender = Box::new(move |request| {
+            routes
+                .iter()
+                .find(|(needle, _)| request.url.contains(needle.as_str()))
+                .map(|(_, answer)| answer.clone())
+                .unwrap_or_else(|| Ok(response(404, &[], "no route in the test's upstream")))
+        });
+        SENT.with(|sent| sent.borrow_mut().clear());
+        SENDER.with(|slot| *slot.borrow_mut() = Some(sender));
+        let result = call();
+        SENDER.with(|slot| *slot.borrow_mut() = None);
+        let sent = SENT.with(|sent| std::mem::take(&mut *sent.borrow_mut()));
+        (result, sent)
+    }
 }

@@ -16,6 +16,7 @@ mod prices;
 mod providers;
 mod redaction;
 mod server;
+mod tools;
 mod usage;
 mod values;
 
@@ -41,6 +42,7 @@ use toml::Spanned;
 
 pub use auth::ADMIN_KEY_ENV;
 pub use plugins::Plugins;
+pub use tools::ConfiguredTool;
 
 use values::Values;
 
@@ -97,6 +99,8 @@ struct RawConfig {
     usage: usage::RawUsage,
     #[serde(default)]
     auth: auth::RawAuth,
+    #[serde(default)]
+    tools: BTreeMap<String, Spanned<tools::RawTool>>,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -127,6 +131,8 @@ pub struct Config {
     pub limits: LimiterOptions,
     /// `[auth]`.
     pub auth: AuthOptions,
+    /// `[tools.<name>]`, in name order.
+    pub tools: Vec<ConfiguredTool>,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -162,6 +168,7 @@ pub fn parse(
     let usage = usage::validate(&raw.usage, &values)?;
     let limits = limits::validate(&raw.limits, &values)?;
     let auth = auth::validate(&raw.auth, base, &values)?;
+    let tools = tools::validate(&raw.tools, base, &plugins.dir, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -176,5 +183,6 @@ pub fn parse(
         usage,
         limits,
         auth,
+        tools,
     })
 }

@@ -65,75 +65,73 @@ impl Guest for ToolMemory {
 }
 
 fn tools() -> Vec<ToolSpec> {
-        let path = json!({"type": "array", "items": {"type": "string"}});
-        vec![
-            spec(
-                "put",
-                "Stores a JSON object under a path and key.",
-                json!({"path": path, "key": {"type": "string"}, "value": {"type": "object"},
+    let path = json!({"type": "array", "items": {"type": "string"}});
+    vec![
+        spec(
+            "put",
+            "Stores a JSON object under a path and key.",
+            json!({"path": path, "key": {"type": "string"}, "value": {"type": "object"},
                        "ttl_seconds": {"type": "integer"}, "if_version": {"type": "integer"}}),
-                &["path", "key", "value"],
-            ),
-            spec(
-                "get",
-                "Reads the entry under a path and key.",
-                json!({"path": path, "key": {"type": "string"}, "times": {"type": "integer"}}),
-                &["path", "key"],
-            ),
-            spec(
-                "delete",
-                "Removes the entry under a path and key.",
-                json!({"path": path, "key": {"type": "string"}}),
-                &["path", "key"],
-            ),
-            spec(
-                "search",
-                "Finds entries under a path prefix, by full-text query and field filter.",
-                json!({"path_prefix": path, "query": {"type": "string"},
+            &["path", "key", "value"],
+        ),
+        spec(
+            "get",
+            "Reads the entry under a path and key.",
+            json!({"path": path, "key": {"type": "string"}, "times": {"type": "integer"}}),
+            &["path", "key"],
+        ),
+        spec(
+            "delete",
+            "Removes the entry under a path and key.",
+            json!({"path": path, "key": {"type": "string"}}),
+            &["path", "key"],
+        ),
+        spec(
+            "search",
+            "Finds entries under a path prefix, by full-text query and field filter.",
+            json!({"path_prefix": path, "query": {"type": "string"},
                        "filter": {"type": "object"}, "limit": {"type": "integer"}}),
-                &[],
-            ),
-            spec(
-                "append-items",
-                "Appends Responses items to a conversation.",
-                json!({"conversation": {"type": "string"}, "items": {"type": "array"}}),
-                &["conversation", "items"],
-            ),
-            spec(
-                "list-items",
-                "The last items of a conversation, oldest first.",
-                json!({"conversation": {"type": "string"}, "limit": {"type": "integer"}}),
-                &["conversation"],
-            ),
-        ]
-    }
+            &[],
+        ),
+        spec(
+            "append-items",
+            "Appends Responses items to a conversation.",
+            json!({"conversation": {"type": "string"}, "items": {"type": "array"}}),
+            &["conversation", "items"],
+        ),
+        spec(
+            "list-items",
+            "The last items of a conversation, oldest first.",
+            json!({"conversation": {"type": "string"}, "limit": {"type": "integer"}}),
+            &["conversation"],
+        ),
+    ]
+}
 
 fn invoke(name: &str, args_json: &str) -> Result<String, Failure> {
-        let args: Value = serde_json::from_str(args_json)
-            .map_err(|e| Failure::InvalidRequest(format!("arguments are not JSON: {e}")))?;
-        let answer = match name {
-            "put" => put(&args)?,
-            "get" => get(&args)?,
-            "delete" => memory::delete(&labels(&args, "path")?, text(&args, "key")?)
-                .map(|d| json!({"deleted": d})),
-            "search" => search(&args)?,
-            "append-items" => append_items(&args)?,
-            "list-items" => {
-                let limit = number(&args, "limit")?.unwrap_or(100);
-                memory::list_items(text(&args, "conversation")?, clamp(limit)).map(|items| {
-                    let items: Vec<Value> = items
-                        .into_iter()
-                        .map(
-                            |i| json!({"id": i.id, "item": parsed(&i.item_json), "agent": i.agent}),
-                        )
-                        .collect();
-                    json!({ "items": items })
-                })
-            }
-            other => return Err(Failure::InvalidRequest(format!("no tool named {other:?}"))),
-        };
-        Ok(answer.unwrap_or_else(error).to_string())
-    }
+    let args: Value = serde_json::from_str(args_json)
+        .map_err(|e| Failure::InvalidRequest(format!("arguments are not JSON: {e}")))?;
+    let answer = match name {
+        "put" => put(&args)?,
+        "get" => get(&args)?,
+        "delete" => memory::delete(&labels(&args, "path")?, text(&args, "key")?)
+            .map(|d| json!({"deleted": d})),
+        "search" => search(&args)?,
+        "append-items" => append_items(&args)?,
+        "list-items" => {
+            let limit = number(&args, "limit")?.unwrap_or(100);
+            memory::list_items(text(&args, "conversation")?, clamp(limit)).map(|items| {
+                let items: Vec<Value> = items
+                    .into_iter()
+                    .map(|i| json!({"id": i.id, "item": parsed(&i.item_json), "agent": i.agent}))
+                    .collect();
+                json!({ "items": items })
+            })
+        }
+        other => return Err(Failure::InvalidRequest(format!("no tool named {other:?}"))),
+    };
+    Ok(answer.unwrap_or_else(error).to_string())
+}
 
 fn put(args: &Value) -> Result<Result<Value, MemoryError>, Failure> {
     let value = args
