@@ -771,4 +771,18 @@ async fn a_config_naming_an_unknown_upstream_or_endpoint_is_refused_at_its_place
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{stderr}");
     }
+    // Two tool plugins offering one tool name: refused, both named.
+    let path = dir.path().join("aigw.toml");
+    std::fs::write(
+        &path,
+        format!("[tools.a]\nplugin = {plugin}\n[tools.b]\nplugin = {plugin}\n"),
+    )
+    .unwrap();
+    let output = aigw_tests::gateway::aigw(["check", "--config", &path.to_string_lossy()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is offered by both tool plugins `a` and `b`"),
+        "{stderr}"
+    );
 }
