@@ -30,6 +30,7 @@ mod scrub;
 mod service;
 mod streams;
 mod tls;
+pub mod tools;
 
 use std::convert::Infallible;
 use std::future::Future;
