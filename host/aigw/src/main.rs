@@ -14,11 +14,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use aigw_access::{Directory, Ledger, Limiter, Prices};
+use aigw_egress::Egress;
 use aigw_memory::Store;
 use aigw_router::HealthRegistry;
 use aigw_runtime::{MemoryLimits, MemoryStore, Plugin, Runtime, Services};
 use aigw_server::{
-    Auth, ConnectionLimits, Gateway, MAX_REMEMBERED_TARGETS, PluginMemory, Provider, Service, Tls,
+    Auth, ConnectionLimits, Gateway, MAX_REMEMBERED_TARGETS, PluginMemory, Provider, RemoteServer,
+    Service, Tls,
 };
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -202,6 +204,23 @@ async fn build(
     )
 }
 
+/// The `[mcp_servers.<name>]` clients, each with its own pooled egress client (its connect
+/// timeout is the server's).
+fn remote_servers(config: &Config) -> anyhow::Result<Vec<Arc<RemoteServer>>> {
+    config
+        .mcp_servers
+        .iter()
+        .map(|options| {
+            let server = Egress::new([options.connect_timeout])
+                .and_then(|egress| RemoteServer::new(options.clone(), egress))
+                .with_context(|| {
+                    format!("{}: [mcp_servers.{}]", config.path.display(), options.name)
+                })?;
+            Ok(Arc::new(server))
+        })
+        .collect()
+}
+
 /// Every target the config names (routes' targets and the plugins' listed models) that has no
 /// price: each costs 0, which an operator should know.
 fn unpriced(gateway: &Gateway) -> Vec<String> {
@@ -243,6 +262,10 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     // this process's holds and gives back idle leases.
     let limiter = Limiter::new(Arc::clone(&store), config.limits.clone());
     let _tender = limiter.spawn_tender();
+    // Listed in the background (the gateway serves without waiting), again every refresh,
+    // until the servers are dropped at the end of `serve`.
+    let mcp_servers = remote_servers(&config)?;
+    let _listers: Vec<_> = mcp_servers.iter().map(RemoteServer::spawn_lister).collect();
     let gateway = build(&config, fresh_health(&config), Some(&store))
         .await?
         .with_memory(Arc::clone(&store))

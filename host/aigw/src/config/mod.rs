@@ -9,6 +9,7 @@ mod auth;
 mod env;
 mod failover;
 mod limits;
+mod mcp_servers;
 mod memory;
 mod models;
 mod plugins;
@@ -34,7 +35,8 @@ use aigw_access::{LimiterOptions, Price, UsageOptions};
 use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
 use aigw_server::{
-    AuthOptions, ProviderOptions, Redactor, RouteOptions, ServerOptions, SessionOptions,
+    AuthOptions, McpServerOptions, ProviderOptions, Redactor, RouteOptions, ServerOptions,
+    SessionOptions,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -97,6 +99,8 @@ struct RawConfig {
     usage: usage::RawUsage,
     #[serde(default)]
     auth: auth::RawAuth,
+    #[serde(default)]
+    mcp_servers: BTreeMap<String, Spanned<mcp_servers::RawMcpServer>>,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -127,6 +131,8 @@ pub struct Config {
     pub limits: LimiterOptions,
     /// `[auth]`.
     pub auth: AuthOptions,
+    /// `[mcp_servers.<name>]`, in name order.
+    pub mcp_servers: Vec<McpServerOptions>,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -162,6 +168,7 @@ pub fn parse(
     let usage = usage::validate(&raw.usage, &values)?;
     let limits = limits::validate(&raw.limits, &values)?;
     let auth = auth::validate(&raw.auth, base, &values)?;
+    let mcp_servers = mcp_servers::validate(&raw.mcp_servers, base, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -176,5 +183,6 @@ pub fn parse(
         usage,
         limits,
         auth,
+        mcp_servers,
     })
 }
