@@ -3,7 +3,7 @@ streamable HTTP), for the gateway's external-MCP-server tests.
 
 It listens on 127.0.0.1 (port `--port`, 0 picks a free one) and prints `listening on PORT` once
 the socket is bound. Every request to `/mcp` must carry `authorization: Bearer <--token>`, else
-401. Its tools:
+401 (`--guard all`, the default). Its tools:
 
 - `add {a, b}`: the sum, as structured content (and the serialised JSON as a text block);
 - `fail {reason}`: a tool execution failure (`isError: true`) carrying the reason;
@@ -17,6 +17,9 @@ the socket is bound. Every request to `/mcp` must carry `authorization: Bearer <
 the modern revision in `MCP-Protocol-Version` the way a pre-2026 server (SDK 1.x) does: 400 with
 an `Unsupported protocol version` JSON-RPC error, so a dual-era client falls back to
 `initialize`.
+
+`--guard calls` checks the token only on `tools/call` (listing is open), so a test can meet a
+refused credential on a call to a tool that was listed.
 
 `GET /stats` (no credential) answers what the server saw: calls per tool, the `server/discover`
 and `initialize` requests, and `tools/call` requests that arrived with an `Mcp-Session-Id`.
@@ -114,7 +117,7 @@ async def call_tool(ctx, params):
     raise ValueError(f"unknown tool {params.name}")
 
 
-def guarded(app, token, era):
+def guarded(app, token, era, guard):
     """The SDK's ASGI app behind the bearer check, the era switch and `/stats`."""
 
     async def respond(send, status, body):
@@ -134,7 +137,19 @@ def guarded(app, token, era):
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         if scope["path"] == "/stats":
             return await respond(send, 200, {**stats, "calls": dict(stats["calls"])})
-        if headers.get("authorization") != f"Bearer {token}":
+        # Read once and handed on below: the method decides what the guard covers.
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        try:
+            method = json.loads(body).get("method") if body else None
+        except (ValueError, AttributeError):
+            method = None
+        guards = guard == "all" or method == "tools/call"
+        if guards and headers.get("authorization") != f"Bearer {token}":
             return await respond(send, 401, {"error": "invalid_token"})
         version = headers.get("mcp-protocol-version")
         if era == "legacy" and version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
@@ -150,17 +165,6 @@ def guarded(app, token, era):
                     },
                 },
             )
-        # Count what arrives, reading the body once and handing it on.
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        try:
-            method = json.loads(body).get("method") if body else None
-        except (ValueError, AttributeError):
-            method = None
         if method == "server/discover":
             stats["discover"] += 1
         elif method == "initialize":
@@ -186,10 +190,11 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", required=True)
     parser.add_argument("--era", choices=["both", "legacy"], default="both")
+    parser.add_argument("--guard", choices=["all", "calls"], default="all")
     args = parser.parse_args()
 
     server = Server("aigw-test-tools", version="1.0.0", on_list_tools=list_tools, on_call_tool=call_tool)
-    app = guarded(server.streamable_http_app(host="127.0.0.1"), args.token, args.era)
+    app = guarded(server.streamable_http_app(host="127.0.0.1"), args.token, args.era, args.guard)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

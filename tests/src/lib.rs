@@ -7,6 +7,7 @@
 //!   `tool-call`, `slow-300`, `rate-limit`, `reset`, `cut-stream`, … Also a standalone binary,
 //!   `mock-upstream`, for benchmarks and manual runs; the `bench` binary drives the benchmark.
 //! - [`gateway`] — runs `aigw serve` on an ephemeral port, collects its logs, kills it on drop.
+//! - [`mcp_server`] — the test MCP server (official Python SDK) as a child process.
 //! - [`paths`] — where the binary, the built plugins and the test Python live.
 //! - [`sse`] — reads event streams the way an OpenAI client does.
 //! - [`setup`] — the usual pair of mock providers and a gateway config naming them.
@@ -16,6 +17,7 @@
 
 pub mod bench;
 pub mod gateway;
+pub mod mcp_server;
 pub mod mock;
 pub mod paths;
 pub mod python;

@@ -89,6 +89,18 @@ pub struct RemoteTool {
     pub output: Option<Arc<Value>>,
 }
 
+/// What a listing found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Tools exposed.
+    pub tools: usize,
+    /// Whether they differ from the previous listing's (the first listing differs from none
+    /// unless the server has no tool).
+    pub changed: bool,
+    /// Why each listed tool that cannot be exposed was skipped.
+    pub skipped: Vec<String>,
+}
+
 /// One external MCP server: its connection and its current tools.
 pub struct RemoteServer {
     options: McpServerOptions,
@@ -153,12 +165,16 @@ impl RemoteServer {
 
     /// Lists the server's tools (every page) and makes them current. On failure the previous
     /// list stays, and the era is probed again next time.
-    pub async fn refresh(&self) -> Result<usize, RemoteFailure> {
+    pub async fn refresh(&self) -> Result<Listed, RemoteFailure> {
         match self.list().await {
-            Ok(tools) => {
-                let count = tools.len();
+            Ok((tools, skipped)) => {
+                let listed = Listed {
+                    tools: tools.len(),
+                    changed: **self.tools.load() != tools,
+                    skipped,
+                };
                 self.tools.store(Arc::new(tools));
-                Ok(count)
+                Ok(listed)
             }
             Err(failure) => {
                 self.connection.forget().await;
@@ -167,8 +183,10 @@ impl RemoteServer {
         }
     }
 
-    async fn list(&self) -> Result<Vec<Arc<RemoteTool>>, RemoteFailure> {
+    /// Every tool listed that can be exposed, and why the others cannot.
+    async fn list(&self) -> Result<(Vec<Arc<RemoteTool>>, Vec<String>), RemoteFailure> {
         let mut tools = Vec::new();
+        let mut skipped = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
             let params = cursor.as_ref().map(|c| json!({"cursor": c}));
@@ -180,8 +198,10 @@ impl RemoteServer {
                 ));
             };
             for tool in listed {
-                if let Some(tool) = self.exposed(tool) {
-                    tools.push(Arc::new(tool));
+                match self.exposed(tool) {
+                    Ok(Some(tool)) => tools.push(Arc::new(tool)),
+                    Ok(None) => {}
+                    Err(why) => skipped.push(why),
                 }
             }
             match page.get("nextCursor").and_then(Value::as_str) {
@@ -189,7 +209,7 @@ impl RemoteServer {
                 _ => {
                     tools.sort_by(|a: &Arc<RemoteTool>, b| a.name.cmp(&b.name));
                     tools.dedup_by(|a, b| a.name == b.name);
-                    return Ok(tools);
+                    return Ok((tools, skipped));
                 }
             }
         }
@@ -199,34 +219,30 @@ impl RemoteServer {
         ))
     }
 
-    /// A listed tool as the gateway exposes it; `None` (with a warning) when it is not allowed
-    /// or cannot be exposed.
-    fn exposed(&self, tool: &Value) -> Option<RemoteTool> {
-        let remote = tool.get("name").and_then(Value::as_str)?;
+    /// A listed tool as the gateway exposes it: `None` when the operator did not allow it,
+    /// why not when it cannot be exposed.
+    fn exposed(&self, tool: &Value) -> Result<Option<RemoteTool>, String> {
+        let Some(remote) = tool.get("name").and_then(Value::as_str) else {
+            return Err("a listed tool has no name".to_owned());
+        };
         if let Some(allowed) = &self.options.tools
             && !allowed.iter().any(|a| a == remote)
         {
-            return None;
+            return Ok(None);
         }
         let name = format!("{}_{remote}", self.options.prefix);
         if !is_tool_name(&name) {
-            tracing::warn!(
-                server = self.name(),
-                tool = remote,
-                "skipping MCP tool: `{name}` is not a tool name (1-64 of a-z A-Z 0-9 _ -)"
-            );
-            return None;
+            return Err(format!(
+                "`{remote}`: `{name}` is not a tool name (1-64 of a-z A-Z 0-9 _ -)"
+            ));
         }
         let parameters = tool
             .get("inputSchema")
             .filter(|s| s.get("type").and_then(Value::as_str) == Some("object"));
         let Some(parameters) = parameters else {
-            tracing::warn!(
-                server = self.name(),
-                tool = remote,
-                "skipping MCP tool: its inputSchema is not an object schema"
-            );
-            return None;
+            return Err(format!(
+                "`{remote}`: its inputSchema is not an object schema"
+            ));
         };
         let text = |field: &str| {
             tool.get(field)
@@ -234,7 +250,7 @@ impl RemoteServer {
                 .unwrap_or_default()
                 .to_owned()
         };
-        Some(RemoteTool {
+        Ok(Some(RemoteTool {
             name: name.into(),
             remote: remote.to_owned(),
             title: text("title"),
@@ -244,7 +260,7 @@ impl RemoteServer {
                 .get("outputSchema")
                 .filter(|s| s.is_object())
                 .map(|s| Arc::new(s.clone())),
-        })
+        }))
     }
 
     /// Calls remote tool `remote` with `arguments`: its `structuredContent` if it gave one,
@@ -269,13 +285,25 @@ impl RemoteServer {
                     return;
                 };
                 let wait = match server.refresh().await {
-                    Ok(count) => {
+                    Ok(listed) if listed.changed => {
                         let era = server.connection.era().await.unwrap_or("unknown");
+                        for why in &listed.skipped {
+                            tracing::warn!(server = server.name(), "skipping an MCP tool: {why}");
+                        }
                         tracing::info!(
                             server = server.name(),
-                            tools = count,
+                            tools = listed.tools,
                             era,
                             "MCP server listed"
+                        );
+                        backoff = FIRST_BACKOFF;
+                        refresh
+                    }
+                    Ok(listed) => {
+                        tracing::debug!(
+                            server = server.name(),
+                            tools = listed.tools,
+                            "MCP server listed, unchanged"
                         );
                         backoff = FIRST_BACKOFF;
                         refresh

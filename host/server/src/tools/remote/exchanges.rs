@@ -180,12 +180,18 @@ async fn a_handshake_server_is_initialized_and_an_expired_session_renewed_once()
     })
     .await;
     let remote = server(&url);
-    assert_eq!(remote.refresh().await, Ok(1));
+    let listed = remote.refresh().await.unwrap();
+    assert_eq!((listed.tools, listed.changed), (1, true));
+    assert_eq!(
+        listed.skipped,
+        ["`bad name`: `calc_bad name` is not a tool name (1-64 of a-z A-Z 0-9 _ -)"]
+    );
     assert_eq!(remote.connection.era().await, Some("handshake"));
     let names: Vec<String> = remote.tools().iter().map(|t| t.name.to_string()).collect();
     assert_eq!(names, ["calc_double"]);
     // The second listing meets the expired session: one new session, the listing again.
-    assert_eq!(remote.refresh().await, Ok(1));
+    let listed = remote.refresh().await.unwrap();
+    assert_eq!((listed.tools, listed.changed), (1, false));
     let seen = log.lock().unwrap().clone();
     let methods: Vec<&str> = seen.iter().map(|s| s.method.as_str()).collect();
     assert_eq!(
@@ -254,7 +260,7 @@ async fn a_modern_server_is_paged_through_and_answers_calls() {
     })
     .await;
     let remote = server(&url);
-    assert_eq!(remote.refresh().await, Ok(3));
+    assert_eq!(remote.refresh().await.map(|l| l.tools), Ok(3));
     assert_eq!(remote.connection.era().await, Some("modern"));
     let names: Vec<String> = remote.tools().iter().map(|t| t.name.to_string()).collect();
     assert_eq!(names, ["calc_a", "calc_b", "calc_c"]);
