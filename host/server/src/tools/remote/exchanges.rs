@@ -330,6 +330,13 @@ async fn a_server_of_neither_era_is_refused_and_refusals_are_classified() {
     assert_eq!(failure.class, FailureClass::Unavailable);
     assert!(failure.message.contains("down for maintenance"));
 
+    // A redirect is not followed (the credential would go with it): the answer is a failure.
+    let (url, log) = serve(|_, _| ((307, "text/plain", String::new()), Some("elsewhere"))).await;
+    let failure = server(&url).refresh().await.unwrap_err();
+    assert_eq!(failure.class, FailureClass::BadResponse);
+    assert!(failure.message.contains("HTTP 307"), "{}", failure.message);
+    assert!(log.lock().unwrap().iter().all(|s| s.method != "tools/list"));
+
     // Nothing listens: a connect failure.
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/mcp", closed.local_addr().unwrap());
