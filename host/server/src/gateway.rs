@@ -20,6 +20,7 @@ use crate::options::{
 };
 use crate::redact::Redactor;
 use crate::scrub::Scrubber;
+use crate::tools::Toolbox;
 
 /// A configured provider: which plugin translates for it and how the host reaches it.
 pub struct Provider {
@@ -210,6 +211,8 @@ pub struct Gateway {
     /// The process's usage ledger (per key, target and day); one per process, shared by every
     /// state that replaces this one. `None` without a store: nothing is recorded.
     pub(crate) usage: Option<Arc<Ledger>>,
+    /// Every tool this state offers ([`Toolbox::call`] is the one way to call one).
+    pub tools: Arc<Toolbox>,
 }
 
 #[derive(Serialize)]
@@ -334,6 +337,7 @@ impl Gateway {
             limiter: None,
             prices: Arc::new(Prices::default()),
             usage: None,
+            tools: Arc::new(Toolbox::default()),
         })
     }
 
@@ -380,6 +384,13 @@ impl Gateway {
     /// same).
     pub fn with_usage(mut self, ledger: Arc<Ledger>) -> Gateway {
         self.usage = Some(ledger);
+        self
+    }
+
+    /// This state offering `tools` (built over this state's health registry: each tool
+    /// upstream's health is labelled `tool:<plugin>/<upstream>` in it).
+    pub fn with_tools(mut self, tools: Arc<Toolbox>) -> Gateway {
+        self.tools = tools;
         self
     }
 

@@ -17,6 +17,7 @@ mod prices;
 mod providers;
 mod redaction;
 mod server;
+mod tools;
 mod usage;
 mod values;
 
@@ -43,6 +44,7 @@ use toml::Spanned;
 
 pub use auth::ADMIN_KEY_ENV;
 pub use plugins::Plugins;
+pub use tools::ConfiguredTool;
 
 use values::Values;
 
@@ -101,6 +103,7 @@ struct RawConfig {
     auth: auth::RawAuth,
     #[serde(default)]
     mcp_servers: BTreeMap<String, Spanned<mcp_servers::RawMcpServer>>,
+    tools: BTreeMap<String, Spanned<tools::RawTool>>,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -133,6 +136,8 @@ pub struct Config {
     pub auth: AuthOptions,
     /// `[mcp_servers.<name>]`, in name order.
     pub mcp_servers: Vec<McpServerOptions>,
+    /// `[tools.<name>]`, in name order.
+    pub tools: Vec<ConfiguredTool>,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -169,6 +174,7 @@ pub fn parse(
     let limits = limits::validate(&raw.limits, &values)?;
     let auth = auth::validate(&raw.auth, base, &values)?;
     let mcp_servers = mcp_servers::validate(&raw.mcp_servers, base, &values)?;
+    let tools = tools::validate(&raw.tools, base, &plugins.dir, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -184,5 +190,6 @@ pub fn parse(
         limits,
         auth,
         mcp_servers,
+        tools,
     })
 }

@@ -1,1 +1,269 @@
+//! The tool service: every tool the gateway offers (each tool plugin's, and each external MCP
+//! server's), and [`Toolbox::call`], the one path every surface calls a tool through (REST, the
+//! chat loop, MCP). A call is checked against the key's grant, its tool quota and the tool's
+//! argument schema, answered from the shared cache when it can be, else walked over the tool's
+//! upstreams by the router's engine (failover, cooldowns), and reported once (a log line and a
+//! usage row). Surfaces never re-implement any of it.
+
+mod call;
+mod catalog;
+mod error;
+mod options;
+mod record;
 pub mod remote;
+mod schema;
+mod upstreams;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub use self::catalog::{BuildError, PluginTools, UpstreamState};
+pub use self::error::ToolError;
+pub use self::options::{ToolOptions, ToolUpstreamOptions};
+pub use self::remote::RemoteServer;
+pub use self::schema::ArgumentSchema;
+pub use self::upstreams::{UpstreamTarget, tool_label};
+pub use crate::auth::Principal;
+
+/// One tool a caller may be offered.
+pub struct Tool {
+    /// 1-64 characters of `a-z A-Z 0-9 _ -`, unique in the gateway.
+    pub name: Arc<str>,
+    /// For people (MCP `title`).
+    pub title: String,
+    /// For the model: what the tool does and when to use it.
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    pub parameters: Arc<Value>,
+    /// JSON Schema of the result, when results have one shape (MCP `outputSchema`).
+    pub output: Option<Arc<Value>>,
+    /// Where calls go.
+    pub source: ToolSource,
+}
+
+/// Where a tool's calls go.
+pub enum ToolSource {
+    /// A tool of a loaded tool plugin, walked over the plugin's upstreams.
+    Plugin(PluginTool),
+    /// A tool of an external MCP server (`[mcp_servers.<name>]`).
+    Remote(remote::RemoteSource),
+}
+
+/// A tool plugin's tool: its plugin (with its upstreams' route), its compiled argument schema
+/// and how long its results stay fresh.
+pub struct PluginTool {
+    pub plugin: Arc<PluginTools>,
+    pub schema: ArgumentSchema,
+    /// The operator's `cache_ttl_seconds`, else the plugin's; zero: never cached.
+    pub cache_ttl: Duration,
+}
+
+impl Tool {
+    /// The tool as an OpenAI function definition:
+    /// `{"type":"function","function":{"name","description","parameters"}}`.
+    pub fn function(&self) -> Value {
+        json!({
+            "type": "function",
+            "function": {
+                "name": &*self.name,
+                "description": self.description,
+                "parameters": &*self.parameters,
+            }
+        })
+    }
+
+    /// The `GET /v1/tools` entry: the function definition, with `title` and `output_schema`
+    /// beside `function` when the tool has them.
+    pub fn listed(&self) -> Value {
+        let mut entry = self.function();
+        if let Value::Object(fields) = &mut entry {
+            if !self.title.is_empty() {
+                fields.insert("title".into(), Value::String(self.title.clone()));
+            }
+            if let Some(output) = &self.output {
+                fields.insert("output_schema".into(), (**output).clone());
+            }
+            if let ToolSource::Remote(remote) = &self.source {
+                fields.insert("source".into(), format!("mcp:{}", remote.server).into());
+            }
+        }
+        entry
+    }
+
+    /// The argument schema calls are validated against, when the tool has one compiled.
+    pub fn schema(&self) -> &ArgumentSchema {
+        match &self.source {
+            ToolSource::Plugin(tool) => &tool.schema,
+            ToolSource::Remote(tool) => &tool.schema,
+        }
+    }
+
+    /// How long a result stays fresh (zero: never cached).
+    pub fn cache_ttl(&self) -> Duration {
+        match &self.source {
+            ToolSource::Plugin(tool) => tool.cache_ttl,
+            // A remote tool's results carry no freshness: each call asks the server.
+            ToolSource::Remote(_) => Duration::ZERO,
+        }
+    }
+}
+
+/// Every tool the served state offers, by name, and the plugins and MCP servers behind them.
+/// A remote server's tools are its current list (replaced whole when it is listed again); a
+/// remote tool whose name a plugin's tool has is shadowed by it.
+#[derive(Default)]
+pub struct Toolbox {
+    tools: BTreeMap<Arc<str>, Arc<Tool>>,
+    plugins: Vec<Arc<PluginTools>>,
+    remote: Vec<Arc<RemoteServer>>,
+}
+
+/// Through which surface a tool is called (the log line and usage say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `POST /v1/tools/{name}/invoke`.
+    Rest,
+    /// A chat completion's tool loop.
+    Chat,
+    /// The MCP server (`tools/call`).
+    Mcp,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Rest => "rest",
+            Via::Chat => "chat",
+            Via::Mcp => "mcp",
+        }
+    }
+}
+
+/// Who calls a tool, and through which surface.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolCaller<'a> {
+    pub principal: &'a Principal,
+    /// The memory namespace the call acts in (a plugin's `memory` import); `None`: none.
+    pub namespace: Option<&'a str>,
+    pub via: Via,
+    /// The request the call belongs to, for the log line.
+    pub request_id: &'a str,
+}
+
+/// Whether an answer came from the shared cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Answered from the cache: no upstream was called.
+    Hit,
+    /// Not in the cache: the upstream answered, and the answer was stored.
+    Miss,
+    /// Not cached: the tool's TTL is zero, or there is no store.
+    Off,
+}
+
+impl CacheStatus {
+    /// The `x-aigw-cache` header's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+            CacheStatus::Off => "off",
+        }
+    }
+}
+
+/// A tool's answer.
+#[derive(Debug, Clone)]
+pub struct ToolAnswer {
+    /// The result (a JSON object for plugin tools; `null` for a tool that returns nothing).
+    pub value: Value,
+    /// The same, as compact JSON (what a model is given as the tool message's content).
+    pub text: String,
+    pub cache: CacheStatus,
+    /// The upstream that answered (`None` for a cache hit... of a tool without upstreams).
+    pub upstream: Option<String>,
+    pub elapsed: Duration,
+}
+
+impl Toolbox {
+    /// The toolbox of `plugins`' tools. Two tools of one name (from two plugins) are refused.
+    pub fn new(plugins: Vec<Arc<PluginTools>>) -> Result<Toolbox, BuildError> {
+        catalog::toolbox(plugins)
+    }
+
+    /// The same toolbox with the tools of `servers` (external MCP servers) beside the
+    /// plugins' ones. Their lists start empty: [`RemoteServer::spawn_lister`] fills them.
+    pub fn with_remote(mut self, servers: Vec<Arc<RemoteServer>>) -> Toolbox {
+        self.remote = servers;
+        self
+    }
+
+    /// The external MCP servers behind remote tools, in config order.
+    pub fn remote(&self) -> &[Arc<RemoteServer>] {
+        &self.remote
+    }
+
+    /// The tool named `name`, whoever may use it.
+    pub fn get(&self, name: &str) -> Option<Arc<Tool>> {
+        if let Some(tool) = self.tools.get(name) {
+            return Some(Arc::clone(tool));
+        }
+        self.remote
+            .iter()
+            .filter(|server| {
+                name.strip_prefix(server.prefix())
+                    .is_some_and(|rest| rest.starts_with('_'))
+            })
+            .find_map(|server| server.tool(name))
+    }
+
+    /// Every tool `principal` may use, sorted by name.
+    pub fn visible(&self, principal: &Principal) -> Vec<Arc<Tool>> {
+        self.all()
+            .filter(|tool| may_use(principal, &tool.name))
+            .collect()
+    }
+
+    /// Every tool, sorted by name.
+    pub fn all(&self) -> impl Iterator<Item = Arc<Tool>> + use<> {
+        let mut tools: Vec<Arc<Tool>> = self.tools.values().cloned().collect();
+        for server in &self.remote {
+            let listed = server.tools();
+            tools.extend(
+                listed
+                    .iter()
+                    .filter(|tool| !self.tools.contains_key(&tool.name))
+                    .cloned(),
+            );
+        }
+        if !self.remote.is_empty() {
+            tools.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        tools.into_iter()
+    }
+
+    /// The tool plugins behind the tools, in config order.
+    pub fn plugins(&self) -> &[Arc<PluginTools>] {
+        &self.plugins
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many tools are offered now (remote servers' current lists included).
+    pub fn len(&self) -> usize {
+        if self.remote.is_empty() {
+            return self.tools.len();
+        }
+        self.all().count()
+    }
+}
+
+/// Whether `principal` may call the tool `name`: a key only within its grant.
+fn may_use(principal: &Principal, name: &str) -> bool {
+    principal.key().is_none_or(|key| key.may_use_tool(name))
+}

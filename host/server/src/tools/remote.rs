@@ -7,6 +7,7 @@
 //! `<prefix>_<remote name>`, and every call goes through the toolbox's one path (grants,
 //! quotas, validation against the remote `inputSchema`, cache, log line).
 
+mod call;
 mod failure;
 mod session;
 mod sse;
@@ -22,8 +23,12 @@ use aigw_egress::{Credential, Egress, EgressError, Grants, Origin, Placement, Se
 use arc_swap::ArcSwap;
 use serde_json::{Value, json};
 
+pub(crate) use call::call;
 pub use failure::RemoteFailure;
 use session::Connection;
+
+use super::schema::ArgumentSchema;
+use super::{Tool, ToolSource};
 
 /// The longest wait between two attempts to list a server that does not answer.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -74,19 +79,13 @@ impl Default for McpServerOptions {
     }
 }
 
-/// A tool of a remote server, as the gateway exposes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RemoteTool {
-    /// `<prefix>_<remote name>`.
-    pub name: Arc<str>,
-    /// The name the server knows it by.
+/// Where a remote tool's calls go: its server (by name: the toolbox holds the servers, and a
+/// tool holding its server would keep it alive through the server's own list) and the name
+/// the server knows it by, with its compiled `inputSchema`.
+pub struct RemoteSource {
+    pub server: String,
     pub remote: String,
-    pub title: String,
-    pub description: String,
-    /// The remote `inputSchema`.
-    pub parameters: Arc<Value>,
-    /// The remote `outputSchema`, if any.
-    pub output: Option<Arc<Value>>,
+    pub schema: ArgumentSchema,
 }
 
 /// What a listing found.
@@ -105,7 +104,7 @@ pub struct Listed {
 pub struct RemoteServer {
     options: McpServerOptions,
     connection: Connection,
-    tools: ArcSwap<Vec<Arc<RemoteTool>>>,
+    tools: ArcSwap<Vec<Arc<Tool>>>,
 }
 
 impl std::fmt::Debug for RemoteServer {
@@ -158,8 +157,22 @@ impl RemoteServer {
         &self.options.name
     }
 
+    /// What its tools' names start with (`<prefix>_`).
+    pub fn prefix(&self) -> &str {
+        &self.options.prefix
+    }
+
+    /// Its current tool named `name` (prefixed), if any.
+    pub fn tool(&self, name: &str) -> Option<Arc<Tool>> {
+        let tools = self.tools.load();
+        tools
+            .binary_search_by(|t| (*t.name).cmp(name))
+            .ok()
+            .map(|at| Arc::clone(&tools[at]))
+    }
+
     /// The tools of the last listing that succeeded (none before the first), sorted by name.
-    pub fn tools(&self) -> Arc<Vec<Arc<RemoteTool>>> {
+    pub fn tools(&self) -> Arc<Vec<Arc<Tool>>> {
         self.tools.load_full()
     }
 
@@ -170,7 +183,7 @@ impl RemoteServer {
             Ok((tools, skipped)) => {
                 let listed = Listed {
                     tools: tools.len(),
-                    changed: **self.tools.load() != tools,
+                    changed: !same(&self.tools.load(), &tools),
                     skipped,
                 };
                 self.tools.store(Arc::new(tools));
@@ -184,7 +197,7 @@ impl RemoteServer {
     }
 
     /// Every tool listed that can be exposed, and why the others cannot.
-    async fn list(&self) -> Result<(Vec<Arc<RemoteTool>>, Vec<String>), RemoteFailure> {
+    async fn list(&self) -> Result<(Vec<Arc<Tool>>, Vec<String>), RemoteFailure> {
         let mut tools = Vec::new();
         let mut skipped = Vec::new();
         let mut cursor: Option<String> = None;
@@ -207,7 +220,7 @@ impl RemoteServer {
             match page.get("nextCursor").and_then(Value::as_str) {
                 Some(next) if !next.is_empty() => cursor = Some(next.to_owned()),
                 _ => {
-                    tools.sort_by(|a: &Arc<RemoteTool>, b| a.name.cmp(&b.name));
+                    tools.sort_by(|a: &Arc<Tool>, b| a.name.cmp(&b.name));
                     tools.dedup_by(|a, b| a.name == b.name);
                     return Ok((tools, skipped));
                 }
@@ -221,7 +234,7 @@ impl RemoteServer {
 
     /// A listed tool as the gateway exposes it: `None` when the operator did not allow it,
     /// why not when it cannot be exposed.
-    fn exposed(&self, tool: &Value) -> Result<Option<RemoteTool>, String> {
+    fn exposed(&self, tool: &Value) -> Result<Option<Tool>, String> {
         let Some(remote) = tool.get("name").and_then(Value::as_str) else {
             return Err("a listed tool has no name".to_owned());
         };
@@ -250,9 +263,10 @@ impl RemoteServer {
                 .unwrap_or_default()
                 .to_owned()
         };
-        Ok(Some(RemoteTool {
+        let schema = ArgumentSchema::compile(parameters)
+            .map_err(|why| format!("`{remote}`: its inputSchema does not compile: {why}"))?;
+        Ok(Some(Tool {
             name: name.into(),
-            remote: remote.to_owned(),
             title: text("title"),
             description: text("description"),
             parameters: Arc::new(parameters.clone()),
@@ -260,6 +274,11 @@ impl RemoteServer {
                 .get("outputSchema")
                 .filter(|s| s.is_object())
                 .map(|s| Arc::new(s.clone())),
+            source: ToolSource::Remote(RemoteSource {
+                server: self.options.name.clone(),
+                remote: remote.to_owned(),
+                schema,
+            }),
         }))
     }
 
@@ -326,6 +345,20 @@ impl RemoteServer {
             }
         })
     }
+}
+
+/// Whether two listings offer the same tools, as a caller sees them.
+fn same(a: &[Arc<Tool>], b: &[Arc<Tool>]) -> bool {
+    let seen = |t: &Arc<Tool>| {
+        (
+            Arc::clone(&t.name),
+            t.title.clone(),
+            t.description.clone(),
+            Arc::clone(&t.parameters),
+            t.output.clone(),
+        )
+    };
+    a.len() == b.len() && a.iter().map(seen).eq(b.iter().map(seen))
 }
 
 /// A `tools/call` result as the tool's answer.
