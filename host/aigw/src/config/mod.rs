@@ -103,6 +103,7 @@ struct RawConfig {
     auth: auth::RawAuth,
     #[serde(default)]
     mcp_servers: BTreeMap<String, Spanned<mcp_servers::RawMcpServer>>,
+    #[serde(default)]
     tools: BTreeMap<String, Spanned<tools::RawTool>>,
 }
 

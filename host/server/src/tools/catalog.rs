@@ -352,15 +352,23 @@ pub(super) fn toolbox(plugins: Vec<Arc<PluginTools>>) -> Result<Toolbox, BuildEr
     for plugin in &plugins {
         for tool in plugin.tools()? {
             if let Some(first) = tools.get(&tool.name) {
-                let ToolSource::Plugin(first) = &first.source;
+                // Only plugins' tools are here: remote ones join later, listed.
+                let first = match &first.source {
+                    ToolSource::Plugin(first) => first.plugin.name.clone(),
+                    ToolSource::Remote(first) => format!("mcp:{}", first.server),
+                };
                 return Err(BuildError::DuplicateTool {
                     tool: tool.name.to_string(),
-                    first: first.plugin.name.clone(),
+                    first,
                     second: plugin.name.clone(),
                 });
             }
             tools.insert(Arc::clone(&tool.name), Arc::new(tool));
         }
     }
-    Ok(Toolbox { tools, plugins })
+    Ok(Toolbox {
+        tools,
+        plugins,
+        remote: Vec::new(),
+    })
 }

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use aigw_egress::{Credential, Grants, Secret};
-use aigw_router::{Failure, Timeouts, Upstream};
-use aigw_runtime::{CallContext, OutboundLimits, ToolPlugin, ToolTarget};
+use aigw_router::{Failure, FailureClass, Timeouts, Upstream};
+use aigw_runtime::{CallContext, CallError, OutboundLimits, ToolPlugin, ToolTarget};
 
 use crate::chat::attempt::{call_failure, scrubbed};
 use crate::gateway::Gateway;
@@ -73,7 +73,19 @@ impl Upstream for ToolAttempt<'_> {
             .invoke(&context, self.tool, self.arguments)
             .await
             .map_err(|error| {
+                let denied = denied_origin(&error);
                 let mut failure = call_failure(error, &target.label, None);
+                if denied {
+                    // The plugin asked for an origin its upstream was not granted (a URL from
+                    // the arguments, a redirect it followed): the call's fault, not the
+                    // upstream's key, so it neither takes the upstream out nor fails over.
+                    failure.class = FailureClass::RequestFault;
+                    failure.message = format!(
+                        "tool plugin refused by the egress on upstream `{}`: {}",
+                        target.name(),
+                        failure.message
+                    );
+                }
                 // The upstream may echo its own key in an error text: never relay it.
                 if let Some(secret) = &target.secret
                     && failure.message.contains(secret.expose())
@@ -84,3 +96,18 @@ impl Upstream for ToolAttempt<'_> {
             })
     }
 }
+
+/// Whether the plugin's failure is the `outbound` import's refusal of an origin the call was
+/// not granted: the runtime reports it as `unauthorized` with the egress's own words
+/// (`origin … is not granted to this caller`), which an upstream's 401 never carries.
+fn denied_origin(error: &CallError) -> bool {
+    match error {
+        CallError::Failure(aigw_runtime::Failure::Unauthorized(message)) => {
+            message.contains(DENIED_PHRASE)
+        }
+        _ => false,
+    }
+}
+
+/// The egress's refusal of an origin not granted (`aigw_egress`'s `Denied`).
+const DENIED_PHRASE: &str = " is not granted to this caller";
