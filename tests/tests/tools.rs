@@ -267,6 +267,26 @@ async fn an_invoke_answers_and_every_refusal_has_its_status() {
     // Refused calls never reach an upstream: only the one GET did.
     assert_eq!(up.seen().len(), 1);
 
+    // A plugin that traps on a call fails that call (the call's fault: no failover), and the
+    // upstreams keep their health: the next call is served by the primary again.
+    let (_, all) = create_key(&gateway, json!({})).await;
+    let trapped = invoke(&gateway, Some(&all), "panic", json!({})).await;
+    assert_eq!(
+        (trapped.status, trapped.code()),
+        (400, "request_fault"),
+        "{}",
+        trapped.body
+    );
+    assert!(trapped.message().contains("trap"), "{}", trapped.body);
+    let after = invoke(
+        &gateway,
+        Some(&secret),
+        "upstream_get",
+        json!({"path": "/ok"}),
+    )
+    .await;
+    assert_eq!(after.body["upstream"], "primary", "{}", after.body);
+
     // One log line per call, naming the tool, surface, key and outcome.
     let line = gateway
         .wait_for_log(Duration::from_secs(10), |l| {
@@ -295,7 +315,7 @@ async fn an_invoke_answers_and_every_refusal_has_its_status() {
             .sum::<u64>()
     };
     assert_eq!(count("tool:echo"), 1, "{usage}");
-    assert_eq!(count("tool:upstream_get"), 1, "{usage}");
+    assert_eq!(count("tool:upstream_get"), 2, "{usage}");
     assert_eq!(
         count("tool:fetch"),
         0,
@@ -316,7 +336,44 @@ async fn a_key_over_its_tool_quota_gets_429_with_retry_after_across_two_processe
     };
     let first = start_with_keys(&echo).await;
     let second = start_with_keys(&echo).await;
-    let (_, secret) = create_key(&first, json!({"tool_calls_per_minute": 3})).await;
+    let (id, secret) = create_key(&first, json!({"tool_calls_per_minute": 3})).await;
+    // The quota is part of the key in the admin API: shown, patched, checked.
+    let admin = |method: reqwest::Method, body: Option<Value>| {
+        let mut request = first
+            .client()
+            .request(method, first.url(&format!("/admin/keys/{id}")))
+            .bearer_auth(ADMIN_KEY);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let (status, _, shown) =
+        status_and_json(admin(reqwest::Method::GET, None).await.unwrap()).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["tool_calls_per_minute"], 3, "{shown}");
+    let (status, _, patched) = status_and_json(
+        admin(
+            reqwest::Method::PATCH,
+            Some(json!({"tool_calls_per_day": 100})),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["tool_calls_per_day"], 100, "{patched}");
+    let (status, _, refused) = status_and_json(
+        admin(
+            reqwest::Method::PATCH,
+            Some(json!({"tool_calls_per_minute": 0})),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["param"], "tool_calls_per_minute");
     // The second process learns of the key at its next directory refresh.
     let deadline = Instant::now() + Duration::from_secs(10);
     while invoke(&second, Some(&secret), "no_such_tool", json!({}))
@@ -648,6 +705,47 @@ async fn the_response_cap_and_the_timeout_fail_the_call_clearly() {
     );
 }
 
+#[test]
+fn check_lists_each_tool_plugin_with_its_upstreams_and_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aigw.toml");
+    std::fs::write(
+        &path,
+        config(&Echo {
+            primary: "http://127.0.0.1:9101",
+            secondary: "http://127.0.0.1:9102",
+            extra: "timeout_ms = 700",
+            db: &dir.path().join("aigw.db"),
+        }),
+    )
+    .unwrap();
+    let output = aigw_tests::gateway::aigw(["check", "--config", &path.to_string_lossy()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("tools:\n  echo: plugin tool-echo"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("timeout 700 ms"), "{stdout}");
+    assert!(
+        stdout.contains("upstream primary: credential set; endpoints base http://127.0.0.1:9101"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("upstream secondary: no credential; endpoints base http://127.0.0.1:9102"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("offered: constructor-probe, echo, fetch"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(PRIMARY_KEY), "{stdout}");
+}
+
 #[tokio::test]
 async fn a_config_naming_an_unknown_upstream_or_endpoint_is_refused_at_its_place() {
     let dir = tempfile::tempdir().unwrap();
@@ -673,4 +771,18 @@ async fn a_config_naming_an_unknown_upstream_or_endpoint_is_refused_at_its_place
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{stderr}");
     }
+    // Two tool plugins offering one tool name: refused, both named.
+    let path = dir.path().join("aigw.toml");
+    std::fs::write(
+        &path,
+        format!("[tools.a]\nplugin = {plugin}\n[tools.b]\nplugin = {plugin}\n"),
+    )
+    .unwrap();
+    let output = aigw_tests::gateway::aigw(["check", "--config", &path.to_string_lossy()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is offered by both tool plugins `a` and `b`"),
+        "{stderr}"
+    );
 }

@@ -185,7 +185,7 @@ async fn walk(
         key,
     };
     let request = Request {
-        seed: seed(started),
+        seed: crate::chat::next_seed(),
         ..Request::default()
     };
     let label = |index: usize| {
@@ -203,7 +203,9 @@ async fn walk(
                 .route
                 .entries
                 .get(served.target)
-                .map(|e| e.target.name().to_owned());
+                .map(|e| e.target.name())
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned);
             let answer = parsed(served.output, &tool.name).map_err(|e| (e, attempts))?;
             Ok((
                 ToolAnswer {
@@ -222,14 +224,6 @@ async fn walk(
             Err((exhausted_error(&exhausted, &tool.name, &label), attempts))
         }
     }
-}
-
-/// A different seed per call (the engine's jitter): the call's start, in nanoseconds.
-fn seed(started: Instant) -> u64 {
-    let since = started.elapsed().as_nanos() as u64;
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(since, |d| d.as_nanos() as u64)
 }
 
 /// Appends each failed attempt (`label failure`) to `failed`.

@@ -348,27 +348,15 @@ impl PluginTools {
 
 /// The toolbox of every plugin's tools.
 pub(super) fn toolbox(plugins: Vec<Arc<PluginTools>>) -> Result<Toolbox, BuildError> {
-    let mut tools: BTreeMap<Arc<str>, Arc<Tool>> = BTreeMap::new();
+    let mut toolbox = Toolbox {
+        tools: BTreeMap::new(),
+        plugins: plugins.clone(),
+        remote: Vec::new(),
+    };
     for plugin in &plugins {
         for tool in plugin.tools()? {
-            if let Some(first) = tools.get(&tool.name) {
-                // Only plugins' tools are here: remote ones join later, listed.
-                let first = match &first.source {
-                    ToolSource::Plugin(first) => first.plugin.name.clone(),
-                    ToolSource::Remote(first) => format!("mcp:{}", first.server),
-                };
-                return Err(BuildError::DuplicateTool {
-                    tool: tool.name.to_string(),
-                    first,
-                    second: plugin.name.clone(),
-                });
-            }
-            tools.insert(Arc::clone(&tool.name), Arc::new(tool));
+            toolbox.insert(tool)?;
         }
     }
-    Ok(Toolbox {
-        tools,
-        plugins,
-        remote: Vec::new(),
-    })
+    Ok(toolbox)
 }

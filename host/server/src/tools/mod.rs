@@ -98,6 +98,14 @@ impl Tool {
         entry
     }
 
+    /// What offers the tool, for people: the tool plugin's config name (`[tools.<name>]`).
+    pub fn offered_by(&self) -> &str {
+        match &self.source {
+            ToolSource::Plugin(tool) => &tool.plugin.name,
+            ToolSource::Remote(tool) => &tool.server,
+        }
+    }
+
     /// The argument schema calls are validated against, when the tool has one compiled.
     pub fn schema(&self) -> &ArgumentSchema {
         match &self.source {
@@ -188,7 +196,8 @@ pub struct ToolAnswer {
     /// The same, as compact JSON (what a model is given as the tool message's content).
     pub text: String,
     pub cache: CacheStatus,
-    /// The upstream that answered (`None` for a cache hit... of a tool without upstreams).
+    /// The upstream that answered (on a cache hit: the one that answered first); `None` for a
+    /// plugin whose tools reach no upstream.
     pub upstream: Option<String>,
     pub elapsed: Duration,
 }
@@ -209,6 +218,19 @@ impl Toolbox {
     /// The external MCP servers behind remote tools, in config order.
     pub fn remote(&self) -> &[Arc<RemoteServer>] {
         &self.remote
+    }
+
+    /// Adds `tool` (a remote MCP server's, say); a name already taken is refused.
+    pub fn insert(&mut self, tool: Tool) -> Result<(), BuildError> {
+        if let Some(first) = self.tools.get(&tool.name) {
+            return Err(BuildError::DuplicateTool {
+                tool: tool.name.to_string(),
+                first: first.offered_by().to_owned(),
+                second: tool.offered_by().to_owned(),
+            });
+        }
+        self.tools.insert(Arc::clone(&tool.name), Arc::new(tool));
+        Ok(())
     }
 
     /// The tool named `name`, whoever may use it.

@@ -3,7 +3,8 @@
 //! (placed as the plugin says, only on those origins). One attempt is one `invoke` of the
 //! plugin on that upstream ([`ToolAttempt`]); its failures are mapped onto the engine's classes
 //! by the chat attempt's own mapping, so a rate-limited upstream cools down and a rejected key
-//! takes it out exactly as a provider's would.
+//! takes it out exactly as a provider's would, while a fault of the plugin on a call is the
+//! call's (as a fault while encoding a chat request is), never the upstream's.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use aigw_egress::{Credential, Grants, Secret};
 use aigw_router::{Failure, FailureClass, Timeouts, Upstream};
 use aigw_runtime::{CallContext, CallError, OutboundLimits, ToolPlugin, ToolTarget};
 
-use crate::chat::attempt::{call_failure, scrubbed};
+use crate::chat::attempt::{encode_failure, scrubbed};
 use crate::gateway::Gateway;
 
 /// The health label of upstream `upstream` of the tool plugin configured as `plugin`, as
@@ -74,7 +75,12 @@ impl Upstream for ToolAttempt<'_> {
             .await
             .map_err(|error| {
                 let denied = denied_origin(&error);
-                let mut failure = call_failure(error, &target.label, None);
+                // A fault (trap, deadline, memory cap) is mapped as an `encode`'s: one invoke
+                // both reads the caller's arguments and the upstream's answer, and a caller
+                // whose arguments make the plugin fail must not open a healthy upstream's
+                // breaker for everyone. A failure the plugin classified is mapped as for any
+                // provider call.
+                let mut failure = encode_failure(error, &target.label);
                 if denied {
                     // The plugin asked for an origin its upstream was not granted (a URL from
                     // the arguments, a redirect it followed): the call's fault, not the
