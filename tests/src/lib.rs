@@ -10,6 +10,7 @@
 //!   GNews, SearXNG, Brave, Tavily), where the arguments and the key pick the behaviour
 //!   (`mock-upstream --tool-api <name>`).
 //! - [`gateway`] — runs `aigw serve` on an ephemeral port, collects its logs, kills it on drop.
+//! - [`mcp_server`] — the test MCP server (official Python SDK) as a child process.
 //! - [`paths`] — where the binary, the built plugins and the test Python live.
 //! - [`sse`] — reads event streams the way an OpenAI client does.
 //! - [`setup`] — the usual pair of mock providers and a gateway config naming them.
@@ -19,6 +20,7 @@
 
 pub mod bench;
 pub mod gateway;
+pub mod mcp_server;
 pub mod mock;
 pub mod paths;
 pub mod python;

@@ -22,7 +22,8 @@ use aigw_runtime::{
 };
 use aigw_server::tools::{PluginTools, Toolbox};
 use aigw_server::{
-    Auth, ConnectionLimits, Gateway, MAX_REMEMBERED_TARGETS, PluginMemory, Provider, Service, Tls,
+    Auth, ConnectionLimits, Gateway, MAX_REMEMBERED_TARGETS, PluginMemory, Provider, RemoteServer,
+    Service, Tls,
 };
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -205,13 +206,32 @@ async fn build(
         .map(|p| (p.name.clone(), p.plugin.descriptor().name.clone()))
         .collect();
     let prices = Prices::new(config.prices.clone(), plugins_of);
-    let tools = tools(config, &runtime, &health, connect_timeout).await?;
+    let tools = tools(config, &runtime, &health, connect_timeout)
+        .await?
+        .with_remote(remote_servers(config)?);
     Ok(
         Gateway::new(providers, config.routes.clone(), health, &config.server)?
             .with_redaction(config.redaction.clone())
             .with_prices(Arc::new(prices))
             .with_tools(Arc::new(tools)),
     )
+}
+
+/// The `[mcp_servers.<name>]` clients, each with its own pooled egress client (its connect
+/// timeout is the server's).
+fn remote_servers(config: &Config) -> anyhow::Result<Vec<Arc<RemoteServer>>> {
+    config
+        .mcp_servers
+        .iter()
+        .map(|options| {
+            let server = Egress::new([options.connect_timeout])
+                .and_then(|egress| RemoteServer::new(options.clone(), egress))
+                .with_context(|| {
+                    format!("{}: [mcp_servers.{}]", config.path.display(), options.name)
+                })?;
+            Ok(Arc::new(server))
+        })
+        .collect()
 }
 
 /// Loads every tool plugin the config enables and builds the toolbox over their upstreams
@@ -300,6 +320,14 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
         .with_usage(Arc::clone(&ledger))
         .with_sessions(config.sessions)
         .with_limiter(limiter.clone());
+    // External MCP servers are listed in the background (the gateway serves without waiting)
+    // and again every refresh, while the served state holds them.
+    let _listers: Vec<_> = gateway
+        .tools
+        .remote()
+        .iter()
+        .map(RemoteServer::spawn_lister)
+        .collect();
     // Checked when the config was read; loaded again here, for serving.
     let tls = match &config.server.tls {
         None => None,
@@ -485,7 +513,7 @@ async fn check(config_path: PathBuf) -> anyhow::Result<()> {
                 ));
             }
         }
-        let names: Vec<&str> = gateway.tools.all().map(|t| &*t.name).collect();
+        let names: Vec<Arc<str>> = gateway.tools.all().map(|t| Arc::clone(&t.name)).collect();
         out.push_str(&format!("  offered: {}\n", names.join(", ")));
     }
     out.push_str("routes:\n");

@@ -66,6 +66,7 @@ pub use redact::{RedactionError, Redactor};
 pub use routes::{Route, routes};
 pub use service::Service;
 pub use tls::{Tls, TlsError, TlsFile};
+pub use tools::remote::{McpServerOptions, RemoteServer};
 
 /// Serves `service` on `listener` until `shutdown` completes, then lets open connections finish.
 /// `limits` bounds how long a client may take and how many connections may be open.

@@ -81,6 +81,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let limits = Limits::default();
     let quota = aigw_runtime::MemoryQuota::default();
     let provider = ProviderOptions::default();
+    let mcp = aigw_server::McpServerOptions::default();
     let route = RouteOptions::default();
     let target = TargetOptions::default();
     let failover = HealthSettings::default();
@@ -198,6 +199,22 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ),
                 ("stall_timeout_ms", provider.timeouts.stall.map(ms)),
                 ("total_timeout_ms", provider.timeouts.total.map(ms)),
+            ],
+        ),
+        (
+            "## `[mcp_servers.<name>]`".to_owned(),
+            vec![
+                ("url", None),
+                // None: no credential unless given.
+                ("api_key", mcp.api_key.clone().map(quoted)),
+                ("api_key_file", None),
+                ("header", Some(quoted(&mcp.header))),
+                ("scheme", Some(quoted(&mcp.scheme))),
+                // The table's name.
+                ("prefix", None),
+                ("timeout_ms", Some(ms(mcp.timeout))),
+                ("refresh_seconds", Some(mcp.refresh.as_secs().to_string())),
+                ("tools", None),
             ],
         ),
         (
@@ -389,6 +406,10 @@ fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
         ),
         ("## `[usage]`", "[usage]\nzzz = 1\n"),
         ("## `[auth]`", "[auth]\nzzz = 1\n"),
+        (
+            "## `[mcp_servers.<name>]`",
+            "[mcp_servers.m]\nurl = \"http://x/\"\nzzz = 1\n",
+        ),
         ("## `[tools.<name>]`", "[tools.t]\nzzz = 1\n"),
         (
             "### `[[tools.<name>.upstream]]`",

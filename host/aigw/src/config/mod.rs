@@ -9,6 +9,7 @@ mod auth;
 mod env;
 mod failover;
 mod limits;
+mod mcp_servers;
 mod memory;
 mod models;
 mod plugins;
@@ -35,7 +36,8 @@ use aigw_access::{LimiterOptions, Price, UsageOptions};
 use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
 use aigw_server::{
-    AuthOptions, ProviderOptions, Redactor, RouteOptions, ServerOptions, SessionOptions,
+    AuthOptions, McpServerOptions, ProviderOptions, Redactor, RouteOptions, ServerOptions,
+    SessionOptions,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -100,6 +102,8 @@ struct RawConfig {
     #[serde(default)]
     auth: auth::RawAuth,
     #[serde(default)]
+    mcp_servers: BTreeMap<String, Spanned<mcp_servers::RawMcpServer>>,
+    #[serde(default)]
     tools: BTreeMap<String, Spanned<tools::RawTool>>,
 }
 
@@ -131,6 +135,8 @@ pub struct Config {
     pub limits: LimiterOptions,
     /// `[auth]`.
     pub auth: AuthOptions,
+    /// `[mcp_servers.<name>]`, in name order.
+    pub mcp_servers: Vec<McpServerOptions>,
     /// `[tools.<name>]`, in name order.
     pub tools: Vec<ConfiguredTool>,
 }
@@ -168,6 +174,7 @@ pub fn parse(
     let usage = usage::validate(&raw.usage, &values)?;
     let limits = limits::validate(&raw.limits, &values)?;
     let auth = auth::validate(&raw.auth, base, &values)?;
+    let mcp_servers = mcp_servers::validate(&raw.mcp_servers, base, &values)?;
     let tools = tools::validate(&raw.tools, base, &plugins.dir, &values)?;
     Ok(Config {
         path: path.to_owned(),
@@ -183,6 +190,7 @@ pub fn parse(
         usage,
         limits,
         auth,
+        mcp_servers,
         tools,
     })
 }

@@ -106,7 +106,11 @@ impl Toolbox {
         }
         let (mut answer, attempts) = match &tool.source {
             ToolSource::Plugin(plugin) => {
-                walk(gateway, caller, tool, plugin, arguments, failed, started).await?
+                walk(gateway, caller, &tool, plugin, arguments, failed, started).await?
+            }
+            ToolSource::Remote(remote) => {
+                let server = self.remote.iter().find(|s| s.name() == remote.server);
+                super::remote::call(server, remote, arguments, failed, started).await?
             }
         };
         if let Some((store, slot)) = &cache {
@@ -122,7 +126,7 @@ impl Toolbox {
     }
 
     /// The tool, if it exists and the caller's key is granted it.
-    fn admit(&self, caller: &ToolCaller<'_>, name: &str) -> Result<&Arc<Tool>, ToolError> {
+    fn admit(&self, caller: &ToolCaller<'_>, name: &str) -> Result<Arc<Tool>, ToolError> {
         let Some(tool) = self.get(name) else {
             return Err(ToolError::NotFound(format!("no tool named `{name}`")));
         };

@@ -351,6 +351,7 @@ pub(super) fn toolbox(plugins: Vec<Arc<PluginTools>>) -> Result<Toolbox, BuildEr
     let mut toolbox = Toolbox {
         tools: BTreeMap::new(),
         plugins: plugins.clone(),
+        remote: Vec::new(),
     };
     for plugin in &plugins {
         for tool in plugin.tools()? {

@@ -1,5 +1,5 @@
-//! The tool service: every tool the gateway offers (each tool plugin's, and later remote MCP
-//! servers'), and [`Toolbox::call`], the one path every surface calls a tool through (REST, the
+//! The tool service: every tool the gateway offers (each tool plugin's, and each external MCP
+//! server's), and [`Toolbox::call`], the one path every surface calls a tool through (REST, the
 //! chat loop, MCP). A call is checked against the key's grant, its tool quota and the tool's
 //! argument schema, answered from the shared cache when it can be, else walked over the tool's
 //! upstreams by the router's engine (failover, cooldowns), and reported once (a log line and a
@@ -12,6 +12,7 @@ mod error;
 mod options;
 mod quota;
 mod record;
+pub mod remote;
 pub(crate) mod rest;
 mod schema;
 mod upstreams;
@@ -26,6 +27,7 @@ pub use self::catalog::{BuildError, PluginTools, UpstreamState};
 pub use self::error::ToolError;
 pub use self::options::{ToolOptions, ToolUpstreamOptions};
 pub use self::record::usage_label;
+pub use self::remote::RemoteServer;
 pub use self::rest::CACHE_HEADER;
 pub use self::schema::ArgumentSchema;
 pub use self::upstreams::{UpstreamTarget, tool_label};
@@ -51,6 +53,8 @@ pub struct Tool {
 pub enum ToolSource {
     /// A tool of a loaded tool plugin, walked over the plugin's upstreams.
     Plugin(PluginTool),
+    /// A tool of an external MCP server (`[mcp_servers.<name>]`).
+    Remote(remote::RemoteSource),
 }
 
 /// A tool plugin's tool: its plugin (with its upstreams' route), its compiled argument schema
@@ -87,6 +91,9 @@ impl Tool {
             if let Some(output) = &self.output {
                 fields.insert("output_schema".into(), (**output).clone());
             }
+            if let ToolSource::Remote(remote) = &self.source {
+                fields.insert("source".into(), format!("mcp:{}", remote.server).into());
+            }
         }
         entry
     }
@@ -95,6 +102,7 @@ impl Tool {
     pub fn offered_by(&self) -> &str {
         match &self.source {
             ToolSource::Plugin(tool) => &tool.plugin.name,
+            ToolSource::Remote(tool) => &tool.server,
         }
     }
 
@@ -102,6 +110,7 @@ impl Tool {
     pub fn schema(&self) -> &ArgumentSchema {
         match &self.source {
             ToolSource::Plugin(tool) => &tool.schema,
+            ToolSource::Remote(tool) => &tool.schema,
         }
     }
 
@@ -109,15 +118,20 @@ impl Tool {
     pub fn cache_ttl(&self) -> Duration {
         match &self.source {
             ToolSource::Plugin(tool) => tool.cache_ttl,
+            // A remote tool's results carry no freshness: each call asks the server.
+            ToolSource::Remote(_) => Duration::ZERO,
         }
     }
 }
 
-/// Every tool the served state offers, by name, and the plugins behind them.
+/// Every tool the served state offers, by name, and the plugins and MCP servers behind them.
+/// A remote server's tools are its current list (replaced whole when it is listed again); a
+/// remote tool whose name a plugin's tool has is shadowed by it.
 #[derive(Default)]
 pub struct Toolbox {
     tools: BTreeMap<Arc<str>, Arc<Tool>>,
     plugins: Vec<Arc<PluginTools>>,
+    remote: Vec<Arc<RemoteServer>>,
 }
 
 /// Through which surface a tool is called (the log line and usage say).
@@ -194,6 +208,18 @@ impl Toolbox {
         catalog::toolbox(plugins)
     }
 
+    /// The same toolbox with the tools of `servers` (external MCP servers) beside the
+    /// plugins' ones. Their lists start empty: [`RemoteServer::spawn_lister`] fills them.
+    pub fn with_remote(mut self, servers: Vec<Arc<RemoteServer>>) -> Toolbox {
+        self.remote = servers;
+        self
+    }
+
+    /// The external MCP servers behind remote tools, in config order.
+    pub fn remote(&self) -> &[Arc<RemoteServer>] {
+        &self.remote
+    }
+
     /// Adds `tool` (a remote MCP server's, say); a name already taken is refused.
     pub fn insert(&mut self, tool: Tool) -> Result<(), BuildError> {
         if let Some(first) = self.tools.get(&tool.name) {
@@ -208,22 +234,42 @@ impl Toolbox {
     }
 
     /// The tool named `name`, whoever may use it.
-    pub fn get(&self, name: &str) -> Option<&Arc<Tool>> {
-        self.tools.get(name)
+    pub fn get(&self, name: &str) -> Option<Arc<Tool>> {
+        if let Some(tool) = self.tools.get(name) {
+            return Some(Arc::clone(tool));
+        }
+        self.remote
+            .iter()
+            .filter(|server| {
+                name.strip_prefix(server.prefix())
+                    .is_some_and(|rest| rest.starts_with('_'))
+            })
+            .find_map(|server| server.tool(name))
     }
 
     /// Every tool `principal` may use, sorted by name.
     pub fn visible(&self, principal: &Principal) -> Vec<Arc<Tool>> {
-        self.tools
-            .values()
+        self.all()
             .filter(|tool| may_use(principal, &tool.name))
-            .cloned()
             .collect()
     }
 
     /// Every tool, sorted by name.
-    pub fn all(&self) -> impl Iterator<Item = &Arc<Tool>> {
-        self.tools.values()
+    pub fn all(&self) -> impl Iterator<Item = Arc<Tool>> + use<> {
+        let mut tools: Vec<Arc<Tool>> = self.tools.values().cloned().collect();
+        for server in &self.remote {
+            let listed = server.tools();
+            tools.extend(
+                listed
+                    .iter()
+                    .filter(|tool| !self.tools.contains_key(&tool.name))
+                    .cloned(),
+            );
+        }
+        if !self.remote.is_empty() {
+            tools.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        tools.into_iter()
     }
 
     /// The tool plugins behind the tools, in config order.
@@ -232,11 +278,15 @@ impl Toolbox {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tools.is_empty()
+        self.len() == 0
     }
 
+    /// How many tools are offered now (remote servers' current lists included).
     pub fn len(&self) -> usize {
-        self.tools.len()
+        if self.remote.is_empty() {
+            return self.tools.len();
+        }
+        self.all().count()
     }
 }
 
