@@ -16,7 +16,8 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::options::{
-    ProviderOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions, TimeoutOverrides,
+    McpOptions, ProviderOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions,
+    TimeoutOverrides,
 };
 use crate::redact::Redactor;
 use crate::scrub::Scrubber;
@@ -210,6 +211,8 @@ pub struct Gateway {
     /// The process's usage ledger (per key, target and day); one per process, shared by every
     /// state that replaces this one. `None` without a store: nothing is recorded.
     pub(crate) usage: Option<Arc<Ledger>>,
+    /// What `/mcp` answers (`[mcp]`).
+    pub(crate) mcp: McpOptions,
 }
 
 #[derive(Serialize)]
@@ -334,6 +337,7 @@ impl Gateway {
             limiter: None,
             prices: Arc::new(Prices::default()),
             usage: None,
+            mcp: McpOptions::default(),
         })
     }
 
@@ -380,6 +384,12 @@ impl Gateway {
     /// same).
     pub fn with_usage(mut self, ledger: Arc<Ledger>) -> Gateway {
         self.usage = Some(ledger);
+        self
+    }
+
+    /// This state answering `/mcp` as `mcp` says.
+    pub fn with_mcp(mut self, mcp: McpOptions) -> Gateway {
+        self.mcp = mcp;
         self
     }
 

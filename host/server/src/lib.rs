@@ -58,8 +58,8 @@ pub use gateway::{
 };
 pub use memory::plugins::PluginMemory;
 pub use options::{
-    AuthOptions, ProviderOptions, RedactionOptions, RouteOptions, ServerOptions, SessionOptions,
-    TargetOptions, TimeoutOverrides, TlsOptions,
+    AuthOptions, McpOptions, ProviderOptions, RedactionOptions, RouteOptions, ServerOptions,
+    SessionOptions, TargetOptions, TimeoutOverrides, TlsOptions,
 };
 pub use redact::{RedactionError, Redactor};
 pub use routes::{Route, routes};

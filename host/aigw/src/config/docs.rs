@@ -90,6 +90,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let usage = aigw_access::UsageOptions::default();
     let limiter = aigw_access::LimiterOptions::default();
     let auth = aigw_server::AuthOptions::default();
+    let mcp = aigw_server::McpOptions::default();
     let strategy = STRATEGIES
         .iter()
         .find(|(_, s)| *s == route.strategy)
@@ -285,6 +286,18 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
             "## `[usage]`".to_owned(),
             vec![("flush_interval_ms", Some(ms(usage.flush_interval)))],
         ),
+        (
+            "## `[mcp]`".to_owned(),
+            vec![
+                ("enabled", Some(mcp.enabled.to_string())),
+                (
+                    "session_ttl_seconds",
+                    Some(mcp.session_ttl.as_secs().to_string()),
+                ),
+                // A sentence, written in words.
+                ("instructions", None),
+            ],
+        ),
     ])
 }
 
@@ -360,6 +373,7 @@ fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
         ),
         ("## `[usage]`", "[usage]\nzzz = 1\n"),
         ("## `[auth]`", "[auth]\nzzz = 1\n"),
+        ("## `[mcp]`", "[mcp]\nzzz = 1\n"),
     ];
     for (heading, text) in sections {
         assert_eq!(accepted_keys(text), keys(heading), "{heading}");

@@ -2,13 +2,14 @@
 //! `${ENV}` expansion in string values. Each section is read raw, with the place of every
 //! value, and validated by its own function straight into the shape that serves it: the
 //! server's options, the runtime's plugin limits, the engine's failover settings, the memory
-//! store's options, the redaction patterns, the limiter's. Their
+//! store's options, the redaction patterns, the limiter's, the MCP server's. Their
 //! `Default` impls are the defaults (and `docs/config.md` is checked against them).
 
 mod auth;
 mod env;
 mod failover;
 mod limits;
+mod mcp;
 mod memory;
 mod models;
 mod plugins;
@@ -34,7 +35,7 @@ use aigw_access::{LimiterOptions, Price, UsageOptions};
 use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
 use aigw_server::{
-    AuthOptions, ProviderOptions, Redactor, RouteOptions, ServerOptions, SessionOptions,
+    AuthOptions, McpOptions, ProviderOptions, Redactor, RouteOptions, ServerOptions, SessionOptions,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -97,6 +98,8 @@ struct RawConfig {
     usage: usage::RawUsage,
     #[serde(default)]
     auth: auth::RawAuth,
+    #[serde(default)]
+    mcp: mcp::RawMcp,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -127,6 +130,8 @@ pub struct Config {
     pub limits: LimiterOptions,
     /// `[auth]`.
     pub auth: AuthOptions,
+    /// `[mcp]`.
+    pub mcp: McpOptions,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -162,6 +167,7 @@ pub fn parse(
     let usage = usage::validate(&raw.usage, &values)?;
     let limits = limits::validate(&raw.limits, &values)?;
     let auth = auth::validate(&raw.auth, base, &values)?;
+    let mcp = mcp::validate(&raw.mcp, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -176,5 +182,6 @@ pub fn parse(
         usage,
         limits,
         auth,
+        mcp,
     })
 }
