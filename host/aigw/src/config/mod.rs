@@ -17,6 +17,7 @@ mod prices;
 mod providers;
 mod redaction;
 mod server;
+mod tools;
 mod usage;
 mod values;
 
@@ -42,6 +43,7 @@ use toml::Spanned;
 
 pub use auth::ADMIN_KEY_ENV;
 pub use plugins::Plugins;
+pub use tools::ConfiguredTool;
 
 use values::Values;
 
@@ -99,6 +101,8 @@ struct RawConfig {
     #[serde(default)]
     auth: auth::RawAuth,
     #[serde(default)]
+    tools: BTreeMap<String, Spanned<tools::RawTool>>,
+    #[serde(default)]
     mcp: mcp::RawMcp,
 }
 
@@ -130,6 +134,8 @@ pub struct Config {
     pub limits: LimiterOptions,
     /// `[auth]`.
     pub auth: AuthOptions,
+    /// `[tools.<name>]`, in name order.
+    pub tools: Vec<ConfiguredTool>,
     /// `[mcp]`.
     pub mcp: McpOptions,
 }
@@ -167,6 +173,7 @@ pub fn parse(
     let usage = usage::validate(&raw.usage, &values)?;
     let limits = limits::validate(&raw.limits, &values)?;
     let auth = auth::validate(&raw.auth, base, &values)?;
+    let tools = tools::validate(&raw.tools, base, &plugins.dir, &values)?;
     let mcp = mcp::validate(&raw.mcp, &values)?;
     Ok(Config {
         path: path.to_owned(),
@@ -182,6 +189,7 @@ pub fn parse(
         usage,
         limits,
         auth,
+        tools,
         mcp,
     })
 }

@@ -9,12 +9,12 @@
 //! [`session`] (a request naming a conversation: its history sent, its turn recorded) and
 //! [`items`] (conversation items and chat messages, both ways).
 
-mod attempt;
+pub(crate) mod attempt;
 mod continuation;
 mod estimate;
 mod head;
 mod items;
-mod record;
+pub(crate) mod record;
 mod relay;
 pub(crate) mod session;
 mod shape;
