@@ -15,6 +15,7 @@
 //! the same write as what it writes. The MCP sessions of the handshake revisions live here too
 //! ([`mcp_sessions`]), so any process on the database serves any of them.
 
+pub mod cache;
 mod clock;
 pub mod conversations;
 pub mod entries;

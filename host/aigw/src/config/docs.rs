@@ -90,6 +90,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let usage = aigw_access::UsageOptions::default();
     let limiter = aigw_access::LimiterOptions::default();
     let auth = aigw_server::AuthOptions::default();
+    let tool = aigw_server::tools::ToolOptions::default();
     let mcp = aigw_server::McpOptions::default();
     let strategy = STRATEGIES
         .iter()
@@ -287,6 +288,34 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
             vec![("flush_interval_ms", Some(ms(usage.flush_interval)))],
         ),
         (
+            "## `[tools.<name>]`".to_owned(),
+            vec![
+                // The table's name, not a fixed value.
+                ("plugin", None),
+                ("timeout_ms", Some(ms(tool.timeout))),
+                (
+                    "max_response_bytes",
+                    Some(tool.max_response_bytes.to_string()),
+                ),
+                // The plugin's own TTL per tool.
+                (
+                    "cache_ttl_seconds",
+                    tool.cache_ttl.map(|t| t.as_secs().to_string()),
+                ),
+                // Every upstream of the plugin, in its order.
+                ("upstream", None),
+            ],
+        ),
+        (
+            "### `[[tools.<name>.upstream]]`".to_owned(),
+            vec![
+                ("name", None),
+                ("endpoints", None),
+                ("api_key", None),
+                ("api_key_file", None),
+            ],
+        ),
+        (
             "## `[mcp]`".to_owned(),
             vec![
                 ("enabled", Some(mcp.enabled.to_string())),
@@ -373,6 +402,11 @@ fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
         ),
         ("## `[usage]`", "[usage]\nzzz = 1\n"),
         ("## `[auth]`", "[auth]\nzzz = 1\n"),
+        ("## `[tools.<name>]`", "[tools.t]\nzzz = 1\n"),
+        (
+            "### `[[tools.<name>.upstream]]`",
+            "[[tools.t.upstream]]\nname = \"u\"\nzzz = 1\n",
+        ),
         ("## `[mcp]`", "[mcp]\nzzz = 1\n"),
     ];
     for (heading, text) in sections {

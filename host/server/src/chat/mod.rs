@@ -64,7 +64,7 @@ pub(crate) struct RequestOptions {
 }
 
 /// Seeds each request's weighted order and jitter differently, without a lock or a syscall.
-fn next_seed() -> u64 {
+pub(crate) fn next_seed() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0x5DEE_CE66_D1CE_4E5B);
     COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
 }

@@ -348,19 +348,14 @@ impl PluginTools {
 
 /// The toolbox of every plugin's tools.
 pub(super) fn toolbox(plugins: Vec<Arc<PluginTools>>) -> Result<Toolbox, BuildError> {
-    let mut tools: BTreeMap<Arc<str>, Arc<Tool>> = BTreeMap::new();
+    let mut toolbox = Toolbox {
+        tools: BTreeMap::new(),
+        plugins: plugins.clone(),
+    };
     for plugin in &plugins {
         for tool in plugin.tools()? {
-            if let Some(first) = tools.get(&tool.name) {
-                let ToolSource::Plugin(first) = &first.source;
-                return Err(BuildError::DuplicateTool {
-                    tool: tool.name.to_string(),
-                    first: first.plugin.name.clone(),
-                    second: plugin.name.clone(),
-                });
-            }
-            tools.insert(Arc::clone(&tool.name), Arc::new(tool));
+            toolbox.insert(tool)?;
         }
     }
-    Ok(Toolbox { tools, plugins })
+    Ok(toolbox)
 }

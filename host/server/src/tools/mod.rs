@@ -5,11 +5,14 @@
 //! upstreams by the router's engine (failover, cooldowns), and reported once (a log line and a
 //! usage row). Surfaces never re-implement any of it.
 
+mod cache;
 mod call;
 mod catalog;
 mod error;
 mod options;
+mod quota;
 mod record;
+pub(crate) mod rest;
 mod schema;
 mod upstreams;
 
@@ -22,6 +25,8 @@ use serde_json::{Value, json};
 pub use self::catalog::{BuildError, PluginTools, UpstreamState};
 pub use self::error::ToolError;
 pub use self::options::{ToolOptions, ToolUpstreamOptions};
+pub use self::record::usage_label;
+pub use self::rest::CACHE_HEADER;
 pub use self::schema::ArgumentSchema;
 pub use self::upstreams::{UpstreamTarget, tool_label};
 pub use crate::auth::Principal;
@@ -84,6 +89,13 @@ impl Tool {
             }
         }
         entry
+    }
+
+    /// What offers the tool, for people: the tool plugin's config name (`[tools.<name>]`).
+    pub fn offered_by(&self) -> &str {
+        match &self.source {
+            ToolSource::Plugin(tool) => &tool.plugin.name,
+        }
     }
 
     /// The argument schema calls are validated against, when the tool has one compiled.
@@ -170,7 +182,8 @@ pub struct ToolAnswer {
     /// The same, as compact JSON (what a model is given as the tool message's content).
     pub text: String,
     pub cache: CacheStatus,
-    /// The upstream that answered (`None` for a cache hit... of a tool without upstreams).
+    /// The upstream that answered (on a cache hit: the one that answered first); `None` for a
+    /// plugin whose tools reach no upstream.
     pub upstream: Option<String>,
     pub elapsed: Duration,
 }
@@ -179,6 +192,19 @@ impl Toolbox {
     /// The toolbox of `plugins`' tools. Two tools of one name (from two plugins) are refused.
     pub fn new(plugins: Vec<Arc<PluginTools>>) -> Result<Toolbox, BuildError> {
         catalog::toolbox(plugins)
+    }
+
+    /// Adds `tool` (a remote MCP server's, say); a name already taken is refused.
+    pub fn insert(&mut self, tool: Tool) -> Result<(), BuildError> {
+        if let Some(first) = self.tools.get(&tool.name) {
+            return Err(BuildError::DuplicateTool {
+                tool: tool.name.to_string(),
+                first: first.offered_by().to_owned(),
+                second: tool.offered_by().to_owned(),
+            });
+        }
+        self.tools.insert(Arc::clone(&tool.name), Arc::new(tool));
+        Ok(())
     }
 
     /// The tool named `name`, whoever may use it.
