@@ -793,6 +793,37 @@ async fn tools_are_listed_by_the_keys_grant_and_called_through_the_toolbox() {
 }
 
 #[tokio::test]
+async fn a_spent_tool_quota_is_a_tool_error_saying_when_to_retry() {
+    let (_upstreams, gateway) = start("").await;
+    let key = make_key(
+        &gateway,
+        json!({"tools": ["echo"], "tool_calls_per_minute": 1}),
+    )
+    .await;
+    let call = |n: u64| {
+        let gateway = &gateway;
+        let key = &key;
+        async move {
+            modern(
+                gateway,
+                key,
+                "tools/call",
+                json!({"name": "echo", "arguments": {"n": n}}),
+                unchanged,
+            )
+            .await
+        }
+    };
+    let first = call(1).await;
+    assert_eq!(first.result()["isError"], false, "{}", first.text);
+    let second = call(2).await;
+    let result = second.result();
+    assert_eq!(result["isError"], true, "{result}");
+    let reason = result["content"][0]["text"].as_str().unwrap();
+    assert!(reason.contains("retry"), "{reason}");
+}
+
+#[tokio::test]
 async fn the_official_python_sdk_speaks_both_revisions() {
     let (_upstreams, gateway) = start("").await;
     let key = make_key(&gateway, json!({"tools": ["echo", "panic"]})).await;

@@ -145,10 +145,14 @@ pub(crate) async fn call(
             ));
         }
     };
+    // The memory namespace a tool acts in, named as on every surface (`x-aigw-namespace`,
+    // within the key's grant).
+    let memory = crate::memory::Caller::from_headers(exchange.principal, exchange.headers)
+        .map_err(|refused| RpcError::invalid_params(era.error_status(), refused.message))?;
     let request_id = format!("mcp-{:016x}", rand::random::<u64>());
     let caller = ToolCaller {
         principal: exchange.principal,
-        namespace: None,
+        namespace: Some(memory.namespace.as_str()),
         via: Via::Mcp,
         request_id: &request_id,
     };
