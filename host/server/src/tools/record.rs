@@ -46,7 +46,8 @@ impl CallReport<'_> {
         let key_name = key.map(|k| k.spec.name.as_deref().unwrap_or(k.id.as_str()));
         tracing::info!(
             target: "aigw::tool",
-            tool = self.tool,
+            // The name a client asked for (a path segment): capped like any client text.
+            tool = capped(self.tool).as_ref(),
             via = caller.via.as_str(),
             key = key_name.unwrap_or("-"),
             request_id = caller.request_id,
