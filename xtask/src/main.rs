@@ -424,15 +424,16 @@ impl Xtask {
             )?;
         }
         // The official clients the end-to-end tests drive: the openai SDK (chat, conversations),
-        // the OpenAI Agents SDK (agents sharing a session), the LangGraph SDK (the store).
+        // the OpenAI Agents SDK (agents sharing a session), the LangGraph SDK (the store), the
+        // MCP SDK (`/mcp`, both revisions).
         let has_sdks = Command::new(&python)
-            .args(["-c", "import openai, agents, langgraph_sdk"])
+            .args(["-c", "import openai, agents, langgraph_sdk, mcp"])
             .output()
             .map(|out| out.status.success())
             .unwrap_or(false);
         if !has_sdks {
             run(
-                "install the official Python SDKs (openai, openai-agents, langgraph-sdk)",
+                "install the official Python SDKs (openai, openai-agents, langgraph-sdk, mcp)",
                 Command::new(venv.join("bin").join("pip"))
                     .args([
                         "install",
@@ -440,6 +441,7 @@ impl Xtask {
                         "openai",
                         "openai-agents",
                         "langgraph-sdk",
+                        "mcp>=2.3",
                     ])
                     .current_dir(&self.root),
             )?;

@@ -319,6 +319,7 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
         .with_memory(Arc::clone(&store))
         .with_usage(Arc::clone(&ledger))
         .with_sessions(config.sessions)
+        .with_mcp(config.mcp.clone())
         .with_limiter(limiter.clone());
     // External MCP servers are listed in the background (the gateway serves without waiting)
     // and again every refresh, while the served state holds them.

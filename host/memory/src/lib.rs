@@ -12,12 +12,14 @@
 //! (the OpenAI Conversations API's model) and key-value entries (LangGraph's Store's model), with
 //! full-text search over both. The HTTP shapes are the server's; this crate speaks Rust types.
 //! A writer may be held to a [`Quota`] (what a tool plugin may hold in a namespace), checked in
-//! the same write as what it writes.
+//! the same write as what it writes. The MCP sessions of the handshake revisions live here too
+//! ([`mcp_sessions`]), so any process on the database serves any of them.
 
 pub mod cache;
 mod clock;
 pub mod conversations;
 pub mod entries;
+pub mod mcp_sessions;
 mod migrations;
 mod namespace;
 mod quota;

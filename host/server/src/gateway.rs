@@ -16,7 +16,8 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::options::{
-    ProviderOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions, TimeoutOverrides,
+    McpOptions, ProviderOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions,
+    TimeoutOverrides,
 };
 use crate::redact::Redactor;
 use crate::scrub::Scrubber;
@@ -213,6 +214,8 @@ pub struct Gateway {
     pub(crate) usage: Option<Arc<Ledger>>,
     /// Every tool this state offers ([`Toolbox::call`] is the one way to call one).
     pub tools: Arc<Toolbox>,
+    /// What `/mcp` answers (`[mcp]`).
+    pub(crate) mcp: McpOptions,
 }
 
 #[derive(Serialize)]
@@ -338,6 +341,7 @@ impl Gateway {
             prices: Arc::new(Prices::default()),
             usage: None,
             tools: Arc::new(Toolbox::default()),
+            mcp: McpOptions::default(),
         })
     }
 
@@ -391,6 +395,12 @@ impl Gateway {
     /// upstream's health is labelled `tool:<plugin>/<upstream>` in it).
     pub fn with_tools(mut self, tools: Arc<Toolbox>) -> Gateway {
         self.tools = tools;
+        self
+    }
+
+    /// This state answering `/mcp` as `mcp` says.
+    pub fn with_mcp(mut self, mcp: McpOptions) -> Gateway {
+        self.mcp = mcp;
         self
     }
 

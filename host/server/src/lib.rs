@@ -1,6 +1,6 @@
 //! The HTTP side of aigw. It owns the hyper 1 server, the OpenAI-compatible routes
 //! (`/v1/chat/completions`, `/v1/models`, `/v1/conversations` and `/v1/store/` over the memory
-//! store), the route table they dispatch from ([`routes()`], which `docs/openapi.json` is checked
+//! store), the MCP server at `/mcp` (both revisions, over the gateway's tools), the route table they dispatch from ([`routes()`], which `docs/openapi.json` is checked
 //! against), health and readiness, the operators' view of targets (`/admin/targets`), request and connection limits, the edge's checks (`Host`, CORS, content
 //! type), errors in the OpenAI shape, server-sent event streams
 //! (and continuing them when an upstream breaks), HTTPS ([`serve_tls`], with a certificate
@@ -21,6 +21,7 @@ mod error;
 mod gateway;
 mod hosts;
 mod limits;
+mod mcp;
 mod memory;
 mod options;
 mod peer;
@@ -59,8 +60,8 @@ pub use gateway::{
 };
 pub use memory::plugins::PluginMemory;
 pub use options::{
-    AuthOptions, ProviderOptions, RedactionOptions, RouteOptions, ServerOptions, SessionOptions,
-    TargetOptions, TimeoutOverrides, TlsOptions,
+    AuthOptions, McpOptions, ProviderOptions, RedactionOptions, RouteOptions, ServerOptions,
+    SessionOptions, TargetOptions, TimeoutOverrides, TlsOptions,
 };
 pub use redact::{RedactionError, Redactor};
 pub use routes::{Route, routes};

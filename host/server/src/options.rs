@@ -30,6 +30,30 @@ impl Default for SessionOptions {
     }
 }
 
+/// `[mcp]`: the MCP server at `/mcp`, which offers the tools a key may use to MCP clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpOptions {
+    /// Whether `/mcp` answers at all (off: it is an unknown path).
+    pub enabled: bool,
+    /// How long a session of the handshake revisions (2025-11-25 and before) lives unused;
+    /// each use renews it.
+    pub session_ttl: Duration,
+    /// What `initialize` and `server/discover` tell the client about the server, for its model.
+    pub instructions: String,
+}
+
+impl Default for McpOptions {
+    fn default() -> McpOptions {
+        McpOptions {
+            enabled: true,
+            session_ttl: Duration::from_secs(3600),
+            instructions: "Tools of the aigw gateway: each call runs under your key's grants and \
+                           quotas; a failed call answers with isError and the reason."
+                .to_owned(),
+        }
+    }
+}
+
 /// `[auth]`: who may ask. With an admin key, authentication is on: `/admin` needs that key and
 /// every client surface a virtual key; without one, every request is answered openly, which
 /// the binary allows only on a loopback address unless `allow_unauthenticated` says otherwise.

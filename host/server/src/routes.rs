@@ -39,8 +39,8 @@ impl Route {
 }
 
 /// Every route the server answers, in dispatch order: the gateway's own (chat, models, health,
-/// readiness), the operator's (`/admin`: targets, keys), then the memory's (the Conversations
-/// API, the key-value store), then the tool service's.
+/// readiness), the operator's (`/admin`: targets, keys), the memory's (the Conversations
+/// API, the key-value store), the tool service's, then MCP's.
 pub fn routes() -> Vec<Route> {
     [
         crate::service::ROUTES,
@@ -48,6 +48,7 @@ pub fn routes() -> Vec<Route> {
         crate::memory::conversations::ROUTES,
         crate::memory::entries::ROUTES,
         crate::tools::rest::ROUTES,
+        &[crate::mcp::ROUTE],
     ]
     .concat()
 }

@@ -26,7 +26,7 @@ use crate::options::ServerOptions;
 use crate::peer::Peer;
 use crate::routes::Route;
 use crate::streams::StreamSlots;
-use crate::{admin, chat, content_type, memory, tools};
+use crate::{admin, chat, content_type, mcp, memory, tools};
 
 const MODELS_PATH: &str = "/v1/models";
 const HEALTHZ_PATH: &str = "/healthz";
@@ -206,6 +206,16 @@ where
         (_, path) if admin::owns(path) => {
             let directory = edge.auth.as_ref().map(Auth::directory);
             admin::handle(&gateway, directory, edge.body_read_timeout, request).await
+        }
+        (_, mcp::PATH) if gateway.mcp.enabled => {
+            mcp::handle(
+                Arc::clone(&gateway),
+                &principal,
+                (&edge.hosts, &edge.cors),
+                edge.body_read_timeout,
+                request,
+            )
+            .await
         }
         (_, path) if path.starts_with(memory::conversations::PREFIX) => {
             memory::conversations::handle(&gateway, &principal, edge.body_read_timeout, request)

@@ -151,6 +151,40 @@ fn example<'d>(doc: &'d Value, op: &Operation<'d>) -> Option<&'d Value> {
     example
 }
 
+/// The request example of the operation `id`.
+fn example_of<'d>(doc: &'d Value, id: &str) -> &'d Value {
+    let op = operations(doc)
+        .into_iter()
+        .find(|op| op.spec["operationId"] == id)
+        .unwrap_or_else(|| panic!("{id}"));
+    example(doc, &op).unwrap_or_else(|| panic!("{id}: no example"))
+}
+
+/// Begins an MCP session with `initialize` and ends it with `DELETE /mcp`: the end's status.
+async fn end_mcp_session(f: &Fixture, initialize: &Value) -> StatusCode {
+    let begun: Response<Body> = f
+        .service
+        .handle(
+            Request::post("/mcp")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(initialize.to_string())))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(begun.status(), StatusCode::OK);
+    let session = begun.headers()["mcp-session-id"].clone();
+    let ended: Response<Body> = f
+        .service
+        .handle(
+            Request::delete("/mcp")
+                .header("mcp-session-id", session)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+    ended.status()
+}
+
 struct Fixture {
     service: Service,
     _dir: tempfile::TempDir,
@@ -368,10 +402,11 @@ fn every_ref_resolves_and_every_operation_is_complete() {
             let response = resolved(&doc, response);
             assert!(response["description"].is_string(), "{name} {status}");
             if !status.starts_with('2') {
-                // Every error is the OpenAI envelope.
-                assert_eq!(
-                    response["content"]["application/json"]["schema"]["$ref"],
-                    "#/components/schemas/ErrorResponse",
+                // Every error is the OpenAI envelope; MCP's past authentication are JSON-RPC's.
+                let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                let mcp = op.path == "/mcp" && schema == "#/components/schemas/JsonRpcError";
+                assert!(
+                    mcp || schema == "#/components/schemas/ErrorResponse",
                     "{name} {status}"
                 );
             }
@@ -517,6 +552,12 @@ async fn answers_have_the_documented_shapes() {
     for op in &ops {
         let uri = uri(&doc, op, &ids);
         let name = format!("{} {uri}", op.method);
+        if op.path == "/mcp" && op.method == Method::DELETE {
+            // It ends a session: the one the documented `initialize` begins.
+            let status = end_mcp_session(&f, example_of(&doc, "mcpMessage")).await;
+            assert_eq!(status, StatusCode::NO_CONTENT, "{name}");
+            continue;
+        }
         let answer = call(&f, op.method.clone(), &uri, example(&doc, op)).await;
         if op.path == "/v1/chat/completions" || op.path == "/v1/tools/{name}/invoke" {
             // No providers nor tools here: the example's model (tool) is not found, after its

@@ -81,7 +81,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let limits = Limits::default();
     let quota = aigw_runtime::MemoryQuota::default();
     let provider = ProviderOptions::default();
-    let mcp = aigw_server::McpServerOptions::default();
+    let mcp_server = aigw_server::McpServerOptions::default();
     let route = RouteOptions::default();
     let target = TargetOptions::default();
     let failover = HealthSettings::default();
@@ -92,6 +92,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let limiter = aigw_access::LimiterOptions::default();
     let auth = aigw_server::AuthOptions::default();
     let tool = aigw_server::tools::ToolOptions::default();
+    let mcp = aigw_server::McpOptions::default();
     let strategy = STRATEGIES
         .iter()
         .find(|(_, s)| *s == route.strategy)
@@ -206,14 +207,14 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
             vec![
                 ("url", None),
                 // None: no credential unless given.
-                ("api_key", mcp.api_key.clone().map(quoted)),
+                ("api_key", mcp_server.api_key.clone().map(quoted)),
                 ("api_key_file", None),
-                ("header", Some(quoted(&mcp.header))),
-                ("scheme", Some(quoted(&mcp.scheme))),
+                ("header", Some(quoted(&mcp_server.header))),
+                ("scheme", Some(quoted(&mcp_server.scheme))),
                 // The table's name.
                 ("prefix", None),
-                ("timeout_ms", Some(ms(mcp.timeout))),
-                ("refresh_seconds", Some(mcp.refresh.as_secs().to_string())),
+                ("timeout_ms", Some(ms(mcp_server.timeout))),
+                ("refresh_seconds", Some(mcp_server.refresh.as_secs().to_string())),
                 ("tools", None),
             ],
         ),
@@ -331,6 +332,18 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ("api_key_file", None),
             ],
         ),
+        (
+            "## `[mcp]`".to_owned(),
+            vec![
+                ("enabled", Some(mcp.enabled.to_string())),
+                (
+                    "session_ttl_seconds",
+                    Some(mcp.session_ttl.as_secs().to_string()),
+                ),
+                // A sentence, written in words.
+                ("instructions", None),
+            ],
+        ),
     ])
 }
 
@@ -415,6 +428,7 @@ fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
             "### `[[tools.<name>.upstream]]`",
             "[[tools.t.upstream]]\nname = \"u\"\nzzz = 1\n",
         ),
+        ("## `[mcp]`", "[mcp]\nzzz = 1\n"),
     ];
     for (heading, text) in sections {
         assert_eq!(accepted_keys(text), keys(heading), "{heading}");

@@ -2,13 +2,14 @@
 //! `${ENV}` expansion in string values. Each section is read raw, with the place of every
 //! value, and validated by its own function straight into the shape that serves it: the
 //! server's options, the runtime's plugin limits, the engine's failover settings, the memory
-//! store's options, the redaction patterns, the limiter's. Their
+//! store's options, the redaction patterns, the limiter's, the MCP server's. Their
 //! `Default` impls are the defaults (and `docs/config.md` is checked against them).
 
 mod auth;
 mod env;
 mod failover;
 mod limits;
+mod mcp;
 mod mcp_servers;
 mod memory;
 mod models;
@@ -36,8 +37,8 @@ use aigw_access::{LimiterOptions, Price, UsageOptions};
 use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
 use aigw_server::{
-    AuthOptions, McpServerOptions, ProviderOptions, Redactor, RouteOptions, ServerOptions,
-    SessionOptions,
+    AuthOptions, McpOptions, McpServerOptions, ProviderOptions, Redactor, RouteOptions,
+    ServerOptions, SessionOptions,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -105,6 +106,8 @@ struct RawConfig {
     mcp_servers: BTreeMap<String, Spanned<mcp_servers::RawMcpServer>>,
     #[serde(default)]
     tools: BTreeMap<String, Spanned<tools::RawTool>>,
+    #[serde(default)]
+    mcp: mcp::RawMcp,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -139,6 +142,8 @@ pub struct Config {
     pub mcp_servers: Vec<McpServerOptions>,
     /// `[tools.<name>]`, in name order.
     pub tools: Vec<ConfiguredTool>,
+    /// `[mcp]`.
+    pub mcp: McpOptions,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -176,6 +181,7 @@ pub fn parse(
     let auth = auth::validate(&raw.auth, base, &values)?;
     let mcp_servers = mcp_servers::validate(&raw.mcp_servers, base, &values)?;
     let tools = tools::validate(&raw.tools, base, &plugins.dir, &values)?;
+    let mcp = mcp::validate(&raw.mcp, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -192,5 +198,6 @@ pub fn parse(
         auth,
         mcp_servers,
         tools,
+        mcp,
     })
 }
