@@ -248,6 +248,8 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
         .with_memory(Arc::clone(&store))
         .with_usage(Arc::clone(&ledger))
         .with_sessions(config.sessions)
+        .with_tool_loop(config.tool_loop)
+        .with_route_tools(config.route_tools.clone().into_iter().collect())
         .with_limiter(limiter.clone());
     // Checked when the config was read; loaded again here, for serving.
     let tls = match &config.server.tls {

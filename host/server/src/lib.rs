@@ -59,7 +59,7 @@ pub use gateway::{
 pub use memory::plugins::PluginMemory;
 pub use options::{
     AuthOptions, ProviderOptions, RedactionOptions, RouteOptions, ServerOptions, SessionOptions,
-    TargetOptions, TimeoutOverrides, TlsOptions,
+    TargetOptions, TimeoutOverrides, TlsOptions, ToolLoopOptions,
 };
 pub use redact::{RedactionError, Redactor};
 pub use routes::{Route, routes};

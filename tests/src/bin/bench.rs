@@ -10,6 +10,9 @@
 //! with one of them, which has requests/tokens per minute, concurrency and budget limits high
 //! enough never to refuse: the third row is what key checking and quota accounting add.
 //!
+//! With `--tool-loop` the gateway also serves a request that takes one step of the chat tool
+//! loop (`bench/tool_loop.rs`): a fourth row.
+//!
 //! The load generator runs on a single-threaded tokio runtime so that most of the CPU is left to
 //! the two servers. All three processes share the machine's cores over loopback: the absolute
 //! numbers say little about production, the same-run comparison is the point.
@@ -30,9 +33,12 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::process::Command;
 
+#[path = "bench/tool_loop.rs"]
+mod tool_loop;
+
 const USAGE: &str = "\
 usage: bench [--duration SECS] [--warmup SECS] [--connections N] [--no-stream] [--keys N]
-             [--aigw PATH] [--mock PATH] [--plugins DIR] [--config-template FILE]
+             [--tool-loop] [--aigw PATH] [--mock PATH] [--plugins DIR] [--config-template FILE]
 
   --duration SECS          measured time per scenario (default 10)
   --warmup SECS            unmeasured load before each scenario (default 2)
@@ -43,6 +49,8 @@ usage: bench [--duration SECS] [--warmup SECS] [--connections N] [--no-stream] [
   --aigw PATH              gateway binary (default <root>/target/release/aigw)
   --mock PATH              mock upstream binary (default <root>/target/release/mock-upstream)
   --plugins DIR            built provider plugins (default <root>/dist/plugins)
+  --tool-loop              also measure a request that takes one tool-loop step (the
+                           tool-echo test plugin, from <plugins>/../test-plugins)
   --config-template FILE   gateway config to use instead of the built-in one; `{plugins_dir}`
                            and `{upstream}` (http://host:port of the mock) are substituted";
 
@@ -74,6 +82,7 @@ struct Args {
     plugins: PathBuf,
     config_template: Option<PathBuf>,
     keys: usize,
+    tool_loop: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -92,6 +101,7 @@ fn parse_args() -> Result<Args, String> {
         plugins: root.join("dist").join("plugins"),
         config_template: None,
         keys: 0,
+        tool_loop: false,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(arg) = argv.next() {
@@ -104,6 +114,7 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| "--connections is too large".to_owned())?;
             }
             "--no-stream" => args.stream = false,
+            "--tool-loop" => args.tool_loop = true,
             "--keys" => {
                 args.keys = usize::try_from(number(&arg, &value()?)?)
                     .map_err(|_| "--keys is too large".to_owned())?;
@@ -165,9 +176,13 @@ async fn bench(args: &Args) -> Result<()> {
         }
         None => CONFIG_TEMPLATE.to_owned(),
     };
-    let config = template
+    let mut config = template
         .replace("{plugins_dir}", &args.plugins.display().to_string())
         .replace("{upstream}", &format!("http://{}", mock.addr));
+    if args.tool_loop {
+        let test_plugins = args.plugins.with_file_name("test-plugins");
+        config.push_str(&tool_loop::config(&test_plugins));
+    }
     let (mut aigw, _dir) = start_gateway(args, &config, None).await?;
     // The keyed gateway and the key its load is sent with.
     let keyed = match args.keys {
@@ -202,6 +217,18 @@ async fn bench(args: &Args) -> Result<()> {
                 authorization: HeaderValue::from_static("Bearer bench-key"),
             };
             let mut targets = vec![("direct to mock", direct), ("through aigw", gateway)];
+            if args.tool_loop {
+                targets.push((
+                    "through aigw, one tool-loop step",
+                    Target {
+                        addr: aigw.addr,
+                        path: "/v1/chat/completions",
+                        body: tool_loop::body(mode),
+                        mode,
+                        authorization: HeaderValue::from_static("Bearer bench-key"),
+                    },
+                ));
+            }
             if let Some((keyed, _, key)) = &keyed {
                 targets.push((
                     "through aigw, key + limits",

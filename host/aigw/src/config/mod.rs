@@ -16,6 +16,7 @@ mod prices;
 mod providers;
 mod redaction;
 mod server;
+mod tool_loop;
 mod usage;
 mod values;
 
@@ -35,6 +36,7 @@ use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
 use aigw_server::{
     AuthOptions, ProviderOptions, Redactor, RouteOptions, ServerOptions, SessionOptions,
+    ToolLoopOptions,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -97,6 +99,8 @@ struct RawConfig {
     usage: usage::RawUsage,
     #[serde(default)]
     auth: auth::RawAuth,
+    #[serde(default)]
+    tool_loop: tool_loop::RawToolLoop,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -127,6 +131,10 @@ pub struct Config {
     pub limits: LimiterOptions,
     /// `[auth]`.
     pub auth: AuthOptions,
+    /// `[tool_loop]`.
+    pub tool_loop: ToolLoopOptions,
+    /// `[models.<alias>] tools`, by alias (only the aliases that set it).
+    pub route_tools: BTreeMap<String, Vec<String>>,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -162,6 +170,8 @@ pub fn parse(
     let usage = usage::validate(&raw.usage, &values)?;
     let limits = limits::validate(&raw.limits, &values)?;
     let auth = auth::validate(&raw.auth, base, &values)?;
+    let tool_loop = tool_loop::validate(&raw.tool_loop, &values)?;
+    let route_tools = tool_loop::route_tools(&raw.models, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -176,5 +186,7 @@ pub fn parse(
         usage,
         limits,
         auth,
+        tool_loop,
+        route_tools,
     })
 }
