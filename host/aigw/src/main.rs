@@ -14,9 +14,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use aigw_access::{Directory, Ledger, Limiter, Prices};
+use aigw_egress::Egress;
 use aigw_memory::Store;
 use aigw_router::HealthRegistry;
-use aigw_runtime::{MemoryLimits, MemoryStore, Plugin, Runtime, Services};
+use aigw_runtime::{
+    MemoryLimits, MemoryStore, OutboundLimits, Plugin, Runtime, Services, ToolPlugin,
+};
+use aigw_server::tools::{PluginTools, Toolbox};
 use aigw_server::{
     Auth, ConnectionLimits, Gateway, MAX_REMEMBERED_TARGETS, PluginMemory, Provider, Service, Tls,
 };
@@ -147,7 +151,13 @@ async fn build(
     health: Arc<HealthRegistry>,
     memory: Option<&Arc<Store>>,
 ) -> anyhow::Result<Gateway> {
+    // Tool plugins' sends leave through their own pooled egress, with the outbound connect
+    // timeout (each call's grants and credential come with the call).
+    let connect_timeout = OutboundLimits::default().connect_timeout;
+    let tool_egress = Egress::new([connect_timeout])
+        .map_err(|e| anyhow::anyhow!("cannot build the tool plugins' egress: {e}"))?;
     let services = Services {
+        egress: Some(tool_egress),
         memory: memory.map(|store| {
             Arc::new(PluginMemory::new(Arc::clone(store)).with_redaction(config.redaction.clone()))
                 as Arc<dyn MemoryStore>
@@ -195,11 +205,50 @@ async fn build(
         .map(|p| (p.name.clone(), p.plugin.descriptor().name.clone()))
         .collect();
     let prices = Prices::new(config.prices.clone(), plugins_of);
+    let tools = tools(config, &runtime, &health, connect_timeout).await?;
     Ok(
         Gateway::new(providers, config.routes.clone(), health, &config.server)?
             .with_redaction(config.redaction.clone())
-            .with_prices(Arc::new(prices)),
+            .with_prices(Arc::new(prices))
+            .with_tools(Arc::new(tools)),
     )
+}
+
+/// Loads every tool plugin the config enables and builds the toolbox over their upstreams
+/// (whose health lives in `health`). An upstream or endpoint the plugin does not describe, or
+/// a tool schema that does not compile, stops the start with its place in the file.
+async fn tools(
+    config: &Config,
+    runtime: &Arc<Runtime>,
+    health: &HealthRegistry,
+    connect_timeout: std::time::Duration,
+) -> anyhow::Result<Toolbox> {
+    let mut plugins = Vec::with_capacity(config.tools.len());
+    for configured in &config.tools {
+        let options = &configured.options;
+        let plugin = ToolPlugin::load(runtime, &options.plugin)
+            .await
+            .with_context(|| {
+                format!(
+                    "{}: [tools.{}] (build the plugins with `cargo xtask plugins`)",
+                    config.path.display(),
+                    options.name
+                )
+            })?;
+        let built = PluginTools::new(options, plugin, health, connect_timeout)
+            .map_err(|e| configured.locate(&config.path, &e))?;
+        for upstream in &built.upstreams {
+            if let Some(why) = &upstream.left_out {
+                tracing::warn!(
+                    tool_plugin = %built.name,
+                    upstream = %upstream.name,
+                    "tool upstream left out: it needs a credential ({why})"
+                );
+            }
+        }
+        plugins.push(Arc::new(built));
+    }
+    Toolbox::new(plugins).map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))
 }
 
 /// Every target the config names (routes' targets and the plugins' listed models) that has no
@@ -404,6 +453,40 @@ async fn check(config_path: PathBuf) -> anyhow::Result<()> {
             p.plugin.path().display(),
             p.base_url
         ));
+    }
+    if !gateway.tools.is_empty() {
+        out.push_str("tools:\n");
+        for plugin in gateway.tools.plugins() {
+            let d = plugin.plugin.descriptor();
+            out.push_str(&format!(
+                "  {}: plugin {} {} ({}), timeout {} ms, max response {} bytes\n",
+                plugin.name,
+                d.name,
+                d.version,
+                plugin.plugin.path().display(),
+                plugin.limits.send_timeout.as_millis(),
+                plugin.limits.response_body_bytes,
+            ));
+            for upstream in &plugin.upstreams {
+                let endpoints: Vec<String> = upstream
+                    .endpoints
+                    .iter()
+                    .map(|(name, url)| format!("{name} {url}"))
+                    .collect();
+                let state = match (&upstream.left_out, upstream.credential) {
+                    (Some(why), _) => format!("LEFT OUT (needs a credential: {why})"),
+                    (None, true) => "credential set".to_owned(),
+                    (None, false) => "no credential".to_owned(),
+                };
+                out.push_str(&format!(
+                    "    upstream {}: {state}; endpoints {}\n",
+                    upstream.name,
+                    endpoints.join(", ")
+                ));
+            }
+        }
+        let names: Vec<&str> = gateway.tools.all().map(|t| &*t.name).collect();
+        out.push_str(&format!("  offered: {}\n", names.join(", ")));
     }
     out.push_str("routes:\n");
     let mut aliases: Vec<&String> = gateway.routes.keys().collect();

@@ -22,7 +22,7 @@ const ADMIN_PREFIX: &str = "/admin";
 
 /// Whom a request is answered for.
 #[derive(Debug, Clone)]
-pub(crate) enum Principal {
+pub enum Principal {
     /// Authentication is off: everything is allowed, nothing is limited.
     Open,
     /// A client holding a valid virtual key.
@@ -33,7 +33,7 @@ pub(crate) enum Principal {
 
 impl Principal {
     /// The key, when the request presented one.
-    pub(crate) fn key(&self) -> Option<&Arc<Key>> {
+    pub fn key(&self) -> Option<&Arc<Key>> {
         match self {
             Principal::Key(key) => Some(key),
             Principal::Open | Principal::Admin => None,

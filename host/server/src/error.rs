@@ -96,6 +96,13 @@ impl ApiError {
         response
     }
 
+    /// An upstream failure of class `class` on its own (no route walk to report): the status
+    /// and type a chat completion's decisive failure would have, the class as its code.
+    pub(crate) fn failed(class: FailureClass, message: String) -> ApiError {
+        let failure = Failure::new(class, message);
+        ApiError::new(status_for(&failure), kind_for(class), failure.message).code(class.as_str())
+    }
+
     /// The answer when no target could serve `model`. When every target was resting (cooling
     /// down after rate limits, or behind open breakers) and none was tried: 429 or 503 at once,
     /// with when the soonest is back. Otherwise the decisive upstream failure's status and

@@ -21,6 +21,7 @@ use crate::options::{
 };
 use crate::redact::Redactor;
 use crate::scrub::Scrubber;
+use crate::tools::Toolbox;
 
 /// A configured provider: which plugin translates for it and how the host reaches it.
 pub struct Provider {
@@ -216,6 +217,8 @@ pub struct Gateway {
     /// The process's usage ledger (per key, target and day); one per process, shared by every
     /// state that replaces this one. `None` without a store: nothing is recorded.
     pub(crate) usage: Option<Arc<Ledger>>,
+    /// Every tool this state offers ([`Toolbox::call`] is the one way to call one).
+    pub tools: Arc<Toolbox>,
 }
 
 #[derive(Serialize)]
@@ -342,6 +345,7 @@ impl Gateway {
             limiter: None,
             prices: Arc::new(Prices::default()),
             usage: None,
+            tools: Arc::new(Toolbox::default()),
         })
     }
 
@@ -388,6 +392,13 @@ impl Gateway {
     /// same).
     pub fn with_usage(mut self, ledger: Arc<Ledger>) -> Gateway {
         self.usage = Some(ledger);
+        self
+    }
+
+    /// This state offering `tools` (built over this state's health registry: each tool
+    /// upstream's health is labelled `tool:<plugin>/<upstream>` in it).
+    pub fn with_tools(mut self, tools: Arc<Toolbox>) -> Gateway {
+        self.tools = tools;
         self
     }
 

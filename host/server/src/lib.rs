@@ -30,6 +30,7 @@ mod scrub;
 mod service;
 mod streams;
 mod tls;
+pub mod tools;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -46,7 +47,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-pub use auth::Auth;
+pub use auth::{Auth, Principal};
 pub use body::Body;
 pub use connection::ConnectionLimits;
 

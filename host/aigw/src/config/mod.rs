@@ -17,6 +17,7 @@ mod providers;
 mod redaction;
 mod server;
 mod tool_loop;
+mod tools;
 mod usage;
 mod values;
 
@@ -43,6 +44,7 @@ use toml::Spanned;
 
 pub use auth::ADMIN_KEY_ENV;
 pub use plugins::Plugins;
+pub use tools::ConfiguredTool;
 
 use values::Values;
 
@@ -101,6 +103,8 @@ struct RawConfig {
     auth: auth::RawAuth,
     #[serde(default)]
     tool_loop: tool_loop::RawToolLoop,
+    #[serde(default)]
+    tools: BTreeMap<String, Spanned<tools::RawTool>>,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -135,6 +139,8 @@ pub struct Config {
     pub tool_loop: ToolLoopOptions,
     /// `[models.<alias>] tools`, by alias (only the aliases that set it).
     pub route_tools: BTreeMap<String, Vec<String>>,
+    /// `[tools.<name>]`, in name order.
+    pub tools: Vec<ConfiguredTool>,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -172,6 +178,7 @@ pub fn parse(
     let auth = auth::validate(&raw.auth, base, &values)?;
     let tool_loop = tool_loop::validate(&raw.tool_loop, &values)?;
     let route_tools = tool_loop::route_tools(&raw.models, &values)?;
+    let tools = tools::validate(&raw.tools, base, &plugins.dir, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -188,5 +195,6 @@ pub fn parse(
         auth,
         tool_loop,
         route_tools,
+        tools,
     })
 }

@@ -123,7 +123,7 @@ pub(super) fn validate(
 
 /// The credential in the file at `path`: its text without the trailing newline editors and
 /// `echo` add. Why not, when it cannot be used; never quoting the file's contents.
-fn read_secret(path: &Path) -> Result<String, String> {
+pub(super) fn read_secret(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => format!("{}: no such file", path.display()),
         _ => format!("{}: cannot read it: {e}", path.display()),

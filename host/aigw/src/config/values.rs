@@ -32,6 +32,11 @@ impl Values<'_> {
         }
     }
 
+    /// The 1-based line and column of byte range `span`'s start.
+    pub fn place(&self, span: Range<usize>) -> (usize, usize) {
+        line_column(self.text, span.start)
+    }
+
     /// Expands `${VAR}` in `value` (found at `span`, under `key`); an unset variable is an error.
     pub fn expand_at(
         &self,

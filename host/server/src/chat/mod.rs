@@ -12,13 +12,13 @@
 //! (that loop's steps streamed as one answer) and [`toolbox`] (the loop's tools: the tool
 //! service acting for the request's key).
 
-mod attempt;
+pub(crate) mod attempt;
 mod continuation;
 mod estimate;
 mod head;
 mod items;
 mod merge;
-mod record;
+pub(crate) mod record;
 mod relay;
 pub(crate) mod session;
 mod shape;

@@ -32,7 +32,7 @@ use crate::gateway::{RouteTarget, ServedRoute};
 const MAX_LOGGED_TEXT_BYTES: usize = 2048;
 
 /// `text` cut to [`MAX_LOGGED_TEXT_BYTES`] at a character boundary, saying how much is missing.
-fn capped(text: &str) -> Cow<'_, str> {
+pub(crate) fn capped(text: &str) -> Cow<'_, str> {
     if text.len() <= MAX_LOGGED_TEXT_BYTES {
         return Cow::Borrowed(text);
     }

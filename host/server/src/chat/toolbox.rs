@@ -44,7 +44,9 @@ impl ChatTools {
     }
 
     fn granted(&self, name: &str) -> bool {
-        self.principal.key().is_none_or(|key| key.may_use_tool(name))
+        self.principal
+            .key()
+            .is_none_or(|key| key.may_use_tool(name))
     }
 }
 
