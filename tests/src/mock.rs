@@ -87,6 +87,7 @@
 mod dialects;
 mod gemini;
 mod replicate;
+pub mod scripted;
 mod wire;
 
 pub use dialects::{CEREBRAS_RESET_TOKENS_MINUTE, OPENROUTER_CONTEXT_LENGTH_MESSAGE};

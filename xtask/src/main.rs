@@ -34,7 +34,7 @@ Commands:
                           plugins + release build, then the memory benchmark: appends at 1
                           and 64 writers against direct libsql, history read, key-value get,
                           full-text search, session-aware chat against plain chat.
-  bench [--duration SECS] [--connections N] [--warmup SECS] [--no-stream] [--keys N]
+  bench [--duration SECS] [--connections N] [--warmup SECS] [--no-stream] [--keys N] [--tools]
                           plugins + release build of aigw, mock-upstream and bench, then the same
                           closed-loop load straight to the mock and through aigw (and, with
                           --keys, through a gateway with authentication on, N keys in its store,
@@ -484,7 +484,7 @@ impl Xtask {
                         .parse::<u64>()
                         .map_err(|_| format!("`{arg} {value}`: expected a whole number"))?;
                 }
-                "--no-stream" => {}
+                "--no-stream" | "--tools" => {}
                 other => return Err(format!("`bench` does not take `{other}` (see --help)")),
             }
         }

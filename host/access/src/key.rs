@@ -49,6 +49,12 @@ pub struct KeySpec {
     /// Requests per minute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpm_limit: Option<u64>,
+    /// Tool calls per minute (every surface: REST, chat, MCP), counted apart from requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls_per_minute: Option<u64>,
+    /// Tool calls per UTC day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls_per_day: Option<u64>,
     /// Tokens (prompt + completion) per minute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpm_limit: Option<u64>,
@@ -83,6 +89,8 @@ impl KeySpec {
         positive("rpm_limit", self.rpm_limit)?;
         positive("tpm_limit", self.tpm_limit)?;
         positive("max_parallel_requests", self.max_parallel_requests)?;
+        positive("tool_calls_per_minute", self.tool_calls_per_minute)?;
+        positive("tool_calls_per_day", self.tool_calls_per_day)?;
         if let Some(budget) = self.max_budget
             && !(budget.is_finite() && budget >= 0.0)
         {
@@ -287,6 +295,10 @@ mod tests {
         assert!(typo.unwrap_err().to_string().contains("unknown field"));
         let zero: KeySpec = serde_json::from_value(serde_json::json!({"rpm_limit": 0})).unwrap();
         assert_eq!(zero.validate().unwrap_err().0, "rpm_limit");
+        for field in ["tool_calls_per_minute", "tool_calls_per_day"] {
+            let zero: KeySpec = serde_json::from_value(serde_json::json!({field: 0})).unwrap();
+            assert_eq!(zero.validate().unwrap_err().0, field);
+        }
         let period: KeySpec =
             serde_json::from_value(serde_json::json!({"budget_duration": "day"})).unwrap();
         assert_eq!(period.validate().unwrap_err().0, "budget_duration");

@@ -79,6 +79,8 @@ impl Default for LimiterOptions {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Limits {
     pub requests_per_minute: Option<u64>,
+    /// Requests per UTC day (a key's tool calls).
+    pub requests_per_day: Option<u64>,
     pub tokens_per_minute: Option<u64>,
     pub parallel_requests: Option<u64>,
     /// The budget in micro-USD per `budget_period`.
@@ -92,6 +94,7 @@ impl Limits {
     pub fn of(spec: &KeySpec) -> Limits {
         Limits {
             requests_per_minute: spec.rpm_limit,
+            requests_per_day: None,
             tokens_per_minute: spec.tpm_limit,
             parallel_requests: spec.max_parallel_requests,
             budget_micro_usd: spec.max_budget.map(micro_usd),
@@ -99,10 +102,21 @@ impl Limits {
         }
     }
 
+    /// The limits on a key's tool calls (`tool_calls_per_minute`, `tool_calls_per_day`),
+    /// counted apart from its chat requests.
+    pub fn of_tools(spec: &KeySpec) -> Limits {
+        Limits {
+            requests_per_minute: spec.tool_calls_per_minute,
+            requests_per_day: spec.tool_calls_per_day,
+            ..Limits::default()
+        }
+    }
+
     /// The limits a team's spec sets (over all its keys together).
     pub fn of_team(spec: &TeamSpec) -> Limits {
         Limits {
             requests_per_minute: spec.rpm_limit,
+            requests_per_day: None,
             tokens_per_minute: spec.tpm_limit,
             parallel_requests: spec.max_parallel_requests,
             budget_micro_usd: spec.max_budget.map(micro_usd),
@@ -113,6 +127,7 @@ impl Limits {
     /// Whether no limit is set (the limiter is not consulted at all).
     pub fn is_none(&self) -> bool {
         self.requests_per_minute.is_none()
+            && self.requests_per_day.is_none()
             && self.tokens_per_minute.is_none()
             && self.parallel_requests.is_none()
             && self.budget_micro_usd.is_none()
@@ -134,6 +149,8 @@ fn micro_usd(usd: f64) -> u64 {
 pub enum SubjectKind {
     Key,
     Team,
+    /// A key's tool calls: their own counters, apart from the key's chat requests.
+    Tools,
 }
 
 /// One subject a request counts against, with its limits.
@@ -148,6 +165,8 @@ pub struct Subject<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     Requests,
+    /// Requests per UTC day.
+    DailyRequests,
     Tokens,
     Budget,
     Parallel,
@@ -191,6 +210,8 @@ pub struct Headroom {
 #[derive(Debug)]
 struct Account {
     requests: Lease,
+    /// Requests per UTC day (tool calls).
+    daily: Lease,
     tokens: Lease,
     spend: Lease,
     parallel: Hold,
@@ -200,14 +221,25 @@ impl Account {
     fn new(subject: Arc<str>) -> Account {
         Account {
             requests: Lease::new(Arc::clone(&subject), Spending::UpFront),
+            daily: Lease::new(Arc::clone(&subject), Spending::UpFront),
             tokens: Lease::new(Arc::clone(&subject), Spending::After),
             spend: Lease::new(Arc::clone(&subject), Spending::After),
             parallel: Hold::new(subject),
         }
     }
 
-    fn leases(&self) -> [&Lease; 3] {
-        [&self.requests, &self.tokens, &self.spend]
+    fn leases(&self) -> [&Lease; 4] {
+        [&self.requests, &self.daily, &self.tokens, &self.spend]
+    }
+
+    /// Gives back what an admission took up front (its request, this minute and today).
+    fn untake(&self, limits: &Limits) {
+        if limits.requests_per_minute.is_some() {
+            self.requests.untake(self.requests.window_start());
+        }
+        if limits.requests_per_day.is_some() {
+            self.daily.untake(self.daily.window_start());
+        }
     }
 
     fn idle_since(&self) -> i64 {
@@ -224,6 +256,7 @@ impl Account {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Windowed {
     Requests,
+    Daily,
     Tokens,
     Spend,
 }
@@ -232,6 +265,7 @@ impl Windowed {
     fn lease(self, account: &Account) -> &Lease {
         match self {
             Windowed::Requests => &account.requests,
+            Windowed::Daily => &account.daily,
             Windowed::Tokens => &account.tokens,
             Windowed::Spend => &account.spend,
         }
@@ -240,6 +274,7 @@ impl Windowed {
     fn metric(self, limits: &Limits) -> (&'static str, Span) {
         match self {
             Windowed::Requests => ("requests", Span::Minute),
+            Windowed::Daily => ("requests:day", Span::Period(Period::Day)),
             Windowed::Tokens => ("tokens", Span::Minute),
             Windowed::Spend => {
                 let span = Span::budget(limits.budget_period);
@@ -251,6 +286,7 @@ impl Windowed {
     fn limit(self, limits: &Limits) -> Option<u64> {
         match self {
             Windowed::Requests => limits.requests_per_minute,
+            Windowed::Daily => limits.requests_per_day,
             Windowed::Tokens => limits.tokens_per_minute,
             Windowed::Spend => limits.budget_micro_usd,
         }
@@ -259,6 +295,7 @@ impl Windowed {
     fn refused(self) -> Metric {
         match self {
             Windowed::Requests => Metric::Requests,
+            Windowed::Daily => Metric::DailyRequests,
             Windowed::Tokens => Metric::Tokens,
             Windowed::Spend => Metric::Budget,
         }
@@ -282,6 +319,8 @@ struct Inner {
     holder: String,
     keys: RwLock<HashMap<Box<str>, Arc<Account>>>,
     teams: RwLock<HashMap<Box<str>, Arc<Account>>>,
+    /// Keys' tool calls.
+    tools: RwLock<HashMap<Box<str>, Arc<Account>>>,
     /// When old windows were last swept (store clock).
     swept_at: std::sync::atomic::AtomicI64,
 }
@@ -346,6 +385,7 @@ impl Limiter {
                 options,
                 keys: RwLock::new(HashMap::new()),
                 teams: RwLock::new(HashMap::new()),
+                tools: RwLock::new(HashMap::new()),
                 swept_at: std::sync::atomic::AtomicI64::new(i64::MIN),
             }),
         }
@@ -376,6 +416,18 @@ impl Limiter {
         }
     }
 
+    /// Admits a tool call for `key` against its tool quota (`tool_calls_per_minute`,
+    /// `tool_calls_per_day`), counted apart from its chat requests; a key without one is
+    /// admitted without a store access.
+    pub async fn admit_tool_call(&self, key: &Key) -> Result<Ticket, Refused> {
+        self.admit_all(&[Subject {
+            kind: SubjectKind::Tools,
+            id: &key.id,
+            limits: Limits::of_tools(&key.spec),
+        }])
+        .await
+    }
+
     /// Admits a request counting against every subject (a key, then its team): refused by the
     /// first limit reached, and then nothing of it is taken from the others.
     pub async fn admit_all(&self, subjects: &[Subject<'_>]) -> Result<Ticket, Refused> {
@@ -393,10 +445,7 @@ impl Limiter {
                 }),
                 Err(refused) => {
                     for part in &parts {
-                        if part.limits.requests_per_minute.is_some() {
-                            let lease = &part.account.requests;
-                            lease.untake(lease.window_start());
-                        }
+                        part.account.untake(&part.limits);
                     }
                     let refused = match refused {
                         Failure::Store(e) => Refused::Unavailable(e),
@@ -522,6 +571,7 @@ impl Inner {
         let map = match kind {
             SubjectKind::Key => &self.keys,
             SubjectKind::Team => &self.teams,
+            SubjectKind::Tools => &self.tools,
         };
         if let Some(account) = read(map).get(id) {
             return Arc::clone(account);
@@ -529,6 +579,7 @@ impl Inner {
         let prefix = match kind {
             SubjectKind::Key => "key",
             SubjectKind::Team => "team",
+            SubjectKind::Tools => "tools",
         };
         let subject: Arc<str> = format!("{prefix}:{id}").into();
         Arc::clone(
@@ -542,6 +593,7 @@ impl Inner {
         read(&self.keys)
             .values()
             .chain(read(&self.teams).values())
+            .chain(read(&self.tools).values())
             .cloned()
             .collect()
     }
@@ -563,24 +615,28 @@ impl Inner {
                 self.admit_windowed(account, which, limits, limit).await?;
             }
         }
-        let took_request = match limits.requests_per_minute {
-            Some(limit) => {
-                self.admit_windowed(account, Windowed::Requests, limits, limit)
-                    .await?;
-                true
-            }
-            None => false,
-        };
+        if let Some(limit) = limits.requests_per_minute {
+            self.admit_windowed(account, Windowed::Requests, limits, limit)
+                .await?;
+        }
+        if let Some(limit) = limits.requests_per_day
+            && let Err(failure) = self
+                .admit_windowed(account, Windowed::Daily, limits, limit)
+                .await
+        {
+            account.untake(&Limits {
+                requests_per_day: None,
+                ..*limits
+            });
+            return Err(failure);
+        }
         let Some(limit) = limits.parallel_requests else {
             return Ok(false);
         };
         match self.take_slot(account, limit).await {
             Ok(()) => Ok(true),
             Err(failure) => {
-                if took_request {
-                    let lease = &account.requests;
-                    lease.untake(lease.window_start());
-                }
+                account.untake(limits);
                 Err(failure)
             }
         }
@@ -745,7 +801,7 @@ impl Inner {
         // Accounts idle for long and holding nothing are forgotten (their state is in the
         // store); one still referenced by a ticket lives on in it.
         let forget_before = now.saturating_sub(millis(self.options.idle_return) * 30);
-        for map in [&self.keys, &self.teams] {
+        for map in [&self.keys, &self.teams, &self.tools] {
             write(map).retain(|_, account| {
                 Arc::strong_count(account) > 1
                     || account.idle_since() > forget_before

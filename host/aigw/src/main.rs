@@ -284,6 +284,8 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     );
     // Deletes expired entries until the store is dropped (it holds the store weakly).
     let _sweeper = aigw_memory::entries::spawn_sweeper(&store, config.memory.sweep_interval);
+    // The same for the shared cache's expired rows (tool results).
+    let _cache_sweeper = aigw_memory::cache::spawn_sweeper(&store, config.memory.sweep_interval);
     // Usage gathers in memory and is written every interval (held weakly by the flusher) and
     // once more when serving ends.
     let ledger = Arc::new(Ledger::new(Arc::clone(&store)));

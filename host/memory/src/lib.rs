@@ -14,6 +14,7 @@
 //! A writer may be held to a [`Quota`] (what a tool plugin may hold in a namespace), checked in
 //! the same write as what it writes.
 
+pub mod cache;
 mod clock;
 pub mod conversations;
 pub mod entries;

@@ -175,6 +175,7 @@ async fn a_tool_plugin_describes_its_tools_and_echoes() {
         "stderr",
         "panic",
         "constructor-probe",
+        "upstream_get",
     ];
     assert_eq!(names, tools);
     let fetch = &plugin.describe()[1];

@@ -101,6 +101,7 @@ pub(crate) fn refused(refusal: &Refusal) -> ApiError {
     let who = match refusal.kind {
         SubjectKind::Key => format!("key {}", refusal.id),
         SubjectKind::Team => format!("team {}", refusal.id),
+        SubjectKind::Tools => format!("the tool calls of key {}", refusal.id),
     };
     let retry = refusal.retry_after.map(seconds);
     let retry_text = match retry {
@@ -113,6 +114,14 @@ pub(crate) fn refused(refusal: &Refusal) -> ApiError {
             "rate_limit_exceeded",
             format!(
                 "aigw key limit: {} per minute reached for {who}{retry_text}",
+                counted(refusal.limit, "request", "requests")
+            ),
+        ),
+        Metric::DailyRequests => (
+            "requests",
+            "rate_limit_exceeded",
+            format!(
+                "aigw key limit: {} per day (UTC) reached for {who}{retry_text}",
                 counted(refusal.limit, "request", "requests")
             ),
         ),

@@ -40,13 +40,14 @@ impl Route {
 
 /// Every route the server answers, in dispatch order: the gateway's own (chat, models, health,
 /// readiness), the operator's (`/admin`: targets, keys), then the memory's (the Conversations
-/// API, the key-value store).
+/// API, the key-value store), then the tool service's.
 pub fn routes() -> Vec<Route> {
     [
         crate::service::ROUTES,
         crate::admin::ROUTES,
         crate::memory::conversations::ROUTES,
         crate::memory::entries::ROUTES,
+        crate::tools::rest::ROUTES,
     ]
     .concat()
 }

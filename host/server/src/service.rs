@@ -26,7 +26,7 @@ use crate::options::ServerOptions;
 use crate::peer::Peer;
 use crate::routes::Route;
 use crate::streams::StreamSlots;
-use crate::{admin, chat, content_type, memory};
+use crate::{admin, chat, content_type, memory, tools};
 
 const MODELS_PATH: &str = "/v1/models";
 const HEALTHZ_PATH: &str = "/healthz";
@@ -191,6 +191,9 @@ where
                     response
                 }
             }
+        }
+        (_, path) if tools::rest::owns(path) => {
+            tools::rest::handle(gateway, &principal, edge.body_read_timeout, request).await
         }
         (_, path) if memory::entries::owns(path) => {
             memory::entries::handle(gateway, &principal, edge.body_read_timeout, request).await

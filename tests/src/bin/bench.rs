@@ -12,6 +12,11 @@
 //!
 //! With `--tool-loop` the gateway also serves a request that takes one step of the chat tool
 //! loop (`bench/tool_loop.rs`): a fourth row.
+//! With `--tools` the tool service is measured too: a scripted upstream (its own thread and
+//! runtime) answers `tool-echo`'s `upstream_get`, and the same load is sent straight to it,
+//! through `POST /v1/tools/upstream_get/invoke` of a gateway without a cache, and through one
+//! whose cache answers every call after the first: the tool call's overhead over the upstream's
+//! own latency, and what a cache hit costs.
 //!
 //! The load generator runs on a single-threaded tokio runtime so that most of the CPU is left to
 //! the two servers. All three processes share the machine's cores over loopback: the absolute
@@ -38,7 +43,8 @@ mod tool_loop;
 
 const USAGE: &str = "\
 usage: bench [--duration SECS] [--warmup SECS] [--connections N] [--no-stream] [--keys N]
-             [--tool-loop] [--aigw PATH] [--mock PATH] [--plugins DIR] [--config-template FILE]
+             [--tools] [--tool-loop] [--aigw PATH] [--mock PATH] [--plugins DIR] [--tool-plugin FILE]
+             [--config-template FILE]
 
   --duration SECS          measured time per scenario (default 10)
   --warmup SECS            unmeasured load before each scenario (default 2)
@@ -46,11 +52,14 @@ usage: bench [--duration SECS] [--warmup SECS] [--connections N] [--no-stream] [
   --no-stream              skip the streaming (SSE) scenarios
   --keys N                 also measure a gateway with authentication on, N virtual keys in its
                            store, and the load sent with a key that has limits (default 0: off)
+  --tools                  also measure tool calls (REST invoke over tool-echo): direct to a
+                           scripted upstream, through aigw, and answered from the cache
+  --tool-plugin FILE       the tool-echo plugin (default <root>/dist/test-plugins/tool-echo.wasm)
   --aigw PATH              gateway binary (default <root>/target/release/aigw)
   --mock PATH              mock upstream binary (default <root>/target/release/mock-upstream)
   --plugins DIR            built provider plugins (default <root>/dist/plugins)
-  --tool-loop              also measure a request that takes one tool-loop step (the
-                           tool-echo test plugin, from <plugins>/../test-plugins)
+  --tool-loop              also measure a chat completion that takes one tool-loop step
+                           (the tool-echo plugin of --tool-plugin as the aigw tool `echo`)
   --config-template FILE   gateway config to use instead of the built-in one; `{plugins_dir}`
                            and `{upstream}` (http://host:port of the mock) are substituted";
 
@@ -83,6 +92,8 @@ struct Args {
     config_template: Option<PathBuf>,
     keys: usize,
     tool_loop: bool,
+    tools: bool,
+    tool_plugin: PathBuf,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -102,6 +113,11 @@ fn parse_args() -> Result<Args, String> {
         config_template: None,
         keys: 0,
         tool_loop: false,
+        tools: false,
+        tool_plugin: root
+            .join("dist")
+            .join("test-plugins")
+            .join("tool-echo.wasm"),
     };
     let mut argv = std::env::args().skip(1);
     while let Some(arg) = argv.next() {
@@ -119,6 +135,8 @@ fn parse_args() -> Result<Args, String> {
                 args.keys = usize::try_from(number(&arg, &value()?)?)
                     .map_err(|_| "--keys is too large".to_owned())?;
             }
+            "--tools" => args.tools = true,
+            "--tool-plugin" => args.tool_plugin = value()?.into(),
             "--aigw" => args.aigw = value()?.into(),
             "--mock" => args.mock = value()?.into(),
             "--plugins" => args.plugins = value()?.into(),
@@ -131,7 +149,12 @@ fn parse_args() -> Result<Args, String> {
         return Err("--duration and --connections must be at least 1".into());
     }
     // The gateway runs in a temporary directory: relative paths must not change meaning.
-    for path in [&mut args.aigw, &mut args.mock, &mut args.plugins] {
+    for path in [
+        &mut args.aigw,
+        &mut args.mock,
+        &mut args.plugins,
+        &mut args.tool_plugin,
+    ] {
         *path = std::path::absolute(&*path).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(args)
@@ -180,8 +203,7 @@ async fn bench(args: &Args) -> Result<()> {
         .replace("{plugins_dir}", &args.plugins.display().to_string())
         .replace("{upstream}", &format!("http://{}", mock.addr));
     if args.tool_loop {
-        let test_plugins = args.plugins.with_file_name("test-plugins");
-        config.push_str(&tool_loop::config(&test_plugins));
+        config.push_str(&tool_loop::config(&args.tool_plugin));
     }
     let (mut aigw, _dir) = start_gateway(args, &config, None).await?;
     // The keyed gateway and the key its load is sent with.
@@ -302,7 +324,154 @@ async fn bench(args: &Args) -> Result<()> {
         keyed.stop().await;
     }
     drop(mock);
+    if args.tools {
+        bench_tools(args).await?;
+    }
     Ok(())
+}
+
+/// The gateway config of the tool scenarios: `tool-echo` with both upstreams on the scripted
+/// upstream; `{cache}` is its `cache_ttl_seconds`.
+const TOOLS_TEMPLATE: &str = r#"[tools.echo]
+plugin = "{plugin}"
+cache_ttl_seconds = {cache}
+[[tools.echo.upstream]]
+name = "primary"
+endpoints = { base = "{upstream}" }
+[[tools.echo.upstream]]
+name = "secondary"
+endpoints = { base = "{upstream}" }
+"#;
+
+/// The tool scenarios (`--tools`): straight to the scripted upstream, a tool call through aigw
+/// without a cache, and one answered from the cache.
+async fn bench_tools(args: &Args) -> Result<()> {
+    if !args.tool_plugin.is_file() {
+        bail!(
+            "the tool-echo plugin is missing at {} (`cargo xtask plugins` builds it)",
+            args.tool_plugin.display()
+        );
+    }
+    // The upstream runs on its own thread and runtime, off the load generator's one thread.
+    let (sent, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async move {
+            let upstream = aigw_tests::mock::scripted::Scripted::start().await;
+            let _ = sent.send(upstream.base_url());
+            std::future::pending::<()>().await;
+        });
+    });
+    let upstream = received
+        .recv_timeout(Duration::from_secs(10))
+        .context("the scripted upstream did not start")?;
+    let addr: SocketAddr = upstream
+        .trim_start_matches("http://")
+        .parse()
+        .context("the scripted upstream's address")?;
+    let config = |cache: u32| {
+        TOOLS_TEMPLATE
+            .replace("{plugin}", &args.tool_plugin.display().to_string())
+            .replace("{upstream}", &upstream)
+            .replace("{cache}", &cache.to_string())
+    };
+    let (mut uncached, _dir) = start_gateway(args, &config(0), None).await?;
+    let (mut cached, _cached_dir) = start_gateway(args, &config(3600), None).await?;
+    let invoke = Bytes::from_static(br#"{"arguments":{"path":"/ok"}}"#);
+    let authorization = HeaderValue::from_static("Bearer bench-key");
+    let targets = [
+        (
+            "direct to the upstream",
+            Target {
+                addr,
+                path: "/ok",
+                body: Bytes::new(),
+                mode: Mode::Json,
+                authorization: authorization.clone(),
+            },
+        ),
+        (
+            "tool call through aigw",
+            Target {
+                addr: uncached.addr,
+                path: "/v1/tools/upstream_get/invoke",
+                body: invoke.clone(),
+                mode: Mode::Json,
+                authorization: authorization.clone(),
+            },
+        ),
+        (
+            "tool call, cache hit",
+            Target {
+                addr: cached.addr,
+                path: "/v1/tools/upstream_get/invoke",
+                body: invoke,
+                mode: Mode::Json,
+                authorization,
+            },
+        ),
+    ];
+    for (label, target) in &targets {
+        preflight(target)
+            .await
+            .with_context(|| format!("{label}: the first request failed"))?;
+    }
+    let mut measured = Vec::new();
+    for (label, target) in &targets {
+        eprintln!("running: {label} ...");
+        let run = load(target, args.connections, args.warmup, args.duration).await;
+        if let Some(error) = &run.first_error {
+            eprintln!("  {label}: {} error(s); first error: {error}", run.errors);
+        }
+        if run.latencies_us.is_empty() {
+            bail!("{label}: no request succeeded");
+        }
+        measured.push(Summary::of(label, run, args.duration));
+    }
+    println!("{}", tools_table(&measured));
+    uncached.stop().await;
+    cached.stop().await;
+    Ok(())
+}
+
+/// The tool scenarios' table: each row in µs, then the overheads over the direct row.
+fn tools_table(rows: &[Summary]) -> String {
+    let mut table = String::from(
+        "| tool scenario | requests | errors | req/s | p50 | p99 |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    let us = |v: u32| format!("{v} µs");
+    for s in rows {
+        table.push_str(&format!(
+            "| {} | {} | {} | {:.0} | {} | {} |\n",
+            s.label,
+            s.requests,
+            s.errors,
+            s.per_second,
+            us(s.p50_us),
+            us(s.p99_us)
+        ));
+    }
+    if let [direct, call, hit] = rows {
+        let over = |a: &Summary| {
+            (
+                i64::from(a.p50_us) - i64::from(direct.p50_us),
+                i64::from(a.p99_us) - i64::from(direct.p99_us),
+            )
+        };
+        let (call50, call99) = over(call);
+        table.push_str(&format!(
+            "\nA tool call adds {call50:+} µs at p50 and {call99:+} µs at p99 over the upstream's \
+             own latency; a cache hit answers in {} µs at p50 ({} µs at p99) without an upstream.\n",
+            hit.p50_us, hit.p99_us
+        ));
+    }
+    table
 }
 
 /// The admin key of the keyed gateway (a local benchmark's, never a real one).

@@ -447,3 +447,67 @@ async fn a_key_s_team_is_admitted_with_it_across_processes() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn tool_calls_count_apart_from_requests_per_minute_and_per_day_across_processes() {
+    let (a_store, b_store, clock) = two_processes("tools").await;
+    let a = Limiter::new(a_store.clone(), LimiterOptions::default());
+    let b = Limiter::new(b_store.clone(), LimiterOptions::default());
+    let k = key(serde_json::json!({
+        "rpm_limit": 1, "tool_calls_per_minute": 4, "tool_calls_per_day": 6
+    }));
+    // The key's one chat request of the minute does not spend its tool calls, nor they it.
+    drop(a.admit(&k).await.unwrap());
+    let mut admitted = 0;
+    for _ in 0..6 {
+        for limiter in [&a, &b] {
+            if limiter.admit_tool_call(&k).await.is_ok() {
+                admitted += 1;
+            }
+        }
+    }
+    assert_eq!(
+        admitted, 4,
+        "the per-minute tool limit holds across both processes"
+    );
+    let refusal = limit_of(b.admit_tool_call(&k).await.unwrap_err());
+    assert_eq!(
+        (refusal.kind, refusal.metric, refusal.limit),
+        (SubjectKind::Tools, Metric::Requests, 4)
+    );
+    assert_eq!(
+        limit_of(a.admit(&k).await.unwrap_err()).kind,
+        SubjectKind::Key
+    );
+    // The next minute: two more tool calls, then the day's six are spent until midnight UTC.
+    clock.advance(Duration::from_secs(60));
+    for limiter in [&a, &b] {
+        limiter.tend().await.unwrap();
+    }
+    let mut later = 0;
+    for _ in 0..4 {
+        for limiter in [&a, &b] {
+            if limiter.admit_tool_call(&k).await.is_ok() {
+                later += 1;
+            }
+        }
+    }
+    assert_eq!(later, 2, "6 a day, 4 of them spent in the first minute");
+    // A process still holding some of the minute's lease is refused by the day (the other one
+    // may be refused by the minute first: its share of the minute is parked in the first one).
+    let mut refusals = Vec::new();
+    for limiter in [&a, &b] {
+        refusals.push(limit_of(limiter.admit_tool_call(&k).await.unwrap_err()));
+    }
+    let refusal = refusals
+        .into_iter()
+        .find(|r| r.metric == Metric::DailyRequests)
+        .expect("a refusal by the day's limit");
+    assert_eq!(refusal.limit, 6);
+    // 10:01:30 on the 15th: the UTC day ends in 13 h 58 min 30 s.
+    assert_eq!(
+        refusal.retry_after,
+        Some(Duration::from_secs(13 * 3600 + 58 * 60 + 30))
+    );
+    assert!(shared_used(&a_store, "requests:day").await <= 6);
+}

@@ -91,6 +91,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let limiter = aigw_access::LimiterOptions::default();
     let auth = aigw_server::AuthOptions::default();
     let tool_loop = aigw_server::ToolLoopOptions::default();
+    let tool = aigw_server::tools::ToolOptions::default();
     let strategy = STRATEGIES
         .iter()
         .find(|(_, s)| *s == route.strategy)
@@ -299,6 +300,34 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
             "## `[usage]`".to_owned(),
             vec![("flush_interval_ms", Some(ms(usage.flush_interval)))],
         ),
+        (
+            "## `[tools.<name>]`".to_owned(),
+            vec![
+                // The table's name, not a fixed value.
+                ("plugin", None),
+                ("timeout_ms", Some(ms(tool.timeout))),
+                (
+                    "max_response_bytes",
+                    Some(tool.max_response_bytes.to_string()),
+                ),
+                // The plugin's own TTL per tool.
+                (
+                    "cache_ttl_seconds",
+                    tool.cache_ttl.map(|t| t.as_secs().to_string()),
+                ),
+                // Every upstream of the plugin, in its order.
+                ("upstream", None),
+            ],
+        ),
+        (
+            "### `[[tools.<name>.upstream]]`".to_owned(),
+            vec![
+                ("name", None),
+                ("endpoints", None),
+                ("api_key", None),
+                ("api_key_file", None),
+            ],
+        ),
     ])
 }
 
@@ -375,6 +404,11 @@ fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
         ("## `[usage]`", "[usage]\nzzz = 1\n"),
         ("## `[auth]`", "[auth]\nzzz = 1\n"),
         ("## `[tool_loop]`", "[tool_loop]\nzzz = 1\n"),
+        ("## `[tools.<name>]`", "[tools.t]\nzzz = 1\n"),
+        (
+            "### `[[tools.<name>.upstream]]`",
+            "[[tools.t.upstream]]\nname = \"u\"\nzzz = 1\n",
+        ),
     ];
     for (heading, text) in sections {
         assert_eq!(accepted_keys(text), keys(heading), "{heading}");

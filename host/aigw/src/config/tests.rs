@@ -686,3 +686,103 @@ fn a_route_may_order_by_cost() {
     .unwrap();
     assert_eq!(c.routes["m"].strategy, Strategy::Cost);
 }
+
+#[test]
+fn a_tools_table_enables_a_tool_plugin_with_its_upstreams_in_order() {
+    let c = parse_str("[tools.weather]\n").unwrap();
+    let weather = &c.tools[0].options;
+    assert_eq!(weather.name, "weather");
+    assert_eq!(
+        weather.plugin,
+        PathBuf::from("/etc/aigw/dist/plugins/weather.wasm"),
+        "the plugin is the table's name in plugins.dir"
+    );
+    assert_eq!(weather.timeout, Duration::from_secs(10));
+    assert_eq!(weather.max_response_bytes, 1 << 20);
+    assert_eq!(weather.cache_ttl, None, "each tool keeps its plugin's TTL");
+    assert!(weather.upstreams.is_none(), "every upstream of the plugin");
+
+    let env = |name: &str| (name == "FINNHUB_API_KEY").then(|| "fh-secret".to_owned());
+    let text = "[tools.stocks]\nplugin = \"plugins/stocks.wasm\"\ntimeout_ms = 500\n\
+                max_response_bytes = 2048\ncache_ttl_seconds = 0\n\
+                [[tools.stocks.upstream]]\nname = \"finnhub\"\napi_key = \"${FINNHUB_API_KEY}\"\n\
+                endpoints = { quote = \"http://127.0.0.1:9100/api\" }\n\
+                [[tools.stocks.upstream]]\nname = \"alpha-vantage\"\napi_key = \"${AV_KEY}\"\n";
+    let c = parse(Path::new("/etc/aigw/aigw.toml"), text, &env).unwrap();
+    let stocks = &c.tools[0].options;
+    assert_eq!(
+        stocks.plugin,
+        PathBuf::from("/etc/aigw/plugins/stocks.wasm")
+    );
+    assert_eq!(stocks.timeout, Duration::from_millis(500));
+    assert_eq!(stocks.max_response_bytes, 2048);
+    assert_eq!(stocks.cache_ttl, Some(Duration::ZERO));
+    let upstreams = stocks.upstreams.as_ref().unwrap();
+    let names: Vec<&str> = upstreams.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["finnhub", "alpha-vantage"],
+        "in order of preference"
+    );
+    assert_eq!(upstreams[0].api_key.as_deref(), Some("fh-secret"));
+    assert_eq!(
+        upstreams[0].endpoints,
+        [("quote".to_owned(), "http://127.0.0.1:9100/api".to_owned())]
+    );
+    // An unset variable is recorded, not fatal: the upstream is left out if it needs a key.
+    assert_eq!(upstreams[1].api_key, None);
+    assert_eq!(
+        upstreams[1].api_key_missing.as_deref(),
+        Some("AV_KEY is not set")
+    );
+    assert!(
+        !format!("{stocks:?}").contains("fh-secret"),
+        "never in debug output"
+    );
+}
+
+#[test]
+fn bad_tools_tables_are_errors_at_their_place() {
+    for (text, at, says) in [
+        (
+            "[tools.weather]\ntimeout = 5\n",
+            (2, 1),
+            "unknown field `timeout`",
+        ),
+        (
+            "[tools.weather]\ntimeout_ms = 0\n",
+            (2, 14),
+            "tools.weather.timeout_ms",
+        ),
+        (
+            "[tools.weather]\ncache_ttl_seconds = 999999999\n",
+            (2, 21),
+            "tools.weather.cache_ttl_seconds",
+        ),
+        (
+            "[[tools.w.upstream]]\nname = \"a\"\nendpoints = { x = \"ftp://h\" }\n",
+            (3, 19),
+            "tools.w.upstream[0].endpoints.x",
+        ),
+        (
+            "[[tools.w.upstream]]\nname = \"a\"\n[[tools.w.upstream]]\nname = \"a\"\n",
+            (4, 8),
+            "listed twice",
+        ),
+        (
+            "[[tools.w.upstream]]\nname = \"a\"\napi_key = \"k\"\napi_key_file = \"f\"\n",
+            (4, 16),
+            "both set",
+        ),
+        (
+            "[[tools.w.upstream]]\nnam = \"a\"\n",
+            (2, 1),
+            "unknown field `nam`",
+        ),
+        ("[tools.\"a b\"]\n", (1, 1), "tool plugin name `a b`"),
+    ] {
+        let err = parse_str(text).unwrap_err();
+        assert!(err.message.contains(says), "{text}: {err}");
+        assert_eq!(err.at, Some(at), "{text}: {err}");
+    }
+}

@@ -9,6 +9,8 @@ use std::time::Instant;
 use aigw_router::{Attempt, Exhausted, FailureClass, Request, serve};
 use serde_json::Value;
 
+use super::cache::{Kept, Slot};
+use super::quota;
 use super::record::CallReport;
 use super::upstreams::ToolAttempt;
 use super::{
@@ -72,6 +74,8 @@ impl Toolbox {
         started: Instant,
     ) -> Result<(ToolAnswer, usize), (ToolError, usize)> {
         let tool = self.admit(caller, name).map_err(|e| (e, 0))?;
+        // Held until the call ends (it holds nothing after; tool calls charge nothing more).
+        let _ticket = quota::admit(gateway, caller).await.map_err(|e| (e, 0))?;
         tool.schema().check(arguments).map_err(|e| {
             (
                 ToolError::InvalidArguments {
@@ -81,11 +85,40 @@ impl Toolbox {
                 0,
             )
         })?;
-        match &tool.source {
-            ToolSource::Plugin(plugin) => {
-                walk(gateway, caller, tool, plugin, arguments, failed, started).await
-            }
+        let ttl = tool.cache_ttl();
+        let cache = match (&gateway.memory, ttl.is_zero()) {
+            (Some(store), false) => Some((store, Slot::new(name, arguments))),
+            _ => None,
+        };
+        if let Some((store, slot)) = &cache
+            && let Some(kept) = slot.get(store).await
+        {
+            return Ok((
+                ToolAnswer {
+                    text: kept.value.to_string(),
+                    value: kept.value,
+                    cache: CacheStatus::Hit,
+                    upstream: kept.upstream,
+                    elapsed: started.elapsed(),
+                },
+                0,
+            ));
         }
+        let (mut answer, attempts) = match &tool.source {
+            ToolSource::Plugin(plugin) => {
+                walk(gateway, caller, tool, plugin, arguments, failed, started).await?
+            }
+        };
+        if let Some((store, slot)) = &cache {
+            let kept = Kept {
+                value: answer.value.clone(),
+                upstream: answer.upstream.clone(),
+            };
+            slot.put(store, &kept, ttl).await;
+            answer.cache = CacheStatus::Miss;
+            answer.elapsed = started.elapsed();
+        }
+        Ok((answer, attempts))
     }
 
     /// The tool, if it exists and the caller's key is granted it.

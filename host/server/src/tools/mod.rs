@@ -5,11 +5,14 @@
 //! upstreams by the router's engine (failover, cooldowns), and reported once (a log line and a
 //! usage row). Surfaces never re-implement any of it.
 
+mod cache;
 mod call;
 mod catalog;
 mod error;
 mod options;
+mod quota;
 mod record;
+pub(crate) mod rest;
 mod schema;
 mod upstreams;
 
@@ -22,6 +25,8 @@ use serde_json::{Value, json};
 pub use self::catalog::{BuildError, PluginTools, UpstreamState};
 pub use self::error::ToolError;
 pub use self::options::{ToolOptions, ToolUpstreamOptions};
+pub use self::record::usage_label;
+pub use self::rest::CACHE_HEADER;
 pub use self::schema::ArgumentSchema;
 pub use self::upstreams::{UpstreamTarget, tool_label};
 pub use crate::auth::Principal;

@@ -3,15 +3,16 @@
 //! (placed as the plugin says, only on those origins). One attempt is one `invoke` of the
 //! plugin on that upstream ([`ToolAttempt`]); its failures are mapped onto the engine's classes
 //! by the chat attempt's own mapping, so a rate-limited upstream cools down and a rejected key
-//! takes it out exactly as a provider's would.
+//! takes it out exactly as a provider's would, while a fault of the plugin on a call is the
+//! call's (as a fault while encoding a chat request is), never the upstream's.
 
 use std::sync::Arc;
 
 use aigw_egress::{Credential, Grants, Secret};
-use aigw_router::{Failure, Timeouts, Upstream};
-use aigw_runtime::{CallContext, OutboundLimits, ToolPlugin, ToolTarget};
+use aigw_router::{Failure, FailureClass, Timeouts, Upstream};
+use aigw_runtime::{CallContext, CallError, OutboundLimits, ToolPlugin, ToolTarget};
 
-use crate::chat::attempt::{call_failure, scrubbed};
+use crate::chat::attempt::{encode_failure, scrubbed};
 use crate::gateway::Gateway;
 
 /// The health label of upstream `upstream` of the tool plugin configured as `plugin`, as
@@ -73,7 +74,24 @@ impl Upstream for ToolAttempt<'_> {
             .invoke(&context, self.tool, self.arguments)
             .await
             .map_err(|error| {
-                let mut failure = call_failure(error, &target.label, None);
+                let denied = denied_origin(&error);
+                // A fault (trap, deadline, memory cap) is mapped as an `encode`'s: one invoke
+                // both reads the caller's arguments and the upstream's answer, and a caller
+                // whose arguments make the plugin fail must not open a healthy upstream's
+                // breaker for everyone. A failure the plugin classified is mapped as for any
+                // provider call.
+                let mut failure = encode_failure(error, &target.label);
+                if denied {
+                    // The plugin asked for an origin its upstream was not granted (a URL from
+                    // the arguments, a redirect it followed): the call's fault, not the
+                    // upstream's key, so it neither takes the upstream out nor fails over.
+                    failure.class = FailureClass::RequestFault;
+                    failure.message = format!(
+                        "tool plugin refused by the egress on upstream `{}`: {}",
+                        target.name(),
+                        failure.message
+                    );
+                }
                 // The upstream may echo its own key in an error text: never relay it.
                 if let Some(secret) = &target.secret
                     && failure.message.contains(secret.expose())
@@ -84,3 +102,18 @@ impl Upstream for ToolAttempt<'_> {
             })
     }
 }
+
+/// Whether the plugin's failure is the `outbound` import's refusal of an origin the call was
+/// not granted: the runtime reports it as `unauthorized` with the egress's own words
+/// (`origin … is not granted to this caller`), which an upstream's 401 never carries.
+fn denied_origin(error: &CallError) -> bool {
+    match error {
+        CallError::Failure(aigw_runtime::Failure::Unauthorized(message)) => {
+            message.contains(DENIED_PHRASE)
+        }
+        _ => false,
+    }
+}
+
+/// The egress's refusal of an origin not granted (`aigw_egress`'s `Denied`).
+const DENIED_PHRASE: &str = " is not granted to this caller";

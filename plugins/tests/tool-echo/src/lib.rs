@@ -2,9 +2,19 @@
 //! tools exercise each host import, so the runtime's tests can prove the per-call context:
 //!
 //! - `echo`: returns its arguments unchanged.
-//! - `fetch` `{"url", "method"?, "times"?}`: sends the request through `outbound` `times` times
-//!   (default 1) and returns `{"status", "body"}` of the last answer; a failed send is the
-//!   tool's failure, as the host reported it.
+//! - `fetch` `{"url", "method"?, "times"?, "follow"?}`: sends the request through `outbound`
+//!   `times` times (default 1) and returns `{"status", "body"}` of the last answer; a failed
+//!   send is the tool's failure, as the host reported it. With `follow: true`, a 3xx answer's
+//!   `location` is requested once more (the host never follows a redirect itself: a plugin that
+//!   does still goes through the grant check).
+//! - `upstream_get` `{"path"}`: GETs `<the target's base endpoint><path>` and classifies the
+//!   answer as a real tool plugin does: 429 is `rate-limited` (with the `retry-after` header's
+//!   seconds), 401/403 `unauthorized`, 5xx `unavailable`, another non-2xx `invalid-request`;
+//!   a 2xx is `{"upstream", "status", "body"}`.
+//!
+//! Its upstreams, for the host's tool service tests: `primary` and `secondary`, each with one
+//! endpoint `base` (default `http://127.0.0.1:9`, the discard port: nothing answers) and the
+//! operator's credential in header `x-echo-key` (not required).
 //! - `remember` `{"key", "value"}`: `memory.put` of `{"value": value}` under path `["echo"]`
 //!   and `key`, then `memory.get`, returns the value read back.
 //! - `recall` `{"key"}`: `memory.get` of path `["echo"]` and `key`, returns `{"value": …}`
@@ -26,9 +36,11 @@ mod bindings {
     });
 }
 
-use bindings::aigw::plugin::types::{Failure, HttpRequest};
+use bindings::aigw::plugin::types::{
+    CredentialPlacement, Failure, HeaderCredential, HttpRequest, NamedUrl, RateLimit,
+};
 use bindings::aigw::plugin::{log, memory, outbound};
-use bindings::exports::aigw::plugin::tool::{Descriptor, Guest, Target, ToolSpec};
+use bindings::exports::aigw::plugin::tool::{Descriptor, Guest, Target, ToolSpec, Upstream};
 use serde_json::{Value, json};
 
 struct ToolEcho;
@@ -56,12 +68,30 @@ impl Guest for ToolEcho {
             name: "tool-echo".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             tools: tools(),
-            upstreams: Vec::new(),
+            upstreams: ["primary", "secondary"].map(upstream).to_vec(),
         }
     }
 
-    fn invoke(name: String, args_json: String, _target: Target) -> Result<String, Failure> {
+    fn invoke(name: String, args_json: String, target: Target) -> Result<String, Failure> {
+        if name == "upstream_get" {
+            return upstream_get(&args(&args_json)?, &target);
+        }
         invoke(&name, &args_json)
+    }
+}
+
+fn upstream(name: &str) -> Upstream {
+    Upstream {
+        name: name.to_owned(),
+        endpoints: vec![NamedUrl {
+            name: "base".to_owned(),
+            url: "http://127.0.0.1:9".to_owned(),
+        }],
+        credential: CredentialPlacement::Header(HeaderCredential {
+            name: "x-echo-key".to_owned(),
+            prefix: String::new(),
+        }),
+        credential_required: false,
     }
 }
 
@@ -76,7 +106,8 @@ fn tools() -> Vec<ToolSpec> {
                     json!({
                         "url": {"type": "string"},
                         "method": {"type": "string"},
-                        "times": {"type": "integer"}
+                        "times": {"type": "integer"},
+                        "follow": {"type": "boolean"}
                     }),
                     &["url"],
                 ),
@@ -104,6 +135,11 @@ fn tools() -> Vec<ToolSpec> {
                 "constructor-probe",
                 "What memory.get([\"echo\"], \"probe\") answered in the static constructor.",
                 json!({"type": "object"}),
+            ),
+            spec(
+                "upstream_get",
+                "GETs a path of the call's upstream and classifies the answer.",
+                object(json!({"path": {"type": "string"}}), &["path"]),
             ),
         ]
     }
@@ -174,16 +210,17 @@ fn fetch(args: &Value) -> Result<String, Failure> {
     let times = args["times"].as_u64().unwrap_or(1);
     let mut last = None;
     for _ in 0..times {
-        let response = outbound::send(&HttpRequest {
-            method: method.to_owned(),
-            url: url.to_owned(),
-            headers: Vec::new(),
-            body: Vec::new(),
-        })?;
+        let response = get(method, url)?;
         last = Some(response);
     }
-    let response =
+    let mut response =
         last.ok_or_else(|| Failure::InvalidRequest("times must be at least 1".into()))?;
+    if args["follow"].as_bool() == Some(true)
+        && (300..400).contains(&response.status)
+        && let Some(location) = header(&response.headers, "location")
+    {
+        response = get(method, &location)?;
+    }
     log::emit(
         log::Level::Debug,
         &format!("fetched {url}: {}", response.status),
@@ -193,6 +230,59 @@ fn fetch(args: &Value) -> Result<String, Failure> {
         "body": String::from_utf8_lossy(&response.body),
     })
     .to_string())
+}
+
+fn get(method: &str, url: &str) -> Result<bindings::aigw::plugin::types::HttpResponse, Failure> {
+    outbound::send(&HttpRequest {
+        method: method.to_owned(),
+        url: url.to_owned(),
+        headers: Vec::new(),
+        body: Vec::new(),
+    })
+}
+
+fn header(headers: &[bindings::aigw::plugin::types::Header], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value.clone())
+}
+
+fn upstream_get(args: &Value, target: &Target) -> Result<String, Failure> {
+    let path = text(args, "path")?;
+    let base = target
+        .endpoints
+        .iter()
+        .find(|e| e.name == "base")
+        .ok_or_else(|| Failure::InvalidRequest("the target has no `base` endpoint".into()))?;
+    let response = get("GET", &format!("{}{path}", base.url))?;
+    let body = String::from_utf8_lossy(&response.body).into_owned();
+    let status = response.status;
+    match status {
+        200..=299 => Ok(json!({
+            "upstream": target.upstream,
+            "status": status,
+            "body": body,
+        })
+        .to_string()),
+        429 => Err(Failure::RateLimited(RateLimit {
+            retry_after_seconds: header(&response.headers, "retry-after")
+                .and_then(|v| v.trim().parse().ok()),
+            message: format!("{}: rate limited: {body}", target.upstream),
+        })),
+        401 | 403 => Err(Failure::Unauthorized(format!(
+            "{}: {status}: {body}",
+            target.upstream
+        ))),
+        500..=599 => Err(Failure::Unavailable(format!(
+            "{}: {status}: {body}",
+            target.upstream
+        ))),
+        _ => Err(Failure::InvalidRequest(format!(
+            "{}: {status}: {body}",
+            target.upstream
+        ))),
+    }
 }
 
 /// Where `remember` and `recall` keep their entries.

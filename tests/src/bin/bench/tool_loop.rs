@@ -13,12 +13,12 @@ use super::Mode;
 /// The alias the tool loop's requests name.
 pub(super) const ALIAS: &str = "tooled";
 
-/// The config the tool-loop rows add: the `tool-echo` test plugin as the tool `echo`, and the
-/// alias on the mock's `tool-call` model.
-pub(super) fn config(test_plugins: &Path) -> String {
+/// The config the tool-loop row adds: the `tool-echo` test plugin (`plugin`) as the tool
+/// `echo`, and the alias on the mock's `tool-call` model.
+pub(super) fn config(plugin: &Path) -> String {
     format!(
-        "\n[tools.echo]\nplugin = \"{}\"\n\n[models.{ALIAS}]\ntargets = [\"groq/tool-call\"]\n",
-        test_plugins.join("tool-echo.wasm").display()
+        "\n[tools.chat-echo]\nplugin = \"{}\"\n\n[models.{ALIAS}]\ntargets = [\"groq/tool-call\"]\n",
+        plugin.display()
     )
 }
 
