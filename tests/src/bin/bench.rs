@@ -241,7 +241,7 @@ async fn bench(args: &Args) -> Result<()> {
             let mut targets = vec![("direct to mock", direct), ("through aigw", gateway)];
             if args.tool_loop {
                 targets.push((
-                    "through aigw, one tool-loop step",
+                    tool_loop::LABEL,
                     Target {
                         addr: aigw.addr,
                         path: "/v1/chat/completions",
@@ -853,7 +853,18 @@ fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
                 mode.name(),
                 ratio * 100.0,
             ));
-            if let [keyed] = rest {
+            if let Some(stepped) = rest.iter().find(|s| s.label == tool_loop::LABEL) {
+                let p50 = signed_ms(i64::from(stepped.p50_us) - i64::from(gateway.p50_us));
+                let p99 = signed_ms(i64::from(stepped.p99_us) - i64::from(gateway.p99_us));
+                table.push_str(&format!(
+                    "| **one tool-loop step vs none**, {} | | | | {p50} | {p99} |\n",
+                    mode.name(),
+                ));
+            }
+            if let Some(keyed) = rest
+                .iter()
+                .find(|s| s.label == "through aigw, key + limits")
+            {
                 let p50 = signed_ms(i64::from(keyed.p50_us) - i64::from(gateway.p50_us));
                 let p99 = signed_ms(i64::from(keyed.p99_us) - i64::from(gateway.p99_us));
                 let ratio = if gateway.per_second > 0.0 {

@@ -10,6 +10,9 @@ use bytes::Bytes;
 
 use super::Mode;
 
+/// The row's label.
+pub(super) const LABEL: &str = "through aigw, one tool-loop step";
+
 /// The alias the tool loop's requests name.
 pub(super) const ALIAS: &str = "tooled";
 
