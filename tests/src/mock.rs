@@ -7,6 +7,10 @@
 //! | `ok` (and any name not listed) | `"mock reply to: <last user message>"` | the same text, one word per chunk, finish chunk, `[DONE]` |
 //! | `tool-call` | a call to the first tool in `tools`, `finish_reason: "tool_calls"` | tool-call deltas, arguments in 3 fragments |
 //! | `tool-call-parallel` | two calls (index 0 and 1) | the same, as deltas |
+//! | `tool-call-loop` | as `tool-call`, but calls again after tool results, every time, until the request says `tool_choice: "none"`: then `"answered with tool_choice none after <n> tool results"` (n: every `tool` message) | the same |
+//! | `tool-call-then-503` | as `tool-call` until the conversation ends with tool results: then 503 as `unavailable-503` | the same |
+//! | `tool-call-slow-<ms>` | as `tool-call-loop`, each answer after `<ms>` | the same |
+//! | `tool-call-then-cut` | as `tool-call` until the conversation ends with tool results: then the `tool said: …` answer cut as `cut-stream` | the same |
 //! | `slow-<ms>` | waits `<ms>` before the headers, then as `ok` | the same |
 //! | `rate-limit` | 429, the provider's real body, `retry-after: 7`, `x-ratelimit-*` | the same |
 //! | `rate-limit-no-header` | 429 as above without `retry-after` | the same |
@@ -37,7 +41,9 @@
 //! | `echo-messages` | as `ok`, answering with [`digest`] of the messages it received (what reached the upstream, for the tests of what the gateway adds) | the same |
 //!
 //! When the last message has role `tool`, the `tool-call` models answer `"tool said: <content>"`
-//! (one line per trailing tool message) instead of calling again.
+//! (one line per trailing tool message) instead of calling again; a continuation after tool
+//! results (a partial `tool said: …` answer) gets the rest of that answer. With
+//! `tool_choice: "none"` every `tool-call` model answers without calling (see `tool-call-loop`).
 //!
 //! **Continuations.** A gateway that loses a stream half-way can continue it on another target
 //! by sending the same conversation plus the partial answer, either as a *prefill* (a final
@@ -513,12 +519,29 @@ impl std::fmt::Display for Reset {
 
 impl std::error::Error for Reset {}
 
+/// What a `tool-call` model does once the conversation ends with tool results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Then {
+    /// Answers `"tool said: <content>"`.
+    Answer,
+    /// Calls again, every time, until the request says `tool_choice: "none"`.
+    CallAgain,
+    /// Answers 503, as `unavailable-503`.
+    Unavailable,
+    /// Streams the answer as `cut-stream` does (two content chunks, then the connection closes).
+    Cut,
+    /// Waits this long before every answer, and calls again as [`Then::CallAgain`].
+    SlowAgain(Duration),
+}
+
 /// What the model name asks the mock to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Behaviour {
     Ok,
     ToolCall {
         parallel: bool,
+        /// What it does once the conversation ends with tool results.
+        then: Then,
     },
     Slow(Duration),
     RateLimit {
@@ -591,8 +614,26 @@ impl Behaviour {
 
     fn of(model: &str) -> Behaviour {
         match model {
-            "tool-call" => Behaviour::ToolCall { parallel: false },
-            "tool-call-parallel" => Behaviour::ToolCall { parallel: true },
+            "tool-call" => Behaviour::ToolCall {
+                parallel: false,
+                then: Then::Answer,
+            },
+            "tool-call-parallel" => Behaviour::ToolCall {
+                parallel: true,
+                then: Then::Answer,
+            },
+            "tool-call-loop" => Behaviour::ToolCall {
+                parallel: false,
+                then: Then::CallAgain,
+            },
+            "tool-call-then-503" => Behaviour::ToolCall {
+                parallel: false,
+                then: Then::Unavailable,
+            },
+            "tool-call-then-cut" => Behaviour::ToolCall {
+                parallel: false,
+                then: Then::Cut,
+            },
             "rate-limit" => Behaviour::RateLimit { retry_after: true },
             "rate-limit-no-header" => Behaviour::RateLimit { retry_after: false },
             "error-500" => Behaviour::ServerError,
@@ -632,6 +673,11 @@ impl Behaviour {
                     Behaviour::Slow(Duration::from_millis(ms))
                 } else if let Some(n) = count("cut-stream-") {
                     Behaviour::CutStream { chunks: n }
+                } else if let Some(ms) = number("tool-call-slow-") {
+                    Behaviour::ToolCall {
+                        parallel: false,
+                        then: Then::SlowAgain(Duration::from_millis(ms)),
+                    }
                 } else if let Some(n) = count("processing-") {
                     Behaviour::Processing { polls: n }
                 } else {
@@ -782,6 +828,8 @@ struct Chat<'a> {
     include_usage: bool,
     messages: &'a [Value],
     tools: &'a [Value],
+    /// `tool_choice: "none"`: the model must answer without calling.
+    no_tools: bool,
 }
 
 impl<'a> Chat<'a> {
@@ -806,6 +854,7 @@ impl<'a> Chat<'a> {
                 .get("tools")
                 .and_then(Value::as_array)
                 .map_or(&[], Vec::as_slice),
+            no_tools: body.get("tool_choice").and_then(Value::as_str) == Some("none"),
         })
     }
 
@@ -842,18 +891,45 @@ impl<'a> Chat<'a> {
         )
     }
 
-    /// The contents of the tool results that end the conversation, if it ends with any.
-    fn trailing_tool_results(&self) -> Vec<String> {
-        let mut results: Vec<String> = self
-            .messages
+    /// What a `tool-call` model answers once the conversation ends with tool results
+    /// (before the partial answer of a continuation): `"tool said: <content>"`, one line per
+    /// trailing result, or what is left of it after the partial answer. `None` without results.
+    fn tool_reply(&self) -> Option<String> {
+        let (asked, partial) = match partial_answer_at(self.messages) {
+            Some(at) => (&self.messages[..at], Some(text_of(&self.messages[at]))),
+            None => (self.messages, None),
+        };
+        let results = trailing_tool_results(asked);
+        if results.is_empty() {
+            return None;
+        }
+        let full = results
             .iter()
-            .rev()
-            .take_while(|m| m.get("role").and_then(Value::as_str) == Some("tool"))
-            .map(text_of)
-            .collect();
-        results.reverse();
-        results
+            .map(|r| format!("tool said: {r}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Some(continued_by(self.model, full, partial.as_deref()))
     }
+
+    /// How many tool results the conversation holds in all.
+    fn tool_results(&self) -> usize {
+        self.messages
+            .iter()
+            .filter(|m| role_of(m) == Some("tool"))
+            .count()
+    }
+}
+
+/// The contents of the tool results that end `messages`, if they end with any.
+fn trailing_tool_results(messages: &[Value]) -> Vec<String> {
+    let mut results: Vec<String> = messages
+        .iter()
+        .rev()
+        .take_while(|m| role_of(m) == Some("tool"))
+        .map(text_of)
+        .collect();
+    results.reverse();
+    results
 }
 
 /// The model that answers with the [`digest`] of its messages.
@@ -1065,15 +1141,37 @@ async fn chat(state: &State, body: Option<Value>) -> Result<Response<Body>, Rese
         Behaviour::Malformed { chunks } => {
             Ok(malformed(flavor, &chat, &completion, chunks, &reply()))
         }
-        Behaviour::ToolCall { parallel } => {
-            let results = chat.trailing_tool_results();
-            let response = if !results.is_empty() {
-                let text = results
-                    .iter()
-                    .map(|r| format!("tool said: {r}"))
-                    .collect::<Vec<_>>()
-                    .join("\n");
+        Behaviour::ToolCall { parallel, then } => {
+            if let Then::SlowAgain(delay) = then {
+                tokio::time::sleep(delay).await;
+            }
+            let said = chat.tool_reply();
+            let response = if chat.no_tools {
+                let text = format!(
+                    "answered with tool_choice none after {} tool results",
+                    chat.tool_results()
+                );
                 answer(flavor, &chat, &completion, &Answer::Text(text), true)
+            } else if let (Some(text), Then::Answer) = (&said, then) {
+                answer(
+                    flavor,
+                    &chat,
+                    &completion,
+                    &Answer::Text(text.clone()),
+                    true,
+                )
+            } else if let (Some(_), Then::Unavailable) = (&said, then) {
+                error(
+                    flavor,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    OVERLOADED_MESSAGE,
+                    "server_error",
+                    None,
+                    None,
+                )
+            } else if let (Some(text), Then::Cut) = (&said, then) {
+                let text = Answer::Text(text.clone());
+                cut_short(flavor, &chat, &completion, 2, &text, FAULT_PAUSE)
             } else if chat.tools.is_empty() {
                 error(
                     flavor,

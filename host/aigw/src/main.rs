@@ -320,6 +320,8 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
         .with_usage(Arc::clone(&ledger))
         .with_sessions(config.sessions)
         .with_mcp(config.mcp.clone())
+        .with_tool_loop(config.tool_loop)
+        .with_route_tools(config.route_tools.clone().into_iter().collect())
         .with_limiter(limiter.clone());
     // External MCP servers are listed in the background (the gateway serves without waiting)
     // and again every refresh, while the served state holds them.

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::options::{
     McpOptions, ProviderOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions,
-    TimeoutOverrides,
+    TimeoutOverrides, ToolLoopOptions,
 };
 use crate::redact::Redactor;
 use crate::scrub::Scrubber;
@@ -204,6 +204,11 @@ pub struct Gateway {
     pub(crate) memory: Option<Arc<Store>>,
     /// How much history a session-aware chat completion is sent.
     pub(crate) sessions: SessionOptions,
+    /// The bounds of a chat completion's tool loop.
+    pub(crate) tool_loop: ToolLoopOptions,
+    /// The aigw tools (names or patterns) each route alias offers its requests' models
+    /// (`[routes.<alias>] tools`); empty for most configs, so one emptiness check per request.
+    pub(crate) route_tools: HashMap<String, Vec<String>>,
     /// Holds keys' limits across the processes sharing the store; one per process, shared by
     /// every state that replaces this one.
     pub(crate) limiter: Option<Limiter>,
@@ -337,6 +342,8 @@ impl Gateway {
             redactor: Redactor::default(),
             memory: None,
             sessions: SessionOptions::default(),
+            tool_loop: ToolLoopOptions::default(),
+            route_tools: HashMap::new(),
             limiter: None,
             prices: Arc::new(Prices::default()),
             usage: None,
@@ -407,6 +414,19 @@ impl Gateway {
     /// This state with `sessions` bounding the history of session-aware chat completions.
     pub fn with_sessions(mut self, sessions: SessionOptions) -> Gateway {
         self.sessions = sessions;
+        self
+    }
+
+    /// This state with `options` bounding the tool loop of chat completions.
+    pub fn with_tool_loop(mut self, options: ToolLoopOptions) -> Gateway {
+        self.tool_loop = options;
+        self
+    }
+
+    /// This state offering each route alias's aigw tools (names or `prefix*` patterns) to
+    /// every request for it, beside the tools the request names.
+    pub fn with_route_tools(mut self, tools: HashMap<String, Vec<String>>) -> Gateway {
+        self.route_tools = tools;
         self
     }
 

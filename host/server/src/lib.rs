@@ -61,7 +61,7 @@ pub use gateway::{
 pub use memory::plugins::PluginMemory;
 pub use options::{
     AuthOptions, McpOptions, ProviderOptions, RedactionOptions, RouteOptions, ServerOptions,
-    SessionOptions, TargetOptions, TimeoutOverrides, TlsOptions,
+    SessionOptions, TargetOptions, TimeoutOverrides, TlsOptions, ToolLoopOptions,
 };
 pub use redact::{RedactionError, Redactor};
 pub use routes::{Route, routes};

@@ -54,6 +54,28 @@ impl Default for McpOptions {
     }
 }
 
+/// `[tool_loop]`: the bounds of the gateway-executed tool loop inside a chat completion
+/// (a request naming aigw tools, `docs/tools.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ToolLoopOptions {
+    /// The most model calls one request makes; the last is sent `tool_choice: "none"`.
+    pub max_steps: u32,
+    /// The whole loop's time, model calls and tool calls together (504 past it).
+    pub timeout: Duration,
+    /// The most tool calls of one step run at once.
+    pub max_parallel_calls: usize,
+}
+
+impl Default for ToolLoopOptions {
+    fn default() -> ToolLoopOptions {
+        ToolLoopOptions {
+            max_steps: 8,
+            timeout: Duration::from_secs(120),
+            max_parallel_calls: 8,
+        }
+    }
+}
+
 /// `[auth]`: who may ask. With an admin key, authentication is on: `/admin` needs that key and
 /// every client surface a virtual key; without one, every request is answered openly, which
 /// the binary allows only on a loopback address unless `allow_unauthenticated` says otherwise.

@@ -10,6 +10,8 @@
 //! with one of them, which has requests/tokens per minute, concurrency and budget limits high
 //! enough never to refuse: the third row is what key checking and quota accounting add.
 //!
+//! With `--tool-loop` the gateway also serves a request that takes one step of the chat tool
+//! loop (`bench/tool_loop.rs`): a fourth row.
 //! With `--tools` the tool service is measured too: a scripted upstream (its own thread and
 //! runtime) answers `tool-echo`'s `upstream_get`, and the same load is sent straight to it,
 //! through `POST /v1/tools/upstream_get/invoke` of a gateway without a cache, and through one
@@ -36,9 +38,12 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::process::Command;
 
+#[path = "bench/tool_loop.rs"]
+mod tool_loop;
+
 const USAGE: &str = "\
 usage: bench [--duration SECS] [--warmup SECS] [--connections N] [--no-stream] [--keys N]
-             [--tools] [--aigw PATH] [--mock PATH] [--plugins DIR] [--tool-plugin FILE]
+             [--tools] [--tool-loop] [--aigw PATH] [--mock PATH] [--plugins DIR] [--tool-plugin FILE]
              [--config-template FILE]
 
   --duration SECS          measured time per scenario (default 10)
@@ -53,6 +58,8 @@ usage: bench [--duration SECS] [--warmup SECS] [--connections N] [--no-stream] [
   --aigw PATH              gateway binary (default <root>/target/release/aigw)
   --mock PATH              mock upstream binary (default <root>/target/release/mock-upstream)
   --plugins DIR            built provider plugins (default <root>/dist/plugins)
+  --tool-loop              also measure a chat completion that takes one tool-loop step
+                           (the tool-echo plugin of --tool-plugin as the aigw tool `echo`)
   --config-template FILE   gateway config to use instead of the built-in one; `{plugins_dir}`
                            and `{upstream}` (http://host:port of the mock) are substituted";
 
@@ -84,6 +91,7 @@ struct Args {
     plugins: PathBuf,
     config_template: Option<PathBuf>,
     keys: usize,
+    tool_loop: bool,
     tools: bool,
     tool_plugin: PathBuf,
 }
@@ -104,6 +112,7 @@ fn parse_args() -> Result<Args, String> {
         plugins: root.join("dist").join("plugins"),
         config_template: None,
         keys: 0,
+        tool_loop: false,
         tools: false,
         tool_plugin: root
             .join("dist")
@@ -121,6 +130,7 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| "--connections is too large".to_owned())?;
             }
             "--no-stream" => args.stream = false,
+            "--tool-loop" => args.tool_loop = true,
             "--keys" => {
                 args.keys = usize::try_from(number(&arg, &value()?)?)
                     .map_err(|_| "--keys is too large".to_owned())?;
@@ -189,9 +199,12 @@ async fn bench(args: &Args) -> Result<()> {
         }
         None => CONFIG_TEMPLATE.to_owned(),
     };
-    let config = template
+    let mut config = template
         .replace("{plugins_dir}", &args.plugins.display().to_string())
         .replace("{upstream}", &format!("http://{}", mock.addr));
+    if args.tool_loop {
+        config.push_str(&tool_loop::config(&args.tool_plugin));
+    }
     let (mut aigw, _dir) = start_gateway(args, &config, None).await?;
     // The keyed gateway and the key its load is sent with.
     let keyed = match args.keys {
@@ -226,6 +239,18 @@ async fn bench(args: &Args) -> Result<()> {
                 authorization: HeaderValue::from_static("Bearer bench-key"),
             };
             let mut targets = vec![("direct to mock", direct), ("through aigw", gateway)];
+            if args.tool_loop {
+                targets.push((
+                    tool_loop::LABEL,
+                    Target {
+                        addr: aigw.addr,
+                        path: "/v1/chat/completions",
+                        body: tool_loop::body(mode),
+                        mode,
+                        authorization: HeaderValue::from_static("Bearer bench-key"),
+                    },
+                ));
+            }
             if let Some((keyed, _, key)) = &keyed {
                 targets.push((
                     "through aigw, key + limits",
@@ -828,7 +853,18 @@ fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
                 mode.name(),
                 ratio * 100.0,
             ));
-            if let [keyed] = rest {
+            if let Some(stepped) = rest.iter().find(|s| s.label == tool_loop::LABEL) {
+                let p50 = signed_ms(i64::from(stepped.p50_us) - i64::from(gateway.p50_us));
+                let p99 = signed_ms(i64::from(stepped.p99_us) - i64::from(gateway.p99_us));
+                table.push_str(&format!(
+                    "| **one tool-loop step vs none**, {} | | | | {p50} | {p99} |\n",
+                    mode.name(),
+                ));
+            }
+            if let Some(keyed) = rest
+                .iter()
+                .find(|s| s.label == "through aigw, key + limits")
+            {
                 let p50 = signed_ms(i64::from(keyed.p50_us) - i64::from(gateway.p50_us));
                 let p99 = signed_ms(i64::from(keyed.p99_us) - i64::from(gateway.p99_us));
                 let ratio = if gateway.per_second > 0.0 {

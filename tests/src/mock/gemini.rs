@@ -221,7 +221,7 @@ async fn generate(
         }
         Behaviour::Stall { chunks } => Ok(cut_short(mode, &reply, &text(), chunks, STALL_HOLD)),
         Behaviour::Malformed { chunks } => Ok(malformed(mode, &reply, &text(), chunks)),
-        Behaviour::ToolCall { parallel } => {
+        Behaviour::ToolCall { parallel, .. } => {
             let results = request.function_results();
             if !results.is_empty() {
                 let said = results

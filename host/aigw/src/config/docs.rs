@@ -91,6 +91,7 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let usage = aigw_access::UsageOptions::default();
     let limiter = aigw_access::LimiterOptions::default();
     let auth = aigw_server::AuthOptions::default();
+    let tool_loop = aigw_server::ToolLoopOptions::default();
     let tool = aigw_server::tools::ToolOptions::default();
     let mcp = aigw_server::McpOptions::default();
     let strategy = STRATEGIES
@@ -230,6 +231,8 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ("retries", Some(route.retries.to_string())),
                 ("retry_budget", Some(route.retry_budget.to_string())),
                 ("hedge_after_ms", route.hedge_after.map(ms)),
+                // None: the route offers no aigw tools.
+                ("tools", None),
             ],
         ),
         (
@@ -258,6 +261,17 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                     Some(format!("[{}]", redaction.patterns.join(", "))),
                 ),
                 ("replacement", Some(quoted(&redaction.replacement))),
+            ],
+        ),
+        (
+            "## `[tool_loop]`".to_owned(),
+            vec![
+                ("max_steps", Some(tool_loop.max_steps.to_string())),
+                ("timeout_ms", Some(ms(tool_loop.timeout))),
+                (
+                    "max_parallel_calls",
+                    Some(tool_loop.max_parallel_calls.to_string()),
+                ),
             ],
         ),
         (
@@ -423,6 +437,7 @@ fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
             "## `[mcp_servers.<name>]`",
             "[mcp_servers.m]\nurl = \"http://x/\"\nzzz = 1\n",
         ),
+        ("## `[tool_loop]`", "[tool_loop]\nzzz = 1\n"),
         ("## `[tools.<name>]`", "[tools.t]\nzzz = 1\n"),
         (
             "### `[[tools.<name>.upstream]]`",

@@ -18,6 +18,7 @@ mod prices;
 mod providers;
 mod redaction;
 mod server;
+mod tool_loop;
 mod tools;
 mod usage;
 mod values;
@@ -38,7 +39,7 @@ use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
 use aigw_server::{
     AuthOptions, McpOptions, McpServerOptions, ProviderOptions, Redactor, RouteOptions,
-    ServerOptions, SessionOptions,
+    ServerOptions, SessionOptions, ToolLoopOptions,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -104,6 +105,7 @@ struct RawConfig {
     auth: auth::RawAuth,
     #[serde(default)]
     mcp_servers: BTreeMap<String, Spanned<mcp_servers::RawMcpServer>>,
+    tool_loop: tool_loop::RawToolLoop,
     #[serde(default)]
     tools: BTreeMap<String, Spanned<tools::RawTool>>,
     #[serde(default)]
@@ -140,6 +142,10 @@ pub struct Config {
     pub auth: AuthOptions,
     /// `[mcp_servers.<name>]`, in name order.
     pub mcp_servers: Vec<McpServerOptions>,
+    /// `[tool_loop]`.
+    pub tool_loop: ToolLoopOptions,
+    /// `[models.<alias>] tools`, by alias (only the aliases that set it).
+    pub route_tools: BTreeMap<String, Vec<String>>,
     /// `[tools.<name>]`, in name order.
     pub tools: Vec<ConfiguredTool>,
     /// `[mcp]`.
@@ -180,6 +186,8 @@ pub fn parse(
     let limits = limits::validate(&raw.limits, &values)?;
     let auth = auth::validate(&raw.auth, base, &values)?;
     let mcp_servers = mcp_servers::validate(&raw.mcp_servers, base, &values)?;
+    let tool_loop = tool_loop::validate(&raw.tool_loop, &values)?;
+    let route_tools = tool_loop::route_tools(&raw.models, &values)?;
     let tools = tools::validate(&raw.tools, base, &plugins.dir, &values)?;
     let mcp = mcp::validate(&raw.mcp, &values)?;
     Ok(Config {
@@ -197,6 +205,8 @@ pub fn parse(
         limits,
         auth,
         mcp_servers,
+        tool_loop,
+        route_tools,
         tools,
         mcp,
     })

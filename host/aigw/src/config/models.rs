@@ -35,6 +35,8 @@ pub(super) struct RawModel {
     retries: Number,
     retry_budget: Option<Spanned<f64>>,
     hedge_after_ms: Number,
+    /// The aigw tools the route offers every request (`tool_loop::route_tools`).
+    pub(super) tools: Option<Vec<Spanned<String>>>,
 }
 
 /// One entry of `targets`: `"provider/model"` or `{ target = "provider/model", … }`.

@@ -24,6 +24,8 @@ pub(crate) struct Head<'a> {
     pub(crate) stream: bool,
     /// `stream_options.include_usage`: forward the final usage chunk.
     pub(crate) include_usage: bool,
+    /// Some `tools` entry names aigw tools (`{"type": "aigw_tool", "name": …}`).
+    pub(crate) aigw_tools: bool,
 }
 
 /// Parses and validates a chat completion body; the error names the field or the position.
@@ -71,6 +73,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Head<'_>, ApiError> {
         text,
         stream: fields.stream.unwrap_or(false),
         include_usage: fields.include_usage.unwrap_or(false),
+        aigw_tools: fields.aigw_tools,
     })
 }
 
@@ -125,6 +128,26 @@ mod tests {
         assert!(!plain.stream && !plain.include_usage);
         let escaped = parse(br#"{"model":"p\/m","messages":[{"role":"user","content":"a"}]}"#);
         assert_eq!(escaped.unwrap().model, "p/m");
+    }
+
+    #[test]
+    fn an_aigw_tool_entry_is_noticed_by_the_shape_pass() {
+        let tooled = |tools: Value| {
+            let body = json!({"model": "m", "messages": [{"role": "user", "content": "a"}],
+                              "tools": tools, "response_format": {"type": "aigw_tool"}});
+            parse(body.to_string().as_bytes()).unwrap().aigw_tools
+        };
+        assert!(tooled(
+            json!([{"type": "function", "function": {"name": "f"}},
+                              {"type": "aigw_tool", "name": "weather_*"}])
+        ));
+        assert!(!tooled(
+            json!([{"type": "function", "function": {"name": "aigw_tool"}}])
+        ));
+        // Elsewhere (here `response_format.type`) the word means nothing.
+        assert!(!tooled(Value::Null));
+        // A tool entry's other values are still counted and its type may be anything.
+        assert!(!tooled(json!([{"type": 7, "function": {"name": "f"}}])));
     }
 
     #[test]

@@ -6,18 +6,24 @@
 //! try on one target: encode, send, decode, up to commitment), [`relay`] (a committed stream
 //! to the client, continued elsewhere when it breaks), [`continuation`] (pure functions over
 //! what the client received), [`record`] (the one place a finished request is reported),
-//! [`session`] (a request naming a conversation: its history sent, its turn recorded) and
-//! [`items`] (conversation items and chat messages, both ways).
+//! [`session`] (a request naming a conversation: its history sent, its turn recorded),
+//! [`items`] (conversation items and chat messages, both ways), [`tool_loop`] (a request
+//! naming aigw tools: the gateway runs the model's calls to them and asks again), [`merge`]
+//! (that loop's steps streamed as one answer) and [`toolbox`] (the loop's tools: the tool
+//! service acting for the request's key).
 
 pub(crate) mod attempt;
 mod continuation;
 mod estimate;
 mod head;
 mod items;
+mod merge;
 pub(crate) mod record;
 mod relay;
 pub(crate) mod session;
 mod shape;
+mod tool_loop;
+mod toolbox;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -146,6 +152,24 @@ async fn answer(
         .code("model_not_allowed")
         .response();
     }
+    // A request naming aigw tools (or for a route that offers some) runs the tool loop; its
+    // tools are checked now, before any upstream is asked. Others pay one flag check (set by
+    // the shape pass) and, with routes offering tools, one map lookup.
+    let route_tools = match gateway.route_tools.is_empty() {
+        true => None,
+        false => gateway.route_tools.get(&*head.model),
+    };
+    let tooled = match (head.aigw_tools, route_tools) {
+        (false, None) => None,
+        (_, route_tools) => {
+            let tools = toolbox::ChatTools::new(&gateway, &options.principal);
+            let route_tools = route_tools.map_or(&[][..], Vec::as_slice);
+            match tool_loop::prepare(head.text, &tools, route_tools) {
+                Ok(prepared) => Some((prepared, tools)),
+                Err(error) => return error.response(),
+            }
+        }
+    };
     // The key's limits, before any target is tried; the ticket is charged when the request is
     // reported (its record), and frees its concurrency slot however the request ends.
     let ticket = match options.principal.key() {
@@ -194,6 +218,22 @@ async fn answer(
     );
     if let Some(ticket) = ticket {
         record.charge_to(ticket);
+    }
+    if let Some((prepared, tools)) = tooled {
+        let tool_loop = tool_loop::Loop {
+            gateway: Arc::clone(&gateway),
+            route,
+            tools: Arc::new(tools),
+            prepared,
+            stream: head.stream,
+            include_usage: head.include_usage,
+            debug_attempts: options.debug_attempts,
+            record,
+            turn,
+            peer: options.peer.clone(),
+            _slot: slot,
+        };
+        return tool_loop.answer().await;
     }
     let call = Call {
         gateway: &gateway,

@@ -60,6 +60,8 @@ pub(crate) struct RequestRecord {
     /// dropped with the record (a client that went away), it frees its concurrency slot and
     /// charges nothing.
     ticket: Option<Ticket>,
+    /// A tool loop's model calls and the aigw tool calls it ran (`None` without a loop).
+    tool_loop: Option<(u32, u32)>,
 }
 
 /// What a finished request is accounted to: its key, the prices of the state it started on,
@@ -126,7 +128,15 @@ impl RequestRecord {
             usage_estimated: false,
             accounting,
             ticket: None,
+            tool_loop: None,
         }
+    }
+
+    /// Says the request ran a tool loop: `steps` model calls, `calls` aigw tool calls (each
+    /// tool call has its own record, written by the toolbox). Logged as `tool_steps` and
+    /// `tool_calls`.
+    pub(crate) fn tool_loop(&mut self, steps: u32, calls: u32) {
+        self.tool_loop = Some((steps, calls));
     }
 
     /// Charges the request's tokens and spend (as the ledger gets it) to `ticket`, its key's
@@ -246,6 +256,8 @@ impl RequestRecord {
             prompt_tokens = usage.map(|u| u.prompt_tokens),
             completion_tokens = usage.map(|u| u.completion_tokens),
             usage_estimated = self.usage_estimated.then_some(true),
+            tool_steps = self.tool_loop.map(|(steps, _)| steps),
+            tool_calls = self.tool_loop.map(|(_, calls)| calls),
             cost_usd = format_args!("{:.6}", aigw_access::prices::usd(spend)),
             failed_attempts = %capped(&failed.join("; ")),
             attempt_log = %describe_attempts(&self.route, attempts, skipped),

@@ -18,6 +18,7 @@ use aigw_router::{Commitment, Failure, FailureClass};
 use aigw_runtime::{Chunk, StreamEnd, Usage};
 use bytes::Bytes;
 use http::StatusCode;
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::attempt::{Answer, Call, OpenStream, call_failure, follow_stream, scrubbed};
@@ -25,6 +26,7 @@ use super::continuation::{
     Continuation, Join, Joined, Transcript, add_usage, broken_usage, continuation_bodies, rejoin,
     with_usage,
 };
+use super::merge::Merge;
 use super::record::{Finished, RequestRecord};
 use super::session::{Reply, Turn};
 use crate::error::ApiError;
@@ -74,7 +76,7 @@ enum Relayed {
 }
 
 /// The client's side of a stream: where its frames go and what it has been sent.
-struct Relay {
+pub(crate) struct Relay {
     tx: mpsc::Sender<Bytes>,
     include_usage: bool,
     /// The last usage chunk the serving attempt sent (forwarded only when the client asked
@@ -90,8 +92,11 @@ struct Relay {
     /// Set when the continuation could not be joined to the answer: the stream ends with an
     /// error event ([`Relay::forward`] returned false).
     diverged: Option<String>,
-    /// What the client was sent of the answer, for a session's turn (`None` without one).
+    /// What the client was sent of the answer, for a session's turn (`None` without one); a
+    /// tool loop's step: what the upstream sent, tool calls included.
     reply: Option<Reply>,
+    /// A tool loop's step: what of each chunk goes out (`None`: all of it).
+    merge: Option<Merge>,
 }
 
 /// A continuation being relayed: the original stream's id (to rewrite its chunks) and the
@@ -102,6 +107,49 @@ struct Continuing {
 }
 
 impl Relay {
+    /// The relay of one committed stream on `route`; `reply` keeps what was sent (a session's
+    /// turn) and holds `[DONE]` back for the caller; `merge` makes it a tool loop's step.
+    pub(crate) fn new(
+        tx: mpsc::Sender<Bytes>,
+        route: &ServedRoute,
+        include_usage: bool,
+        peer: Option<Peer>,
+        reply: bool,
+        merge: Option<Merge>,
+    ) -> Relay {
+        Relay {
+            tx,
+            include_usage,
+            usage: None,
+            broken: Vec::new(),
+            // A one-target route (any direct `provider/model`) has no other target to
+            // continue on.
+            transcript: if route.entries.len() < 2 {
+                Transcript::off()
+            } else {
+                Transcript::default()
+            },
+            peer,
+            continuing: None,
+            diverged: None,
+            reply: (reply || merge.is_some()).then(Reply::default),
+            merge,
+        }
+    }
+
+    /// After a tool loop's step: the assistant message the upstream streamed (tool calls
+    /// whole), the usage of its serving attempt, and the merge, for the next step (what its
+    /// broken attempts consumed: [`Relay::usage`]).
+    pub(crate) fn into_step(self) -> (Value, Option<Usage>, Merge) {
+        let message = self.reply.map(|r| r.message()).unwrap_or(Value::Null);
+        (message, self.usage, self.merge.unwrap_or_default())
+    }
+
+    /// The usage of the serving attempt and of the broken ones, so far.
+    pub(crate) fn usage(&self) -> (Option<Usage>, &[(Arc<str>, Usage)]) {
+        (self.usage, &self.broken)
+    }
+
     /// Forwards chunks to the client; returns false once the stream cannot go on: the client
     /// has gone, or a continuation could not be joined to the answer (`diverged` is set; the
     /// text it held back does not go out). The chunks one upstream read produced go out as one write: a
@@ -156,7 +204,14 @@ impl Relay {
 
     /// One chunk goes out: framed, and remembered for a continuation and a session's turn.
     fn sent(&mut self, out: &mut Vec<u8>, json: &str) {
-        push_frame(out, json.as_bytes());
+        match &mut self.merge {
+            Some(merge) => {
+                if let Some(merged) = merge.chunk(json) {
+                    push_frame(out, merged.as_bytes());
+                }
+            }
+            None => push_frame(out, json.as_bytes()),
+        }
         self.transcript.record(json);
         if let Some(reply) = &mut self.reply {
             reply.record(json);
@@ -307,94 +362,150 @@ impl Relay {
 
 /// Carries a committed stream to the client, continuing it on another target when it breaks.
 pub(crate) async fn pump(
-    mut open: OpenStream,
+    open: OpenStream,
     mut commitment: Commitment,
     tx: mpsc::Sender<Bytes>,
     mut context: StreamContext,
 ) {
     let route = Arc::clone(&context.route);
-    let mut relay = Relay {
+    let mut relay = Relay::new(
         tx,
-        include_usage: context.include_usage,
-        usage: None,
-        broken: Vec::new(),
-        // A one-target route (any direct `provider/model`) has no other target to continue on.
-        transcript: if route.entries.len() < 2 {
-            Transcript::off()
-        } else {
-            Transcript::default()
+        &route,
+        context.include_usage,
+        context.peer.clone(),
+        context.turn.is_some(),
+        None,
+    );
+    let carried = carry_committed(
+        open,
+        &mut commitment,
+        &mut relay,
+        Carrying {
+            gateway: &context.gateway,
+            route: &route,
+            body: &context.body,
         },
-        peer: context.peer.clone(),
-        continuing: None,
-        diverged: None,
-        reply: context.turn.as_ref().map(|_| Reply::default()),
-    };
-    // The body the serving attempt was sent: the client's, then a continuation's.
-    let mut sent = context.body.clone();
+        &mut context.record,
+    )
+    .await;
+    let served_by = &route.entries[commitment.target].target;
+    match carried {
+        Carried::Finished => {
+            let mut status = 200;
+            let mut error = None;
+            if let (Some(turn), Some(reply)) = (context.turn.take(), &relay.reply) {
+                status = finish_turn(&relay.tx, turn, &context.gateway, reply).await;
+                error = (status != 200).then_some("the turn could not be recorded");
+            }
+            context.record.finish(Finished {
+                status,
+                attempts: &commitment.attempts,
+                skipped: &commitment.skipped,
+                served: Some(served_by),
+                usage: relay.usage,
+                broken: &relay.broken,
+                error,
+            });
+        }
+        Carried::ClientGone => {
+            context.record.finish(Finished {
+                status: 499,
+                attempts: &commitment.attempts,
+                skipped: &commitment.skipped,
+                served: Some(served_by),
+                usage: relay.usage,
+                broken: &relay.broken,
+                error: Some("client went away"),
+            });
+        }
+        Carried::Failed(failure) => {
+            let message = error_event(&relay.tx, served_by, &failure).await;
+            context.record.finish(Finished {
+                status: 502,
+                attempts: &commitment.attempts,
+                skipped: &commitment.skipped,
+                served: Some(served_by),
+                usage: relay.usage,
+                broken: &relay.broken,
+                error: Some(&message),
+            });
+        }
+    }
+}
+
+/// How a committed stream ended, continuations included.
+pub(crate) enum Carried {
+    /// The decoder finished cleanly (and was closed); `[DONE]` went out unless the relay
+    /// records a reply (a session's turn, a tool loop's step: their caller ends the stream).
+    Finished,
+    ClientGone,
+    /// It broke and no target could continue it (or a continuation could not be joined): the
+    /// caller ends the stream with an error event ([`error_event`]).
+    Failed(Failure),
+}
+
+/// What a committed stream is carried with: the state the request started on and the body the
+/// serving attempt was sent (continuation requests are built from it).
+pub(crate) struct Carrying<'a> {
+    pub(crate) gateway: &'a Arc<Gateway>,
+    pub(crate) route: &'a Arc<ServedRoute>,
+    pub(crate) body: &'a Bytes,
+}
+
+/// Carries a committed stream through `relay` until it finishes, the client leaves, or it
+/// breaks and no target continues it. `commitment` ends naming the target that last served;
+/// the record is not finished here (the caller knows whether the answer is over).
+pub(crate) async fn carry_committed(
+    mut open: OpenStream,
+    commitment: &mut Commitment,
+    relay: &mut Relay,
+    carrying: Carrying<'_>,
+    record: &mut RequestRecord,
+) -> Carried {
+    let Carrying {
+        gateway,
+        route,
+        body,
+    } = carrying;
+    // The body the serving attempt was sent: the step's, then a continuation's.
+    let mut sent = body.clone();
     loop {
         let entry = &route.entries[commitment.target];
         let served_by = &entry.target;
-        let failure = match relay.carry(&mut open, &context.gateway, served_by).await {
+        let failure = match relay.carry(&mut open, gateway, served_by).await {
             Relayed::Finished => {
                 open.decoder.close().await;
-                let mut status = 200;
-                let mut error = None;
-                if let (Some(turn), Some(reply)) = (context.turn.take(), &relay.reply) {
-                    status = finish_turn(&relay.tx, turn, &context.gateway, reply).await;
-                    error = (status != 200).then_some("the turn could not be recorded");
-                }
-                context.record.finish(Finished {
-                    status,
-                    attempts: &commitment.attempts,
-                    skipped: &commitment.skipped,
-                    served: Some(served_by),
-                    usage: relay.usage,
-                    broken: &relay.broken,
-                    error,
-                });
-                return;
+                return Carried::Finished;
             }
             // Not the client: the continuation could not be joined to the answer.
             Relayed::ClientGone if relay.diverged.is_some() => {
                 let why = relay.diverged.take().unwrap_or_default();
                 tracing::warn!(
                     target: "aigw::request",
-                    model = %context.record.model(),
+                    model = %record.model(),
                     target = %served_by.label,
                     reason = %why,
                     "continued stream ended: the continuation would have doubled the answer"
                 );
                 let failure = Failure::new(FailureClass::BadResponse, why);
-                commitment.broke(&route, failure.clone());
-                relay.broke(&sent, served_by, &mut context.record);
-                end_with_error(&relay, served_by, &failure, context, &commitment).await;
-                return;
+                commitment.broke(route, failure.clone());
+                relay.broke(&sent, served_by, record);
+                return Carried::Failed(failure);
             }
-            Relayed::ClientGone => {
-                context.record.finish(Finished {
-                    status: 499,
-                    attempts: &commitment.attempts,
-                    skipped: &commitment.skipped,
-                    served: Some(served_by),
-                    usage: relay.usage,
-                    broken: &relay.broken,
-                    error: Some("client went away"),
-                });
-                return;
-            }
-            Relayed::Broke(failure) => scrubbed(&context.gateway, failure),
+            Relayed::ClientGone => return Carried::ClientGone,
+            Relayed::Broke(failure) => scrubbed(gateway, failure),
         };
-        commitment.broke(&route, failure.clone());
-        relay.broke(&sent, served_by, &mut context.record);
-        let continued = continue_elsewhere(&context, &relay.transcript, &mut commitment).await;
-        context.record.walked(&commitment.attempts);
+        commitment.broke(route, failure.clone());
+        relay.broke(&sent, served_by, record);
+        let continued =
+            continue_elsewhere(gateway, route, body, &relay.transcript, commitment).await;
+        record.walked(&commitment.attempts);
         let Some((next, id, bodies)) = continued else {
-            end_with_error(&relay, served_by, &failure, context, &commitment).await;
-            return;
+            return Carried::Failed(failure);
         };
         tracing::info!(
             target: "aigw::request",
-            model = %context.record.model(),
+            model = %record.model(),
             broken = %served_by.label,
             continued_on = %route.entries[commitment.target].target.label,
             reason = %failure,
@@ -415,50 +526,59 @@ pub(crate) async fn pump(
 /// Asks the route's other targets to continue the answer the transcript holds. `None` when the
 /// answer cannot be continued or no target could: the stream then ends with an error event.
 async fn continue_elsewhere(
-    context: &StreamContext,
+    gateway: &Gateway,
+    route: &ServedRoute,
+    body: &[u8],
     transcript: &Transcript,
     commitment: &mut Commitment,
 ) -> Option<(OpenStream, Option<String>, Continuation)> {
     let (id, partial) = transcript.partial()?;
-    let bodies = continuation_bodies(&context.body, partial)?;
+    let bodies = continuation_bodies(body, partial)?;
     let call = Call {
-        gateway: &context.gateway,
+        gateway,
         body: "",
         continuation: Some(&bodies),
         stream: true,
     };
-    let answer = commitment.resume(&call, &context.route).await?;
+    let answer = commitment.resume(&call, route).await?;
     match answer {
         Answer::Stream(next) => Some((*next, id, bodies)),
         Answer::Complete { .. } => None,
     }
 }
 
-/// Ends a broken stream that no target could continue: one OpenAI-style error event, no
-/// `[DONE]`.
-async fn end_with_error(
-    relay: &Relay,
+/// Ends a broken stream that no target could continue: one OpenAI-style error event naming
+/// the target that broke (no `[DONE]`). Returns the event's message, for the record.
+pub(crate) async fn error_event(
+    tx: &mpsc::Sender<Bytes>,
     broken: &RouteTarget,
     failure: &Failure,
-    context: StreamContext,
-    commitment: &Commitment,
-) {
-    let tx = &relay.tx;
+) -> String {
     let message = format!("{}: {}", broken.label, failure.message);
     let event = ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", message.clone())
         .code(failure.class.as_str());
+    send_event(tx, &event).await;
+    message
+}
+
+/// Sends one error event (the stream ends after it, without `[DONE]`).
+pub(crate) async fn send_event(tx: &mpsc::Sender<Bytes>, error: &ApiError) {
     let mut out = Vec::new();
-    push_frame(&mut out, &event.json());
+    push_frame(&mut out, &error.json());
     let _ = tx.send(Bytes::from(out)).await;
-    context.record.finish(Finished {
-        status: 502,
-        attempts: &commitment.attempts,
-        skipped: &commitment.skipped,
-        served: Some(broken),
-        usage: relay.usage,
-        broken: &relay.broken,
-        error: Some(&message),
-    });
+}
+
+/// Sends chunks of the answer the gateway itself wrote (a tool loop's closing chunks), and
+/// `[DONE]` after them when `done`. False when the client has gone.
+pub(crate) async fn send_chunks(tx: &mpsc::Sender<Bytes>, chunks: &[String], done: bool) -> bool {
+    let mut out = Vec::new();
+    for json in chunks {
+        push_frame(&mut out, json.as_bytes());
+    }
+    if done {
+        out.extend_from_slice(DONE);
+    }
+    out.is_empty() || tx.send(Bytes::from(out)).await.is_ok()
 }
 
 /// The frame that tells the client the answer is complete.

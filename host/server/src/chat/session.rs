@@ -174,6 +174,20 @@ impl Turn {
     }
 
     /// Appends the turn's input and `answer` in one write: all of it or nothing.
+    /// Records a tool loop's turn: the request's messages, then each step's assistant tool
+    /// calls (`function_call` items) and their results (`function_call_output`), then the
+    /// final answer `message`.
+    pub(crate) async fn record_steps(
+        self,
+        gateway: &Gateway,
+        steps: &[Value],
+        message: &Value,
+    ) -> Result<(), ApiError> {
+        let mut items = input_items(steps);
+        items.extend(answer_items(message));
+        self.record(gateway, items).await
+    }
+
     async fn record(self, gateway: &Gateway, answer: Vec<ItemFields>) -> Result<(), ApiError> {
         let store = memory::store(gateway)?;
         let agent = self.caller.agent;

@@ -74,6 +74,10 @@ pub(crate) struct Fields<'de> {
     pub(crate) messages: bool,
     pub(crate) stream: Option<bool>,
     pub(crate) include_usage: Option<bool>,
+    /// Some `tools` entry is `{"type": "aigw_tool", …}`: the gateway runs a tool loop
+    /// (`super::tool_loop`). Seen while `tools` is walked anyway, so a request without one pays
+    /// nothing for the feature.
+    pub(crate) aigw_tools: bool,
 }
 
 /// Walks and checks a body. `Err(Some(problem))`: the body is JSON but not a valid request;
@@ -84,18 +88,26 @@ pub(crate) fn check(body: &str) -> Result<Fields<'_>, (Option<Problem>, serde_js
     let walk = Walk {
         values: Cell::new(0),
         problem: RefCell::new(None),
+        aigw_tools: Cell::new(false),
     };
     let mut deserializer = serde_json::Deserializer::from_str(body);
     let result = Root(&walk)
         .deserialize(&mut deserializer)
         .and_then(|fields| deserializer.end().map(|()| fields));
-    result.map_err(|e| (walk.problem.into_inner(), e))
+    result
+        .map(|mut fields| {
+            fields.aigw_tools = walk.aigw_tools.get();
+            fields
+        })
+        .map_err(|e| (walk.problem.into_inner(), e))
 }
 
 /// The state of one walk: values seen so far, and the first problem found.
 struct Walk {
     values: Cell<usize>,
     problem: RefCell<Option<Problem>>,
+    /// A `tools` entry of type `aigw_tool` was seen.
+    aigw_tools: Cell<bool>,
 }
 
 impl Walk {
@@ -339,6 +351,7 @@ impl<'de> Visitor<'de> for Root<'_> {
             messages: false,
             stream: None,
             include_usage: None,
+            aigw_tools: false,
         };
         // `Key` sees the top-level names and the typed ones as one list.
         const ALL: &[&str] = &concat_names();
@@ -578,11 +591,66 @@ impl<'de> Visitor<'de> for Item<'_> {
         }
         self.walk.count()
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         if self.expect != Expect::Object {
             return Err(self.wrong(Got::Object));
         }
-        Any(self.walk).visit_map(map)
+        if self.parent != "tools" {
+            return Any(self.walk).visit_map(map);
+        }
+        // A tool entry: its `type` says whether it names aigw tools.
+        self.walk.count()?;
+        while let Some(key) = map.next_key_seed(Key(&["type"]))? {
+            match key {
+                Some(_) => map.next_value_seed(ToolType(self.walk))?,
+                None => map.next_value_seed(Any(self.walk))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A `tools[i].type`: any value (the upstream judges it), noting `"aigw_tool"`.
+struct ToolType<'w>(&'w Walk);
+
+impl<'de> DeserializeSeed<'de> for ToolType<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ToolType<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a tool type")
+    }
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<(), E> {
+        if value == super::tool_loop::AIGW_TOOL {
+            self.0.aigw_tools.set(true);
+        }
+        self.0.count()
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.0.count()
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.0.count()
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.0.count()
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.0.count()
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.0.count()
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        Any(self.0).visit_seq(seq)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        Any(self.0).visit_map(map)
     }
 }
 
