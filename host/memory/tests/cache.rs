@@ -12,7 +12,7 @@ use aigw_memory::cache::{get, put, sweep_expired};
 use aigw_memory::{ManualClock, Store, StoreOptions};
 
 fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("aigw-cache-{}-{name}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("aigw-cache-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir.join("aigw.db")

@@ -449,7 +449,7 @@ async fn a_key_s_team_is_admitted_with_it_across_processes() {
 
 #[tokio::test]
 async fn tool_calls_count_apart_from_requests_per_minute_and_per_day_across_processes() {
-    let (a_store, b_store, clock) = two_processes("tools").await;
+    let (a_store, b_store, clock, _dir) = two_processes("tools").await;
     let a = Limiter::new(a_store.clone(), LimiterOptions::default());
     let b = Limiter::new(b_store.clone(), LimiterOptions::default());
     let k = key(serde_json::json!({

@@ -215,7 +215,10 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 // The table's name.
                 ("prefix", None),
                 ("timeout_ms", Some(ms(mcp_server.timeout))),
-                ("refresh_seconds", Some(mcp_server.refresh.as_secs().to_string())),
+                (
+                    "refresh_seconds",
+                    Some(mcp_server.refresh.as_secs().to_string()),
+                ),
                 ("tools", None),
             ],
         ),
