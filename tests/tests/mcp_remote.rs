@@ -292,3 +292,90 @@ async fn a_call_past_timeout_ms_is_a_504_and_the_allow_list_narrows_the_tools() 
     let (status, body) = invoke(&gateway, None, "m_slow", json!({"seconds": 0})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// A remote tool is a tool like any other on every surface: the chat loop runs it for the model
+/// (the mock model calls it with arguments made from its remote schema), and `/mcp` lists and
+/// calls it for an MCP client (the stateless revision).
+#[tokio::test]
+async fn remote_tools_reach_the_chat_loop_and_mcp_clients() {
+    let server = McpServer::start(TOKEN, Era::Both).await;
+    let upstreams = aigw_tests::setup::Upstreams::start().await;
+    let gateway = upstreams
+        .gateway_builder()
+        .env("CALC_TOKEN", TOKEN)
+        .start(&upstreams.config(&format!(
+            "{}[models.tools]\ntargets = [\"local/tool-call\"]\n",
+            config(&server.url(), "")
+        )))
+        .await;
+    listed(&gateway).await;
+
+    // The chat loop: the model is offered `calc_add`, calls it with {"a": 1.5, "b": 1.5}, and
+    // answers with the remote server's result.
+    let response = gateway
+        .chat(&json!({"model": "tools",
+                      "messages": [{"role": "user", "content": "add"}],
+                      "tools": [{"type": "aigw_tool", "name": "calc_add"}]}))
+        .await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["choices"][0]["message"]["content"], "tool said: {\"sum\":3.0}",
+        "{body}"
+    );
+    assert_eq!(server.calls("add").await, 1);
+
+    // MCP, stateless: tools/list shows it, tools/call runs it on the remote server.
+    let rpc = |id: u64, method: &str, params: Value| {
+        let mut params = params;
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"},
+        });
+        let name = params["name"].as_str().map(str::to_owned);
+        let mut request = gateway
+            .client()
+            .post(gateway.url("/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", method)
+            .json(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        if let Some(name) = name {
+            request = request.header("Mcp-Name", name);
+        }
+        request.send()
+    };
+    let listed: Value = rpc(1, "tools/list", json!({}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"calc_add"), "{listed}");
+    let called: Value = rpc(
+        2,
+        "tools/call",
+        json!({"name": "calc_add", "arguments": {"a": 2, "b": 2}}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(called["result"]["isError"], false, "{called}");
+    assert_eq!(
+        called["result"]["structuredContent"],
+        json!({"sum": 4}),
+        "{called}"
+    );
+    assert_eq!(server.calls("add").await, 2);
+}

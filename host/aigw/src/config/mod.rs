@@ -105,6 +105,7 @@ struct RawConfig {
     auth: auth::RawAuth,
     #[serde(default)]
     mcp_servers: BTreeMap<String, Spanned<mcp_servers::RawMcpServer>>,
+    #[serde(default)]
     tool_loop: tool_loop::RawToolLoop,
     #[serde(default)]
     tools: BTreeMap<String, Spanned<tools::RawTool>>,
