@@ -38,23 +38,7 @@ pub fn search(base: &str, query: &Query<'_>) -> Result<Value, Failure> {
         return Err(failure);
     }
     let body = answer::json(API, &response)?;
-    let hits = body
-        .pointer("/web/results")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|item| {
-            Some(Hit {
-                title: item
-                    .get("title")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-                url: item.get("url").and_then(Value::as_str)?,
-                snippet: item.get("description").and_then(Value::as_str),
-            })
-        })
-        .collect();
+    let hits = Hit::all(body.pointer("/web/results"), "description");
     Ok(crate::result(hits, query.limit, UPSTREAM))
 }
 

@@ -53,6 +53,30 @@ pub struct Hit<'a> {
     pub snippet: Option<&'a str>,
 }
 
+impl<'a> Hit<'a> {
+    /// The hits of an upstream's result list (`None`: no list, no hits): each item's `title`
+    /// (empty when absent), `url` (an item without one is no hit) and the snippet under
+    /// `snippet_field` (`content`, Brave's `description`).
+    pub fn all(items: Option<&'a Value>, snippet_field: &str) -> Vec<Hit<'a>> {
+        items
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| {
+                Some(Hit {
+                    title: item
+                        .get("title")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                    url: item.get("url").and_then(Value::as_str)?,
+                    snippet: item.get(snippet_field).and_then(Value::as_str),
+                })
+            })
+            .collect()
+    }
+}
+
 /// The result: at most `limit` hits, their snippets cleaned and shortened.
 pub fn result(hits: Vec<Hit<'_>>, limit: usize, source: &str) -> Value {
     let results: Vec<Value> = hits

@@ -38,12 +38,8 @@ pub fn search(base: &str, query: &Query<'_>) -> Result<Value, Failure> {
         )));
     }
     let body = answer::json(API, &response)?;
-    let results = body
-        .get("results")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    if results.is_empty() {
+    let hits = Hit::all(body.get("results"), "content");
+    if hits.is_empty() {
         let unresponsive = unresponsive_engines(&body);
         if !unresponsive.is_empty() {
             return Err(Failure::Unavailable(format!(
@@ -52,19 +48,6 @@ pub fn search(base: &str, query: &Query<'_>) -> Result<Value, Failure> {
             )));
         }
     }
-    let hits = results
-        .iter()
-        .filter_map(|item| {
-            Some(Hit {
-                title: item
-                    .get("title")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-                url: item.get("url").and_then(Value::as_str)?,
-                snippet: item.get("content").and_then(Value::as_str),
-            })
-        })
-        .collect();
     Ok(crate::result(hits, query.limit, UPSTREAM))
 }
 

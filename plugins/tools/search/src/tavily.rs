@@ -34,23 +34,7 @@ pub fn search(base: &str, query: &Query<'_>) -> Result<Value, Failure> {
     let url = format!("{}/search", base.trim_end_matches('/'));
     let response = http::post_json(&url, &[], &body)?;
     let answer = answer::json(API, &response).map_err(|failure| classify(&response, failure))?;
-    let hits = answer
-        .get("results")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|item| {
-            Some(Hit {
-                title: item
-                    .get("title")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-                url: item.get("url").and_then(Value::as_str)?,
-                snippet: item.get("content").and_then(Value::as_str),
-            })
-        })
-        .collect();
+    let hits = Hit::all(answer.get("results"), "content");
     Ok(crate::result(hits, query.limit, UPSTREAM))
 }
 
