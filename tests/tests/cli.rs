@@ -151,26 +151,37 @@ fn the_shipped_default_config_checks_with_no_keys_set() {
     assert!(stderr.contains("GROQ_API_KEY is not set"), "{stderr}");
 }
 
-#[test]
-fn every_built_provider_plugin_loads_and_describes_itself_under_its_file_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut names: Vec<String> = std::fs::read_dir(aigw_tests::paths::plugins_dir())
-        .unwrap()
+/// The plugin crates of one kind (`providers`, `tools`) in `plugins/`, by folder name: the name
+/// `cargo xtask plugins` gives their files in dist/plugins.
+fn plugin_sources(kind: &str) -> Vec<String> {
+    let dir = aigw_tests::paths::workspace_root()
+        .join("plugins")
+        .join(kind);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "wasm"))
-        .map(|path| path.file_stem().unwrap().to_string_lossy().into_owned())
+        .filter(|path| path.join("Cargo.toml").is_file())
+        .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert!(
-        names.len() >= 8,
-        "expected the provider plugins in dist/plugins, found {names:?}"
-    );
+    names
+}
+
+#[test]
+fn every_built_plugin_loads_as_its_kind_and_describes_itself_under_its_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let providers = plugin_sources("providers");
+    let tools = plugin_sources("tools");
+    assert!(providers.len() >= 8, "provider plugins: {providers:?}");
+    assert_eq!(tools, ["news", "search", "stocks", "weather"]);
     let mut config = plugins_section();
-    for name in &names {
-        config.push_str(&format!(
-            "\n[providers.{name}]\nplugin = {}\n",
-            toml_str(name)
-        ));
+    for (table, names) in [("providers", &providers), ("tools", &tools)] {
+        for name in names {
+            config.push_str(&format!(
+                "\n[{table}.{name}]\nplugin = {}\n",
+                toml_str(name)
+            ));
+        }
     }
     let path = write_config(&dir, &config);
     let output = aigw(["check", "--config", path.to_str().unwrap()]);
@@ -181,8 +192,9 @@ fn every_built_provider_plugin_loads_and_describes_itself_under_its_file_name() 
         Some(0),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    for name in &names {
-        // `check` prints `<provider>: plugin <described name> <version> (<file>)`.
+    for name in providers.iter().chain(&tools) {
+        // `check` prints `<name>: plugin <described name> <version> (<file>)` for providers
+        // and tool plugins alike.
         assert!(
             stdout.contains(&format!("  {name}: plugin {name} 0.1.0 (")),
             "{name} did not load or describes itself under another name:\n{stdout}"
