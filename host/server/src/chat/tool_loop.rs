@@ -508,6 +508,13 @@ impl<T: Tools> Loop<T> {
     /// Answers with an error before anything was sent (or instead of a non-streamed answer);
     /// the steps that were served are still charged.
     fn refuse(self, progress: &Progress, error: ApiError) -> Response<Body> {
+        self.report_failure(progress, None, &error);
+        error.response()
+    }
+
+    /// The record of a request the loop ended with `error`: its steps and calls, every attempt,
+    /// the target of the last served step, and the usage of the steps served.
+    fn report_failure(self, progress: &Progress, usage: Option<Usage>, error: &ApiError) {
         let served = progress
             .served
             .and_then(|i| self.route.entries.get(i))
@@ -519,11 +526,10 @@ impl<T: Tools> Loop<T> {
             attempts: &progress.attempts,
             skipped: &progress.skipped,
             served,
-            usage: None,
+            usage,
             broken: &progress.parts,
             error: Some(&error.message),
         });
-        error.response()
     }
 
     /// A step no target served: the route's exhausted answer.
@@ -759,21 +765,7 @@ impl<T: Tools> Loop<T> {
         if error.status.as_u16() != 499 {
             relay::send_event(tx, &error).await;
         }
-        let served = progress
-            .served
-            .and_then(|i| self.route.entries.get(i))
-            .map(|e| &e.target);
-        let mut record = self.record;
-        record.tool_loop(progress.steps, progress.calls);
-        record.finish(Finished {
-            status: error.status.as_u16(),
-            attempts: &progress.attempts,
-            skipped: &progress.skipped,
-            served,
-            usage,
-            broken: &progress.parts,
-            error: Some(&error.message),
-        });
+        self.report_failure(&progress, usage, &error);
     }
 }
 
