@@ -32,13 +32,19 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 aigw \
     && useradd --system --uid 10001 --gid aigw --home-dir /opt/aigw --shell /usr/sbin/nologin aigw \
-    && install -d -o aigw -g aigw /opt/aigw
+    && install -d -o aigw -g aigw /opt/aigw /opt/aigw/data
 COPY --from=build /src/dist/bin/aigw /usr/local/bin/aigw
 COPY --from=build /src/dist/plugins /opt/aigw/dist/plugins
 COPY --from=build /src/aigw.toml /opt/aigw/aigw.toml
 # The working directory belongs to the service user (files the gateway writes, such as its memory
-# database, go here); the binary, plugins and config stay root-owned and read-only to it.
+# database, go here; data/ is where docker-compose.yml mounts the replicas' shared volume, which
+# takes this ownership when it is first created); the binary, plugins and config stay root-owned
+# and read-only to it.
 WORKDIR /opt/aigw
 USER 10001:10001
 EXPOSE 8080
+# Ready means serving and not draining (503 from SIGTERM on). No curl in the image: bash's
+# /dev/tcp sends the request.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /readyz HTTP/1.0\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
 CMD ["aigw", "serve", "--config", "/opt/aigw/aigw.toml", "--listen", "0.0.0.0:8080"]

@@ -26,6 +26,11 @@ use crate::paths;
 /// How long the gateway may take to load its plugins and bind.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The same for a gateway that compiles a Python or JavaScript component (an 18 MB CPython
+/// component takes 15 s of CPU to compile in a debug host, more on a loaded machine):
+/// [`GatewayBuilder::compiles_large_plugins`].
+pub const LARGE_PLUGIN_STARTUP_TIMEOUT: Duration = Duration::from_secs(240);
+
 /// How long one HTTP exchange with the gateway may take before a test fails.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -59,9 +64,18 @@ pub struct GatewayBuilder {
     listen: Option<String>,
     /// The admin key it is started with (`AIGW_ADMIN_KEY`), which [`Gateway::get`] presents.
     admin_key: Option<String>,
+    /// How long it may take to print its address; [`STARTUP_TIMEOUT`] unless set.
+    startup_timeout: Option<Duration>,
 }
 
 impl GatewayBuilder {
+    /// Gives the gateway [`LARGE_PLUGIN_STARTUP_TIMEOUT`] to start: its config names a Python
+    /// or JavaScript component, compiled at start.
+    pub fn compiles_large_plugins(mut self) -> Self {
+        self.startup_timeout = Some(LARGE_PLUGIN_STARTUP_TIMEOUT);
+        self
+    }
+
     /// Sets an environment variable for the gateway (e.g. the API key a config expands).
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.into(), value.into()));
@@ -171,6 +185,10 @@ impl GatewayBuilder {
             .args(&self.args)
             .current_dir(dir.path())
             .env("AIGW_LOG", "info")
+            // One compile cache for every test gateway of the run (the config's default
+            // `cache_dir` is under XDG_CACHE_HOME): each component is compiled once per
+            // target dir, not once per gateway, and nothing lands in the user's home.
+            .env("XDG_CACHE_HOME", paths::compile_cache_home())
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         for name in &self.env_removed {
             command.env_remove(name);
@@ -192,7 +210,8 @@ impl GatewayBuilder {
             spawn_collector(child.stdout.take(), stdout_tx),
         ];
 
-        let bound = tokio::time::timeout(STARTUP_TIMEOUT, async {
+        let startup_timeout = self.startup_timeout.unwrap_or(STARTUP_TIMEOUT);
+        let bound = tokio::time::timeout(startup_timeout, async {
             loop {
                 if let Some(addr) = listening_addr(&stdout.borrow_and_update()) {
                     return Some(addr);
@@ -218,7 +237,7 @@ impl GatewayBuilder {
                 .await;
                 let why = match failed {
                     Err(_) => {
-                        format!("did not print `listening on <addr>` within {STARTUP_TIMEOUT:?}")
+                        format!("did not print `listening on <addr>` within {startup_timeout:?}")
                     }
                     Ok(_) => format!("exited ({status:?}) without printing `listening on <addr>`"),
                 };
@@ -301,6 +320,41 @@ impl Gateway {
     /// When the exchange fails at the transport level.
     pub async fn chat_debug(&self, body: &Value) -> reqwest::Response {
         self.chat_with(body, &[("x-aigw-debug", "attempts")]).await
+    }
+
+    /// `POST /admin/keys` with `spec`, authorised with the admin key the gateway was started
+    /// with; the new key's id and secret.
+    ///
+    /// # Panics
+    /// When the gateway has no admin key, or the key is not created (201).
+    pub async fn create_key(&self, spec: &Value) -> (String, String) {
+        let Some(admin) = self.admin_key.as_deref() else {
+            panic!("create_key: the gateway was started without an admin key");
+        };
+        let response = match self
+            .client
+            .post(self.url("/admin/keys"))
+            .bearer_auth(admin)
+            .json(spec)
+            .send()
+            .await
+        {
+            Ok(response) => response,
+            Err(e) => panic!(
+                "POST /admin/keys failed: {e}\n--- stderr ---\n{}",
+                self.stderr()
+            ),
+        };
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let field = |name: &str| body[name].as_str().map(str::to_owned);
+        match (status.as_u16(), field("id"), field("key")) {
+            (201, Some(id), Some(secret)) => (id, secret),
+            _ => panic!(
+                "POST /admin/keys {spec}: {status} {body}\n--- stderr ---\n{}",
+                self.stderr()
+            ),
+        }
     }
 
     async fn chat_with(&self, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
@@ -411,6 +465,24 @@ impl Gateway {
         collect(&self.stderr.borrow())
     }
 
+    /// Sends `signal` (a `kill` name: `HUP`, `TERM`) to the gateway.
+    ///
+    /// # Panics
+    /// When the process is gone or the signal cannot be sent.
+    pub async fn signal(&self, signal: &str) {
+        let Some(pid) = self.child.id() else {
+            panic!("the gateway has already exited");
+        };
+        let sent = tokio::process::Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .await;
+        assert!(
+            sent.as_ref().is_ok_and(std::process::ExitStatus::success),
+            "cannot send SIG{signal} to the gateway: {sent:?}"
+        );
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -439,6 +511,16 @@ impl Gateway {
                 "the gateway did not stop after SIGTERM: {other:?}\n--- stderr ---\n{}",
                 self.stderr()
             ),
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself (after a [`Gateway::signal`]):
+    /// its status, or `None` if it is still running then.
+    pub async fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(Ok(status)) => Some(status),
+            Ok(Err(e)) => panic!("cannot wait for the gateway: {e}"),
+            Err(_) => None,
         }
     }
 

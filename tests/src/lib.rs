@@ -11,6 +11,8 @@
 //!   (`mock-upstream --tool-api <name>`).
 //! - [`gateway`] — runs `aigw serve` on an ephemeral port, collects its logs, kills it on drop.
 //! - [`mcp_server`] — the test MCP server (official Python SDK) as a child process.
+//! - [`otlp`] — an OTLP/HTTP trace receiver (the official protocol crate's messages) that keeps
+//!   the spans aigw exports, for assertions.
 //! - [`paths`] — where the binary, the built plugins and the test Python live.
 //! - [`sse`] — reads event streams the way an OpenAI client does.
 //! - [`setup`] — the usual pair of mock providers and a gateway config naming them.
@@ -22,7 +24,9 @@ pub mod bench;
 pub mod gateway;
 pub mod mcp_server;
 pub mod mock;
+pub mod otlp;
 pub mod paths;
 pub mod python;
 pub mod setup;
 pub mod sse;
+pub mod swap;

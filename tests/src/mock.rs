@@ -32,6 +32,7 @@
 //! | `runs-<ms>` | Replicate: the prediction succeeds `<ms>` after its creation on the wall clock (sync mode gives up after 1 s), its stream URL pacing the words over the run; other flavors: as `ok` | the same |
 //! | `flaky-<status>-<n>` | the first `n` chat requests for this exact model name (counted per mock) answer as the error model of `<status>`: 500 → `error-500`, 503 → `unavailable-503`, 429 → `rate-limit` (with the flavor's wait), any other → `error-500`; every later one as `ok` | the same |
 //! | `slow-first-<ms>` | as `slow-<ms>` | the headers at once, then nothing for `<ms>`, then the `ok` stream |
+//! | `paced-<ms>` | as `slow-<ms>` | the `ok` stream with every frame (role, each word, finish, `[DONE]`) sent `<ms>` after the one before: a long generation in flight (Gemini, Replicate: as `slow-<ms>`) |
 //! | `stall-<n>` | the headers and half the body, then silence (the connection held open for up to 60 s, then cut) | role chunk + `n` content chunks, then silence: no finish chunk, the connection held open for up to 60 s, then cut |
 //! | `malformed-<n>` | 200 `application/json` whose body is a truncated completion (not JSON; `content-length` matches what is sent) | role chunk + `n` content chunks, one frame of truncated JSON, then the remaining chunks, the finish chunk and `[DONE]` as usual |
 //! | `error-200` | 200 whose body is the flavor's `error-500` error object (some providers answer an error with a 200) | 200 whose first frame is that error object, then the end |
@@ -579,6 +580,8 @@ enum Behaviour {
     },
     /// Stream: the headers at once, the first chunk after this long. Non-stream: as `Slow`.
     SlowFirst(Duration),
+    /// Stream: every frame this long after the one before. Non-stream: as `Slow`.
+    Paced(Duration),
     /// The answer stops after `chunks` content chunks and the connection goes silent.
     Stall {
         chunks: usize,
@@ -663,6 +666,8 @@ impl Behaviour {
                     .and_then(|(status, n)| Some((status.parse().ok()?, n.parse().ok()?)))
                 {
                     Behaviour::Flaky { status, failures }
+                } else if let Some(ms) = number("paced-") {
+                    Behaviour::Paced(Duration::from_millis(ms))
                 } else if let Some(ms) = number("slow-first-") {
                     Behaviour::SlowFirst(Duration::from_millis(ms))
                 } else if let Some(n) = count("stall-") {
@@ -1115,7 +1120,9 @@ async fn chat(state: &State, body: Option<Value>) -> Result<Response<Body>, Rese
             Ok(answer(flavor, &chat, &completion, &reply(), done))
         }
         // Without a stream there is no first chunk to hold back: the whole answer waits.
-        Behaviour::Slow(delay) | Behaviour::SlowFirst(delay) if !chat.stream => {
+        Behaviour::Slow(delay) | Behaviour::SlowFirst(delay) | Behaviour::Paced(delay)
+            if !chat.stream =>
+        {
             tokio::time::sleep(delay).await;
             Ok(answer(flavor, &chat, &completion, &reply(), true))
         }
@@ -1128,6 +1135,19 @@ async fn chat(state: &State, body: Option<Value>) -> Result<Response<Body>, Rese
             // hyper writes the head before it polls the body, so the headers are out while the
             // body's first step waits: a model that takes its time over the first token.
             let steps = vec![Step::Pause(delay), Step::Send(Bytes::from(sse))];
+            Ok(streamed(flavor, StatusCode::OK, steps))
+        }
+        Behaviour::Paced(delay) => {
+            let sse = stream_text(flavor, &chat, &completion, &reply(), true);
+            let steps = sse
+                .split_inclusive("\n\n")
+                .flat_map(|frame| {
+                    [
+                        Step::Pause(delay),
+                        Step::Send(Bytes::copy_from_slice(frame.as_bytes())),
+                    ]
+                })
+                .collect();
             Ok(streamed(flavor, StatusCode::OK, steps))
         }
         Behaviour::Stall { chunks } => Ok(cut_short(
@@ -1622,6 +1642,10 @@ mod tests {
             Behaviour::SlowFirst(Duration::from_millis(250))
         );
         assert_eq!(Behaviour::of("stall-2"), Behaviour::Stall { chunks: 2 });
+        assert_eq!(
+            Behaviour::of("paced-40"),
+            Behaviour::Paced(Duration::from_millis(40))
+        );
         assert_eq!(
             Behaviour::of("malformed-0"),
             Behaviour::Malformed { chunks: 0 }

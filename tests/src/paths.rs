@@ -27,6 +27,12 @@ pub fn aigw_bin() -> PathBuf {
     path
 }
 
+/// The cache home test gateways get as `XDG_CACHE_HOME`, so their compiled plugins are shared
+/// under `<root>/target/compile-cache/aigw/compiled` (the config's default `cache_dir`).
+pub fn compile_cache_home() -> PathBuf {
+    workspace_root().join("target").join("compile-cache")
+}
+
 /// A file under `<root>/dist/` that `cargo xtask plugins` builds, e.g. `plugins/groq.wasm` or
 /// `test-plugins/hostile.wasm`.
 ///

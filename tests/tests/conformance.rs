@@ -14,6 +14,10 @@
 //! Replicate, whose plugin replays finished predictions) are listed with the reason in
 //! `not_applicable` and printed by the test.
 //!
+//! Plugins written in other languages are rows too, loaded from the component their `file`
+//! names (`dist/examples/<plugin>-<lang>.wasm`, built by `cargo xtask examples`): the Python
+//! `openai-compatible-python` passes every case its Rust twin passes.
+//!
 //! Known gaps ([`KNOWN_GAPS`]) are (provider, case) pairs a plugin fails today because of a bug
 //! in the plugin. They are still run, and must still fail: when one starts passing, the test
 //! fails and asks for the row to be removed.
@@ -35,6 +39,9 @@ use serde_json::{Value, json};
 /// One provider plugin under test.
 struct Provider {
     plugin: &'static str,
+    /// Where the component is, under `dist/`, when it is not `plugins/<plugin>.wasm`: the
+    /// examples in other languages (`examples/<plugin>.wasm`, built by `cargo xtask examples`).
+    file: Option<&'static str>,
     flavor: Flavor,
     /// Whether the provider has function calling; without it the plugin must refuse `tools`.
     tools: bool,
@@ -50,50 +57,76 @@ const PROVIDERS: &[Provider] = &[
     Provider {
         plugin: "groq",
         flavor: Flavor::Groq,
+        file: None,
         tools: true,
         not_applicable: &[NO_JOBS],
     },
     Provider {
         plugin: "openai-compatible",
         flavor: Flavor::OpenAi,
+        file: None,
         tools: true,
         not_applicable: &[NO_JOBS],
     },
     Provider {
         plugin: "cerebras",
         flavor: Flavor::Cerebras,
+        file: None,
         tools: true,
         not_applicable: &[NO_JOBS],
     },
     Provider {
         plugin: "openrouter",
         flavor: Flavor::OpenRouter,
+        file: None,
         tools: true,
         not_applicable: &[NO_JOBS],
     },
     Provider {
         plugin: "novita",
         flavor: Flavor::Novita,
+        file: None,
         tools: true,
         not_applicable: &[NO_JOBS],
     },
     Provider {
         plugin: "huggingface",
         flavor: Flavor::HuggingFace,
+        file: None,
         tools: true,
         not_applicable: &[NO_JOBS],
     },
     Provider {
         plugin: "gemini",
         flavor: Flavor::Gemini,
+        file: None,
+        tools: true,
+        not_applicable: &[NO_JOBS],
+    },
+    // The Python twin of `openai-compatible` (plugins/examples/python/openai-compatible, on
+    // sdk/python): it must pass every case its Rust twin passes.
+    Provider {
+        plugin: "openai-compatible-python",
+        file: Some("examples/openai-compatible-python.wasm"),
+        flavor: Flavor::OpenAi,
         tools: true,
         not_applicable: &[NO_JOBS],
     },
     Provider {
         plugin: "replicate",
+        file: None,
         flavor: Flavor::Replicate,
         tools: false,
         not_applicable: &[],
+    },
+    // The JavaScript twin of `openai-compatible` (plugins/examples/js/openai-compatible, on
+    // sdk/js): it must pass every case its Rust twin passes.
+    Provider {
+        plugin: "openai-compatible-js",
+        file: Some("examples/openai-compatible-js.wasm"),
+        flavor: Flavor::OpenAi,
+        tools: true,
+        not_applicable: &[NO_JOBS],
     },
 ];
 
@@ -702,6 +735,11 @@ async fn conform(plugin: &'static str) {
         .find(|p| p.plugin == plugin)
         .expect("a provider of the table");
     let flavor = provider.flavor;
+    let plugin_ref = match provider.file {
+        Some(file) => paths::built(file).to_string_lossy().into_owned(),
+        None => plugin.to_owned(),
+    };
+    let component = plugin_ref.as_str();
     let mock = MockUpstream::start(flavor).await.with_api_key(KEY);
     let fallback = match flavor {
         Flavor::Replicate => "[\"p/mock/flaky-429-1000\", \"p/mock/ok\"]",
@@ -710,16 +748,24 @@ async fn conform(plugin: &'static str) {
     let config = format!(
         "{}\n{}{}{}[models.fallback]\ntargets = {fallback}\n",
         plugins_section(),
-        provider_section("p", plugin, &mock, &format!("api_key = \"{KEY}\"\n")),
+        provider_section("p", component, &mock, &format!("api_key = \"{KEY}\"\n")),
         provider_section(
             "bad",
-            plugin,
+            component,
             &mock,
             &format!("api_key = \"{KEY_IN_CONFIG}\"\n")
         ),
-        provider_section("nokey", plugin, &mock, ""),
+        provider_section("nokey", component, &mock, ""),
     );
-    let gateway = Gateway::start(&config).await;
+    let gateway = match provider.file {
+        Some(_) => {
+            Gateway::builder()
+                .compiles_large_plugins()
+                .start(&config)
+                .await
+        }
+        None => Gateway::start(&config).await,
+    };
     let ctx = Ctx {
         provider,
         flavor,
@@ -805,4 +851,6 @@ providers! {
     huggingface => "huggingface",
     gemini => "gemini",
     replicate => "replicate",
+    openai_compatible_python => "openai-compatible-python",
+    openai_compatible_js => "openai-compatible-js",
 }

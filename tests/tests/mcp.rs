@@ -44,17 +44,7 @@ async fn start(rest: &str) -> (Upstreams, Gateway) {
 
 /// Makes a key with `spec`; its secret.
 async fn make_key(gateway: &Gateway, spec: Value) -> String {
-    let response = gateway
-        .client()
-        .post(gateway.url("/admin/keys"))
-        .bearer_auth(ADMIN)
-        .json(&spec)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let body: Value = response.json().await.unwrap();
-    body["key"].as_str().unwrap().to_owned()
+    gateway.create_key(&spec).await.1
 }
 
 /// One answer of `/mcp`: status, headers, body (`Null` when empty).

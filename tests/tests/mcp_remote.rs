@@ -205,17 +205,10 @@ async fn a_key_must_be_granted_the_prefixed_name() {
     let key = |tools: Value| {
         let gateway = &gateway;
         async move {
-            let response = gateway
-                .client()
-                .post(gateway.url("/admin/keys"))
-                .bearer_auth(ADMIN)
-                .json(&json!({"name": "agent", "tools": tools}))
-                .send()
+            gateway
+                .create_key(&json!({"name": "agent", "tools": tools}))
                 .await
-                .unwrap();
-            assert_eq!(response.status(), StatusCode::CREATED);
-            let body: Value = response.json().await.unwrap();
-            body["key"].as_str().unwrap().to_owned()
+                .1
         }
     };
     let narrow = key(json!(["weather_*"])).await;

@@ -299,18 +299,7 @@ async fn with_keys_each_key_holds_its_own_share_of_streams() {
         .await;
     let mut secrets = Vec::new();
     for _ in 0..2 {
-        let created: Value = gateway
-            .client()
-            .post(gateway.url("/admin/keys"))
-            .bearer_auth(ADMIN)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        secrets.push(created["key"].as_str().unwrap().to_owned());
+        secrets.push(gateway.create_key(&json!({})).await.1);
     }
     let client = holder();
     let stream = |secret: &str, model: &str| {

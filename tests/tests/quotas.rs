@@ -42,24 +42,6 @@ fn config(upstreams: &Upstreams, db: &Path, extra: &str) -> String {
     ))
 }
 
-/// Makes a key through the admin API; its id and secret.
-async fn create_key(gateway: &Gateway, spec: Value) -> (String, String) {
-    let response = gateway
-        .client()
-        .post(gateway.url("/admin/keys"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&spec)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201, "{}", gateway.stderr());
-    let body: Value = response.json().await.unwrap();
-    (
-        body["id"].as_str().unwrap().to_owned(),
-        body["key"].as_str().unwrap().to_owned(),
-    )
-}
-
 async fn chat(
     client: &reqwest::Client,
     base: &str,
@@ -114,7 +96,9 @@ async fn a_key_over_its_requests_per_minute_gets_openai_s_429_with_the_headers()
         .admin_key(ADMIN_KEY)
         .start(&config(&upstreams, &dir.path().join("aigw.db"), ""))
         .await;
-    let (id, secret) = create_key(&gateway, json!({"rpm_limit": 3, "tpm_limit": 100000})).await;
+    let (id, secret) = gateway
+        .create_key(&json!({"rpm_limit": 3, "tpm_limit": 100000}))
+        .await;
     let client = reqwest::Client::new();
     let base = gateway.url("");
     fresh_minute(Duration::from_secs(20)).await;
@@ -175,7 +159,7 @@ async fn a_key_over_its_requests_per_minute_gets_openai_s_429_with_the_headers()
         "0"
     );
     // A key without a rate limit gets no rate-limit headers.
-    let (_, unlimited) = create_key(&gateway, json!({})).await;
+    let (_, unlimited) = gateway.create_key(&json!({})).await;
     let response = chat(&client, &base, &unlimited, false).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(response.headers(), "x-ratelimit-limit-requests"), "");
@@ -191,7 +175,7 @@ async fn streamed_usage_counts_against_tokens_per_minute() {
         .start(&config(&upstreams, &dir.path().join("aigw.db"), ""))
         .await;
     let limit = 40;
-    let (id, secret) = create_key(&gateway, json!({"tpm_limit": limit})).await;
+    let (id, secret) = gateway.create_key(&json!({"tpm_limit": limit})).await;
     let client = reqwest::Client::new();
     let base = gateway.url("");
     fresh_minute(Duration::from_secs(20)).await;
@@ -241,11 +225,9 @@ async fn a_spent_budget_is_insufficient_quota_until_its_period_ends() {
         .start(&config(&upstreams, &dir.path().join("aigw.db"), ""))
         .await;
     // 0.02 USD a day; each request costs 0.015.
-    let (id, secret) = create_key(
-        &gateway,
-        json!({"max_budget": 0.02, "budget_duration": "day"}),
-    )
-    .await;
+    let (id, secret) = gateway
+        .create_key(&json!({"max_budget": 0.02, "budget_duration": "day"}))
+        .await;
     let client = reqwest::Client::new();
     let base = gateway.url("");
     let mut admitted = 0;
@@ -283,8 +265,8 @@ async fn the_openai_sdk_raises_its_rate_limit_error_with_aigw_s_codes() {
         .admin_key(ADMIN_KEY)
         .start(&config(&upstreams, &dir.path().join("aigw.db"), ""))
         .await;
-    let (_, rpm) = create_key(&gateway, json!({"rpm_limit": 1})).await;
-    let (_, budget) = create_key(&gateway, json!({"max_budget": 0})).await;
+    let (_, rpm) = gateway.create_key(&json!({"rpm_limit": 1})).await;
+    let (_, budget) = gateway.create_key(&json!({"max_budget": 0})).await;
     fresh_minute(Duration::from_secs(30)).await;
     Check {
         script: "quotas_check.py",
@@ -380,7 +362,7 @@ async fn three_processes_on_one_database_never_admit_more_than_the_requests_per_
     let dir = tempfile::tempdir().unwrap();
     let gateways = three_gateways(&upstreams, &dir.path().join("shared.db"), "").await;
     let limit = 30;
-    let (_, secret) = create_key(&gateways[0], json!({"rpm_limit": limit})).await;
+    let (_, secret) = gateways[0].create_key(&json!({"rpm_limit": limit})).await;
     known_everywhere(&gateways, &secret).await;
     fresh_minute(Duration::from_secs(30)).await;
     // 3 processes × 4 clients × 20 requests = 240 asks for 30.
@@ -403,11 +385,9 @@ async fn three_processes_keep_tokens_and_spend_within_the_overshoot_bound() {
     let tpm = 300;
     // 0.3 USD a day at 0.015 a request: the budget and the tokens run out together.
     let budget_micro = 300_000;
-    let (_, secret) = create_key(
-        &gateways[0],
-        json!({"tpm_limit": tpm, "max_budget": 0.3, "budget_duration": "day"}),
-    )
-    .await;
+    let (_, secret) = gateways[0]
+        .create_key(&json!({"tpm_limit": tpm, "max_budget": 0.3, "budget_duration": "day"}))
+        .await;
     known_everywhere(&gateways, &secret).await;
     fresh_minute(Duration::from_secs(30)).await;
     let clients = 4;
@@ -446,7 +426,9 @@ async fn a_killed_process_s_concurrency_slots_come_back_after_its_hold_expires()
             .start(&config)
     };
     let mut doomed = start().await;
-    let (_, secret) = create_key(&doomed, json!({"max_parallel_requests": 2})).await;
+    let (_, secret) = doomed
+        .create_key(&json!({"max_parallel_requests": 2}))
+        .await;
     // Started after the key exists: it knows the key from its first request.
     let survivor = start().await;
     // Two slow requests hold both slots in the doomed process.

@@ -379,19 +379,7 @@ async fn a_tool_the_key_may_not_use_is_refused_before_any_upstream_is_asked() {
         .await;
     let make = |spec: Value| {
         let gateway = &gateway;
-        async move {
-            let response = gateway
-                .client()
-                .post(gateway.url("/admin/keys"))
-                .bearer_auth(ADMIN)
-                .json(&spec)
-                .send()
-                .await
-                .unwrap();
-            let (status, _, body) = status_and_json(response).await;
-            assert_eq!(status, 201, "{body}");
-            body["key"].as_str().unwrap().to_owned()
-        }
+        async move { gateway.create_key(&spec).await.1 }
     };
     let without = make(json!({"name": "no-tools", "tools": ["weather_*"]})).await;
     let with = make(json!({"name": "echo", "tools": ["echo"]})).await;

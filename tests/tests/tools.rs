@@ -58,24 +58,6 @@ async fn start_with_keys(echo: &Echo<'_>) -> Gateway {
         .await
 }
 
-/// Makes a key through the admin API; its id and secret.
-async fn create_key(gateway: &Gateway, spec: Value) -> (String, String) {
-    let response = gateway
-        .client()
-        .post(gateway.url("/admin/keys"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&spec)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201, "{}", gateway.stderr());
-    let body: Value = response.json().await.unwrap();
-    (
-        body["id"].as_str().unwrap().to_owned(),
-        body["key"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// What an invoke answered: status, the `x-aigw-cache` and `retry-after` headers, the body.
 struct Invoked {
     status: u16,
@@ -170,9 +152,11 @@ async fn the_list_holds_the_tools_the_key_is_granted_as_function_definitions() {
         db: &dir.path().join("aigw.db"),
     })
     .await;
-    let (_, all) = create_key(&gateway, json!({})).await;
-    let (_, some) = create_key(&gateway, json!({"tools": ["echo", "upstream_*"]})).await;
-    let (_, none) = create_key(&gateway, json!({"tools": []})).await;
+    let (_, all) = gateway.create_key(&json!({})).await;
+    let (_, some) = gateway
+        .create_key(&json!({"tools": ["echo", "upstream_*"]}))
+        .await;
+    let (_, none) = gateway.create_key(&json!({"tools": []})).await;
 
     let every = listed(&gateway, &all).await;
     assert_eq!(
@@ -225,7 +209,9 @@ async fn an_invoke_answers_and_every_refusal_has_its_status() {
         db: &dir.path().join("aigw.db"),
     })
     .await;
-    let (key_id, secret) = create_key(&gateway, json!({"tools": ["echo", "upstream_get"]})).await;
+    let (key_id, secret) = gateway
+        .create_key(&json!({"tools": ["echo", "upstream_get"]}))
+        .await;
 
     let ok = invoke(&gateway, Some(&secret), "echo", json!({"city": "Zürich"})).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
@@ -269,7 +255,7 @@ async fn an_invoke_answers_and_every_refusal_has_its_status() {
 
     // A plugin that traps on a call fails that call (the call's fault: no failover), and the
     // upstreams keep their health: the next call is served by the primary again.
-    let (_, all) = create_key(&gateway, json!({})).await;
+    let (_, all) = gateway.create_key(&json!({})).await;
     let trapped = invoke(&gateway, Some(&all), "panic", json!({})).await;
     assert_eq!(
         (trapped.status, trapped.code()),
@@ -336,7 +322,7 @@ async fn a_key_over_its_tool_quota_gets_429_with_retry_after_across_two_processe
     };
     let first = start_with_keys(&echo).await;
     let second = start_with_keys(&echo).await;
-    let (id, secret) = create_key(&first, json!({"tool_calls_per_minute": 3})).await;
+    let (id, secret) = first.create_key(&json!({"tool_calls_per_minute": 3})).await;
     // The quota is part of the key in the admin API: shown, patched, checked.
     let admin = |method: reqwest::Method, body: Option<Value>| {
         let mut request = first

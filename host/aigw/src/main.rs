@@ -5,30 +5,34 @@
 
 mod config;
 mod logs;
+mod otlp;
+mod plugin_cli;
+mod registry;
+mod reload;
+mod state;
+mod swap;
+mod watch;
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use aigw_access::{Directory, Ledger, Limiter, Prices};
-use aigw_egress::Egress;
+use aigw_access::{Directory, Ledger, Limiter};
 use aigw_memory::Store;
 use aigw_router::HealthRegistry;
-use aigw_runtime::{
-    MemoryLimits, MemoryStore, OutboundLimits, Plugin, Runtime, Services, ToolPlugin,
-};
-use aigw_server::tools::{PluginTools, Toolbox};
 use aigw_server::{
-    Auth, ConnectionLimits, Gateway, MAX_REMEMBERED_TARGETS, PluginMemory, Provider, RemoteServer,
-    Service, Tls,
+    Auth, ConnectionLimits, Drain, Gateway, LogControl, MAX_REMEMBERED_TARGETS, PluginControl,
+    RemoteServer, Service, Tls,
 };
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
+use crate::registry::Registry;
+use crate::state::Process;
+use crate::swap::{Running, Swapper};
 
 // Every request allocates a few dozen small buffers (headers, JSON, plugin arguments); under
 // load glibc malloc/free showed up at ~7 % of aigw's profile. mimalloc's thread-local free lists
@@ -71,6 +75,11 @@ enum Command {
         #[arg(long, short, default_value = "aigw.toml")]
         config: PathBuf,
     },
+    /// Write, build and check plugins: `aigw plugin new|build|check`.
+    Plugin {
+        #[command(subcommand)]
+        command: plugin_cli::PluginCommand,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -96,17 +105,18 @@ fn main() -> ExitCode {
             config,
             listen,
             log_format,
-        } => {
-            logs::init(log_format);
-            runtime.block_on(serve(config, listen))
-        }
+        } => runtime.block_on(serve(config, listen, log_format)),
         Command::Check { config } => {
-            logs::init(LogFormat::Human);
+            logs::init(LogFormat::Human, None);
             runtime.block_on(check(config))
         }
         Command::Models { config } => {
-            logs::init(LogFormat::Human);
+            logs::init(LogFormat::Human, None);
             runtime.block_on(models(config))
+        }
+        Command::Plugin { command } => {
+            logs::init(LogFormat::Human, None);
+            runtime.block_on(plugin_cli::run(command))
         }
     };
     match result {
@@ -142,133 +152,21 @@ fn refuse_open_exposure(config: &Config, address: SocketAddr) -> anyhow::Result<
     )
 }
 
-/// Loads every plugin the config names (each file once) and builds the gateway.
-/// `memory` is the process's store, which tool plugins reach through their `memory` import
-/// (`None` for the commands that serve nothing). `health` is where target health lives: a fresh registry when the process starts, the running
-/// state's ([`Gateway::health`]) when a state is rebuilt to replace it ([`Service::swap`]), so
-/// breakers and cooldowns survive.
-async fn build(
-    config: &Config,
-    health: Arc<HealthRegistry>,
-    memory: Option<&Arc<Store>>,
-) -> anyhow::Result<Gateway> {
-    // Tool plugins' sends leave through their own pooled egress, with the outbound connect
-    // timeout (each call's grants and credential come with the call).
-    let connect_timeout = OutboundLimits::default().connect_timeout;
-    let tool_egress = Egress::new([connect_timeout])
-        .map_err(|e| anyhow::anyhow!("cannot build the tool plugins' egress: {e}"))?;
-    let services = Services {
-        egress: Some(tool_egress),
-        memory: memory.map(|store| {
-            Arc::new(PluginMemory::new(Arc::clone(store)).with_redaction(config.redaction.clone()))
-                as Arc<dyn MemoryStore>
-        }),
-        memory_limits: MemoryLimits {
-            quota: config.plugins.memory_quota,
-            ..MemoryLimits::default()
-        },
-        ..Services::default()
-    };
-    let runtime = Runtime::with_services(config.plugins.limits.clone(), services)
-        .map_err(|e| anyhow::anyhow!("cannot configure the wasm engine: {e:#}"))?;
-
-    let mut plugins: HashMap<&Path, Arc<Plugin>> = HashMap::new();
-    let mut providers = Vec::with_capacity(config.providers.len());
-    for options in &config.providers {
-        let plugin = match plugins.get(options.plugin.as_path()) {
-            Some(plugin) => Arc::clone(plugin),
-            None => {
-                let plugin = Plugin::load(&runtime, &options.plugin)
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "{}: provider `{}` (build the plugins with `cargo xtask plugins`)",
-                            config.path.display(),
-                            options.name
-                        )
-                    })?;
-                plugins.insert(&options.plugin, Arc::clone(&plugin));
-                plugin
-            }
-        };
-        let provider = Provider::new(options, plugin)
-            .with_context(|| format!("{}: provider `{}`", config.path.display(), options.name))?;
-        if let Some(why) = &provider.missing_credential {
-            tracing::warn!(
-                provider = %provider.name,
-                "provider has no credential ({why}); its targets will be skipped until it is set"
-            );
-        }
-        providers.push(provider);
-    }
-    let plugins_of: Vec<(String, String)> = providers
-        .iter()
-        .map(|p| (p.name.clone(), p.plugin.descriptor().name.clone()))
-        .collect();
-    let prices = Prices::new(config.prices.clone(), plugins_of);
-    let tools = tools(config, &runtime, &health, connect_timeout)
-        .await?
-        .with_remote(remote_servers(config)?);
-    Ok(
-        Gateway::new(providers, config.routes.clone(), health, &config.server)?
-            .with_redaction(config.redaction.clone())
-            .with_prices(Arc::new(prices))
-            .with_tools(Arc::new(tools)),
-    )
-}
-
-/// The `[mcp_servers.<name>]` clients, each with its own pooled egress client (its connect
-/// timeout is the server's).
-fn remote_servers(config: &Config) -> anyhow::Result<Vec<Arc<RemoteServer>>> {
-    config
-        .mcp_servers
-        .iter()
-        .map(|options| {
-            let server = Egress::new([options.connect_timeout])
-                .and_then(|egress| RemoteServer::new(options.clone(), egress))
-                .with_context(|| {
-                    format!("{}: [mcp_servers.{}]", config.path.display(), options.name)
-                })?;
-            Ok(Arc::new(server))
-        })
-        .collect()
-}
-
-/// Loads every tool plugin the config enables and builds the toolbox over their upstreams
-/// (whose health lives in `health`). An upstream or endpoint the plugin does not describe, or
-/// a tool schema that does not compile, stops the start with its place in the file.
-async fn tools(
-    config: &Config,
-    runtime: &Arc<Runtime>,
-    health: &HealthRegistry,
-    connect_timeout: std::time::Duration,
-) -> anyhow::Result<Toolbox> {
-    let mut plugins = Vec::with_capacity(config.tools.len());
-    for configured in &config.tools {
-        let options = &configured.options;
-        let plugin = ToolPlugin::load(runtime, &options.plugin)
-            .await
-            .with_context(|| {
-                format!(
-                    "{}: [tools.{}] (build the plugins with `cargo xtask plugins`)",
-                    config.path.display(),
-                    options.name
-                )
-            })?;
-        let built = PluginTools::new(options, plugin, health, connect_timeout)
-            .map_err(|e| configured.locate(&config.path, &e))?;
-        for upstream in &built.upstreams {
-            if let Some(why) = &upstream.left_out {
-                tracing::warn!(
-                    tool_plugin = %built.name,
-                    upstream = %upstream.name,
-                    "tool upstream left out: it needs a credential ({why})"
-                );
-            }
-        }
-        plugins.push(Arc::new(built));
-    }
-    Toolbox::new(plugins).map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))
+/// Loads every plugin the config names (each file once) into a fresh registry and builds the
+/// gateway, for the commands that serve nothing (`check`, `models`).
+async fn build_once(config: &Config) -> anyhow::Result<Gateway> {
+    let process = Process::new(config, None)?;
+    let registry = Registry::default();
+    state::load_missing(config, &process.runtime, &registry).await?;
+    let gateway = state::build(
+        config,
+        &registry.snapshot(),
+        fresh_health(config),
+        &process,
+        state::remote_servers(config)?,
+    )?;
+    state::warn_about(&gateway);
+    Ok(gateway)
 }
 
 /// Every target the config names (routes' targets and the plugins' listed models) that has no
@@ -290,8 +188,36 @@ fn fresh_health(config: &Config) -> Arc<HealthRegistry> {
     ))
 }
 
-async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> {
-    let config = read_config(&config_path)?;
+async fn serve(
+    config_path: PathBuf,
+    listen: Option<SocketAddr>,
+    log_format: LogFormat,
+) -> anyhow::Result<()> {
+    let config_text = std::fs::read_to_string(&config_path)
+        .with_context(|| format!("{}: cannot read the config file", config_path.display()))?;
+    let config = config::parse(&config_path, &config_text, &|name| std::env::var(name).ok())?;
+    // The log starts once `[tracing]` is known: its subscriber holds the OTLP layer, if any.
+    let export = otlp::resolve(&config.tracing, &|name| std::env::var(name).ok())
+        .map_err(|e| anyhow::anyhow!("{}: [tracing]: {e}", config_path.display()))?;
+    let traces = match &export {
+        None => None,
+        Some(export) => Some(
+            otlp::provider(export, tokio::runtime::Handle::current())
+                .map_err(|e| anyhow::anyhow!("{}: [tracing]: {e}", config_path.display()))?,
+        ),
+    };
+    let logging = logs::init(log_format, traces);
+    if let Some(export) = &export {
+        tracing::info!(
+            endpoint = %export.endpoint,
+            service = %export.service_name,
+            sampler = ?export.sampler,
+            "traces are exported over OTLP/HTTP"
+        );
+    }
+    let config_table: toml::Table = config_text
+        .parse()
+        .with_context(|| format!("{}", config_path.display()))?;
     let address = listen.unwrap_or(config.server.listen);
     refuse_open_exposure(&config, address)?;
     survive_file_size_limit();
@@ -314,15 +240,21 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     // this process's holds and gives back idle leases.
     let limiter = Limiter::new(Arc::clone(&store), config.limits.clone());
     let _tender = limiter.spawn_tender();
-    let gateway = build(&config, fresh_health(&config), Some(&store))
-        .await?
-        .with_memory(Arc::clone(&store))
-        .with_usage(Arc::clone(&ledger))
-        .with_sessions(config.sessions)
-        .with_mcp(config.mcp.clone())
-        .with_tool_loop(config.tool_loop)
-        .with_route_tools(config.route_tools.clone().into_iter().collect())
-        .with_limiter(limiter.clone());
+    // One wasm runtime for the process: every state (at start, after a swap or a reload)
+    // takes its plugins from one registry, so an unchanged plugin is never compiled again.
+    let mut process = Process::new(&config, Some(&store))?;
+    process.ledger = Some(Arc::clone(&ledger));
+    process.limiter = Some(limiter.clone());
+    let registry = Registry::default();
+    state::load_missing(&config, &process.runtime, &registry).await?;
+    let gateway = state::build(
+        &config,
+        &registry.snapshot(),
+        fresh_health(&config),
+        &process,
+        state::remote_servers(&config)?,
+    )?;
+    state::warn_about(&gateway);
     // External MCP servers are listed in the background (the gateway serves without waiting)
     // and again every refresh, while the served state holds them.
     let _listers: Vec<_> = gateway
@@ -360,16 +292,69 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     let _refresher = auth
         .as_ref()
         .map(|(_, directory)| directory.spawn_refresher(config.auth.key_refresh));
+    // Before the listener: a stop sent as soon as the address is printed must drain, not be
+    // lost or kill the process.
+    let signals = StopSignals::listen().context("cannot listen for stop signals")?;
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     let bound = listener.local_addr()?;
+    let watch_interval = config.plugins.watch_interval;
+    let server_options = config.server.clone();
+    // Bound before anything is announced: an address that cannot be had stops the start.
+    let metrics_listener = match config.metrics.listen {
+        Some(address) if config.metrics.options.enabled => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (metrics.listen)"))?,
+        ),
+        _ => None,
+    };
+    let swapper = Arc::new(Swapper::new(
+        process,
+        registry,
+        Running {
+            config,
+            table: config_table,
+        },
+    ));
+    let mut service = Service::with_options(gateway, &server_options, bound)
+        .with_plugins(Arc::clone(&swapper) as Arc<dyn PluginControl>)
+        .with_logging(Arc::clone(&logging.switch) as Arc<dyn LogControl>);
+    let mut directory = None;
+    let authenticated = auth.is_some();
+    if let Some((auth, loaded)) = auth {
+        service = service.with_auth(auth);
+        directory = Some(loaded);
+    }
+    let service = Arc::new(service);
+    swapper.attach(&service);
+    // `/metrics` alone, without credentials; ends with the process.
+    let _metrics = match metrics_listener {
+        Some(listener) => {
+            let address = listener.local_addr()?;
+            tracing::info!(
+                address = %address,
+                "serving /metrics without credentials on its own listener (metrics.listen)"
+            );
+            let served =
+                aigw_server::serve_metrics(listener, Arc::clone(&service), std::future::pending());
+            Some(AbortOnDrop(tokio::spawn(served)))
+        }
+        None => None,
+    };
+    // Both hold the swapper weakly and end with it.
+    let _watcher = watch_interval.map(|interval| watch::spawn(&swapper, interval));
+    let _reloader = reload::spawn(&swapper, config_path.clone(), watch_interval);
+    // Announced once the watchers have taken stock, so a file written after this line is a
+    // change they see.
+    let state = service.state();
     tracing::info!(
         address = %bound,
         scheme = if tls.is_some() { "https" } else { "http" },
-        providers = gateway.providers.len(),
-        routes = gateway.routes.len(),
-        authentication = if auth.is_some() { "on" } else { "off" },
+        providers = state.providers.len(),
+        routes = state.routes.len(),
+        authentication = if authenticated { "on" } else { "off" },
         "aigw is serving"
     );
     {
@@ -377,19 +362,14 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
         writeln!(stdout, "listening on {bound}")?;
         stdout.flush()?;
     }
-    let mut service = Service::with_options(gateway, &config.server, bound);
-    let mut directory = None;
-    if let Some((auth, loaded)) = auth {
-        service = service.with_auth(auth);
-        directory = Some(loaded);
-    }
-    let service = Arc::new(service);
-    let limits = ConnectionLimits::from(&config.server);
+    drop(state);
+    let limits = ConnectionLimits::from(&server_options);
+    let stop = stop_requested(signals, Drain::from(&server_options));
+    // Returns once every stream ended and wrote its record (or the grace ran out): only then is
+    // the store flushed.
     let served = match &tls {
-        None => aigw_server::serve(listener, service, limits, shutdown_signal()).await,
-        Some(tls) => {
-            aigw_server::serve_tls(listener, service, limits, tls, shutdown_signal()).await
-        }
+        None => aigw_server::serve(listener, service, limits, stop).await,
+        Some(tls) => aigw_server::serve_tls(listener, service, limits, tls, stop).await,
     };
     // What the last requests used reaches the store before it closes, however serving ended.
     match ledger.flush().await {
@@ -399,6 +379,14 @@ async fn serve(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Resu
     // Unspent leases and held slots go back now, not when they would expire.
     if let Err(e) = limiter.close().await {
         tracing::warn!(error = %e, "limits: could not give back this process's allowance");
+    }
+    // The last spans reach the collector before the process exits (within the export
+    // timeout); the SDK's shutdown blocks, so off the async threads.
+    if let Some(traces) = logging.traces {
+        let flushed = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+        if let Ok(Err(e)) = flushed {
+            eprintln!("aigw: the last traces could not be exported: {e}");
+        }
     }
     served?;
     drop(ledger);
@@ -425,32 +413,82 @@ fn survive_file_size_limit() {
     }
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// A task that ends when its handle is dropped (the metrics listener, with `serve`).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The signals that stop the gateway: SIGTERM (an orchestrator's stop) and SIGINT (Ctrl-C).
+struct StopSignals {
     #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+/// Which signal came.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    Terminate,
+    Interrupt,
+}
+
+impl StopSignals {
+    /// Listens from now on: a signal that comes before the first `next` is not lost.
+    fn listen() -> std::io::Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignals {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
+    }
+
+    async fn next(&mut self) -> Stop {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.terminate.recv() => Stop::Terminate,
+                _ = self.interrupt.recv() => Stop::Interrupt,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Stop::Interrupt
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
+}
+
+/// Resolves at the first stop signal with how to drain: SIGTERM as configured, SIGINT without
+/// the drain delay (a terminal is behind no load balancer). From then on a second signal ends
+/// the process at once, exit status 1: whoever sends it wants out now, and what is in flight
+/// and the usage not yet flushed are lost.
+async fn stop_requested(mut signals: StopSignals, drain: Drain) -> Drain {
+    let stop = signals.next().await;
+    tokio::spawn(async move {
+        let again = signals.next().await;
+        tracing::warn!(signal = ?again, "a second stop signal while draining: exiting now");
+        std::process::exit(1);
+    });
+    tracing::info!(signal = ?stop, "stop signal received");
+    match stop {
+        Stop::Terminate => drain,
+        Stop::Interrupt => drain.without_delay(),
     }
 }
 
 async fn check(config_path: PathBuf) -> anyhow::Result<()> {
     let config = read_config(&config_path)?;
-    let gateway = build(&config, fresh_health(&config), None).await?;
+    let gateway = build_once(&config).await?;
     let mut out = String::new();
     out.push_str(&format!("{}: ok\n", config.path.display()));
     out.push_str(&format!("listen: {}\n", config.server.listen));
@@ -579,7 +617,7 @@ async fn check(config_path: PathBuf) -> anyhow::Result<()> {
 
 async fn models(config_path: PathBuf) -> anyhow::Result<()> {
     let config = read_config(&config_path)?;
-    let gateway = build(&config, fresh_health(&config), None).await?;
+    let gateway = build_once(&config).await?;
     let listed = Gateway::listed_models(&gateway.providers, &gateway.routes);
     let width = listed
         .iter()

@@ -117,6 +117,7 @@ pub enum ConversationError {
 }
 
 /// Creates a conversation holding `items` (possibly none), in one write.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory conversations.create", otel.kind = "internal", aigw.memory.operation = "conversations.create"))]
 pub async fn create(
     store: &Store,
     namespace: &Namespace,
@@ -156,7 +157,85 @@ pub async fn create(
     Ok((conversation, items))
 }
 
+/// One page of a namespace's conversations, the newest first: at most `limit` (at least one),
+/// after the conversation `after` (which must be of the namespace:
+/// [`ConversationError::AfterNotFound`] otherwise); and whether more follow. For the operator,
+/// who may read any namespace; it never reaches past `namespace`.
+pub async fn list(
+    store: &Store,
+    namespace: &Namespace,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<Conversation>, bool), ConversationError> {
+    let namespace = namespace.as_str().to_owned();
+    let after = after.map(str::to_owned);
+    let limit = limit.max(1);
+    store
+        .read(move |c| {
+            Box::pin(async move {
+                let bound = match &after {
+                    None => i64::MAX,
+                    Some(after) => match find(c, &namespace, after).await? {
+                        Some((seq, _)) => seq,
+                        None => return Ok(Err(ConversationError::AfterNotFound)),
+                    },
+                };
+                // One more than asked says whether more follow.
+                let mut rows = c
+                    .query(
+                        "SELECT seq, id, created_at, metadata, agent FROM conversations
+                         WHERE namespace = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+                        (
+                            namespace.as_str(),
+                            bound,
+                            i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1,
+                        ),
+                    )
+                    .await?;
+                let mut found = Vec::with_capacity(limit + 1);
+                while let Some(row) = rows.next().await? {
+                    found.push(conversation_of(&row)?.1);
+                }
+                let has_more = found.len() > limit;
+                found.truncate(limit);
+                Ok(Ok((found, has_more)))
+            })
+        })
+        .await?
+}
+
+/// The namespaces holding conversations, in name order, with how many each holds: at most
+/// `limit` of them, after the name `after`.
+pub async fn namespaces(
+    store: &Store,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let after = after.unwrap_or_default().to_owned();
+    let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+    store
+        .read(move |c| {
+            Box::pin(async move {
+                let mut rows = c
+                    .query(
+                        "SELECT namespace, count(*) FROM conversations WHERE namespace > ?1
+                         GROUP BY namespace ORDER BY namespace LIMIT ?2",
+                        (after.as_str(), limit),
+                    )
+                    .await?;
+                let mut found = Vec::new();
+                while let Some(row) = rows.next().await? {
+                    let count = u64::try_from(row.get::<i64>(1)?).unwrap_or(0);
+                    found.push((row.get::<String>(0)?, count));
+                }
+                Ok(found)
+            })
+        })
+        .await
+}
+
 /// The conversation `id`, if it is in `namespace`.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory conversations.get", otel.kind = "internal", aigw.memory.operation = "conversations.get"))]
 pub async fn get(
     store: &Store,
     namespace: &Namespace,
@@ -171,6 +250,7 @@ pub async fn get(
 }
 
 /// Replaces the conversation's metadata; returns the conversation as it now is.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory conversations.update_metadata", otel.kind = "internal", aigw.memory.operation = "conversations.update_metadata"))]
 pub async fn update_metadata(
     store: &Store,
     namespace: &Namespace,
@@ -198,6 +278,7 @@ pub async fn update_metadata(
 }
 
 /// Deletes the conversation and every item of it.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory conversations.delete", otel.kind = "internal", aigw.memory.operation = "conversations.delete"))]
 pub async fn delete(
     store: &Store,
     namespace: &Namespace,
@@ -232,6 +313,7 @@ pub async fn delete(
 
 /// Appends `items` to the conversation in one write (all of them or none); returns them as
 /// stored, ids assigned, in their order.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory conversations.append", otel.kind = "internal", aigw.memory.operation = "conversations.append"))]
 pub async fn append(
     store: &Store,
     namespace: &Namespace,
@@ -256,6 +338,7 @@ pub async fn append(
 /// [`append`] for a writer with a [`Quota`] (a tool plugin): the items are written only if the
 /// quota's agent, holding them too, stays within it; the count and the insert are one write.
 /// Every item is recorded as written by the quota's agent.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory conversations.append_within_quota", otel.kind = "internal", aigw.memory.operation = "conversations.append_within_quota"))]
 pub async fn append_within_quota(
     store: &Store,
     namespace: &Namespace,
@@ -301,6 +384,7 @@ pub async fn append_within_quota(
 }
 
 /// One page of the conversation's items.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory conversations.list_items", otel.kind = "internal", aigw.memory.operation = "conversations.list_items"))]
 pub async fn list_items(
     store: &Store,
     namespace: &Namespace,
@@ -361,6 +445,7 @@ pub async fn list_items(
 
 /// The last `limit` items of the conversation, oldest first; `None` when the conversation is
 /// not in `namespace`.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory conversations.recent", otel.kind = "internal", aigw.memory.operation = "conversations.recent"))]
 pub async fn recent(
     store: &Store,
     namespace: &Namespace,
@@ -393,6 +478,7 @@ pub async fn recent(
 }
 
 /// The item `item` of the conversation.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory conversations.get_item", otel.kind = "internal", aigw.memory.operation = "conversations.get_item"))]
 pub async fn get_item(
     store: &Store,
     namespace: &Namespace,
@@ -427,6 +513,7 @@ pub async fn get_item(
 }
 
 /// Deletes one item; returns the conversation it was in.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory conversations.delete_item", otel.kind = "internal", aigw.memory.operation = "conversations.delete_item"))]
 pub async fn delete_item(
     store: &Store,
     namespace: &Namespace,
@@ -462,6 +549,7 @@ pub async fn delete_item(
 
 /// Full-text search (an FTS5 query, ranked by bm25) over the items of `namespace`, or of one
 /// of its conversations; at most `limit` hits, best first.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory conversations.search", otel.kind = "internal", aigw.memory.operation = "conversations.search"))]
 pub async fn search(
     store: &Store,
     namespace: &Namespace,
@@ -624,21 +712,27 @@ async fn find(
             (id, namespace),
         )
         .await?;
-    let Some(row) = rows.next().await? else {
-        return Ok(None);
-    };
+    match rows.next().await? {
+        Some(row) => conversation_of(&row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The conversation in a row of `seq, id, created_at, metadata, agent`, with its row number.
+fn conversation_of(row: &Row) -> Result<(i64, Conversation), StoreError> {
+    let id = row.get::<String>(1)?;
     let metadata = row.get::<String>(3)?;
     let metadata = serde_json::from_str(&metadata)
         .map_err(|e| StoreError::Sql(format!("conversation {id}: stored metadata: {e}")))?;
-    Ok(Some((
+    Ok((
         row.get::<i64>(0)?,
         Conversation {
-            id: row.get::<String>(1)?,
+            id,
             created_at: row.get::<i64>(2)?,
             metadata,
             agent: row.get::<Option<String>>(4)?,
         },
-    )))
+    ))
 }
 
 /// The item in columns `first..first + 4` (id, item, agent, created_at).

@@ -275,6 +275,7 @@ fn check_page(limit: usize, max: usize, offset: usize) -> Result<(), EntryError>
 
 /// Writes an entry (creating it, or replacing its value, time to live and index) and returns
 /// it as stored. An expired entry counts as absent: its key starts over at version 1.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory entries.put", otel.kind = "internal", aigw.memory.operation = "entries.put"))]
 pub async fn put(store: &Store, namespace: &Namespace, put: Put) -> Result<Entry, EntryError> {
     match write(store, namespace, put, None).await? {
         Ok(entry) => Ok(entry),
@@ -289,6 +290,7 @@ pub async fn put(store: &Store, namespace: &Namespace, put: Put) -> Result<Entry
 /// quota's agent, holding it too, stays within the quota; replacing an entry the agent holds
 /// gives its room back first. The count and the write are one write on the writer. The entry
 /// is recorded as written by the quota's agent.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory entries.put_within_quota", otel.kind = "internal", aigw.memory.operation = "entries.put_within_quota"))]
 pub async fn put_within_quota(
     store: &Store,
     namespace: &Namespace,
@@ -531,6 +533,7 @@ fn opt_text(v: Option<String>) -> Sql {
 
 /// The live entry at `path`/`key`, if any. With `refresh_ttl`, an entry with a time to live
 /// starts it over.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory entries.get", otel.kind = "internal", aigw.memory.operation = "entries.get"))]
 pub async fn get(
     store: &Store,
     namespace: &Namespace,
@@ -589,6 +592,7 @@ async fn refresh(store: &Store, ids: Vec<i64>, now: i64) -> Result<(), StoreErro
 }
 
 /// Deletes the entry at `path`/`key`; whether a live one was there.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory entries.delete", otel.kind = "internal", aigw.memory.operation = "entries.delete"))]
 pub async fn delete(
     store: &Store,
     namespace: &Namespace,
@@ -627,6 +631,7 @@ pub async fn delete(
 
 /// The live entries under `search.prefix` that pass its filter: ranked by bm25 (best first,
 /// each with its score) when it has a query, else the most recently updated first.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory entries.search", otel.kind = "internal", aigw.memory.operation = "entries.search"))]
 pub async fn search(
     store: &Store,
     namespace: &Namespace,
@@ -663,6 +668,7 @@ pub async fn search(
 
 /// SQLite's plan for `search` (`EXPLAIN QUERY PLAN`, one line per step): for operators and
 /// tests to check that a search uses the full-text and namespace indexes.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory entries.search_plan", otel.kind = "internal", aigw.memory.operation = "entries.search_plan"))]
 pub async fn search_plan(
     store: &Store,
     namespace: &Namespace,
@@ -757,6 +763,7 @@ fn prefix_range(statement: &mut Statement, labels: &[String]) {
 }
 
 /// The distinct paths of live entries matching `list`, sorted, cut to `max_depth`, paged.
+#[tracing::instrument(target = "aigw::trace", name = "memory", level = "info", skip_all, fields(otel.name = "memory entries.list_namespaces", otel.kind = "internal", aigw.memory.operation = "entries.list_namespaces"))]
 pub async fn list_namespaces(
     store: &Store,
     namespace: &Namespace,

@@ -30,4 +30,4 @@ pub use libsql::{Connection, Row, Rows, Value, params};
 pub use migrations::SCHEMA_VERSION;
 pub use namespace::{MAX_NAMESPACE_BYTES, Namespace, NamespaceError};
 pub use quota::{Quota, QuotaExceeded};
-pub use store::{Durability, Stats, Store, StoreError, StoreOptions};
+pub use store::{Durability, OPERATION_DURATION_BOUNDS_US, Stats, Store, StoreError, StoreOptions};

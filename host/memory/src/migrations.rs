@@ -235,6 +235,9 @@ const MIGRATIONS: &[&str] = &[
          expires_at       INTEGER NOT NULL
      ) STRICT;
      CREATE INDEX mcp_sessions_expiry ON mcp_sessions (expires_at);",
+    // 9: a namespace's conversations in creation order, for the operator's listing by
+    // namespace (the dashboard) and the list of namespaces holding any.
+    "CREATE INDEX conversations_by_namespace ON conversations (namespace, seq);",
 ];
 
 /// The schema version this binary writes.

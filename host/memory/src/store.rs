@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::LocalBoxFuture;
 use libsql::Connection;
@@ -132,6 +132,15 @@ impl From<libsql::Error> for StoreError {
     }
 }
 
+/// Upper bounds of the operation-duration buckets, in microseconds: a read is tens of
+/// microseconds, a write waits for its batch's commit (an fsync with `Durability::Full`).
+pub const OPERATION_DURATION_BOUNDS_US: [u64; 12] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000,
+];
+
+/// Buckets kept: one per bound, then the ones past the last.
+const BUCKETS: usize = OPERATION_DURATION_BOUNDS_US.len() + 1;
+
 /// Counters of the writer and the readers, for tests and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
@@ -141,6 +150,13 @@ pub struct Stats {
     pub batches: u64,
     /// Reads asked for.
     pub reads: u64,
+    /// Answered reads and writes per bucket of [`OPERATION_DURATION_BOUNDS_US`] (not
+    /// cumulative), from the call to the answer (queueing and, for a write, its commit).
+    pub read_buckets: [u64; BUCKETS],
+    pub write_buckets: [u64; BUCKETS],
+    /// Their total time.
+    pub read_time: Duration,
+    pub write_time: Duration,
 }
 
 #[derive(Default)]
@@ -148,6 +164,37 @@ struct Counters {
     writes: AtomicU64,
     batches: AtomicU64,
     reads: AtomicU64,
+    reads_timed: Timed,
+    writes_timed: Timed,
+}
+
+/// Durations in buckets, in plain atomics (the store knows nothing of the metrics' format).
+#[derive(Default)]
+struct Timed {
+    buckets: [AtomicU64; BUCKETS],
+    total_ns: AtomicU64,
+}
+
+impl Timed {
+    fn since(&self, started: Instant) {
+        let took = started.elapsed();
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let bucket = OPERATION_DURATION_BOUNDS_US
+            .iter()
+            .position(|bound| us <= *bound)
+            .unwrap_or(BUCKETS - 1);
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.total_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    fn buckets(&self) -> [u64; BUCKETS] {
+        std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed))
+    }
+
+    fn total(&self) -> Duration {
+        Duration::from_nanos(self.total_ns.load(Ordering::Relaxed))
+    }
 }
 
 /// A write as the writer thread runs it, whatever it returns.
@@ -207,6 +254,8 @@ pub struct Store {
     counters: Arc<Counters>,
     max_item_bytes: usize,
     clock: Arc<dyn Clock>,
+    /// The database file, whose size the metrics read.
+    path: PathBuf,
 }
 
 impl Store {
@@ -240,6 +289,7 @@ impl Store {
             counters,
             max_item_bytes: options.max_item_bytes,
             clock: options.clock,
+            path: options.path,
         })
     }
 
@@ -253,11 +303,15 @@ impl Store {
             + Send
             + 'static,
     {
+        let started = Instant::now();
+        let counters = Arc::clone(&self.counters);
         let (reply, answer) = oneshot::channel();
         let sent = self.writes.send(Box::new(Typed { work, reply }));
         async move {
             sent.map_err(|_| StoreError::Closed)?;
-            answer.await.map_err(|_| StoreError::Closed)?
+            let answered = answer.await.map_err(|_| StoreError::Closed)?;
+            counters.writes_timed.since(started);
+            answered
         }
     }
 
@@ -277,9 +331,13 @@ impl Store {
             })
         });
         let sent = self.reads.send(job);
+        let started = Instant::now();
+        let counters = Arc::clone(&self.counters);
         async move {
             sent.map_err(|_| StoreError::Closed)?;
-            answer.await.map_err(|_| StoreError::Closed)?
+            let answered = answer.await.map_err(|_| StoreError::Closed)?;
+            counters.reads_timed.since(started);
+            answered
         }
     }
 
@@ -299,7 +357,20 @@ impl Store {
             writes: self.counters.writes.load(Ordering::Relaxed),
             batches: self.counters.batches.load(Ordering::Relaxed),
             reads: self.counters.reads.load(Ordering::Relaxed),
+            read_buckets: self.counters.reads_timed.buckets(),
+            write_buckets: self.counters.writes_timed.buckets(),
+            read_time: self.counters.reads_timed.total(),
+            write_time: self.counters.writes_timed.total(),
         }
+    }
+
+    /// The database file and its write-ahead log, in bytes on disk now (0 for a file that
+    /// cannot be read).
+    pub fn database_bytes(&self) -> u64 {
+        let size = |path: &std::path::Path| std::fs::metadata(path).map_or(0, |m| m.len());
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        size(&self.path) + size(std::path::Path::new(&wal))
     }
 }
 

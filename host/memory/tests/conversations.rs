@@ -474,3 +474,65 @@ async fn another_namespace_sees_and_changes_nothing() {
         .unwrap();
     assert_eq!(listed.items, items);
 }
+
+#[tokio::test]
+async fn a_namespaces_conversations_are_listed_newest_first_in_pages_and_only_its_own() {
+    let store = open("list-by-namespace").await;
+    let (team, other) = (ns("team-a"), ns("team-b"));
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut metadata = Metadata::new();
+        metadata.insert("n".into(), i.to_string());
+        let (conversation, _) =
+            conversations::create(&store, &team, metadata, vec![message("user", "hi")], None)
+                .await
+                .unwrap();
+        ids.push(conversation.id);
+    }
+    let (foreign, _) = conversations::create(&store, &other, Metadata::new(), vec![], None)
+        .await
+        .unwrap();
+
+    let (first, more) = conversations::list(&store, &team, None, 2).await.unwrap();
+    assert!(more);
+    assert_eq!(
+        first.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [ids[4].as_str(), ids[3].as_str()]
+    );
+    assert_eq!(first[0].metadata["n"], "4");
+    let (rest, more) = conversations::list(&store, &team, Some(&ids[3]), 10)
+        .await
+        .unwrap();
+    assert!(!more);
+    assert_eq!(
+        rest.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [ids[2].as_str(), ids[1].as_str(), ids[0].as_str()]
+    );
+    // Another namespace's conversation is not a cursor here, nor listed.
+    assert_eq!(
+        conversations::list(&store, &team, Some(&foreign.id), 10).await,
+        Err(ConversationError::AfterNotFound)
+    );
+    let (theirs, _) = conversations::list(&store, &other, None, 10).await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].id, foreign.id);
+    let (none, more) = conversations::list(&store, &ns("empty"), None, 10)
+        .await
+        .unwrap();
+    assert!(none.is_empty() && !more);
+
+    assert_eq!(
+        conversations::namespaces(&store, None, 100).await.unwrap(),
+        [("team-a".to_owned(), 5), ("team-b".to_owned(), 1)]
+    );
+    assert_eq!(
+        conversations::namespaces(&store, Some("team-a"), 100)
+            .await
+            .unwrap(),
+        [("team-b".to_owned(), 1)]
+    );
+    assert_eq!(
+        conversations::namespaces(&store, None, 1).await.unwrap(),
+        [("team-a".to_owned(), 5)]
+    );
+}

@@ -17,13 +17,17 @@
 //!                                       └──────────────────────────────────────────────┘
 //! ```
 //!
+//! Each target also keeps its last [`RECENT_FAILURES`] failures (time, class, status, a short
+//! message), for the dashboard: a bounded ring, written only by failures.
+//!
 //! A rejected credential opens the breaker at once, for the (long) misconfiguration cooldown.
 //! A rate limit does not count towards the breaker: the target answered, it only asked us to
 //! wait, which is the separate cooldown.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
@@ -157,10 +161,44 @@ const EWMA_ALPHA: f64 = 0.3;
 /// target's memory (and its `/admin/targets` entry) a bounded size, whatever upstreams say.
 pub const MAX_LAST_ERROR_BYTES: usize = 1024;
 
+/// Failures a target remembers for the dashboard's list (the newest first).
+pub const RECENT_FAILURES: usize = 10;
+/// The longest message a recent failure keeps: a line of a list, not the whole story (that is
+/// the last error's).
+pub const MAX_RECENT_MESSAGE_BYTES: usize = 200;
+
+/// One failure of the recent ones, as kept.
+#[derive(Debug)]
+struct Recent {
+    at: Instant,
+    /// The wall-clock time, for display.
+    unix_time: Duration,
+    class: &'static str,
+    status: Option<u16>,
+    message: String,
+}
+
+/// One of a target's recent failures, as a snapshot shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentFailure {
+    /// How long ago it happened.
+    pub age: Duration,
+    /// When it happened, since the Unix epoch.
+    pub unix_time: Duration,
+    /// The failure's class (`unavailable`, `timeout`, …).
+    pub class: &'static str,
+    /// The upstream's status, when it answered.
+    pub status: Option<u16>,
+    /// The start of the (already scrubbed) message, at most [`MAX_RECENT_MESSAGE_BYTES`].
+    pub message: String,
+}
+
 /// What failures write, behind the mutex.
 #[derive(Debug, Default)]
 struct Detail {
     last_error: Option<(Instant, String)>,
+    /// The last [`RECENT_FAILURES`] failures, the oldest first.
+    recent: VecDeque<Recent>,
     /// Consecutive 429s, for the backoff when the upstream names no delay.
     rate_limit_streak: u32,
     misconfigured: bool,
@@ -202,20 +240,34 @@ pub struct HealthSnapshot {
     pub failed: Vec<(&'static str, u64)>,
     /// The last failure and how long ago it happened.
     pub last_error: Option<(Duration, String)>,
+    /// The last [`RECENT_FAILURES`] failures, the newest first.
+    pub recent_failures: Vec<RecentFailure>,
 }
 
 /// The failure as a target remembers it: at most [`MAX_LAST_ERROR_BYTES`].
 fn last_error(failure: &Failure) -> String {
-    let mut text = failure.to_string();
-    if text.len() > MAX_LAST_ERROR_BYTES {
-        let mut end = MAX_LAST_ERROR_BYTES - '…'.len_utf8();
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
+    cut(failure.to_string(), MAX_LAST_ERROR_BYTES)
+}
+
+/// `text` in at most `max` bytes, cut at a character boundary and marked with `…` if cut.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        text.truncate(floor_boundary(&text, max - '…'.len_utf8()));
         text.push('…');
     }
     text
+}
+
+/// The largest character boundary of `text` at or below `max`.
+fn floor_boundary(text: &str, max: usize) -> usize {
+    if text.len() <= max {
+        return text.len();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
 }
 
 impl Health {
@@ -320,7 +372,29 @@ impl Health {
         self.failed[class_index(failure.class)].fetch_add(1, Ordering::Relaxed);
         let now = self.now_ms();
         let mut detail = self.detail();
-        detail.last_error = Some((Instant::now(), last_error(failure)));
+        let at = Instant::now();
+        detail.last_error = Some((at, last_error(failure)));
+        if detail.recent.len() == RECENT_FAILURES {
+            detail.recent.pop_front();
+        }
+        // The message alone (the class is its own field), cut before it is copied.
+        let message = &failure.message;
+        let mut short = if message.len() > MAX_RECENT_MESSAGE_BYTES {
+            let end = floor_boundary(message, MAX_RECENT_MESSAGE_BYTES - '…'.len_utf8());
+            format!("{}…", &message[..end])
+        } else {
+            message.clone()
+        };
+        short.shrink_to_fit();
+        detail.recent.push_back(Recent {
+            at,
+            unix_time: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+            class: failure.class.as_str(),
+            status: failure.status,
+            message: short,
+        });
         match failure.class {
             FailureClass::RateLimited => {
                 detail.rate_limit_streak = detail.rate_limit_streak.saturating_add(1);
@@ -409,6 +483,18 @@ impl Health {
                 .last_error
                 .as_ref()
                 .map(|(at, message)| (at.elapsed(), message.clone())),
+            recent_failures: detail
+                .recent
+                .iter()
+                .rev()
+                .map(|recent| RecentFailure {
+                    age: recent.at.elapsed(),
+                    unix_time: recent.unix_time,
+                    class: recent.class,
+                    status: recent.status,
+                    message: recent.message.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -493,6 +579,36 @@ mod tests {
         assert!(kept.ends_with('…'));
         h.record_failure(&Failure::new(FailureClass::Unavailable, "short"), 0.0);
         assert_eq!(h.snapshot().last_error.unwrap().1, "unavailable: short");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_recent_failures_are_a_bounded_ring_newest_first() {
+        let h = health(1000);
+        for i in 0..RECENT_FAILURES + 3 {
+            h.record_failure(
+                &Failure::new(FailureClass::Unavailable, format!("failure {i}")).with_status(503),
+                0.0,
+            );
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        // Neither counted against the target nor remembered.
+        h.record_failure(&failure(FailureClass::Overloaded), 0.0);
+        h.record_failure(&Failure::new(FailureClass::Timeout, "é".repeat(1000)), 0.0);
+        let recent = h.snapshot().recent_failures;
+        assert_eq!(recent.len(), RECENT_FAILURES);
+        assert_eq!(recent[0].class, "timeout");
+        assert_eq!(recent[0].status, None);
+        assert!(recent[0].message.len() <= MAX_RECENT_MESSAGE_BYTES);
+        assert!(recent[0].message.ends_with('…'), "{}", recent[0].message);
+        assert_eq!(
+            recent[1].message,
+            format!("failure {}", RECENT_FAILURES + 2)
+        );
+        assert_eq!(recent[1].status, Some(503));
+        assert_eq!(recent[1].age, Duration::from_secs(1));
+        // The oldest kept: the first four were pushed out by the later ones.
+        assert_eq!(recent[RECENT_FAILURES - 1].message, "failure 4");
+        assert!(recent[1].unix_time > Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]

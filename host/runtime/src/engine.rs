@@ -1,13 +1,30 @@
 //! The one place that configures wasmtime: pooling allocator, epoch interruption, memory caps,
-//! and the linker of each world (assembled from [`crate::imports`]).
+//! the on-disk cache of compiled components, and the linker of each world (assembled from
+//! [`crate::imports`]).
+//!
+//! # The compiled-component cache
+//!
+//! Compiling a component takes tens of milliseconds for a Rust guest and seconds for a Python or
+//! JS one; a gateway that restarts (or a test suite that starts many) pays it for every plugin
+//! each time. With [`RuntimeOptions::compile_cache`] set, wasmtime's own cache keeps each
+//! compiled artifact in that directory: its key is the SHA-256 of the component's bytes, the
+//! engine's compiler settings and the wasmtime version, so an entry is only ever read back by
+//! the same wasmtime compiling the same bytes the same way (a stale entry is never hit). An
+//! entry that was garbled on disk fails zstd decompression or wasmtime's header checks when it
+//! is loaded, and the component is compiled again (and the entry rewritten). The workspace
+//! forbids `unsafe`, which rules out `Component::deserialize` of our own files: going through
+//! `Config::cache` leaves the trust in artifacts to wasmtime's checks.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
 use wasmtime::component::Linker;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
 
 use crate::imports::{self, Services};
 use crate::state::HostState;
@@ -21,6 +38,10 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct Limits {
     /// Wall time one plugin call may take before it is interrupted.
     pub call_timeout: Duration,
+    /// Wall time making one instance may take (its memory image laid out, start functions
+    /// run). Separate from `call_timeout` because a Python or JS component's instantiation sets
+    /// up tens of MiB and, on a loaded machine, can take longer than a call should.
+    pub instantiate_timeout: Duration,
     /// Cap on each instance's linear memory.
     pub memory_bytes: usize,
     /// Warm instances kept per plugin, ready to take a call.
@@ -33,11 +54,31 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             call_timeout: Duration::from_millis(1000),
+            instantiate_timeout: Duration::from_secs(10),
             memory_bytes: 64 << 20,
             warm_instances: 4,
             max_instances: 1000,
         }
     }
+}
+
+/// Everything a runtime is configured with.
+#[derive(Default)]
+pub struct RuntimeOptions {
+    pub limits: Limits,
+    pub services: Services,
+    /// Where compiled components are cached across restarts; `None`: compile every time.
+    pub compile_cache: Option<PathBuf>,
+}
+
+/// What the compiled-component cache did since the runtime started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Compiles answered from the cache (the entry was read and accepted by wasmtime).
+    pub hits: u64,
+    /// Compiles that ran the compiler and wrote a new entry. A compile whose entry could not be
+    /// written (a full disk) is in neither count.
+    pub misses: u64,
 }
 
 /// The wasmtime engine, the linker of each world, the services imports use, and the epoch
@@ -51,6 +92,8 @@ pub struct Runtime {
     pub(crate) tool_linker: Linker<HostState>,
     pub(crate) limits: Limits,
     pub(crate) services: Arc<Services>,
+    /// The compiled-component cache, when one is configured and its directory is usable.
+    cache: Option<Cache>,
     ticker: Arc<AtomicBool>,
 }
 
@@ -61,13 +104,30 @@ impl Runtime {
         Runtime::with_services(limits, Services::default())
     }
 
-    /// A runtime whose tool plugins' imports use `services`.
+    /// A runtime whose tool plugins' imports use `services`, with no compile cache.
     pub fn with_services(
         limits: Limits,
         services: Services,
     ) -> Result<Arc<Runtime>, wasmtime::Error> {
+        Runtime::configure(RuntimeOptions {
+            limits,
+            services,
+            compile_cache: None,
+        })
+    }
+
+    /// A runtime with every option. A compile-cache directory that cannot be created or used is
+    /// logged and the runtime compiles without a cache: a cache never stops the gateway.
+    pub fn configure(options: RuntimeOptions) -> Result<Arc<Runtime>, wasmtime::Error> {
+        let RuntimeOptions {
+            limits,
+            services,
+            compile_cache,
+        } = options;
         services.check().map_err(wasmtime::Error::msg)?;
         let mut config = Config::new();
+        let cache = compile_cache.and_then(|dir| open_cache(&dir));
+        config.cache(cache.clone());
         config.epoch_interruption(true);
         let mut pool = PoolingAllocationConfig::new();
         // Slots are reserved up front; a plugin asking for more than its cap fails its call
@@ -104,12 +164,54 @@ impl Runtime {
             tool_linker,
             limits,
             services: Arc::new(services),
+            cache,
             ticker,
         }))
     }
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Hits and misses of the compiled-component cache since this runtime started (zeros
+    /// without a cache). Counted by wasmtime's cache itself.
+    pub fn cache_stats(&self) -> CacheStats {
+        match &self.cache {
+            Some(cache) => CacheStats {
+                hits: cache.cache_hits() as u64,
+                misses: cache.cache_misses() as u64,
+            },
+            None => CacheStats::default(),
+        }
+    }
+
+    /// The compile cache's directory, when one is in use.
+    pub fn compile_cache_dir(&self) -> Option<&std::path::Path> {
+        self.cache.as_ref().map(|c| c.directory().as_path())
+    }
+}
+
+/// wasmtime's cache in `dir`, or `None` (logged) when the directory cannot be made or used.
+/// wasmtime wants an absolute path; a relative one is taken from the working directory.
+fn open_cache(dir: &std::path::Path) -> Option<Cache> {
+    let dir = match std::path::absolute(dir) {
+        Ok(dir) => dir,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), "compile cache disabled: {e}");
+            return None;
+        }
+    };
+    let mut config = CacheConfig::new();
+    config.with_directory(&dir);
+    match Cache::new(config) {
+        Ok(cache) => Some(cache),
+        Err(e) => {
+            tracing::warn!(
+                dir = %dir.display(),
+                "compile cache disabled, plugins are compiled at every start: {e:#}"
+            );
+            None
+        }
     }
 }
 

@@ -67,7 +67,7 @@ impl<W: World> Instance<W> {
         pre: &W::Pre,
         plugin: Arc<str>,
         memory_bytes: usize,
-        call_timeout: Duration,
+        instantiate_timeout: Duration,
         services: Arc<Services>,
     ) -> Result<Instance<W>, Fault> {
         let state = HostState::new(plugin, memory_bytes, services);
@@ -86,7 +86,7 @@ impl<W: World> Instance<W> {
         });
         // Instantiation runs guest code (start functions) under a deadline too, and with the
         // empty context: an import used while instantiating acts for nobody.
-        store.data_mut().begin_call(call_timeout, None);
+        store.data_mut().begin_call(instantiate_timeout, None);
         store.set_epoch_deadline(1);
         match W::instantiate(pre, &mut store).await {
             Ok(bindings) => {
@@ -135,10 +135,7 @@ fn classify(store: &mut Store<HostState>, error: wasmtime::Error) -> Fault {
         let timeout = state.clock.map(|c| c.timeout).unwrap_or_default();
         (
             FaultKind::Deadline,
-            format!(
-                "plugin call exceeded its deadline of {} ms",
-                timeout.as_millis()
-            ),
+            format!("plugin exceeded its deadline of {} ms", timeout.as_millis()),
         )
     } else if state.memory_cap.hit {
         (

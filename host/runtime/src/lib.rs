@@ -3,33 +3,44 @@
 //! `aigw:plugin` WIT package for both worlds (`provider-plugin`, `tool-plugin`), the host imports
 //! (`log`, `outbound` through `aigw-egress`, `memory` through a [`MemoryStore`]), each acting only
 //! through the per-call [`CallContext`], and a warm instance pool per plugin so that a call costs
-//! microseconds, not a fresh instantiation. Provider plugins ([`Plugin`]) translate requests;
+//! microseconds, not a fresh instantiation. A component's world and WIT version are read from its
+//! bytes before it is compiled ([`inspect`]), so a plugin of the wrong kind or an unsupported
+//! version is refused in microseconds; compiled components can be cached on disk across
+//! restarts ([`RuntimeOptions::compile_cache`]). Provider plugins ([`Plugin`]) translate requests;
 //! tool plugins ([`ToolPlugin`]) offer tools to agents. A plugin that traps, runs past its
 //! deadline or exceeds its memory cap fails that one call with a classified [`Fault`]; its
 //! instance is discarded and the runtime keeps serving.
 
 mod bindings;
+mod calls;
 mod context;
 mod convert;
 mod decoders;
 mod engine;
 mod imports;
+mod inspect;
 mod instance;
+mod load;
 mod plugin;
 mod pool;
+mod spans;
 mod state;
 mod stderr;
 mod tool;
 mod types;
+mod versions;
 
+pub use calls::{CALL_DURATION_BOUNDS_US, CallStats};
 pub use context::CallContext;
 pub use decoders::DECODERS_PER_INSTANCE;
-pub use engine::{EPOCH_TICK, Limits, Runtime};
+pub use engine::{CacheStats, EPOCH_TICK, Limits, Runtime, RuntimeOptions};
 pub use imports::Services;
 pub use imports::memory::{
     MemoryFuture, MemoryLimits, MemoryQuota, MemoryScope, MemoryStore, NO_NAMESPACE, NO_STORE,
 };
 pub use imports::outbound::{NO_EGRESS, OutboundLimits};
+pub use inspect::{ComponentFacts, WorldKind, digest, inspect};
+pub use load::{LoadedPlugin, load};
 pub use plugin::{LoadError, MAX_STREAM_LINE, Plugin, PluginTarget, StreamDecoder};
 pub use tool::ToolPlugin;
 pub use types::{
@@ -37,6 +48,7 @@ pub use types::{
     MemoryError, MemoryItem, MemoryPut, MemorySearch, MemorySearchHit, ResponseHead, Step,
     StreamEnd, ToolDescriptor, ToolSpec, ToolTarget, ToolUpstream, Usage,
 };
+pub use versions::{SUPPORTED_WIT_VERSIONS, WIT_PACKAGE, is_supported};
 
 /// How a plugin call went wrong inside the sandbox (not an upstream failure).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,28 +2,42 @@
 //! calls of the `provider` interface (encode, decode, stream decoders). Provider calls run with
 //! the empty call context: the world imports only `log`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use wasmtime::component::{Component, ResourceAny};
+use tracing::Instrument;
+use wasmtime::component::{Component, InstancePre, Linker, ResourceAny};
 
 use crate::bindings::provider::exports::aigw::plugin::provider as wit_provider;
 use crate::bindings::provider::{ProviderPlugin, ProviderPluginPre};
 use crate::bindings::types::Failure as WitFailure;
+use crate::calls::{CallStats, Calls};
 use crate::decoders::{Host, Hosts, InFlight, lost};
 use crate::engine::Runtime;
+use crate::inspect::{ComponentFacts, WorldKind, inspect};
 use crate::pool::Pool;
+use crate::state::HostState;
 use crate::types::{
     Chunk, Descriptor, Failure, HttpRequest, HttpResponse, ResponseHead, Step, StreamEnd,
 };
-use crate::{CallError, Fault, convert};
+use crate::{CallError, Fault, convert, spans};
 
-/// Why a plugin could not be loaded.
+/// Why a plugin could not be loaded. `label` says which: the file's path, or what the bytes
+/// came as (`"upload groq"`), so the message reads "plugin <label>: <why>" either way.
 #[derive(Debug, thiserror::Error)]
-#[error("plugin {path}: {message}")]
+#[error("plugin {label}: {message}")]
 pub struct LoadError {
-    pub path: PathBuf,
+    pub label: String,
     pub message: String,
+}
+
+impl LoadError {
+    pub(crate) fn new(label: &str, message: impl Into<String>) -> LoadError {
+        LoadError {
+            label: label.to_owned(),
+            message: message.into(),
+        }
+    }
 }
 
 /// A target as a plugin sees it, converted once when routes are built, not on every call.
@@ -46,30 +60,48 @@ impl PluginTarget {
 
 /// A provider plugin ready to take calls.
 pub struct Plugin {
-    path: PathBuf,
+    /// The file it was loaded from, or the label its bytes came with.
+    label: String,
+    facts: ComponentFacts,
     descriptor: Descriptor,
+    /// Calls made into the guest: encodes, decodes and stream decoders started.
+    calls: Calls,
     pool: Pool<ProviderPlugin>,
     /// The instances hosting this plugin's open stream decoders.
     decoders: Hosts,
 }
 
 impl Plugin {
-    /// Compiles the component at `path`, checks it is a provider plugin of this WIT package,
-    /// asks it to describe itself, and warms `Limits::warm_instances` instances.
+    /// Reads the component at `path` and loads it as [`Plugin::from_bytes`] does, labelled
+    /// with the path.
     pub async fn load(runtime: &Arc<Runtime>, path: &Path) -> Result<Arc<Plugin>, LoadError> {
-        let fail = |message: String| LoadError {
-            path: path.to_owned(),
-            message,
-        };
-        let component = compile(runtime, path).await.map_err(fail)?;
-        let instance_pre = runtime
-            .provider_linker
-            .instantiate_pre(&component)
-            .map_err(|e| {
-                fail(format!(
-                    "imports not satisfied by the provider-plugin world of aigw:plugin@0.1.0: {e:#}"
-                ))
-            })?;
+        let label = path.display().to_string();
+        let bytes = read(path).map_err(|m| LoadError::new(&label, m))?;
+        Plugin::from_bytes(runtime, &label, bytes).await
+    }
+
+    /// Checks that `bytes` are a provider plugin of a supported WIT version ([`inspect`]: no
+    /// compiling yet), compiles them (through the runtime's compile cache), asks the plugin to
+    /// describe itself, and warms `Limits::warm_instances` instances. `label` names it in
+    /// errors and, until it has described itself, in logs.
+    pub async fn from_bytes(
+        runtime: &Arc<Runtime>,
+        label: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Arc<Plugin>, LoadError> {
+        let facts = inspect_as(label, &bytes, WorldKind::Provider)?;
+        Plugin::from_facts(runtime, label, bytes, facts).await
+    }
+
+    /// Loads an inspected provider plugin, with the bindings of its WIT version.
+    pub(crate) async fn from_facts(
+        runtime: &Arc<Runtime>,
+        label: &str,
+        bytes: Vec<u8>,
+        facts: ComponentFacts,
+    ) -> Result<Arc<Plugin>, LoadError> {
+        let fail = |message: String| LoadError::new(label, message);
+        let instance_pre = link(runtime, &runtime.provider_linker, label, bytes, &facts).await?;
         let pre = ProviderPluginPre::new(instance_pre).map_err(|e| {
             fail(format!(
                 "does not export aigw:plugin/provider@0.1.0 (is it a provider plugin?): {e:#}"
@@ -78,7 +110,7 @@ impl Plugin {
 
         // Described once on a first instance named after the file; the pool then names its
         // instances after the plugin and keeps this one.
-        let pool = Pool::<ProviderPlugin>::new(runtime, pre, file_label(path));
+        let pool = Pool::<ProviderPlugin>::new(runtime, pre, file_label(Path::new(label)));
         let mut first = pool.begin(None).await.map_err(|f| fail(f.message))?;
         let described = first
             .bindings
@@ -99,8 +131,10 @@ impl Plugin {
         pool.release(first);
         pool.fill().await.map_err(|f| fail(f.message))?;
         Ok(Arc::new(Plugin {
-            path: path.to_owned(),
+            label: label.to_owned(),
+            facts,
             descriptor,
+            calls: Calls::default(),
             pool,
             decoders: Hosts::default(),
         }))
@@ -110,8 +144,29 @@ impl Plugin {
         &self.descriptor
     }
 
+    /// What was read from the component's bytes at load.
+    pub fn facts(&self) -> &ComponentFacts {
+        &self.facts
+    }
+
+    /// Calls made into the guest since load: encodes, decodes, stream decoders started.
+    pub fn calls(&self) -> u64 {
+        self.calls.get()
+    }
+
+    /// What its calls did since load: counts, faults by kind, durations.
+    pub fn call_stats(&self) -> CallStats {
+        self.calls.stats()
+    }
+
+    /// The file it was loaded from, or the label its bytes came with.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// [`Plugin::label`] as a path (what `load(path)` was given).
     pub fn path(&self) -> &Path {
-        &self.path
+        Path::new(&self.label)
     }
 
     /// Warm instances ready right now (for readiness and tests).
@@ -131,13 +186,20 @@ impl Plugin {
         target: &PluginTarget,
         request_json: &str,
     ) -> Result<HttpRequest, CallError> {
-        let mut instance = self.pool.begin(None).await?;
-        let result = instance
-            .bindings
-            .aigw_plugin_provider()
-            .call_encode(&mut instance.store, &target.0, request_json)
-            .await;
-        answer(self.pool.finish(instance, result).await).map(convert::request)
+        let started = self.calls.count();
+        let answered = async {
+            let mut instance = self.pool.begin(None).await?;
+            let result = instance
+                .bindings
+                .aigw_plugin_provider()
+                .call_encode(&mut instance.store, &target.0, request_json)
+                .await;
+            answer(self.pool.finish(instance, result).await).map(convert::request)
+        }
+        .instrument(spans::call(&self.descriptor.name, "encode"))
+        .await;
+        self.calls.ended(started, &answered);
+        answered
     }
 
     /// An upstream response → the next step, or the plugin's classification of the failure.
@@ -146,14 +208,21 @@ impl Plugin {
         target: &PluginTarget,
         response: HttpResponse,
     ) -> Result<Step, CallError> {
-        let mut instance = self.pool.begin(None).await?;
-        let response = convert::response(response);
-        let result = instance
-            .bindings
-            .aigw_plugin_provider()
-            .call_decode(&mut instance.store, &target.0, &response)
-            .await;
-        answer(self.pool.finish(instance, result).await).map(convert::step)
+        let started = self.calls.count();
+        let answered = async {
+            let mut instance = self.pool.begin(None).await?;
+            let response = convert::response(response);
+            let result = instance
+                .bindings
+                .aigw_plugin_provider()
+                .call_decode(&mut instance.store, &target.0, &response)
+                .await;
+            answer(self.pool.finish(instance, result).await).map(convert::step)
+        }
+        .instrument(spans::call(&self.descriptor.name, "decode"))
+        .await;
+        self.calls.ended(started, &answered);
+        answered
     }
 
     /// Starts decoding one streamed response, given its status and headers. The decoder lives
@@ -164,8 +233,20 @@ impl Plugin {
         target: &PluginTarget,
         head: ResponseHead,
     ) -> Result<StreamDecoder, CallError> {
+        let started = self.calls.count();
+        let decoder = self.start_stream_decoder(target, head).await;
+        self.calls.ended(started, &decoder);
+        decoder
+    }
+
+    async fn start_stream_decoder(
+        self: &Arc<Self>,
+        target: &PluginTarget,
+        head: ResponseHead,
+    ) -> Result<StreamDecoder, CallError> {
         let host = self.decoders.place(&self.pool).await?;
         let head = convert::response_head(head);
+        let span = spans::call(&self.descriptor.name, "stream-decoder");
         let constructed = async {
             let timeout = self.pool.runtime().limits.call_timeout;
             let mut call = InFlight::begin(&self.decoders, &host, timeout).await?;
@@ -178,6 +259,7 @@ impl Plugin {
                 .await;
             call.end(&self.pool, result).await
         }
+        .instrument(span)
         .await;
         match constructed {
             Ok(handle) => Ok(StreamDecoder {
@@ -199,15 +281,69 @@ impl Plugin {
     }
 }
 
-/// Reads and compiles a component. Compiling takes tens of milliseconds (seconds for Python/JS
-/// guests): off the async threads.
-pub(crate) async fn compile(runtime: &Runtime, path: &Path) -> Result<Component, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+/// Reads a plugin file.
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read: {e}"))
+}
+
+/// Compiles a component (through the runtime's compile cache, when it has one). Compiling takes
+/// tens of milliseconds (seconds for Python/JS guests): off the async threads.
+async fn compile(runtime: &Runtime, bytes: Vec<u8>) -> Result<Component, String> {
     let engine = runtime.engine.clone();
     tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
         .await
         .map_err(|e| format!("compile task failed: {e}"))?
         .map_err(|e| format!("not a valid component: {e:#}"))
+}
+
+/// Compiles an inspected plugin of a supported WIT version and links it against its world's
+/// `linker`: the steps every world's loader shares before its own bindings.
+pub(crate) async fn link(
+    runtime: &Runtime,
+    linker: &Linker<HostState>,
+    label: &str,
+    bytes: Vec<u8>,
+    facts: &ComponentFacts,
+) -> Result<InstancePre<HostState>, LoadError> {
+    let fail = |message: String| LoadError::new(label, message);
+    // One arm per supported version (see `versions`); inspect refused every other.
+    match facts.wit_version.as_str() {
+        "0.1.0" => {}
+        other => return Err(fail(format!("no bindings for aigw:plugin@{other}"))),
+    }
+    let component = compile(runtime, bytes).await.map_err(fail)?;
+    linker.instantiate_pre(&component).map_err(|e| {
+        fail(format!(
+            "imports not satisfied by the {} world of aigw:plugin@{}: {e:#}",
+            facts.world.world(),
+            facts.wit_version
+        ))
+    })
+}
+
+/// The facts of `bytes` if they are a plugin of the `wanted` world and a supported WIT version
+/// (read without compiling), else why not.
+pub(crate) fn inspect_as(
+    label: &str,
+    bytes: &[u8],
+    wanted: WorldKind,
+) -> Result<ComponentFacts, LoadError> {
+    let facts = inspect(bytes).map_err(|m| LoadError::new(label, m))?;
+    if facts.world != wanted {
+        return Err(LoadError::new(label, wrong_world(&facts, wanted)));
+    }
+    Ok(facts)
+}
+
+/// The message for a component of the other world.
+fn wrong_world(facts: &ComponentFacts, wanted: WorldKind) -> String {
+    format!(
+        "is a {} plugin (it exports aigw:plugin/{}@{}), not a {} plugin",
+        facts.world,
+        facts.world.interface(),
+        facts.wit_version,
+        wanted
+    )
 }
 
 /// The plugin's file name without extension: its name in logs until it has described itself.
@@ -254,19 +390,26 @@ impl StreamDecoder {
         }
         let plugin = &self.plugin;
         let host = self.host.as_ref().ok_or_else(lost)?;
-        let timeout = plugin.pool.runtime().limits.call_timeout;
-        let mut call = InFlight::begin(&plugin.decoders, host, timeout).await?;
-        let instance = call.instance()?;
-        let result = instance
-            .bindings
-            .aigw_plugin_provider()
-            .stream_decoder()
-            .call_feed(&mut instance.store, self.handle, bytes)
-            .await;
-        call.end(&plugin.pool, result)
-            .await?
-            .map(convert::chunks)
-            .map_err(|f| CallError::Failure(convert::failure(f)))
+        let handle = self.handle;
+        let fed = async {
+            let timeout = plugin.pool.runtime().limits.call_timeout;
+            let mut call = InFlight::begin(&plugin.decoders, host, timeout).await?;
+            let instance = call.instance()?;
+            let result = instance
+                .bindings
+                .aigw_plugin_provider()
+                .stream_decoder()
+                .call_feed(&mut instance.store, handle, bytes)
+                .await;
+            call.end(&plugin.pool, result)
+                .await
+                .map_err(CallError::Fault)
+                .and_then(|r| r.map_err(|f| CallError::Failure(convert::failure(f))))
+        }
+        .instrument(spans::call(&plugin.descriptor.name, "feed"))
+        .await;
+        plugin.calls.faulted(&fed);
+        fed.map(convert::chunks)
     }
 
     /// The body ended → the last chunks, a request whose body continues the stream, or a
@@ -274,19 +417,26 @@ impl StreamDecoder {
     pub async fn finish(&mut self) -> Result<StreamEnd, CallError> {
         let plugin = &self.plugin;
         let host = self.host.as_ref().ok_or_else(lost)?;
-        let timeout = plugin.pool.runtime().limits.call_timeout;
-        let mut call = InFlight::begin(&plugin.decoders, host, timeout).await?;
-        let instance = call.instance()?;
-        let result = instance
-            .bindings
-            .aigw_plugin_provider()
-            .stream_decoder()
-            .call_finish(&mut instance.store, self.handle)
-            .await;
-        call.end(&plugin.pool, result)
-            .await?
-            .map(convert::stream_end)
-            .map_err(|f| CallError::Failure(convert::failure(f)))
+        let handle = self.handle;
+        let finished = async {
+            let timeout = plugin.pool.runtime().limits.call_timeout;
+            let mut call = InFlight::begin(&plugin.decoders, host, timeout).await?;
+            let instance = call.instance()?;
+            let result = instance
+                .bindings
+                .aigw_plugin_provider()
+                .stream_decoder()
+                .call_finish(&mut instance.store, handle)
+                .await;
+            call.end(&plugin.pool, result)
+                .await
+                .map_err(CallError::Fault)
+                .and_then(|r| r.map_err(|f| CallError::Failure(convert::failure(f))))
+        }
+        .instrument(spans::call(&plugin.descriptor.name, "finish"))
+        .await;
+        plugin.calls.faulted(&finished);
+        finished.map(convert::stream_end)
     }
 
     /// Frees the guest's decoder and gives its slot back.

@@ -106,7 +106,7 @@ impl<W: World> Pool<W> {
             &self.pre,
             Arc::clone(&self.plugin),
             limits.memory_bytes,
-            limits.call_timeout,
+            limits.instantiate_timeout,
             Arc::clone(&self.runtime.services),
         )
         .await

@@ -2,51 +2,71 @@
 //! warm pool, and `invoke`, which runs each call with the caller's [`CallContext`] so the
 //! plugin's `outbound` and `memory` imports act for that caller and nobody else.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
+use tracing::Instrument;
 
 use crate::bindings::tool::{ToolPlugin as ToolWorld, ToolPluginPre};
+use crate::calls::{CallStats, Calls};
 use crate::context::CallContext;
 use crate::engine::Runtime;
-use crate::plugin::{LoadError, answer, compile, file_label};
+use crate::inspect::{ComponentFacts, WorldKind};
+use crate::plugin::{LoadError, answer, file_label, inspect_as, link, read};
 use crate::pool::Pool;
 use crate::types::{Failure, ToolDescriptor, ToolSpec};
 use crate::{CallError, convert};
 
 /// A tool plugin ready to take calls.
 pub struct ToolPlugin {
-    path: PathBuf,
+    /// The file it was loaded from, or the label its bytes came with.
+    label: String,
+    facts: ComponentFacts,
     descriptor: ToolDescriptor,
+    /// Calls made into the guest: invokes.
+    calls: Calls,
     pool: Pool<ToolWorld>,
 }
 
 impl ToolPlugin {
-    /// Compiles the component at `path`, checks it is a tool plugin of this WIT package, asks it
-    /// for its tools (with the empty context: describing acts for nobody), and warms
+    /// Reads the component at `path` and loads it as [`ToolPlugin::from_bytes`] does,
+    /// labelled with the path.
+    pub async fn load(runtime: &Arc<Runtime>, path: &Path) -> Result<Arc<ToolPlugin>, LoadError> {
+        let label = path.display().to_string();
+        let bytes = read(path).map_err(|m| LoadError::new(&label, m))?;
+        ToolPlugin::from_bytes(runtime, &label, bytes).await
+    }
+
+    /// Checks that `bytes` are a tool plugin of a supported WIT version ([`inspect`]: no
+    /// compiling yet), compiles them (through the runtime's compile cache), asks the plugin for
+    /// its tools (with the empty context: describing acts for nobody), and warms
     /// `Limits::warm_instances` instances. A plugin offering no tool, a tool without a name or
     /// two tools of one name is refused.
-    pub async fn load(runtime: &Arc<Runtime>, path: &Path) -> Result<Arc<ToolPlugin>, LoadError> {
-        let fail = |message: String| LoadError {
-            path: path.to_owned(),
-            message,
-        };
-        let component = compile(runtime, path).await.map_err(fail)?;
-        let instance_pre = runtime
-            .tool_linker
-            .instantiate_pre(&component)
-            .map_err(|e| {
-                fail(format!(
-                    "imports not satisfied by the tool-plugin world of aigw:plugin@0.1.0: {e:#}"
-                ))
-            })?;
+    pub async fn from_bytes(
+        runtime: &Arc<Runtime>,
+        label: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Arc<ToolPlugin>, LoadError> {
+        let facts = inspect_as(label, &bytes, WorldKind::Tool)?;
+        ToolPlugin::from_facts(runtime, label, bytes, facts).await
+    }
+
+    /// Loads an inspected tool plugin, with the bindings of its WIT version.
+    pub(crate) async fn from_facts(
+        runtime: &Arc<Runtime>,
+        label: &str,
+        bytes: Vec<u8>,
+        facts: ComponentFacts,
+    ) -> Result<Arc<ToolPlugin>, LoadError> {
+        let fail = |message: String| LoadError::new(label, message);
+        let instance_pre = link(runtime, &runtime.tool_linker, label, bytes, &facts).await?;
         let pre = ToolPluginPre::new(instance_pre).map_err(|e| {
             fail(format!(
                 "does not export aigw:plugin/tool@0.1.0 (is it a tool plugin?): {e:#}"
             ))
         })?;
 
-        // A tool plugin has no name of its own: its file names it in logs.
-        let pool = Pool::<ToolWorld>::new(runtime, pre, file_label(path));
+        // A tool plugin is named in logs by its file (or label), as tools.toml refers to it.
+        let pool = Pool::<ToolWorld>::new(runtime, pre, file_label(Path::new(label)));
         let mut first = pool.begin(None).await.map_err(|f| fail(f.message))?;
         let described = first
             .bindings
@@ -62,8 +82,10 @@ impl ToolPlugin {
         pool.release(first);
         pool.fill().await.map_err(|f| fail(f.message))?;
         Ok(Arc::new(ToolPlugin {
-            path: path.to_owned(),
+            label: label.to_owned(),
+            facts,
             descriptor,
+            calls: Calls::default(),
             pool,
         }))
     }
@@ -83,13 +105,41 @@ impl ToolPlugin {
         self.pool.plugin()
     }
 
+    /// What was read from the component's bytes at load.
+    pub fn facts(&self) -> &ComponentFacts {
+        &self.facts
+    }
+
+    /// Calls made into the guest since load (invokes; a name refused before the guest is not
+    /// one).
+    pub fn calls(&self) -> u64 {
+        self.calls.get()
+    }
+
+    /// What its calls did since load: counts, faults by kind, durations.
+    pub fn call_stats(&self) -> CallStats {
+        self.calls.stats()
+    }
+
+    /// The file it was loaded from, or the label its bytes came with.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// [`ToolPlugin::label`] as a path (what `load(path)` was given).
     pub fn path(&self) -> &Path {
-        &self.path
+        Path::new(&self.label)
     }
 
     /// Warm instances ready right now (for readiness and tests).
     pub fn warm_instances(&self) -> usize {
         self.pool.warm()
+    }
+
+    /// Creates one fresh instance and drops it: what a call costs when no warm instance is
+    /// free. For the benchmarks; serving never needs it.
+    pub async fn instantiate_cold(&self) -> Result<(), crate::Fault> {
+        self.pool.instantiate().await.map(drop)
     }
 
     /// Calls tool `name` with its JSON arguments for the caller in `context`, on the upstream
@@ -108,18 +158,25 @@ impl ToolPlugin {
                 self.name()
             ))));
         }
-        let mut instance = self.pool.begin(Some(context.clone())).await?;
-        let result = instance
-            .bindings
-            .aigw_plugin_tool()
-            .call_invoke(
-                &mut instance.store,
-                name,
-                args_json,
-                &convert::tool_target(&context.upstream),
-            )
-            .await;
-        answer(self.pool.finish(instance, result).await)
+        let started = self.calls.count();
+        let answered = async {
+            let mut instance = self.pool.begin(Some(context.clone())).await?;
+            let result = instance
+                .bindings
+                .aigw_plugin_tool()
+                .call_invoke(
+                    &mut instance.store,
+                    name,
+                    args_json,
+                    &convert::tool_target(&context.upstream),
+                )
+                .await;
+            answer(self.pool.finish(instance, result).await)
+        }
+        .instrument(crate::spans::call(self.name(), "invoke"))
+        .await;
+        self.calls.ended(started, &answered);
+        answered
     }
 }
 

@@ -27,6 +27,7 @@ async fn load_with_deadline(path: &str, max_instances: u32, call_timeout: Durati
         memory_bytes: 32 << 20,
         warm_instances: 2,
         max_instances,
+        ..Limits::default()
     })
     .unwrap();
     Plugin::load(&runtime, &paths::built(path)).await.unwrap()

@@ -34,6 +34,7 @@ async fn load(store: Option<Arc<FakeMemory>>, limits: MemoryLimits) -> Arc<ToolP
             memory_bytes: 32 << 20,
             warm_instances: 1,
             max_instances: 50,
+            ..Limits::default()
         },
         services,
     )

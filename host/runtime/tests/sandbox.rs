@@ -23,6 +23,7 @@ fn limits() -> Limits {
         memory_bytes: 32 << 20,
         warm_instances: 2,
         max_instances: 50,
+        ..Limits::default()
     }
 }
 
@@ -217,9 +218,9 @@ async fn a_file_that_is_not_a_component_is_refused_with_its_path() {
     let file = dir.join("bad.wasm");
     std::fs::write(&file, b"not wasm").unwrap();
     let error = Plugin::load(&runtime, &file).await.err().unwrap();
-    assert_eq!(error.path, file);
+    assert_eq!(error.label, file.display().to_string());
     assert!(
-        error.message.contains("not a valid component"),
+        error.message.contains("not a WebAssembly component"),
         "{}",
         error.message
     );

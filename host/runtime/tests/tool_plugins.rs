@@ -28,6 +28,7 @@ fn limits() -> Limits {
         memory_bytes: 64 << 20,
         warm_instances: 1,
         max_instances: 8,
+        ..Limits::default()
     }
 }
 

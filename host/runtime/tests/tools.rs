@@ -31,6 +31,7 @@ fn limits() -> Limits {
         memory_bytes: 32 << 20,
         warm_instances: 1,
         max_instances: 50,
+        ..Limits::default()
     }
 }
 
@@ -476,14 +477,15 @@ async fn stderr_is_captured_per_call() {
 async fn each_world_refuses_the_other_worlds_plugins() {
     let runtime = Runtime::new(limits()).unwrap();
     // A tool plugin imports `outbound` and `memory`: not in the provider world (invariant 1).
+    // Refused from its exports, before compiling.
     let error = Plugin::load(&runtime, &paths::built(TOOL_ECHO))
         .await
         .err()
         .unwrap();
     assert!(
-        error
-            .message
-            .contains("imports not satisfied by the provider-plugin world"),
+        error.message.contains(
+            "is a tool plugin (it exports aigw:plugin/tool@0.1.0), not a provider plugin"
+        ),
         "{}",
         error.message
     );
@@ -492,7 +494,9 @@ async fn each_world_refuses_the_other_worlds_plugins() {
         .err()
         .unwrap();
     assert!(
-        error.message.contains("does not export aigw:plugin/tool"),
+        error.message.contains(
+            "is a provider plugin (it exports aigw:plugin/provider@0.1.0), not a tool plugin"
+        ),
         "{}",
         error.message
     );

@@ -1,7 +1,9 @@
 //! Who is asking: the [`Principal`] every request is answered for, found from the credential it
 //! presents. With authentication off (no admin key configured) every request is
 //! [`Principal::Open`] — the loopback-only gateway of before; with it on ([`Auth`]), `/healthz`
-//! and `/readyz` stay open for health checkers, every `/admin` path needs the admin key, and
+//! and `/readyz` stay open for health checkers, and the dashboard's static shell (which holds
+//! no data and asks for the admin key itself) for browsers; every other `/admin` path needs the
+//! admin key, and
 //! every other path a virtual key the [`Directory`] knows. The check runs before any handler,
 //! reads only memory (the directory), and a refusal never shows the presented secret (at most
 //! its hint, as OpenAI's "Incorrect API key provided: sk-…abcd" does).
@@ -76,7 +78,7 @@ impl Auth {
         path: &str,
         headers: &HeaderMap,
     ) -> Result<Principal, Box<Response<Body>>> {
-        if OPEN_PATHS.contains(&path) {
+        if OPEN_PATHS.contains(&path) || crate::admin::dashboard::is_shell(path) {
             return Ok(Principal::Open);
         }
         let presented = presented(headers);
@@ -123,8 +125,7 @@ impl Auth {
 
 /// Whether `path` is one of the operator's (`/admin` or under it).
 fn is_admin_path(path: &str) -> bool {
-    path.strip_prefix(ADMIN_PREFIX)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    crate::admin::under(path, ADMIN_PREFIX) || path == crate::metrics::PATH
 }
 
 /// 401 `invalid_api_key`, as OpenAI answers it: no key, or one not known (or revoked, or

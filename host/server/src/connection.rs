@@ -90,6 +90,11 @@ impl Slots {
         }
     }
 
+    /// Connections open now (each holds a slot until its task ends).
+    pub(crate) fn open(&self) -> usize {
+        self.max - self.permits.available_permits()
+    }
+
     /// A slot for a new connection, or `None` at the cap (logged at most once per
     /// [`REPORT_EVERY`], with how many were refused since the last line).
     pub(crate) fn take(&mut self) -> Option<OwnedSemaphorePermit> {

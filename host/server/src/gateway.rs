@@ -2,6 +2,7 @@
 //! (aliases → ordered targets), and the pooled egress. Built by the binary from the validated
 //! config; read-only while serving, and replaced whole when a new one is built.
 
+use aigw_telemetry::Telemetry;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -15,6 +16,7 @@ use aigw_runtime::{Plugin, PluginTarget};
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::chat::cache::{ResponseCache, ResponseCacheOptions};
 use crate::options::{
     McpOptions, ProviderOptions, RouteOptions, ServerOptions, SessionOptions, TargetOptions,
     TimeoutOverrides, ToolLoopOptions,
@@ -217,10 +219,15 @@ pub struct Gateway {
     /// The process's usage ledger (per key, target and day); one per process, shared by every
     /// state that replaces this one. `None` without a store: nothing is recorded.
     pub(crate) usage: Option<Arc<Ledger>>,
+    /// The process's metrics and history; one per process, shared by every state that
+    /// replaces this one (a fresh one for in-process states).
+    pub(crate) telemetry: Arc<Telemetry>,
     /// Every tool this state offers ([`Toolbox::call`] is the one way to call one).
     pub tools: Arc<Toolbox>,
     /// What `/mcp` answers (`[mcp]`).
     pub(crate) mcp: McpOptions,
+    /// The response cache: which routes are cached, for how long, and its writes in flight.
+    pub(crate) response_cache: ResponseCache,
 }
 
 #[derive(Serialize)]
@@ -347,8 +354,10 @@ impl Gateway {
             limiter: None,
             prices: Arc::new(Prices::default()),
             usage: None,
+            telemetry: Arc::new(Telemetry::new()),
             tools: Arc::new(Toolbox::default()),
             mcp: McpOptions::default(),
+            response_cache: ResponseCache::default(),
         })
     }
 
@@ -391,6 +400,17 @@ impl Gateway {
         self
     }
 
+    /// This state reporting to `telemetry` (a state that replaces it should get the same).
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Gateway {
+        self.telemetry = telemetry;
+        self
+    }
+
+    /// The process's telemetry this state reports to.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
     /// This state with `ledger` recording its usage (a state that replaces it should get the
     /// same).
     pub fn with_usage(mut self, ledger: Arc<Ledger>) -> Gateway {
@@ -402,6 +422,12 @@ impl Gateway {
     /// upstream's health is labelled `tool:<plugin>/<upstream>` in it).
     pub fn with_tools(mut self, tools: Arc<Toolbox>) -> Gateway {
         self.tools = tools;
+        self
+    }
+
+    /// The response cache's options (`[response_cache]`, the routes' `cache_ttl_s`).
+    pub fn with_response_cache(mut self, options: ResponseCacheOptions) -> Gateway {
+        self.response_cache = ResponseCache::new(options);
         self
     }
 

@@ -9,20 +9,27 @@
 //! the binary; which target serves is decided by `aigw-router`; translation happens in plugins
 //! through `aigw-runtime`; every byte to an upstream leaves through `aigw-egress`.
 
+// A chat request's future nests the attempt, plugin-call and tool spans' `Instrumented`
+// wrappers inside hyper's: its layout goes deeper than the default limit of 128.
+#![recursion_limit = "256"]
+
 mod accept;
 mod admin;
 mod auth;
 mod body;
+mod canonical;
 mod chat;
 mod connection;
 mod content_type;
 mod cors;
+mod drain;
 mod error;
 mod gateway;
 mod hosts;
 mod limits;
 mod mcp;
 mod memory;
+mod metrics;
 mod options;
 mod peer;
 mod redact;
@@ -32,6 +39,7 @@ mod service;
 mod streams;
 mod tls;
 pub mod tools;
+mod trace;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -48,17 +56,22 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+pub use admin::logging::{LogChange, LogControl, LogSetting};
+pub use admin::plugins::{
+    Pending, PluginControl, PluginEntry, PluginError, PreviousVersion, Put,
+    valid_name as valid_plugin_name,
+};
 pub use auth::{Auth, Principal};
 pub use body::Body;
+pub use chat::cache::ResponseCacheOptions;
 pub use connection::ConnectionLimits;
-
-/// How long open connections may take to finish once shutdown begins.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+pub use drain::Drain;
 pub use error::ApiError;
 pub use gateway::{
     Gateway, GatewayError, MAX_REMEMBERED_TARGETS, Provider, RouteTarget, ServedRoute,
 };
 pub use memory::plugins::PluginMemory;
+pub use metrics::serve_metrics;
 pub use options::{
     AuthOptions, McpOptions, ProviderOptions, RedactionOptions, RouteOptions, ServerOptions,
     SessionOptions, TargetOptions, TimeoutOverrides, TlsOptions, ToolLoopOptions,
@@ -69,13 +82,15 @@ pub use service::Service;
 pub use tls::{Tls, TlsError, TlsFile};
 pub use tools::remote::{McpServerOptions, RemoteServer};
 
-/// Serves `service` on `listener` until `shutdown` completes, then lets open connections finish.
-/// `limits` bounds how long a client may take and how many connections may be open.
+/// Serves `service` on `listener` until `shutdown` completes, then drains as the [`Drain`] it
+/// yields says (`drain.rs`): readiness false, the listener closed after the delay, what is in
+/// flight finished or ended at the grace's deadline. `limits` bounds how long a client may take
+/// and how many connections may be open.
 pub async fn serve(
     listener: TcpListener,
     service: Arc<Service>,
     limits: ConnectionLimits,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = Drain>,
 ) -> std::io::Result<()> {
     serve_with(listener, service, limits, None, shutdown).await
 }
@@ -89,7 +104,7 @@ pub async fn serve_tls(
     service: Arc<Service>,
     limits: ConnectionLimits,
     tls: &Tls,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = Drain>,
 ) -> std::io::Result<()> {
     let _reloading = tls.spawn_reloads();
     serve_with(listener, service, limits, Some(tls.acceptor()), shutdown).await
@@ -100,7 +115,7 @@ async fn serve_with(
     service: Arc<Service>,
     limits: ConnectionLimits,
     tls: Option<TlsAcceptor>,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = Drain>,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -112,12 +127,34 @@ async fn serve_with(
     builder.http1().header_read_timeout(None);
     let builder = Arc::new(builder);
     let mut slots = connection::Slots::new(limits.max_connections);
+    let deadline = drain::Deadline::new();
     tokio::pin!(shutdown);
+    // Until the signal, then until the drain's delay is over: the listener still accepts while
+    // readiness says draining, so what a load balancer sends before it notices is served.
+    let mut draining: Option<(Drain, tokio::time::Instant)> = None;
     let mut failures = accept::AcceptFailures::default();
     loop {
+        let stop_accepting = async move {
+            match draining {
+                None => std::future::pending::<()>().await,
+                Some((drain, began)) => tokio::time::sleep_until(began + drain.delay).await,
+            }
+        };
         let accepted = tokio::select! {
+            biased;
+            drain = &mut shutdown, if draining.is_none() => {
+                service.begin_draining();
+                tracing::info!(
+                    drain_delay_ms = drain.delay.as_millis() as u64,
+                    shutdown_grace_ms = drain.grace.as_millis() as u64,
+                    open_connections = slots.open(),
+                    "shutdown: draining (readiness is false; the listener closes after the drain delay)"
+                );
+                draining = Some((drain, tokio::time::Instant::now()));
+                continue;
+            }
+            () = stop_accepting => break,
             accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => {
@@ -136,10 +173,9 @@ async fn serve_with(
                         "accept failed"
                     );
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(backoff.pause) => continue,
-                    () = &mut shutdown => break,
-                }
+                // The signal is taken at the loop's top (it may come during the pause).
+                tokio::time::sleep(backoff.pause).await;
+                continue;
             }
         };
         // At the cap: closed at once (see `connection`).
@@ -148,6 +184,7 @@ async fn serve_with(
         // The peer sees the client's TCP stream (its end of data, below any TLS), the watch
         // every byte from the accept on (a handshake is part of the first head's time).
         let (stream, client) = peer::PeerIo::new(stream, peer);
+        let client = client.ending_at(deadline.watch());
         let (stream, watch) = connection::Watch::new(stream, &limits);
         let connection = Connection {
             builder: Arc::clone(&builder),
@@ -190,18 +227,46 @@ async fn serve_with(
             }
         }
     }
-    // Let in-flight requests finish, but do not let a long stream hold the process forever.
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    // Only a drain leaves the loop.
+    let Some((drain, began)) = draining else {
+        return Ok(());
+    };
+    // New connections are refused from here on; hyper closes idle kept-alive connections at
+    // once and each busy one after its answer.
+    drop(listener);
+    tracing::info!(
+        open_connections = slots.open(),
+        "shutdown: the listener is closed; waiting for requests and streams in flight"
+    );
+    let finished = graceful.shutdown();
+    tokio::pin!(finished);
+    if tokio::time::timeout_at(began + drain.grace, &mut finished)
         .await
-        .is_err()
+        .is_ok()
     {
-        tracing::warn!(
-            "connections still open {} s after shutdown began; closing them",
-            SHUTDOWN_GRACE.as_secs()
-        );
+        tracing::info!("shutdown: every connection finished");
+        return Ok(());
     }
+    let open = slots.open();
+    // Streams end with an error event and write their record; what still hangs on (a request
+    // waiting on its upstream, a client not reading) is cut when the process exits.
+    deadline.reached();
+    let cut = tokio::time::timeout(DEADLINE_WRAP_UP, &mut finished)
+        .await
+        .is_err();
+    tracing::warn!(
+        open_connections = open,
+        cut_connections = if cut { slots.open() } else { 0 },
+        shutdown_grace_ms = drain.grace.as_millis() as u64,
+        "shutdown: the grace ran out with connections still open; their streams were ended \
+         with an error event"
+    );
     Ok(())
 }
+
+/// How long the streams ended at the shutdown deadline have to write their error event and
+/// record before the serve loop returns regardless.
+const DEADLINE_WRAP_UP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One accepted connection, ready to be served once its byte stream is (after any handshake).
 struct Connection {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use aigw_access::{
     Gauge, Headroom, Key, Limits, Metric, Period, Refusal, Refused, Subject, SubjectKind, Ticket,
 };
+use aigw_telemetry::QuotaObservation;
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use crate::error::ApiError;
@@ -24,7 +25,13 @@ pub(crate) async fn admit(gateway: &Gateway, key: &Key) -> Result<Option<Ticket>
     };
     match limiter.admit(key).await {
         Ok(ticket) => Ok(Some(ticket)),
-        Err(Refused::Limit(refusal)) => Err(refused(&refusal)),
+        Err(Refused::Limit(refusal)) => {
+            gateway.telemetry().quota_rejected(&QuotaObservation {
+                key: &key.id,
+                limit: limit_name(&refusal),
+            });
+            Err(refused(&refusal))
+        }
         Err(Refused::Unavailable(error)) => {
             tracing::warn!(error = %error, "limits: the quota store could not be reached");
             let mut answer = ApiError::new(
@@ -94,6 +101,23 @@ fn headroom_headers(headroom: &Headroom, headers: &mut HeaderMap) {
             "x-ratelimit-reset-tokens",
         ],
     );
+}
+
+/// The limit a refusal names, as the metrics label it (`team_…` for the key's team's).
+fn limit_name(refusal: &Refusal) -> &'static str {
+    let team = refusal.kind == SubjectKind::Team;
+    match (refusal.metric, team) {
+        (Metric::Requests, false) => "requests_per_minute",
+        (Metric::Requests, true) => "team_requests_per_minute",
+        (Metric::DailyRequests, false) => "requests_per_day",
+        (Metric::DailyRequests, true) => "team_requests_per_day",
+        (Metric::Tokens, false) => "tokens_per_minute",
+        (Metric::Tokens, true) => "team_tokens_per_minute",
+        (Metric::Parallel, false) => "parallel_requests",
+        (Metric::Parallel, true) => "team_parallel_requests",
+        (Metric::Budget, false) => "budget",
+        (Metric::Budget, true) => "team_budget",
+    }
 }
 
 /// The 429 of a refused request.

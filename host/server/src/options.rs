@@ -130,6 +130,12 @@ pub struct ServerOptions {
     pub allowed_hosts: Option<Vec<String>>,
     /// `Some`: HTTPS only, with this certificate and key (`tls.rs`); `None`: plain HTTP.
     pub tls: Option<TlsOptions>,
+    /// After SIGTERM: how long readiness is false (and new connections still served) before the
+    /// listener closes, so a load balancer stops sending first (`drain.rs`).
+    pub drain_delay: Duration,
+    /// After SIGTERM: how long requests and streams in flight may take in all (the drain delay
+    /// included) before the streams still open are ended.
+    pub shutdown_grace: Duration,
 }
 
 /// `[server] tls`: the certificate chain and private key served, both PEM files, reloaded when
@@ -169,6 +175,8 @@ impl Default for ServerOptions {
             cors_origins: Vec::new(),
             allowed_hosts: None,
             tls: None,
+            drain_delay: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }

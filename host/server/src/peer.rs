@@ -1,5 +1,6 @@
-//! The client's side of a connection as handlers see it: its address, and whether it has
-//! stopped sending ("read closed").
+//! The client's side of a connection as handlers see it: its address, whether it has
+//! stopped sending ("read closed"), and the serve loop's shutdown deadline, at which the
+//! server ends the connection's streams (`drain.rs`).
 //!
 //! A client that shuts down its write side after sending its request (`shutdown(SHUT_WR)`,
 //! `nc -N`) and a client that *left* look the same on the wire until a write to it fails: both
@@ -27,11 +28,16 @@ use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
+use crate::drain::DeadlineWatch;
+
 /// What a request knows of the client connection it came on (a request extension).
 #[derive(Clone, Debug)]
 pub(crate) struct Peer {
     pub(crate) addr: SocketAddr,
     read: Arc<ReadSide>,
+    /// The serve loop's shutdown deadline, at which the server ends the connection's streams;
+    /// `None`: never (a connection no serve loop accepted).
+    deadline: Option<DeadlineWatch>,
 }
 
 #[derive(Debug, Default)]
@@ -76,6 +82,20 @@ impl Peer {
         Answering(Arc::clone(&self.read))
     }
 
+    /// This peer on a connection whose streams end at `deadline`.
+    pub(crate) fn ending_at(mut self, deadline: DeadlineWatch) -> Peer {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Resolves once the server's shutdown deadline is reached (never without one).
+    pub(crate) async fn deadline(&self) {
+        match &self.deadline {
+            Some(deadline) => deadline.reached().await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// Resolves once the client has stopped sending (at once if it already has).
     pub(crate) async fn read_closed(&self) {
         loop {
@@ -101,6 +121,7 @@ impl<T> PeerIo<T> {
         let peer = Peer {
             addr,
             read: Arc::clone(&read),
+            deadline: None,
         };
         (PeerIo { inner, read }, peer)
     }

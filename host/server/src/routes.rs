@@ -44,6 +44,7 @@ impl Route {
 pub fn routes() -> Vec<Route> {
     [
         crate::service::ROUTES,
+        &[crate::metrics::ROUTE],
         crate::admin::ROUTES,
         crate::memory::conversations::ROUTES,
         crate::memory::entries::ROUTES,

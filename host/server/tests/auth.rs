@@ -5,6 +5,9 @@
 //! family (conversations, items, the store, session chat), and a flood of wrong keys that never
 //! reaches the store.
 
+// `Service::handle`'s future, spans' `Instrumented` wrappers included, lays out deeper than
+// the default limit of 128 (the library sets the same).
+#![recursion_limit = "256"]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;

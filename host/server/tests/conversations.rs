@@ -3,6 +3,9 @@
 //! every limit and its error, and each path by which one namespace could reach another's
 //! conversation, refused with the other namespace's data unchanged.
 
+// `Service::handle`'s future, spans' `Instrumented` wrappers included, lays out deeper than
+// the default limit of 128 (the library sets the same).
+#![recursion_limit = "256"]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;

@@ -3,6 +3,9 @@
 //! first expiry), the renewal is written only once a tenth of the time-to-live has passed (a
 //! busy session does not write on every request), and an expired session is a 404.
 
+// `Service::handle`'s future, spans' `Instrumented` wrappers included, lays out deeper than
+// the default limit of 128 (the library sets the same).
+#![recursion_limit = "256"]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;

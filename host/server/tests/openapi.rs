@@ -6,6 +6,9 @@
 //! constants and types its documented schema requires. A field renamed in the code, or a route
 //! added, removed or given another method, breaks this test until the description follows.
 
+// `Service::handle`'s future, spans' `Instrumented` wrappers included, lays out deeper than
+// the default limit of 128 (the library sets the same).
+#![recursion_limit = "256"]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,7 +16,10 @@ use std::sync::Arc;
 
 use aigw_memory::{Store, StoreOptions};
 use aigw_router::{HealthRegistry, HealthSettings};
-use aigw_server::{Body, Gateway, MAX_REMEMBERED_TARGETS, ServerOptions, Service, routes};
+use aigw_server::{
+    Body, Gateway, LogChange, LogControl, LogSetting, MAX_REMEMBERED_TARGETS, Pending,
+    PluginControl, PluginEntry, PluginError, Put, ServerOptions, Service, routes,
+};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
@@ -141,6 +147,9 @@ fn uri(doc: &Value, op: &Operation<'_>, ids: &BTreeMap<&str, String>) -> String 
 
 fn example<'d>(doc: &'d Value, op: &Operation<'d>) -> Option<&'d Value> {
     let body = resolved(doc, op.spec.get("requestBody")?);
+    // A body that is not JSON (a plugin upload's component) is sent empty: the fixture's
+    // plugin registry takes any bytes.
+    body["content"].get("application/json")?;
     let example = body["content"]["application/json"].get("example");
     assert!(
         example.is_some(),
@@ -205,15 +214,114 @@ async fn fixture() -> Fixture {
         .with_usage(Arc::new(aigw_access::Ledger::new(Arc::clone(&store))))
         .with_memory(store);
     Fixture {
-        service: Service::new(gateway),
+        service: Service::new(gateway)
+            .with_plugins(Arc::new(Plugins::default()))
+            .with_logging(Arc::new(Logging::default())),
         _dir: dir,
+    }
+}
+
+/// A log setting that takes any level and any filter but an empty one: the server's side of
+/// `/admin/logging` is checked here, the binary's reload in the end-to-end tests.
+#[derive(Default)]
+struct Logging {
+    setting: std::sync::Mutex<Option<LogSetting>>,
+}
+
+impl LogControl for Logging {
+    fn current(&self) -> LogSetting {
+        self.setting.lock().unwrap().clone().unwrap_or(LogSetting {
+            level: "info".to_owned(),
+            filter: "info".to_owned(),
+        })
+    }
+
+    fn set(&self, change: LogChange) -> Result<LogSetting, String> {
+        let filter = match change {
+            LogChange::Level(level) => level,
+            LogChange::Filter(filter) if filter.is_empty() => return Err("empty".to_owned()),
+            LogChange::Filter(filter) => filter,
+        };
+        let now = LogSetting {
+            level: "debug".to_owned(),
+            filter,
+        };
+        *self.setting.lock().unwrap() = Some(now.clone());
+        Ok(now)
+    }
+}
+
+/// A plugin registry that takes any bytes: the server's side of `/admin/plugins` is checked
+/// here, loading plugins is the binary's (and `tests/tests/plugins_admin.rs`').
+#[derive(Default)]
+struct Plugins {
+    loaded: std::sync::Mutex<BTreeMap<String, PluginEntry>>,
+}
+
+impl Plugins {
+    fn entry(name: &str, bytes: &[u8]) -> PluginEntry {
+        PluginEntry {
+            name: name.to_owned(),
+            kind: "provider".into(),
+            world: "provider-plugin".into(),
+            wit_version: "0.1.0".into(),
+            version: "0.1.0".into(),
+            digest: format!("sha256:{}", "0".repeat(64)),
+            size_bytes: bytes.len(),
+            loaded_at: 1_764_633_600,
+            calls: 0,
+            used_by: Vec::new(),
+            previous: None,
+            source: "upload".into(),
+        }
+    }
+}
+
+impl PluginControl for Plugins {
+    fn list(&self) -> Vec<PluginEntry> {
+        self.loaded.lock().unwrap().values().cloned().collect()
+    }
+
+    fn get(&self, name: &str) -> Option<PluginEntry> {
+        self.loaded.lock().unwrap().get(name).cloned()
+    }
+
+    fn max_upload_bytes(&self) -> usize {
+        1 << 20
+    }
+
+    fn put(
+        &self,
+        name: String,
+        bytes: Vec<u8>,
+    ) -> Pending<'_, Result<(Put, PluginEntry), PluginError>> {
+        let entry = Plugins::entry(&name, &bytes);
+        let added = self
+            .loaded
+            .lock()
+            .unwrap()
+            .insert(name, entry.clone())
+            .is_none();
+        Box::pin(async move { Ok((if added { Put::Added } else { Put::Replaced }, entry)) })
+    }
+
+    fn delete(&self, name: String) -> Pending<'_, Result<(), PluginError>> {
+        let removed = self.loaded.lock().unwrap().remove(&name);
+        Box::pin(async move { removed.map(drop).ok_or(PluginError::NotFound(name)) })
+    }
+
+    fn rollback(&self, name: String) -> Pending<'_, Result<PluginEntry, PluginError>> {
+        let entry = self.get(&name);
+        Box::pin(async move { entry.ok_or(PluginError::NotFound(name)) })
     }
 }
 
 struct Answer {
     status: StatusCode,
     allow: Option<String>,
+    /// The body, parsed when it is JSON; any other (the dashboard's page) as a string.
     body: Value,
+    content_type: Option<String>,
 }
 
 impl Answer {
@@ -243,9 +351,18 @@ async fn call(f: &Fixture, method: Method, uri: &str, body: Option<&Value>) -> A
         .headers()
         .get(header::ALLOW)
         .map(|v| v.to_str().unwrap().to_owned());
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned());
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json = content_type
+        .as_deref()
+        .is_none_or(|t| t.starts_with("application/json"));
     let body = if bytes.is_empty() {
         Value::Null
+    } else if !json {
+        Value::String(String::from_utf8(bytes.to_vec()).unwrap())
     } else {
         serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             panic!("{uri}: {e}: {}", String::from_utf8_lossy(&bytes));
@@ -255,6 +372,7 @@ async fn call(f: &Fixture, method: Method, uri: &str, body: Option<&Value>) -> A
         status,
         allow,
         body,
+        content_type,
     }
 }
 
@@ -591,6 +709,21 @@ async fn answers_have_the_documented_shapes() {
             "{name}: {} is not a documented answer",
             answer.status
         );
+        // A page or a file of it (documented without JSON): one of its documented media types
+        // (the metrics have two, picked by `Accept`), as text.
+        let media = documented["content"]
+            .as_object()
+            .filter(|content| !content.contains_key("application/json"));
+        if let Some(media) = media {
+            let served = answer.content_type.as_deref().unwrap_or_default();
+            assert!(
+                media.keys().any(|m| served.starts_with(m.as_str())),
+                "{name}: {served} is none of {:?}",
+                media.keys().collect::<Vec<_>>()
+            );
+            assert!(answer.body.is_string(), "{name}: no body");
+            continue;
+        }
         match documented["content"]["application/json"].get("schema") {
             Some(schema) => conforms(&doc, schema, &answer.body, "body")
                 .unwrap_or_else(|e| panic!("{name}: {e}")),

@@ -5,6 +5,9 @@
 //! per namespace; compare-and-set, TTL, filters, full-text search and item normalisation are
 //! the store's own; with redaction, what a plugin writes is redacted before it is stored.
 
+// `Service::handle`'s future, spans' `Instrumented` wrappers included, lays out deeper than
+// the default limit of 128 (the library sets the same).
+#![recursion_limit = "256"]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;

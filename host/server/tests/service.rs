@@ -3,6 +3,9 @@
 //! upstream. Fast handler tests, and the proof that the served state can be swapped under
 //! load without losing a request or a target's health.
 
+// `Service::handle`'s future, spans' `Instrumented` wrappers included, lays out deeper than
+// the default limit of 128 (the library sets the same).
+#![recursion_limit = "256"]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -431,4 +434,35 @@ async fn a_provider_whose_base_url_is_not_http_is_refused_without_naming_its_key
     let message = error.to_string();
     assert!(message.contains("ftp://example.test"), "{message}");
     assert!(!message.contains("SECRET"), "{message}");
+}
+
+#[tokio::test]
+async fn a_draining_service_is_unready_alive_and_closes_every_http1_connection() {
+    let fixture = Fixture::start().await;
+    let service = Service::new(fixture.state(&[("fast", &["ok"])], &registry()));
+    let ready = service.handle(get("/readyz")).await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert!(ready.headers().get("connection").is_none());
+    assert!(!service.is_draining());
+
+    service.begin_draining();
+    assert!(service.is_draining());
+    let unready = service.handle(get("/readyz")).await;
+    assert_eq!(unready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(unready.headers()["connection"], "close");
+    let body = json_of(unready).await;
+    assert_eq!(body["status"], "draining", "{body}");
+    assert_eq!(body["error"]["type"], "server_error", "{body}");
+    let alive = service.handle(get("/healthz")).await;
+    assert_eq!(alive.status(), StatusCode::OK);
+    assert_eq!(alive.headers()["connection"], "close");
+    // Requests are still answered in full, each telling the client not to reuse the connection.
+    let answered = service.handle(chat("fast", false)).await;
+    assert_eq!(answered.status(), StatusCode::OK);
+    assert_eq!(answered.headers()["connection"], "close");
+    // HTTP/2 has no `Connection` header (its GOAWAY says it).
+    let mut h2 = get("/healthz");
+    *h2.version_mut() = http::Version::HTTP_2;
+    let answered = service.handle(h2).await;
+    assert!(answered.headers().get("connection").is_none());
 }

@@ -3,6 +3,9 @@
 //! tenants that cannot see or change each other's entries, and every bad input answered in the
 //! OpenAI error shape with the field named.
 
+// `Service::handle`'s future, spans' `Instrumented` wrappers included, lays out deeper than
+// the default limit of 128 (the library sets the same).
+#![recursion_limit = "256"]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;

@@ -14,13 +14,16 @@
 //! A tool plugin exports the `tool-plugin` world (`wit/tool.wit`): it implements [`tool::Tool`]
 //! and calls [`export_tool!`]. It reaches its upstreams through [`http`] (the host's `outbound`
 //! import), builds URLs with [`query`], describes its arguments with [`schema`], reads them with
-//! [`args`] and classifies its upstreams' answers with [`answer`].
+//! [`args`] and classifies its upstreams' answers with [`answer`]. It reads and writes the
+//! gateway's shared memory (entries and conversations of the caller's namespace) with
+//! [`memory`].
 
 pub mod answer;
 pub mod args;
 pub mod failure;
 pub mod http;
 pub mod log;
+pub mod memory;
 pub mod openai;
 pub mod query;
 pub mod schema;

@@ -208,7 +208,8 @@ async fn generate(
             tokio::time::sleep(delay).await;
             Ok(answer(mode, &reply, &text()))
         }
-        Behaviour::Slow(delay) => {
+        // Pacing frames is the OpenAI dialects' (`mock.rs`); here it is `slow-<ms>`.
+        Behaviour::Slow(delay) | Behaviour::Paced(delay) => {
             tokio::time::sleep(delay).await;
             Ok(answer(mode, &reply, &text()))
         }

@@ -550,7 +550,7 @@ async fn create(
         // The create is the answer's first byte here; a streamed `slow-first` is slow on its
         // stream instead.
         Behaviour::SlowFirst(_) if streamed => Outcome::Succeeded,
-        Behaviour::Slow(delay) | Behaviour::SlowFirst(delay) => {
+        Behaviour::Slow(delay) | Behaviour::SlowFirst(delay) | Behaviour::Paced(delay) => {
             tokio::time::sleep(delay).await;
             Outcome::Succeeded
         }

@@ -94,6 +94,8 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
     let tool_loop = aigw_server::ToolLoopOptions::default();
     let tool = aigw_server::tools::ToolOptions::default();
     let mcp = aigw_server::McpOptions::default();
+    let response_cache = aigw_server::ResponseCacheOptions::default();
+    let metrics = aigw_telemetry::MetricsOptions::default();
     let strategy = STRATEGIES
         .iter()
         .find(|(_, s)| *s == route.strategy)
@@ -127,6 +129,8 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ("allowed_hosts", server.allowed_hosts.map(|h| h.join(", "))),
                 // None: plain HTTP.
                 ("tls", None),
+                ("drain_delay_ms", Some(ms(server.drain_delay))),
+                ("shutdown_grace_ms", Some(ms(server.shutdown_grace))),
             ],
         ),
         (
@@ -149,11 +153,26 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ("max_instances", Some(limits.max_instances.to_string())),
                 ("call_timeout_ms", Some(ms(limits.call_timeout))),
                 (
+                    "instantiate_timeout_ms",
+                    Some(ms(limits.instantiate_timeout)),
+                ),
+                (
                     "memory_limit_mib",
                     Some((limits.memory_bytes >> 20).to_string()),
                 ),
                 ("memory_quota_entries", Some(quota.entries.to_string())),
                 ("memory_quota_mib", Some((quota.bytes >> 20).to_string())),
+                (
+                    "max_upload_mib",
+                    Some(super::plugins::DEFAULT_MAX_UPLOAD_MIB.to_string()),
+                ),
+                (
+                    "watch_interval_ms",
+                    Some(ms(super::plugins::DEFAULT_WATCH_INTERVAL)),
+                ),
+                ("compile_cache", Some("true".to_owned())),
+                // Depends on the environment: written in words.
+                ("cache_dir", None),
             ],
         ),
         (
@@ -236,6 +255,8 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ("hedge_after_ms", route.hedge_after.map(ms)),
                 // None: the route offers no aigw tools.
                 ("tools", None),
+                // None: `[response_cache] default_ttl_s` applies.
+                ("cache_ttl_s", None),
             ],
         ),
         (
@@ -361,6 +382,48 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ("instructions", None),
             ],
         ),
+        (
+            "## `[response_cache]`".to_owned(),
+            vec![
+                ("enabled", Some(response_cache.enabled.to_string())),
+                // None: no route is cached unless it sets `cache_ttl_s`.
+                (
+                    "default_ttl_s",
+                    response_cache.default_ttl.map(|t| t.as_secs().to_string()),
+                ),
+                (
+                    "max_entry_bytes",
+                    Some(response_cache.max_entry_bytes.to_string()),
+                ),
+            ],
+        ),
+        (
+            "## `[metrics]`".to_owned(),
+            vec![
+                ("enabled", Some(metrics.enabled.to_string())),
+                (
+                    "max_series_per_metric",
+                    Some(metrics.max_series_per_metric.to_string()),
+                ),
+                // No second listener unless one is set.
+                ("listen", None),
+            ],
+        ),
+        (
+            "## `[tracing]`".to_owned(),
+            vec![
+                // Unset: traces are off (or the OTEL_* variables say).
+                ("otlp_endpoint", None),
+                ("service_name", Some(quoted(super::DEFAULT_SERVICE_NAME))),
+                (
+                    "sample_ratio",
+                    Some(format!("{:.1}", super::DEFAULT_SAMPLE_RATIO)),
+                ),
+                // A table of names and values, none by default.
+                ("headers", None),
+                ("timeout_ms", Some(ms(super::DEFAULT_TIMEOUT))),
+            ],
+        ),
     ])
 }
 
@@ -447,6 +510,9 @@ fn the_checked_keys_are_exactly_the_ones_the_parser_accepts() {
             "[[tools.t.upstream]]\nname = \"u\"\nzzz = 1\n",
         ),
         ("## `[mcp]`", "[mcp]\nzzz = 1\n"),
+        ("## `[response_cache]`", "[response_cache]\nzzz = 1\n"),
+        ("## `[metrics]`", "[metrics]\nzzz = 1\n"),
+        ("## `[tracing]`", "[tracing]\nzzz = 1\n"),
     ];
     for (heading, text) in sections {
         assert_eq!(accepted_keys(text), keys(heading), "{heading}");

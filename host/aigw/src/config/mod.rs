@@ -12,14 +12,17 @@ mod limits;
 mod mcp;
 mod mcp_servers;
 mod memory;
+mod metrics;
 mod models;
 mod plugins;
 mod prices;
 mod providers;
 mod redaction;
+mod response_cache;
 mod server;
 mod tool_loop;
 mod tools;
+mod tracing;
 mod usage;
 mod values;
 
@@ -38,15 +41,17 @@ use aigw_access::{LimiterOptions, Price, UsageOptions};
 use aigw_memory::StoreOptions;
 use aigw_router::HealthSettings;
 use aigw_server::{
-    AuthOptions, McpOptions, McpServerOptions, ProviderOptions, Redactor, RouteOptions,
-    ServerOptions, SessionOptions, ToolLoopOptions,
+    AuthOptions, McpOptions, McpServerOptions, ProviderOptions, Redactor, ResponseCacheOptions,
+    RouteOptions, ServerOptions, SessionOptions, ToolLoopOptions,
 };
 use serde::Deserialize;
 use toml::Spanned;
 
 pub use auth::ADMIN_KEY_ENV;
 pub use plugins::Plugins;
+pub(crate) use plugins::default_cache_dir;
 pub use tools::ConfiguredTool;
+pub use tracing::{DEFAULT_SAMPLE_RATIO, DEFAULT_SERVICE_NAME, DEFAULT_TIMEOUT, TracingOptions};
 
 use values::Values;
 
@@ -111,6 +116,12 @@ struct RawConfig {
     tools: BTreeMap<String, Spanned<tools::RawTool>>,
     #[serde(default)]
     mcp: mcp::RawMcp,
+    #[serde(default)]
+    response_cache: response_cache::RawResponseCache,
+    #[serde(default)]
+    metrics: metrics::RawMetrics,
+    #[serde(default)]
+    tracing: tracing::RawTracing,
 }
 
 /// The validated config, in the shapes that serve it.
@@ -151,6 +162,12 @@ pub struct Config {
     pub tools: Vec<ConfiguredTool>,
     /// `[mcp]`.
     pub mcp: McpOptions,
+    /// `[response_cache]` with each `[models.<alias>] cache_ttl_s`.
+    pub response_cache: ResponseCacheOptions,
+    /// `[metrics]`.
+    pub metrics: metrics::Metrics,
+    /// `[tracing]`.
+    pub tracing: TracingOptions,
 }
 
 /// Reads and validates the config at `path`. `env` looks up variables for `${VAR}` expansion.
@@ -191,6 +208,9 @@ pub fn parse(
     let route_tools = tool_loop::route_tools(&raw.models, &values)?;
     let tools = tools::validate(&raw.tools, base, &plugins.dir, &values)?;
     let mcp = mcp::validate(&raw.mcp, &values)?;
+    let response_cache = response_cache::validate(&raw.response_cache, &raw.models, &values)?;
+    let metrics = metrics::validate(&raw.metrics, &values)?;
+    let tracing = tracing::validate(&raw.tracing, &values)?;
     Ok(Config {
         path: path.to_owned(),
         server,
@@ -210,5 +230,8 @@ pub fn parse(
         route_tools,
         tools,
         mcp,
+        response_cache,
+        metrics,
+        tracing,
     })
 }

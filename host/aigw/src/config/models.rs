@@ -37,6 +37,8 @@ pub(super) struct RawModel {
     hedge_after_ms: Number,
     /// The aigw tools the route offers every request (`tool_loop::route_tools`).
     pub(super) tools: Option<Vec<Spanned<String>>>,
+    /// How long the route's answers are kept in the response cache (`response_cache`).
+    pub(super) cache_ttl_s: Number,
 }
 
 /// One entry of `targets`: `"provider/model"` or `{ target = "provider/model", … }`.

@@ -1,11 +1,12 @@
 //! `[server]`: the listen address, the limits on requests, upstream answers and open streams,
 //! the client time limits and the connection cap, which browser origins and `Host` names
-//! are answered, and the TLS certificate and key (checked by loading them, so `aigw check` and
+//! are answered, how a shutdown drains (`drain_delay_ms`, `shutdown_grace_ms`), and the TLS certificate and key (checked by loading them, so `aigw check` and
 //! the start refuse a pair that cannot be served), validated into the server's
 //! [`ServerOptions`] (whose `Default` holds the defaults).
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use aigw_server::{ServerOptions, Tls, TlsFile, TlsOptions};
 use serde::Deserialize;
@@ -13,6 +14,10 @@ use toml::Spanned;
 
 use super::ConfigError;
 use super::values::{Number, Values};
+
+/// The longest shutdown (`shutdown_grace_ms`, and so `drain_delay_ms`) in ms: an hour; an
+/// orchestrator kills a process long before, so a larger number is a typo.
+const MAX_SHUTDOWN_MS: u32 = 3_600_000;
 
 /// The most connections `max_connections` may allow: far beyond what one process's file
 /// descriptors and memory serve, so a larger number is a typo.
@@ -32,6 +37,8 @@ pub(super) struct RawServer {
     cors_origins: Option<Vec<Spanned<String>>>,
     allowed_hosts: Option<Vec<Spanned<String>>>,
     tls: Option<RawTls>,
+    drain_delay_ms: Number,
+    shutdown_grace_ms: Number,
 }
 
 /// `[server] tls = { cert = "…", key = "…" }` (or a `[server.tls]` table).
@@ -62,6 +69,7 @@ pub(super) fn validate(
                 )
             })?,
     };
+    let (drain_delay, shutdown_grace) = shutdown(raw, values, &defaults)?;
     let max_body_bytes = values.positive(
         &raw.max_body_bytes,
         "server.max_body_bytes",
@@ -125,7 +133,54 @@ pub(super) fn validate(
         cors_origins,
         allowed_hosts,
         tls,
+        drain_delay,
+        shutdown_grace,
     })
+}
+
+/// `drain_delay_ms` (0 allowed: close the listener at once) and `shutdown_grace_ms`, which
+/// counts from the signal and so must leave time after the delay.
+fn shutdown(
+    raw: &RawServer,
+    values: &Values,
+    defaults: &ServerOptions,
+) -> Result<(Duration, Duration), ConfigError> {
+    let grace = match &raw.shutdown_grace_ms {
+        None => defaults.shutdown_grace,
+        Some(v) => Duration::from_millis(u64::from(values.u32_in(
+            v,
+            "server.shutdown_grace_ms",
+            1,
+            MAX_SHUTDOWN_MS,
+        )?)),
+    };
+    let delay = match &raw.drain_delay_ms {
+        None => defaults.drain_delay.min(grace / 2),
+        Some(v) => Duration::from_millis(u64::from(values.u32_in(
+            v,
+            "server.drain_delay_ms",
+            0,
+            MAX_SHUTDOWN_MS,
+        )?)),
+    };
+    if delay >= grace {
+        let span = raw
+            .drain_delay_ms
+            .as_ref()
+            .or(raw.shutdown_grace_ms.as_ref())
+            .map(Spanned::span);
+        return Err(values.error(
+            span,
+            format!(
+                "`server.drain_delay_ms` ({} ms) must be less than `server.shutdown_grace_ms` \
+                 ({} ms): the grace counts from the signal, the delay included, and requests in \
+                 flight need time after the listener closes",
+                delay.as_millis(),
+                grace.as_millis()
+            ),
+        ));
+    }
+    Ok((delay, grace))
 }
 
 /// The TLS files, loaded once here so that a pair that cannot be served is a config error

@@ -28,6 +28,7 @@ fn empty_config_gets_the_documented_defaults() {
     assert_eq!(limits.warm_instances, 4);
     assert_eq!(limits.max_instances, 1000);
     assert_eq!(limits.call_timeout, Duration::from_secs(1));
+    assert_eq!(limits.instantiate_timeout, Duration::from_secs(10));
     assert_eq!(limits.memory_bytes, 64 << 20);
     assert!(c.providers.is_empty() && c.routes.is_empty());
     // Absent keys are exactly the served shapes' defaults.
@@ -784,5 +785,101 @@ fn bad_tools_tables_are_errors_at_their_place() {
         let err = parse_str(text).unwrap_err();
         assert!(err.message.contains(says), "{text}: {err}");
         assert_eq!(err.at, Some(at), "{text}: {err}");
+    }
+}
+
+#[test]
+fn the_compile_cache_defaults_to_the_xdg_cache_home_and_can_be_moved_or_turned_off() {
+    let env = |var: &str| match var {
+        "XDG_CACHE_HOME" => Some("/var/cache/me".to_owned()),
+        "HOME" => Some("/home/me".to_owned()),
+        _ => None,
+    };
+    let home_only = |var: &str| (var == "HOME").then(|| "/home/me".to_owned());
+    let relative_xdg = |var: &str| match var {
+        "XDG_CACHE_HOME" => Some("cache".to_owned()),
+        "HOME" => Some("/home/me".to_owned()),
+        _ => None,
+    };
+    let file = Path::new("/etc/aigw/aigw.toml");
+    let cache = |text: &str, env: &dyn Fn(&str) -> Option<String>| {
+        parse(file, text, env).unwrap().plugins.compile_cache
+    };
+    assert_eq!(
+        cache("", &env),
+        Some(PathBuf::from("/var/cache/me/aigw/compiled"))
+    );
+    assert_eq!(
+        cache("", &home_only),
+        Some(PathBuf::from("/home/me/.cache/aigw/compiled"))
+    );
+    // The XDG spec: a relative XDG_CACHE_HOME is invalid and ignored.
+    assert_eq!(
+        cache("", &relative_xdg),
+        Some(PathBuf::from("/home/me/.cache/aigw/compiled"))
+    );
+    // No home at all (a service user): nothing is cached, nothing fails.
+    assert_eq!(cache("", &no_env), None);
+    assert_eq!(
+        cache("[plugins]\ncache_dir = \"state/compiled\"\n", &no_env),
+        Some(PathBuf::from("/etc/aigw/state/compiled"))
+    );
+    assert_eq!(
+        cache(
+            "[plugins]\ncompile_cache = false\ncache_dir = \"/tmp/x\"\n",
+            &env
+        ),
+        None
+    );
+    let error = parse(file, "[plugins]\ncompile_cache = \"yes\"\n", &no_env)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("aigw.toml:2:17") && error.contains("expected a boolean"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_shutdown_keys_are_read_and_the_delay_must_leave_time_in_the_grace() {
+    let s = parse_str("[server]\ndrain_delay_ms = 0\nshutdown_grace_ms = 1500\n")
+        .unwrap()
+        .server;
+    assert_eq!(s.drain_delay, Duration::ZERO);
+    assert_eq!(s.shutdown_grace, Duration::from_millis(1500));
+    // Unset, the delay is the default unless that would eat more than half a short grace.
+    let s = parse_str("[server]\nshutdown_grace_ms = 4000\n")
+        .unwrap()
+        .server;
+    assert_eq!(s.drain_delay, Duration::from_millis(2000));
+    let s = parse_str("").unwrap().server;
+    assert_eq!(s.drain_delay, Duration::from_secs(5));
+    assert_eq!(s.shutdown_grace, Duration::from_secs(30));
+    for (text, needle, line) in [
+        (
+            "[server]\ndrain_delay_ms = 3000\nshutdown_grace_ms = 3000\n",
+            "must be less than `server.shutdown_grace_ms`",
+            2,
+        ),
+        (
+            "[server]\ndrain_delay_ms = 40000\n",
+            "must be less than `server.shutdown_grace_ms`",
+            2,
+        ),
+        (
+            "[server]\nshutdown_grace_ms = 0\n",
+            "server.shutdown_grace_ms",
+            2,
+        ),
+        (
+            "[server]\n\nshutdown_grace_ms = 99999999\n",
+            "server.shutdown_grace_ms",
+            3,
+        ),
+    ] {
+        let err = parse_str(text).unwrap_err();
+        assert_eq!(err.at.map(|(l, _)| l), Some(line), "{text}: {err}");
+        assert!(err.message.contains(needle), "{text}: {err}");
     }
 }

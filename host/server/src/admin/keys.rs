@@ -17,6 +17,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
+use super::Resource;
 use crate::Body;
 use crate::content_type;
 use crate::error::ApiError;
@@ -33,40 +34,13 @@ pub(crate) const ROTATE: Route = Route::new("/admin/keys/{key_id}/rotate", "POST
 /// A listing's default page.
 const DEFAULT_LIMIT: usize = 20;
 
-/// Which resource a path names.
-enum Target<'p> {
-    Collection,
-    Key(&'p str),
-    Rotate(&'p str),
-}
-
-impl Target<'_> {
-    fn route(&self) -> &'static Route {
-        match self {
-            Target::Collection => &COLLECTION,
-            Target::Key(_) => &KEY,
-            Target::Rotate(_) => &ROTATE,
-        }
-    }
-}
-
-fn target(path: &str) -> Option<Target<'_>> {
-    let rest = path.strip_prefix(PREFIX)?;
-    if rest.is_empty() {
-        return Some(Target::Collection);
-    }
-    let segments: Vec<&str> = rest.strip_prefix('/')?.split('/').collect();
-    match segments.as_slice() {
-        [id] if !id.is_empty() => Some(Target::Key(id)),
-        [id, "rotate"] if !id.is_empty() => Some(Target::Rotate(id)),
-        _ => None,
-    }
+fn target(path: &str) -> Option<Resource<'_>> {
+    Resource::of(path, PREFIX, "rotate")
 }
 
 /// Whether this module answers `path`.
 pub(crate) fn owns(path: &str) -> bool {
-    path.strip_prefix(PREFIX)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    super::under(path, PREFIX)
 }
 
 /// Answers a request under this module's prefix; a refusal is the error to answer with.
@@ -84,7 +58,7 @@ where
     let Some(target) = target(&path) else {
         return Err(no_route(request.method(), &path));
     };
-    let method = match dispatched(target.route(), request.method()) {
+    let method = match dispatched(target.route(&COLLECTION, &KEY, &ROTATE), request.method()) {
         Ok(method) => method,
         Err(refused) => return Ok(*refused),
     };
@@ -101,21 +75,21 @@ where
         let bytes = read_body(gateway, body_read_timeout, request).await?;
         match (&target, bytes.iter().all(u8::is_ascii_whitespace)) {
             // Rotation takes an optional body.
-            (Target::Rotate(_), true) => Map::new(),
+            (Resource::Action(_), true) => Map::new(),
             _ => json_object(&bytes)?,
         }
     } else {
         Map::new()
     };
     let (status, record) = match (method, target) {
-        (Method::POST, Target::Collection) => {
+        (Method::POST, Resource::Collection) => {
             let spec = store_keys::spec_from_json(&body).map_err(key_error)?;
             let made = store_keys::create(store, spec).await.map_err(key_error)?;
             refreshed(directory).await;
             tracing::info!(key = made.key.id.as_str(), "key created");
             (StatusCode::CREATED, with_secret(&made.key, &made.secret))
         }
-        (Method::GET, Target::Collection) => {
+        (Method::GET, Resource::Collection) => {
             let page = page(query.as_deref())?;
             let listed = store_keys::list(store, page).await.map_err(key_error)?;
             let data: Vec<Value> = listed.keys.iter().map(record).collect();
@@ -128,11 +102,11 @@ where
             });
             (StatusCode::OK, list)
         }
-        (Method::GET, Target::Key(id)) => {
+        (Method::GET, Resource::Item(id)) => {
             let key = store_keys::get(store, id).await.map_err(key_error)?;
             (StatusCode::OK, record(&key))
         }
-        (Method::PATCH, Target::Key(id)) => {
+        (Method::PATCH, Resource::Item(id)) => {
             let key = store_keys::update(store, id, body)
                 .await
                 .map_err(key_error)?;
@@ -140,13 +114,13 @@ where
             tracing::info!(key = key.id.as_str(), "key updated");
             (StatusCode::OK, record(&key))
         }
-        (Method::DELETE, Target::Key(id)) => {
+        (Method::DELETE, Resource::Item(id)) => {
             let key = store_keys::revoke(store, id).await.map_err(key_error)?;
             refreshed(directory).await;
             tracing::info!(key = key.id.as_str(), "key revoked");
             (StatusCode::OK, record(&key))
         }
-        (Method::POST, Target::Rotate(id)) => {
+        (Method::POST, Resource::Action(id)) => {
             let grace = grace_seconds(&body)?;
             let rotated = store_keys::rotate(store, id, grace)
                 .await

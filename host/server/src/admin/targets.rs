@@ -1,6 +1,7 @@
 //! `GET /admin/targets`: what the failover engine knows about every target — breaker state,
 //! rate-limit cooldown, whether its credential was rejected, recent latency, served and failed
-//! counts, and the last error (upstream text; never a credential).
+//! counts, the last error (upstream text; never a credential) and the recent failures (time,
+//! class, status, the start of the message), newest first.
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
@@ -42,6 +43,17 @@ pub(crate) fn targets(gateway: &Gateway) -> Response<Body> {
                 "failed": failed,
                 "last_error": snapshot.last_error.as_ref().map(|(_, message)| message),
                 "last_error_age_ms": snapshot.last_error.as_ref().map(|(age, _)| ms(*age)),
+                "recent_errors": snapshot
+                    .recent_failures
+                    .iter()
+                    .map(|failure| json!({
+                        "at": failure.unix_time.as_secs(),
+                        "age_ms": ms(failure.age),
+                        "class": failure.class,
+                        "status": failure.status,
+                        "message": &failure.message,
+                    }))
+                    .collect::<Vec<_>>(),
             })
         })
         .collect();

@@ -29,8 +29,7 @@ pub(crate) const TEAM: Route = Route::new("/admin/teams/{team_id}", "GET, PATCH,
 
 /// Whether this module answers `path`.
 pub(crate) fn owns(path: &str) -> bool {
-    path.strip_prefix(PREFIX)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    super::under(path, PREFIX)
 }
 
 /// The team a path names (`None`: the collection), or `Err` for a path under the prefix that

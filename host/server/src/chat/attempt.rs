@@ -13,9 +13,11 @@ use aigw_runtime::{
     StreamDecoder, StreamEnd, Usage,
 };
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::continuation::Continuation;
 use crate::gateway::{Gateway, RouteTarget};
+use crate::trace::{self, RequestTrace};
 
 /// How many `follow` steps one answer may take. The attempt's deadline is the real bound on a
 /// polled answer (a plugin asks for a pause between polls); this stops a plugin that follows
@@ -46,6 +48,8 @@ pub(crate) struct OpenStream {
     pub(crate) timeouts: Timeouts,
     /// When the whole attempt must be over.
     pub(crate) deadline: Instant,
+    /// The trace context its follow requests carry (its attempt's).
+    pub(crate) trace_context: Vec<(String, String)>,
 }
 
 /// One chat completion request, tried against targets by the failover engine.
@@ -55,6 +59,8 @@ pub(crate) struct Call<'a> {
     /// Set when continuing a broken stream: the body depends on the target.
     pub(crate) continuation: Option<&'a Continuation>,
     pub(crate) stream: bool,
+    /// The request's trace: each attempt's span is its child.
+    pub(crate) trace: &'a RequestTrace,
 }
 
 impl Upstream for Call<'_> {
@@ -73,14 +79,22 @@ impl Upstream for Call<'_> {
             Some(c) => c.body_for(target.prefill),
             None => self.body,
         };
-        let answer = if self.stream {
-            self.open_stream(target, body, timeouts)
-                .await
-                .map(|s| Answer::Stream(Box::new(s)))
-        } else {
-            self.complete(target, body, timeouts).await
-        };
-        answer.map_err(|failure| scrubbed(self.gateway, failure))
+        let span = self.trace.attempt(target);
+        let answer = async {
+            let context = self.trace.upstream_context();
+            if self.stream {
+                self.open_stream(target, body, timeouts, context)
+                    .await
+                    .map(|s| Answer::Stream(Box::new(s)))
+            } else {
+                self.complete(target, body, timeouts, &context).await
+            }
+        }
+        .instrument(span.span.clone())
+        .await
+        .map_err(|failure| scrubbed(self.gateway, failure));
+        span.settle(answer.as_ref().err());
+        answer
     }
 }
 
@@ -90,6 +104,7 @@ impl Call<'_> {
         target: &RouteTarget,
         body: &str,
         timeouts: &Timeouts,
+        context: &[(String, String)],
     ) -> Result<Answer, Failure> {
         let deadline = Instant::now() + timeouts.total;
         let provider = &target.provider;
@@ -101,7 +116,7 @@ impl Call<'_> {
         let mut follows = 0;
         loop {
             let whole = deadline.saturating_duration_since(Instant::now());
-            let response = send(self.gateway, target, request, timeouts, whole).await?;
+            let response = send(self.gateway, target, request, timeouts, whole, context).await?;
             let status = response.status;
             let response = read_whole(self.gateway, response).await?;
             match plugin.decode(&target.plugin_target, response).await {
@@ -127,6 +142,7 @@ impl Call<'_> {
         target: &RouteTarget,
         body: &str,
         timeouts: &Timeouts,
+        context: Vec<(String, String)>,
     ) -> Result<OpenStream, Failure> {
         let deadline = Instant::now() + timeouts.total;
         let provider = &target.provider;
@@ -136,7 +152,15 @@ impl Call<'_> {
             .await
             .map_err(|e| encode_failure(e, &provider.name))?;
         // The stream's own limits (stall, total) are enforced while reading it.
-        let response = send(self.gateway, target, request, timeouts, STREAM_EXCHANGE).await?;
+        let response = send(
+            self.gateway,
+            target,
+            request,
+            timeouts,
+            STREAM_EXCHANGE,
+            &context,
+        )
+        .await?;
         let head = ResponseHead {
             status: response.status,
             headers: response.headers.to_pairs(),
@@ -163,9 +187,8 @@ impl Call<'_> {
                     Ok(StreamEnd::Done(last)) => break (last, true),
                     Ok(StreamEnd::Follow(next)) => {
                         follows += 1;
-                        body =
-                            follow_stream(self.gateway, target, next, follows, timeouts, deadline)
-                                .await?;
+                        let stream = (follows, deadline, &context[..]);
+                        body = follow_stream(self.gateway, target, next, timeouts, stream).await?;
                     }
                     Err(e) => return Err(call_failure(e, &provider.name, None)),
                 },
@@ -185,6 +208,7 @@ impl Call<'_> {
             follows,
             timeouts: *timeouts,
             deadline,
+            trace_context: context,
         })
     }
 }
@@ -197,12 +221,15 @@ async fn send(
     request: HttpRequest,
     timeouts: &Timeouts,
     whole: Duration,
+    trace_context: &[(String, String)],
 ) -> Result<aigw_egress::Response, Failure> {
     let provider = &target.provider;
+    let mut headers = request.headers;
+    trace::propagate(&mut headers, trace_context);
     let request = aigw_egress::Request {
         method: request.method,
         url: request.url,
-        headers: request.headers,
+        headers,
         body: request.body,
     };
     let options = SendOptions {
@@ -257,17 +284,25 @@ async fn pause_for(
 }
 
 /// Sends the request a stream decoder asked to follow (its body continues the stream), after
-/// the decoder's pause; a non-2xx answer is classified by the plugin's `decode`.
+/// the decoder's pause; a non-2xx answer is classified by the plugin's `decode`. `stream` is
+/// where the stream stands: follows so far, its deadline, its attempt's trace context.
 pub(crate) async fn follow_stream(
     gateway: &Gateway,
     target: &RouteTarget,
     follow: Follow,
-    follows: usize,
     timeouts: &Timeouts,
-    deadline: Instant,
+    (follows, deadline, trace_context): (usize, Instant, &[(String, String)]),
 ) -> Result<aigw_egress::Body, Failure> {
     let request = pause_for(follow, follows, target, timeouts, deadline).await?;
-    let response = send(gateway, target, request, timeouts, STREAM_EXCHANGE).await?;
+    let response = send(
+        gateway,
+        target,
+        request,
+        timeouts,
+        STREAM_EXCHANGE,
+        trace_context,
+    )
+    .await?;
     streamed_body(gateway, target, response).await
 }
 

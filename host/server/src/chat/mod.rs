@@ -9,10 +9,12 @@
 //! [`session`] (a request naming a conversation: its history sent, its turn recorded),
 //! [`items`] (conversation items and chat messages, both ways), [`tool_loop`] (a request
 //! naming aigw tools: the gateway runs the model's calls to them and asks again), [`merge`]
-//! (that loop's steps streamed as one answer) and [`toolbox`] (the loop's tools: the tool
-//! service acting for the request's key).
+//! (that loop's steps streamed as one answer), [`toolbox`] (the loop's tools: the tool
+//! service acting for the request's key) and [`cache`] (the response cache: a hit answers
+//! before any target is walked; a complete answer is kept beside the response).
 
 pub(crate) mod attempt;
+pub(crate) mod cache;
 mod continuation;
 mod estimate;
 mod head;
@@ -33,9 +35,10 @@ use aigw_router::{Request, Strategy};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use self::attempt::{Answer, Call};
-use self::record::{Accounting, Finished, RequestRecord, debug_header, label};
+use self::record::{Accounting, Asker, Finished, RequestRecord, debug_header, label};
 use self::relay::StreamContext;
 use crate::auth::Principal;
 use crate::body::Body;
@@ -45,6 +48,7 @@ use crate::limits;
 use crate::peer::Peer;
 use crate::routes::Route;
 use crate::streams::{Client, StreamSlots};
+use crate::trace::RequestTrace;
 
 /// The path this module answers.
 pub(crate) const PATH: &str = "/v1/chat/completions";
@@ -67,6 +71,8 @@ pub(crate) struct RequestOptions {
     pub session: Option<session::Requested>,
     /// Whom the request is answered for: its key's grants and limits apply.
     pub principal: Principal,
+    /// What the request's headers ask of the response cache.
+    pub cache: cache::Asked,
 }
 
 /// Seeds each request's weighted order and jitter differently, without a lock or a syscall.
@@ -79,14 +85,15 @@ pub(crate) async fn handle(
     gateway: Arc<Gateway>,
     body: Bytes,
     options: RequestOptions,
+    trace: RequestTrace,
 ) -> Response<Body> {
     // Every answer for a key with a rate limit carries OpenAI's rate-limit headers; an open
     // gateway's requests skip this (one match, nothing allocated).
     let Principal::Key(key) = &options.principal else {
-        return answer(gateway, body, options).await;
+        return answer(gateway, body, options, trace).await;
     };
     let key = Arc::clone(key);
-    let mut response = answer(Arc::clone(&gateway), body, options).await;
+    let mut response = answer(Arc::clone(&gateway), body, options, trace).await;
     limits::add_headers(&gateway, &key, response.headers_mut());
     response
 }
@@ -95,9 +102,11 @@ async fn answer(
     gateway: Arc<Gateway>,
     mut body: Bytes,
     mut options: RequestOptions,
+    trace: RequestTrace,
 ) -> Response<Body> {
     let started = Instant::now();
     let mut turn = None;
+    let conversation = options.session.as_ref().map(|s| s.conversation.clone());
     if let Some(requested) = options.session.take() {
         // The client's own body is checked before the store is asked; the body sent on holds
         // the history too.
@@ -116,6 +125,7 @@ async fn answer(
         Ok(head) => head,
         Err(error) => return error.response(),
     };
+    trace.requested(&head.model, conversation.as_deref());
     let Some(route) = gateway.resolve(&head.model) else {
         // A key is told only of the models it may use.
         let known: Vec<&str> = gateway
@@ -213,12 +223,31 @@ async fn answer(
         Accounting::new(
             Arc::clone(&gateway.prices),
             gateway.usage.clone(),
+            Arc::clone(&gateway.telemetry),
             options.principal.key().map(|key| key.id.as_str()),
         ),
     );
     if let Some(ticket) = ticket {
         record.charge_to(ticket);
     }
+    record.traced(
+        trace,
+        Asker {
+            key: options.principal.key().cloned(),
+            conversation,
+        },
+    );
+    // The response cache, for routes with a TTL: a request running aigw tools or naming a
+    // conversation is never answered from it nor kept in it. Other routes pay one map lookup.
+    let plan = cache::Plan::new(
+        &gateway.response_cache,
+        gateway.memory.as_ref(),
+        &head.model,
+        head.text,
+        options.principal.key().map(|key| key.id.as_str()),
+        &options.cache,
+        tooled.is_some() || turn.is_some(),
+    );
     if let Some((prepared, tools)) = tooled {
         let tool_loop = tool_loop::Loop {
             gateway: Arc::clone(&gateway),
@@ -233,13 +262,24 @@ async fn answer(
             peer: options.peer.clone(),
             _slot: slot,
         };
-        return tool_loop.answer().await;
+        let mut response = tool_loop.answer().await;
+        if let Some(value) = plan.header() {
+            response.headers_mut().insert(cache::CACHE_HEADER, value);
+        }
+        return response;
     }
+    // A hit is the whole answer: no target is walked (the key's admission above still
+    // counted the request).
+    if let Some(hit) = plan.lookup().await {
+        return cached(hit, head.stream, head.include_usage, record);
+    }
+    record.cache(plan.status());
     let call = Call {
         gateway: &gateway,
         body: head.text,
         continuation: None,
         stream: head.stream,
+        trace: record.trace(),
     };
     let costs = match route.policy.strategy {
         Strategy::Cost => estimate::costs(&route, &gateway.prices, head.text),
@@ -267,6 +307,9 @@ async fn answer(
             if options.debug_attempts {
                 debug_header(headers, &route, &exhausted.attempts, &exhausted.skipped);
             }
+            if let Some(value) = plan.header() {
+                headers.insert(cache::CACHE_HEADER, value);
+            }
             record.finish(Finished {
                 status: error.status.as_u16(),
                 attempts: &exhausted.attempts,
@@ -275,6 +318,7 @@ async fn answer(
                 usage: None,
                 broken: &[],
                 error: Some(&error.message),
+                answer: None,
             });
             return response;
         }
@@ -297,6 +341,9 @@ async fn answer(
         if options.debug_attempts {
             debug_header(headers, &route, &commitment.attempts, &commitment.skipped);
         }
+        if let Some(value) = plan.header() {
+            headers.insert(cache::CACHE_HEADER, value);
+        }
     };
     match output {
         Answer::Complete { json, usage } => {
@@ -313,11 +360,10 @@ async fn answer(
                     usage,
                     broken: &[],
                     error: Some(&error.message),
+                    answer: None,
                 });
                 return error.response();
             }
-            let mut response = Response::new(Body::full(json));
-            head(&mut response, "application/json");
             record.finish(Finished {
                 status: 200,
                 attempts: &commitment.attempts,
@@ -326,7 +372,14 @@ async fn answer(
                 usage,
                 broken: &[],
                 error: None,
+                answer: Some(&json),
             });
+            let json = Bytes::from(json);
+            if let Some(keep) = plan.keep() {
+                keep.answer(json.clone());
+            }
+            let mut response = Response::new(Body::full(json));
+            head(&mut response, "application/json");
             response
         }
         Answer::Stream(open) => {
@@ -344,13 +397,52 @@ async fn answer(
                 record,
                 peer: options.peer.clone(),
                 turn,
-                _slot: slot,
+                slot,
+                cache: plan.keep(),
             };
-            // The relay owns the rest of the request.
-            tokio::spawn(relay::pump(*open, commitment, tx, context));
+            // The relay owns the rest of the request, in its span.
+            let span = context.record.trace().span.clone();
+            tokio::spawn(relay::pump(*open, commitment, tx, context).instrument(span));
             response
         }
     }
+}
+
+/// A request answered from the response cache: the kept answer as it was, or replayed as a
+/// stream. It consumed no tokens: the record charges nothing and reports the hit.
+fn cached(
+    hit: cache::Hit,
+    stream: bool,
+    include_usage: bool,
+    mut record: RequestRecord,
+) -> Response<Body> {
+    let (body, content_type) = match stream {
+        true => (
+            Bytes::from(cache::replay(&hit.answer, include_usage)),
+            "text/event-stream",
+        ),
+        false => (hit.json, "application/json"),
+    };
+    let mut response = Response::new(Body::full(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if stream {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    headers.insert(cache::CACHE_HEADER, HeaderValue::from_static("hit"));
+    headers.insert("x-aigw-attempts", HeaderValue::from(0));
+    record.cache(Some("hit"));
+    record.finish(Finished {
+        status: 200,
+        attempts: &[],
+        skipped: &[],
+        served: None,
+        usage: None,
+        broken: &[],
+        error: None,
+        answer: None,
+    });
+    response
 }
 
 /// The headers naming what served: the provider, the target, and how many attempts it took.

@@ -19,12 +19,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aigw_access::usage::OPEN_KEY_ID;
-use aigw_access::{Ledger, Prices, Ticket, Tokens};
+use aigw_access::{Key, Ledger, Prices, Ticket, Tokens};
 use aigw_router::{Attempt, BreakerState, FailureClass, Outcome, Skip, SkipReason};
 use aigw_runtime::Usage;
+use aigw_telemetry::{AttemptObservation, RequestObservation, Telemetry};
 use http::HeaderValue;
 
 use crate::gateway::{RouteTarget, ServedRoute};
+use crate::trace::{self, RequestTrace};
 
 /// The most bytes of upstream text (failure reasons) a log line carries in one field, in either
 /// log format: upstream text may echo a whole request. (Client text is already short: model
@@ -62,6 +64,25 @@ pub(crate) struct RequestRecord {
     ticket: Option<Ticket>,
     /// A tool loop's model calls and the aigw tool calls it ran (`None` without a loop).
     tool_loop: Option<(u32, u32)>,
+    /// The response cache's part: `hit`, `miss`, or `None` (not cached here).
+    cache: Option<&'static str>,
+    /// When the stream's first chunk went out (streams only).
+    first_chunk: Option<Instant>,
+    /// Times the stream broke and was continued on another target.
+    continuations: u32,
+    /// The request's trace (its span, its trace id for the log line).
+    trace: RequestTrace,
+    /// Who asked and in which conversation, for the log line.
+    asker: Asker,
+}
+
+/// The log line's `key` and `conversation`.
+#[derive(Default)]
+pub(crate) struct Asker {
+    /// The request's key (its name, else its id, is logged; never its secret).
+    pub(crate) key: Option<Arc<Key>>,
+    /// The conversation it continues (`x-aigw-conversation`).
+    pub(crate) conversation: Option<String>,
 }
 
 /// What a finished request is accounted to: its key, the prices of the state it started on,
@@ -69,6 +90,8 @@ pub(crate) struct RequestRecord {
 pub(crate) struct Accounting {
     pub(crate) prices: Arc<Prices>,
     pub(crate) ledger: Option<Arc<Ledger>>,
+    /// The process's metrics and history, fed from this report.
+    pub(crate) telemetry: Arc<Telemetry>,
     /// The key's id, [`OPEN_KEY_ID`] for a request without one.
     pub(crate) key_id: String,
 }
@@ -77,13 +100,22 @@ impl Accounting {
     pub(crate) fn new(
         prices: Arc<Prices>,
         ledger: Option<Arc<Ledger>>,
+        telemetry: Arc<Telemetry>,
         key_id: Option<&str>,
     ) -> Accounting {
         Accounting {
             prices,
             ledger,
+            telemetry,
             key_id: key_id.unwrap_or(OPEN_KEY_ID).to_owned(),
         }
+    }
+}
+
+impl Accounting {
+    /// The key's id, `None` for a request without one.
+    pub(crate) fn key(&self) -> Option<&str> {
+        (self.key_id != OPEN_KEY_ID).then_some(self.key_id.as_str())
     }
 }
 
@@ -109,6 +141,8 @@ pub(crate) struct Finished<'a> {
     /// What each attempt that broke before it consumed, on its own target (by label).
     pub(crate) broken: &'a [(Arc<str>, Usage)],
     pub(crate) error: Option<&'a str>,
+    /// The whole answer's JSON, when the client got one (its id and model go on the span).
+    pub(crate) answer: Option<&'a str>,
 }
 
 impl RequestRecord {
@@ -129,7 +163,40 @@ impl RequestRecord {
             accounting,
             ticket: None,
             tool_loop: None,
+            cache: None,
+            first_chunk: None,
+            continuations: 0,
+            trace: RequestTrace::none(),
+            asker: Asker::default(),
         }
+    }
+
+    /// The stream's first chunk went out at `at` (the first call counts; later ones, a tool
+    /// loop's later steps, do not).
+    pub(crate) fn first_chunk_sent(&mut self, at: Instant) {
+        self.first_chunk.get_or_insert(at);
+    }
+
+    /// The stream broke and is continued on another target.
+    pub(crate) fn continued(&mut self) {
+        self.continuations = self.continuations.saturating_add(1);
+    }
+
+    /// The request's trace and who asked, for its span and its log line.
+    pub(crate) fn traced(&mut self, trace: RequestTrace, asker: Asker) {
+        self.trace = trace;
+        self.asker = asker;
+    }
+
+    /// The request's trace: its attempts are its span's children.
+    pub(crate) fn trace(&self) -> &RequestTrace {
+        &self.trace
+    }
+
+    /// The log line's `key`: the key's name, else its id.
+    fn key_name(&self) -> Option<&str> {
+        let key = self.asker.key.as_deref()?;
+        Some(key.spec.name.as_deref().unwrap_or(&key.id))
     }
 
     /// Says the request ran a tool loop: `steps` model calls, `calls` aigw tool calls (each
@@ -137,6 +204,12 @@ impl RequestRecord {
     /// `tool_calls`.
     pub(crate) fn tool_loop(&mut self, steps: u32, calls: u32) {
         self.tool_loop = Some((steps, calls));
+    }
+
+    /// Says what the response cache did for the request (`hit`, `miss`): logged as `cache`,
+    /// observed as the observation's `cache`.
+    pub(crate) fn cache(&mut self, status: Option<&'static str>) {
+        self.cache = status;
     }
 
     /// Charges the request's tokens and spend (as the ledger gets it) to `ticket`, its key's
@@ -213,6 +286,7 @@ impl RequestRecord {
                 });
             ticket.finish(used, spend);
         }
+        self.observe(&finished, spend);
         // The line is off below `info`: skip building its fields too.
         if !tracing::enabled!(target: "aigw::request", tracing::Level::INFO) {
             return;
@@ -225,6 +299,7 @@ impl RequestRecord {
             usage,
             broken,
             error,
+            answer: _,
         } = finished;
         // The client's usage is the request's: every attempt's.
         let usage = broken
@@ -246,6 +321,9 @@ impl RequestRecord {
         let target = served.map(|t| &*t.label).unwrap_or("-");
         tracing::info!(
             target: "aigw::request",
+            trace_id = self.trace.trace_id(),
+            key = self.key_name(),
+            conversation = self.asker.conversation.as_deref(),
             model = %self.model,
             provider,
             target,
@@ -258,6 +336,7 @@ impl RequestRecord {
             usage_estimated = self.usage_estimated.then_some(true),
             tool_steps = self.tool_loop.map(|(steps, _)| steps),
             tool_calls = self.tool_loop.map(|(_, calls)| calls),
+            cache = self.cache,
             cost_usd = format_args!("{:.6}", aigw_access::prices::usd(spend)),
             failed_attempts = %capped(&failed.join("; ")),
             attempt_log = %describe_attempts(&self.route, attempts, skipped),
@@ -268,6 +347,79 @@ impl RequestRecord {
 }
 
 impl RequestRecord {
+    /// Feeds the process's telemetry (metrics, history) from the report. The attempts'
+    /// observations are built on the stack for the usual few (no allocation per request).
+    fn observe(&self, finished: &Finished<'_>, spend: u64) {
+        const INLINE: usize = 4;
+        const EMPTY: AttemptObservation<'static> = AttemptObservation {
+            target: "",
+            kind: "",
+            outcome: "",
+            failure_class: None,
+            duration: std::time::Duration::ZERO,
+        };
+        let observe = |a: &Attempt| AttemptObservation {
+            target: self
+                .route
+                .entries
+                .get(a.target)
+                .map(|e| &*e.target.label)
+                .unwrap_or(""),
+            kind: a.kind.as_str(),
+            outcome: match &a.outcome {
+                Outcome::Served => "served",
+                Outcome::Cancelled => "cancelled",
+                Outcome::Failed(_) => "failed",
+            },
+            failure_class: a.failure().map(|f| f.class.as_str()),
+            duration: a.latency,
+        };
+        let mut inline = [EMPTY; INLINE];
+        let spilled: Vec<AttemptObservation<'_>>;
+        let attempts: &[AttemptObservation<'_>] = if finished.attempts.len() <= INLINE {
+            for (slot, attempt) in inline.iter_mut().zip(finished.attempts) {
+                *slot = observe(attempt);
+            }
+            &inline[..finished.attempts.len()]
+        } else {
+            spilled = finished.attempts.iter().map(observe).collect();
+            &spilled
+        };
+        let usage = finished
+            .broken
+            .iter()
+            .map(|(_, u)| *u)
+            .chain(finished.usage)
+            .reduce(super::continuation::add_usage);
+        self.trace.finished(&trace::End {
+            status: finished.status,
+            target: finished.served,
+            input_tokens: usage.map(|u| u64::from(u.prompt_tokens)),
+            output_tokens: usage.map(|u| u64::from(u.completion_tokens)),
+            answer: finished.answer,
+            error_type: finished.error.map(|_| error_type(finished.status)),
+        });
+        self.accounting.telemetry.request(&RequestObservation {
+            route: &self.model,
+            provider: finished.served.map(|t| t.provider.name.as_str()),
+            target: finished.served.map(|t| &*t.label),
+            status: finished.status,
+            stream: self.stream,
+            key: self.accounting.key(),
+            duration: self.started.elapsed(),
+            time_to_first_chunk: self
+                .first_chunk
+                .map(|at| at.saturating_duration_since(self.started)),
+            continuations: self.continuations,
+            cache: self.cache,
+            attempts,
+            input_tokens: usage.map(|u| u64::from(u.prompt_tokens)),
+            output_tokens: usage.map(|u| u64::from(u.completion_tokens)),
+            spend_micro_usd: spend,
+            error_type: finished.error.map(|_| "error"),
+        });
+    }
+
     /// Prices every part of the finished request at its target's price, adds the parts to the
     /// usage ledger (the request itself counted once, on the target that served or last
     /// served), and returns the request's spend in micro-USD. A request no target served
@@ -301,8 +453,38 @@ impl Drop for RequestRecord {
         if self.reported {
             return;
         }
+        self.accounting.telemetry.request(&RequestObservation {
+            route: &self.model,
+            provider: None,
+            target: None,
+            status: 499,
+            stream: self.stream,
+            key: self.accounting.key(),
+            duration: self.started.elapsed(),
+            time_to_first_chunk: self
+                .first_chunk
+                .map(|at| at.saturating_duration_since(self.started)),
+            continuations: self.continuations,
+            cache: self.cache,
+            attempts: &[],
+            input_tokens: None,
+            output_tokens: None,
+            spend_micro_usd: 0,
+            error_type: Some("client_gone"),
+        });
+        self.trace.finished(&trace::End {
+            status: 499,
+            target: None,
+            input_tokens: None,
+            output_tokens: None,
+            answer: None,
+            error_type: Some("client_gone"),
+        });
         tracing::info!(
             target: "aigw::request",
+            trace_id = self.trace.trace_id(),
+            key = self.key_name(),
+            conversation = self.asker.conversation.as_deref(),
             model = %self.model,
             status = 499u16,
             latency_ms = format_args!("{:.2}", self.started.elapsed().as_secs_f64() * 1000.0),
@@ -310,6 +492,17 @@ impl Drop for RequestRecord {
             error = "client went away before the answer",
             "chat completion"
         );
+    }
+}
+
+/// The span's `error.type` of a request that ended with an error: the kind of answer it got.
+fn error_type(status: u16) -> &'static str {
+    match status {
+        499 => "client_gone",
+        429 => "rate_limited",
+        400..=499 => "invalid_request",
+        504 => "timeout",
+        _ => "upstream_error",
     }
 }
 

@@ -12,7 +12,7 @@
 //! an estimate) plus the one that finished.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aigw_router::{Commitment, Failure, FailureClass};
 use aigw_runtime::{Chunk, StreamEnd, Usage};
@@ -22,6 +22,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::attempt::{Answer, Call, OpenStream, call_failure, follow_stream, scrubbed};
+use super::cache::{Assembler, Keep};
 use super::continuation::{
     Continuation, Join, Joined, Transcript, add_usage, broken_usage, continuation_bodies, rejoin,
     with_usage,
@@ -48,8 +49,11 @@ pub(crate) struct StreamContext {
     pub(crate) peer: Option<Peer>,
     /// The session's turn, recorded once the stream finished cleanly and before `[DONE]`.
     pub(crate) turn: Option<Turn>,
-    /// The client's stream slot, freed when the stream ends.
-    pub(crate) _slot: Option<StreamSlot>,
+    /// The client's stream slot, freed when the stream ends (before its record is written, for
+    /// a client that went away: whoever reads the record finds the slot free).
+    pub(crate) slot: Option<StreamSlot>,
+    /// Keeps the answer in the response cache once the stream finished cleanly.
+    pub(crate) cache: Option<Keep>,
 }
 
 /// What probes a client that stopped sending: an SSE comment, ignored by every client.
@@ -68,11 +72,28 @@ async fn read_closed(peer: Option<&Peer>) {
     }
 }
 
+/// Resolves at the server's shutdown deadline; never for an in-process request.
+async fn deadline(peer: Option<&Peer>) {
+    match peer {
+        Some(peer) => peer.deadline().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// How relaying one upstream stream ended.
 enum Relayed {
     Finished,
     ClientGone,
     Broke(Failure),
+    /// The server's shutdown deadline came first (`drain.rs`).
+    ShutDown,
+}
+
+/// What waiting for the upstream's next piece came to.
+enum Waited<T> {
+    Read(T),
+    ClientGone,
+    ShutDown,
 }
 
 /// The client's side of a stream: where its frames go and what it has been sent.
@@ -97,6 +118,10 @@ pub(crate) struct Relay {
     reply: Option<Reply>,
     /// A tool loop's step: what of each chunk goes out (`None`: all of it).
     merge: Option<Merge>,
+    /// What the client was sent, put back together for the response cache (`None`: not kept).
+    assembler: Option<Assembler>,
+    /// When the first chunk went out to the client (for the record's time to first chunk).
+    first_sent: Option<Instant>,
 }
 
 /// A continuation being relayed: the original stream's id (to rewrite its chunks) and the
@@ -134,6 +159,8 @@ impl Relay {
             diverged: None,
             reply: (reply || merge.is_some()).then(Reply::default),
             merge,
+            assembler: None,
+            first_sent: None,
         }
     }
 
@@ -199,7 +226,14 @@ impl Relay {
                 out.extend_from_slice(DONE);
             }
         }
-        out.is_empty() || self.tx.send(Bytes::from(out)).await.is_ok()
+        if out.is_empty() {
+            return true;
+        }
+        let sent = self.tx.send(Bytes::from(out)).await.is_ok();
+        if sent && self.first_sent.is_none() {
+            self.first_sent = Some(Instant::now());
+        }
+        sent
     }
 
     /// One chunk goes out: framed, and remembered for a continuation and a session's turn.
@@ -216,21 +250,26 @@ impl Relay {
         if let Some(reply) = &mut self.reply {
             reply.record(json);
         }
+        if let Some(assembler) = &mut self.assembler {
+            assembler.record(json);
+        }
     }
 
     /// Waits for `read` (the upstream's next piece) unless the client leaves first. A client
     /// whose data ended (half-closed or gone, see `peer`) is probed with SSE comments, which
     /// clients ignore, every [`PROBE_EVERY`] while the upstream is silent: the first probe to a
     /// client that left draws a reset, the next write fails, hyper drops the response body,
-    /// and the channel closes. A client that is still connected costs nothing.
-    async fn unless_client_leaves<F: std::future::Future>(&self, read: F) -> Option<F::Output> {
+    /// and the channel closes. A client that is still connected costs nothing. The server's
+    /// shutdown deadline ends the wait too.
+    async fn unless_client_leaves<F: std::future::Future>(&self, read: F) -> Waited<F::Output> {
         tokio::pin!(read);
         let mut probing = false;
         loop {
             tokio::select! {
                 biased;
-                out = &mut read => return Some(out),
-                () = self.tx.closed() => return None,
+                out = &mut read => return Waited::Read(out),
+                () = self.tx.closed() => return Waited::ClientGone,
+                () = deadline(self.peer.as_ref()) => return Waited::ShutDown,
                 () = read_closed(self.peer.as_ref()), if !probing => probing = true,
                 () = tokio::time::sleep(PROBE_EVERY), if probing => {}
             }
@@ -297,8 +336,10 @@ impl Relay {
             let stall = open.timeouts.stall;
             let silence_ends = tokio::time::Instant::now() + stall;
             let read = tokio::time::timeout_at(silence_ends.min(open.deadline), open.body.chunk());
-            let Some(read) = self.unless_client_leaves(read).await else {
-                return Relayed::ClientGone;
+            let read = match self.unless_client_leaves(read).await {
+                Waited::Read(read) => read,
+                Waited::ClientGone => return Relayed::ClientGone,
+                Waited::ShutDown => return Relayed::ShutDown,
             };
             let piece = match read {
                 Err(_) if silence_ends < open.deadline => {
@@ -332,15 +373,9 @@ impl Relay {
                     // The stream goes on in another request's body.
                     Ok(StreamEnd::Follow(next)) => {
                         open.follows += 1;
-                        let followed = follow_stream(
-                            gateway,
-                            target,
-                            next,
-                            open.follows,
-                            &open.timeouts,
-                            open.deadline,
-                        )
-                        .await;
+                        let stream = (open.follows, open.deadline, &open.trace_context[..]);
+                        let followed =
+                            follow_stream(gateway, target, next, &open.timeouts, stream).await;
                         match followed {
                             Ok(body) => {
                                 open.body = body;
@@ -376,6 +411,7 @@ pub(crate) async fn pump(
         context.turn.is_some(),
         None,
     );
+    relay.assembler = context.cache.as_ref().map(Keep::assembler);
     let carried = carry_committed(
         open,
         &mut commitment,
@@ -397,6 +433,15 @@ pub(crate) async fn pump(
                 status = finish_turn(&relay.tx, turn, &context.gateway, reply).await;
                 error = (status != 200).then_some("the turn could not be recorded");
             }
+            if let (Some(keep), Some(assembler)) = (context.cache.take(), relay.assembler.take()) {
+                // The client's usage: every attempt's, the broken ones' too.
+                let usage = relay
+                    .broken_total()
+                    .into_iter()
+                    .chain(relay.usage)
+                    .reduce(add_usage);
+                keep.stream(assembler, usage);
+            }
             context.record.finish(Finished {
                 status,
                 attempts: &commitment.attempts,
@@ -405,9 +450,11 @@ pub(crate) async fn pump(
                 usage: relay.usage,
                 broken: &relay.broken,
                 error,
+                answer: None,
             });
         }
         Carried::ClientGone => {
+            drop(context.slot.take());
             context.record.finish(Finished {
                 status: 499,
                 attempts: &commitment.attempts,
@@ -416,6 +463,20 @@ pub(crate) async fn pump(
                 usage: relay.usage,
                 broken: &relay.broken,
                 error: Some("client went away"),
+                answer: None,
+            });
+        }
+        Carried::ShutDown => {
+            send_event(&relay.tx, &shutdown_error()).await;
+            context.record.finish(Finished {
+                status: 503,
+                attempts: &commitment.attempts,
+                skipped: &commitment.skipped,
+                served: Some(served_by),
+                usage: relay.usage,
+                broken: &relay.broken,
+                error: Some("ended at the shutdown deadline"),
+                answer: None,
             });
         }
         Carried::Failed(failure) => {
@@ -428,6 +489,7 @@ pub(crate) async fn pump(
                 usage: relay.usage,
                 broken: &relay.broken,
                 error: Some(&message),
+                answer: None,
             });
         }
     }
@@ -442,6 +504,21 @@ pub(crate) enum Carried {
     /// It broke and no target could continue it (or a continuation could not be joined): the
     /// caller ends the stream with an error event ([`error_event`]).
     Failed(Failure),
+    /// The server's shutdown deadline came before its end: the caller ends the stream with
+    /// [`shutdown_error`]'s event.
+    ShutDown,
+}
+
+/// The error event of a stream ended at the server's shutdown deadline: not the upstream's
+/// fault, and no `[DONE]` (the answer is cut).
+pub(crate) fn shutdown_error() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        "the gateway shut down before the stream finished (server.shutdown_grace_ms ran out); \
+         the answer is incomplete: ask again",
+    )
+    .code("shutting_down")
 }
 
 /// What a committed stream is carried with: the state the request started on and the body the
@@ -472,7 +549,11 @@ pub(crate) async fn carry_committed(
     loop {
         let entry = &route.entries[commitment.target];
         let served_by = &entry.target;
-        let failure = match relay.carry(&mut open, gateway, served_by).await {
+        let carried = relay.carry(&mut open, gateway, served_by).await;
+        if let Some(at) = relay.first_sent {
+            record.first_chunk_sent(at);
+        }
+        let failure = match carried {
             Relayed::Finished => {
                 open.decoder.close().await;
                 return Carried::Finished;
@@ -493,12 +574,13 @@ pub(crate) async fn carry_committed(
                 return Carried::Failed(failure);
             }
             Relayed::ClientGone => return Carried::ClientGone,
+            Relayed::ShutDown => return Carried::ShutDown,
             Relayed::Broke(failure) => scrubbed(gateway, failure),
         };
         commitment.broke(route, failure.clone());
         relay.broke(&sent, served_by, record);
         let continued =
-            continue_elsewhere(gateway, route, body, &relay.transcript, commitment).await;
+            continue_elsewhere(gateway, route, body, &relay.transcript, commitment, record).await;
         record.walked(&commitment.attempts);
         let Some((next, id, bodies)) = continued else {
             return Carried::Failed(failure);
@@ -511,6 +593,7 @@ pub(crate) async fn carry_committed(
             reason = %failure,
             "stream continued on another target"
         );
+        record.continued();
         open = next;
         let prefill = route.entries[commitment.target].target.prefill;
         sent = Bytes::copy_from_slice(bodies.body_for(prefill).as_bytes());
@@ -531,6 +614,7 @@ async fn continue_elsewhere(
     body: &[u8],
     transcript: &Transcript,
     commitment: &mut Commitment,
+    record: &RequestRecord,
 ) -> Option<(OpenStream, Option<String>, Continuation)> {
     let (id, partial) = transcript.partial()?;
     let bodies = continuation_bodies(body, partial)?;
@@ -539,6 +623,7 @@ async fn continue_elsewhere(
         body: "",
         continuation: Some(&bodies),
         stream: true,
+        trace: record.trace(),
     };
     let answer = commitment.resume(&call, route).await?;
     match answer {

@@ -30,12 +30,13 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout_at};
+use tracing::Instrument;
 
 use super::attempt::{Answer, Call};
 use super::continuation::add_usage;
 use super::merge::Merge;
 use super::record::{Finished, RequestRecord, debug_header, label};
-use super::relay::{self, Carried, Carrying, Relay};
+use super::relay::{self, Carried, Carrying, Relay, shutdown_error};
 use super::session::Turn;
 use super::{STREAM_BUFFER, estimate, next_seed, served_headers};
 use crate::body::Body;
@@ -44,6 +45,7 @@ use crate::gateway::{Gateway, ServedRoute};
 use crate::options::ToolLoopOptions;
 use crate::peer::Peer;
 use crate::streams::StreamSlot;
+use crate::trace::RequestTrace;
 
 /// The `tools[i].type` of an entry naming aigw tools.
 pub(crate) const AIGW_TOOL: &str = "aigw_tool";
@@ -356,12 +358,14 @@ async fn serve_step(
     route: &ServedRoute,
     body: &str,
     stream: bool,
+    trace: &RequestTrace,
 ) -> Result<(Answer, Commitment), Exhausted> {
     let call = Call {
         gateway,
         body,
         continuation: None,
         stream,
+        trace,
     };
     let costs = match route.policy.strategy {
         Strategy::Cost => estimate::costs(route, &gateway.prices, body),
@@ -391,7 +395,13 @@ impl<T: Tools> Loop<T> {
                 .body(progress.steps >= options.max_steps, self.stream);
             let walked = timeout_at(
                 deadline,
-                serve_step(&self.gateway, &self.route, &body, self.stream),
+                serve_step(
+                    &self.gateway,
+                    &self.route,
+                    &body,
+                    self.stream,
+                    self.record.trace(),
+                ),
             )
             .await;
             let (answer, commitment) = match walked {
@@ -500,6 +510,7 @@ impl<T: Tools> Loop<T> {
                 usage,
                 broken: &progress.parts,
                 error: None,
+                answer: None,
             });
             return response;
         }
@@ -529,6 +540,7 @@ impl<T: Tools> Loop<T> {
             usage,
             broken: &progress.parts,
             error: Some(&error.message),
+            answer: None,
         });
     }
 
@@ -581,7 +593,11 @@ impl<T: Tools> Loop<T> {
                 &commitment.skipped,
             );
         }
-        tokio::spawn(self.carry(open, commitment, body, tx, progress, deadline));
+        let span = self.record.trace().span.clone();
+        tokio::spawn(
+            self.carry(open, commitment, body, tx, progress, deadline)
+                .instrument(span),
+        );
         response
     }
 
@@ -608,7 +624,7 @@ impl<T: Tools> Loop<T> {
                         .body(progress.steps >= options.max_steps, true);
                     let walked = timeout_at(
                         deadline,
-                        serve_step(&self.gateway, &self.route, &body, true),
+                        serve_step(&self.gateway, &self.route, &body, true, self.record.trace()),
                     )
                     .await;
                     match walked {
@@ -681,6 +697,10 @@ impl<T: Tools> Loop<T> {
                     );
                     return self.end_with(&tx, progress, None, error).await;
                 }
+                Ok(Carried::ShutDown) => {
+                    progress.parts.extend(usage.map(|u| (served_by, u)));
+                    return self.end_with(&tx, progress, None, shutdown_error()).await;
+                }
                 Ok(Carried::Failed(failure)) => {
                     progress.parts.extend(usage.map(|u| (served_by, u)));
                     let entry = &self.route.entries[commitment.target].target;
@@ -749,6 +769,7 @@ impl<T: Tools> Loop<T> {
                 usage,
                 broken: &progress.parts,
                 error: (status != 200).then_some("client went away"),
+                answer: None,
             });
             return;
         }

@@ -46,8 +46,8 @@ const MAX_METADATA_PAIRS: usize = 16;
 const MAX_METADATA_KEY_CHARS: usize = 64;
 const MAX_METADATA_VALUE_CHARS: usize = 512;
 /// A listing's default page, and the most one page holds.
-const DEFAULT_LIMIT: usize = 20;
-const MAX_LIMIT: usize = 100;
+pub(crate) const DEFAULT_LIMIT: usize = 20;
+pub(crate) const MAX_LIMIT: usize = 100;
 
 /// Which resource a path names.
 enum Target<'p> {
@@ -238,7 +238,7 @@ where
 }
 
 /// A store answer as the client hears it.
-fn error(error: ConversationError) -> ApiError {
+pub(crate) fn error(error: ConversationError) -> ApiError {
     match error {
         ConversationError::ConversationNotFound => ApiError::new(
             StatusCode::NOT_FOUND,
@@ -378,7 +378,7 @@ fn new_items(
 }
 
 /// `after`, `limit` and `order` from the query string (others, like `include`, are ignored).
-fn page(query: Option<&str>) -> Result<Page, ApiError> {
+pub(crate) fn page(query: Option<&str>) -> Result<Page, ApiError> {
     let mut page = Page {
         after: None,
         limit: DEFAULT_LIMIT,
@@ -424,7 +424,7 @@ fn bad_limit() -> ApiError {
 }
 
 /// A query value with `%XX` and `+` decoded; invalid escapes are kept as written.
-fn percent_decoded(value: &str) -> String {
+pub(crate) fn percent_decoded(value: &str) -> String {
     let bytes = value.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -449,7 +449,7 @@ fn percent_decoded(value: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn conversation_json(conversation: &Conversation) -> Value {
+pub(crate) fn conversation_json(conversation: &Conversation) -> Value {
     let mut object = json!({
         "id": conversation.id,
         "object": "conversation",
@@ -472,7 +472,7 @@ fn item_json(item: &Item) -> Value {
 }
 
 /// The list shape of items (`first_id`/`last_id` are null for an empty list).
-fn list_json(items: &[Item], has_more: bool) -> Value {
+pub(crate) fn list_json(items: &[Item], has_more: bool) -> Value {
     json!({
         "object": "list",
         "data": items.iter().map(item_json).collect::<Vec<_>>(),

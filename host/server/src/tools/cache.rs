@@ -1,6 +1,6 @@
 //! The tool service's use of the shared cache: a result is kept per tool and canonical
 //! arguments (object keys sorted, compact JSON, SHA-256), for the tool's TTL, in the store every
-//! process on one database shares; an equal call within it is answered without an upstream.
+//! process on one database shares (the digest: [`crate::canonical`]); an equal call within it is answered without an upstream.
 //! Only answers are cached, never failures. A store that cannot be read or written costs the
 //! cache, never the call: the call goes to an upstream (a read) or is answered uncached (a
 //! write), and the failure is logged.
@@ -10,7 +10,6 @@ use std::time::Duration;
 use aigw_memory::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 /// What is kept of an answer.
 #[derive(Serialize, Deserialize)]
@@ -27,16 +26,9 @@ pub(super) struct Slot {
 
 impl Slot {
     pub(super) fn new(tool: &str, arguments: &Value) -> Slot {
-        let mut canonical = String::new();
-        write_canonical(arguments, &mut canonical);
-        let digest = Sha256::digest(canonical.as_bytes());
-        let mut key = String::with_capacity(64);
-        for byte in digest {
-            key.push_str(&format!("{byte:02x}"));
-        }
         Slot {
             scope: format!("tool:{tool}"),
-            key,
+            key: crate::canonical::digest(arguments),
         }
     }
 
@@ -66,38 +58,6 @@ impl Slot {
         if let Err(e) = aigw_memory::cache::put(store, &self.scope, &self.key, bytes, ttl).await {
             tracing::warn!(scope = %self.scope, error = %e, "cache: write failed");
         }
-    }
-}
-
-/// `value` as compact JSON with every object's keys sorted: equal arguments, however ordered,
-/// are one cache row.
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[key], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
     }
 }
 
@@ -133,12 +93,5 @@ mod tests {
             Slot::new("t", &json!({"a": [1, 2]})).key,
             Slot::new("t", &json!({"a": [2, 1]})).key
         );
-    }
-
-    #[test]
-    fn canonical_json_sorts_keys_and_escapes_them() {
-        let mut out = String::new();
-        write_canonical(&json!({"b": "x\"y", "a\n": 1.5, "c": null}), &mut out);
-        assert_eq!(out, r#"{"a\n":1.5,"b":"x\"y","c":null}"#);
     }
 }

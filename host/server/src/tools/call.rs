@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aigw_router::{Attempt, Exhausted, FailureClass, Request, serve};
+use aigw_telemetry::names;
 use serde_json::Value;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use super::cache::{Kept, Slot};
 use super::quota;
@@ -40,9 +43,32 @@ impl Toolbox {
             elapsed: started.elapsed(),
         };
         let mut failed = String::new();
+        let span = tracing::info_span!(
+            target: names::TRACE_TARGET,
+            names::SPAN_TOOL,
+            { names::OTEL_NAME } = format_args!("{} {name}", names::SPAN_TOOL),
+            { names::OTEL_KIND } = "internal",
+            { names::OTEL_STATUS_CODE } = Empty,
+            { names::GEN_AI_OPERATION_NAME } = names::OPERATION_EXECUTE_TOOL,
+            { names::GEN_AI_TOOL_NAME } = name,
+            { names::AIGW_TOOL_CACHE } = Empty,
+            { names::ERROR_TYPE } = Empty,
+        );
         let answer = self
             .answer(gateway, caller, name, arguments, &mut failed, started)
+            .instrument(span.clone())
             .await;
+        if !span.is_disabled() {
+            match &answer {
+                Ok((answer, _)) => {
+                    span.record(names::AIGW_TOOL_CACHE, answer.cache.as_str());
+                }
+                Err((error, _)) => {
+                    span.record(names::ERROR_TYPE, error.outcome());
+                    span.record(names::OTEL_STATUS_CODE, "ERROR");
+                }
+            }
+        }
         report.failed_attempts = &failed;
         report.elapsed = started.elapsed();
         match &answer {

@@ -23,6 +23,15 @@ pub(super) async fn admit(
     match limiter.admit_tool_call(key).await {
         Ok(ticket) => Ok(Some(ticket)),
         Err(Refused::Limit(refusal)) => {
+            gateway
+                .telemetry()
+                .quota_rejected(&aigw_telemetry::QuotaObservation {
+                    key: &key.id,
+                    limit: match refusal.metric {
+                        Metric::DailyRequests => "tool_calls_per_day",
+                        _ => "tool_calls_per_minute",
+                    },
+                });
             let per = match refusal.metric {
                 Metric::DailyRequests => "per day (UTC)",
                 _ => "per minute",

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aigw_access::Tokens;
 use aigw_access::usage::OPEN_KEY_ID;
+use aigw_telemetry::ToolObservation;
 
 use super::{CacheStatus, ToolCaller};
 use crate::chat::record::capped;
@@ -19,7 +20,7 @@ pub(super) struct CallReport<'a> {
     pub(super) attempts: usize,
     pub(super) cache: CacheStatus,
     /// `ok`, else the error's outcome.
-    pub(super) outcome: &'a str,
+    pub(super) outcome: &'static str,
     pub(super) error: Option<&'a str>,
     pub(super) failed_attempts: &'a str,
     pub(super) elapsed: Duration,
@@ -32,6 +33,17 @@ pub fn usage_label(name: &str) -> String {
 
 impl CallReport<'_> {
     pub(super) fn finish(self, gateway: &Gateway, caller: &ToolCaller<'_>) {
+        gateway.telemetry().tool(&ToolObservation {
+            // A name no tool has is client text: never a label value.
+            tool: if self.outcome == "not_found" {
+                aigw_telemetry::names::OTHER
+            } else {
+                self.tool
+            },
+            error: (self.outcome != "ok").then_some(self.outcome),
+            cache_hit: self.cache == CacheStatus::Hit,
+            duration: self.elapsed,
+        });
         let key = caller.principal.key();
         // Counted when the caller got an answer (cached or not): what the key used.
         if self.outcome == "ok"

@@ -1,6 +1,6 @@
-//! A test-only tool plugin (world `tool-plugin`, wit-bindgen used directly) with one tool per
-//! operation of the `memory` import, each taking its arguments as JSON, so host tests can drive
-//! every operation from outside:
+//! A test-only tool plugin with one tool per operation of the `memory` import, written with the
+//! SDK's [`aigw_plugin_sdk::memory`] helpers, each tool taking its arguments as JSON, so host
+//! tests can drive every operation (and the helpers) from outside:
 //!
 //! - `put` `{"path", "key", "value", "ttl_seconds"?, "if_version"?}` → `{"version"}`
 //! - `get` `{"path", "key", "times"?}` → `{"entry"}` (null when absent); `times` repeats the get
@@ -14,44 +14,30 @@
 //! test sees exactly which variant the host returned. Arguments that are not what a tool takes
 //! are the tool's `invalid-request` failure. An entry is answered as
 //! `{"path", "key", "value", "version", "created_at_ms", "updated_at_ms", "expires_at_ms",
-//! "agent"}` with the value parsed back into JSON.
+//! "agent"}` with the value as JSON.
 
-#[allow(unsafe_code)] // wit-bindgen's canonical-ABI glue is unsafe by nature
-mod bindings {
-    wit_bindgen::generate!({
-        world: "tool-plugin",
-        path: "../../../wit",
-    });
-}
-
-use bindings::aigw::plugin::memory::{self, Entry, MemoryError};
-use bindings::aigw::plugin::types::Failure;
-use bindings::exports::aigw::plugin::tool::{Descriptor, Guest, Target, ToolSpec};
+use aigw_plugin_sdk::memory::{self, Entry, MemoryError, Put, Search};
+use aigw_plugin_sdk::{Failure, Tool, ToolDescriptor, ToolSpec, ToolTarget};
 use serde_json::{Value, json};
 
 struct ToolMemory;
 
-#[allow(unsafe_code)] // the export glue is generated canonical-ABI code too
-mod export {
-    use super::ToolMemory;
-    crate::bindings::export!(ToolMemory with_types_in crate::bindings);
-}
+aigw_plugin_sdk::export_tool!(ToolMemory);
 
 fn spec(name: &str, description: &str, properties: Value, required: &[&str]) -> ToolSpec {
     ToolSpec {
         name: name.to_owned(),
         title: name.to_owned(),
         description: description.to_owned(),
-        output_schema: None,
+        output: None,
         cache_ttl_seconds: 0,
-        parameters_schema:
-            json!({"type": "object", "properties": properties, "required": required}).to_string(),
+        parameters: json!({"type": "object", "properties": properties, "required": required}),
     }
 }
 
-impl Guest for ToolMemory {
-    fn describe() -> Descriptor {
-        Descriptor {
+impl Tool for ToolMemory {
+    fn describe() -> ToolDescriptor {
+        ToolDescriptor {
             name: "tool-memory".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             tools: tools(),
@@ -59,8 +45,8 @@ impl Guest for ToolMemory {
         }
     }
 
-    fn invoke(name: String, args_json: String, _target: Target) -> Result<String, Failure> {
-        invoke(&name, &args_json)
+    fn invoke(name: &str, args: Value, _target: &ToolTarget) -> Result<Value, Failure> {
+        invoke(name, &args)
     }
 }
 
@@ -108,43 +94,38 @@ fn tools() -> Vec<ToolSpec> {
     ]
 }
 
-fn invoke(name: &str, args_json: &str) -> Result<String, Failure> {
-    let args: Value = serde_json::from_str(args_json)
-        .map_err(|e| Failure::InvalidRequest(format!("arguments are not JSON: {e}")))?;
+fn invoke(name: &str, args: &Value) -> Result<Value, Failure> {
     let answer = match name {
-        "put" => put(&args)?,
-        "get" => get(&args)?,
-        "delete" => memory::delete(&labels(&args, "path")?, text(&args, "key")?)
+        "put" => put(args)?,
+        "get" => get(args)?,
+        "delete" => memory::delete(&labels(args, "path")?, text(args, "key")?)
             .map(|d| json!({"deleted": d})),
-        "search" => search(&args)?,
-        "append-items" => append_items(&args)?,
+        "search" => search(args)?,
+        "append-items" => append_items(args)?,
         "list-items" => {
-            let limit = number(&args, "limit")?.unwrap_or(100);
-            memory::list_items(text(&args, "conversation")?, clamp(limit)).map(|items| {
+            let limit = number(args, "limit")?.unwrap_or(100);
+            memory::list_items(text(args, "conversation")?, clamp(limit)).map(|items| {
                 let items: Vec<Value> = items
                     .into_iter()
-                    .map(|i| json!({"id": i.id, "item": parsed(&i.item_json), "agent": i.agent}))
+                    .map(|i| json!({"id": i.id, "item": i.item, "agent": i.agent}))
                     .collect();
                 json!({ "items": items })
             })
         }
         other => return Err(Failure::InvalidRequest(format!("no tool named {other:?}"))),
     };
-    Ok(answer.unwrap_or_else(error).to_string())
+    Ok(answer.unwrap_or_else(error))
 }
 
 fn put(args: &Value) -> Result<Result<Value, MemoryError>, Failure> {
     let value = args
         .get("value")
         .ok_or_else(|| Failure::InvalidRequest("argument \"value\" is required".into()))?;
-    let ttl = number(args, "ttl_seconds")?.map(clamp);
-    let version = memory::put(
-        &labels(args, "path")?,
-        text(args, "key")?,
-        &value.to_string(),
-        ttl,
-        number(args, "if_version")?,
-    );
+    let options = Put {
+        ttl_seconds: number(args, "ttl_seconds")?.map(clamp),
+        if_version: number(args, "if_version")?,
+    };
+    let version = memory::put_with(&labels(args, "path")?, text(args, "key")?, value, options);
     Ok(version.map(|v| json!({ "version": v })))
 }
 
@@ -168,9 +149,15 @@ fn search(args: &Value) -> Result<Result<Value, MemoryError>, Failure> {
         Some(_) => labels(args, "path_prefix")?,
     };
     let query = args.get("query").and_then(Value::as_str);
-    let filter = args.get("filter").map(Value::to_string);
     let limit = number(args, "limit")?.unwrap_or(10);
-    let hits = memory::search(&prefix, query, filter.as_deref(), clamp(limit));
+    let hits = memory::search(
+        &prefix,
+        Search {
+            query,
+            filter: args.get("filter"),
+            limit: clamp(limit),
+        },
+    );
     Ok(hits.map(|hits| {
         let hits: Vec<Value> = hits
             .into_iter()
@@ -184,8 +171,7 @@ fn append_items(args: &Value) -> Result<Result<Value, MemoryError>, Failure> {
     let items = args["items"]
         .as_array()
         .ok_or_else(|| Failure::InvalidRequest("argument \"items\" must be an array".into()))?;
-    let items: Vec<String> = items.iter().map(Value::to_string).collect();
-    let ids = memory::append_items(text(args, "conversation")?, &items);
+    let ids = memory::append_items(text(args, "conversation")?, items);
     Ok(ids.map(|ids| json!({ "ids": ids })))
 }
 
@@ -193,7 +179,7 @@ fn entry(e: Entry) -> Value {
     json!({
         "path": e.path,
         "key": e.key,
-        "value": parsed(&e.value_json),
+        "value": e.value,
         "version": e.version,
         "created_at_ms": e.created_at_ms,
         "updated_at_ms": e.updated_at_ms,
@@ -202,16 +188,10 @@ fn entry(e: Entry) -> Value {
     })
 }
 
-/// JSON text the host returned, as JSON; text that is not JSON is kept as a string, so a test
-/// sees it rather than a plugin failure.
-fn parsed(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
-}
-
 fn error(e: MemoryError) -> Value {
     let error = match e {
         MemoryError::NotFound => json!({"kind": "not-found"}),
-        MemoryError::Conflict(current) => json!({"kind": "conflict", "current": current}),
+        MemoryError::Conflict { current } => json!({"kind": "conflict", "current": current}),
         MemoryError::TooLarge(m) => json!({"kind": "too-large", "message": m}),
         MemoryError::Quota(m) => json!({"kind": "quota", "message": m}),
         MemoryError::Invalid(m) => json!({"kind": "invalid", "message": m}),
