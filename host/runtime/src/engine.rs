@@ -33,6 +33,9 @@ use crate::state::HostState;
 /// the granularity of plugin deadlines; a busy guest also yields to tokio on every tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// The environment variable that turns on wasmtime's perf map (`perfmap`), for profiling.
+pub const PROFILER_ENV: &str = "AIGW_WASM_PROFILER";
+
 /// Limits every plugin instance runs under.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -129,6 +132,11 @@ impl Runtime {
         let cache = compile_cache.and_then(|dir| open_cache(&dir));
         config.cache(cache.clone());
         config.epoch_interruption(true);
+        // A profiling aid: `AIGW_WASM_PROFILER=perfmap` has wasmtime write /tmp/perf-<pid>.map,
+        // so `perf report` names the plugins' own functions instead of bare JIT addresses.
+        if std::env::var_os(PROFILER_ENV).is_some_and(|v| v == "perfmap") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let mut pool = PoolingAllocationConfig::new();
         // Slots are reserved up front; a plugin asking for more than its cap fails its call
         // instead of growing the host (design invariant 5).

@@ -279,6 +279,12 @@ impl Plugin {
     pub fn stream_decoders(&self) -> (usize, usize) {
         self.decoders.usage()
     }
+
+    /// The instances this plugin's stream decoders are spread over before one hosts a second
+    /// decoder (see the runtime's decoder placement).
+    pub fn stream_decoder_spread(&self) -> usize {
+        crate::decoders::spread(&self.pool)
+    }
 }
 
 /// Reads a plugin file.

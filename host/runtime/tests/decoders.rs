@@ -94,6 +94,23 @@ async fn two_hundred_open_streams_fit_in_a_runtime_of_ten_instances() {
 }
 
 #[tokio::test]
+async fn streams_are_spread_over_instances_before_one_hosts_two() {
+    let plugin = load("plugins/groq.wasm", 10).await;
+    let spread = plugin.stream_decoder_spread();
+    // At most the warm instances (2 here), at least one.
+    assert!((1..=2).contains(&spread), "{spread}");
+    let mut decoders = open(&plugin, "llama", spread).await;
+    assert_eq!(plugin.stream_decoders(), (spread, spread));
+    // The next ones go to the least loaded host: no new instance until every host is full.
+    decoders.extend(open(&plugin, "llama", spread).await);
+    assert_eq!(plugin.stream_decoders(), (2 * spread, spread));
+    for decoder in decoders {
+        decoder.close().await;
+    }
+    assert_eq!(plugin.stream_decoders(), (0, 0));
+}
+
+#[tokio::test]
 async fn a_quiet_gateways_stream_borrows_a_warm_instance_and_gives_it_back() {
     let plugin = load("plugins/groq.wasm", 10).await;
     let decoder = open(&plugin, "llama", 1).await.remove(0);
@@ -114,11 +131,16 @@ async fn a_quiet_gateways_stream_borrows_a_warm_instance_and_gives_it_back() {
 #[tokio::test]
 async fn a_fault_loses_the_decoders_of_its_host_and_no_others() {
     let plugin = load("test-plugins/hostile.wasm", 10).await;
-    // One full host of ordinary decoders, then a host shared by a trapping decoder and others.
-    let mut others = open(&plugin, "fine", DECODERS_PER_INSTANCE).await;
+    // Full hosts of ordinary decoders (as many as decoders are spread over), then a host
+    // shared by a trapping decoder and others.
+    let spread = plugin.stream_decoder_spread();
+    let mut others = open(&plugin, "fine", spread * DECODERS_PER_INSTANCE).await;
     let mut trapping = open(&plugin, "trap-stream", 1).await.remove(0);
     let mut neighbours = open(&plugin, "fine", 3).await;
-    assert_eq!(plugin.stream_decoders(), (DECODERS_PER_INSTANCE + 4, 2));
+    assert_eq!(
+        plugin.stream_decoders(),
+        (spread * DECODERS_PER_INSTANCE + 4, spread + 1)
+    );
 
     let fault = match trapping.feed(&chunk("x")).await {
         Err(CallError::Fault(f)) => f,
@@ -175,7 +197,9 @@ async fn the_gateways_instance_limit_is_a_capacity_fault() {
 #[tokio::test]
 async fn a_line_without_end_fails_its_own_stream_before_the_shared_instance_fills() {
     let plugin = load("plugins/groq.wasm", 10).await;
-    let mut decoders = open(&plugin, "llama", 2).await;
+    // One decoder per host of the spread, then one more: it shares the first one's host.
+    let spread = plugin.stream_decoder_spread();
+    let mut decoders = open(&plugin, "llama", spread + 1).await;
     let piece = vec![b'x'; 64 << 10];
     let mut failure = None;
     for _ in 0..=(aigw_runtime::MAX_STREAM_LINE / piece.len()) {
@@ -191,7 +215,7 @@ async fn a_line_without_end_fails_its_own_stream_before_the_shared_instance_fill
         other => panic!("expected a bad response, got {other:?}"),
     }
     // Its neighbour on the same instance is unharmed.
-    assert_eq!(decoders[1].feed(&chunk("ok")).await.unwrap().len(), 1);
+    assert_eq!(decoders[spread].feed(&chunk("ok")).await.unwrap().len(), 1);
     for decoder in decoders {
         decoder.close().await;
     }
@@ -202,7 +226,12 @@ async fn a_call_abandoned_mid_way_loses_its_host_as_the_gateways_fault() {
     // A deadline far beyond the caller's patience: only the caller ends the spinning call.
     let plugin = load_with_deadline("test-plugins/hostile.wasm", 10, Duration::from_secs(30)).await;
     let mut spinning = open(&plugin, "loop-stream", 1).await.remove(0);
-    let mut neighbours = open(&plugin, "fine", 2).await;
+    // One decoder on each other host of the spread, then the next one shares the spinning
+    // decoder's host (the least loaded, first made).
+    let spread = plugin.stream_decoder_spread();
+    let mut elsewhere = open(&plugin, "fine", spread - 1).await;
+    let mut neighbours = open(&plugin, "fine", 1).await;
+    assert_eq!(plugin.stream_decoders(), (spread + 1, spread));
     // The spinning feed yields at each epoch tick; the caller gives up on it (a hedge that
     // lost, a client that left), dropping the call mid-way.
     let abandoned =
@@ -219,9 +248,17 @@ async fn a_call_abandoned_mid_way_loses_its_host_as_the_gateways_fault() {
             other => panic!("expected the host to be lost, got {other:?}"),
         }
     }
+    // Decoders on the other hosts are unharmed.
+    for decoder in &mut elsewhere {
+        assert_eq!(decoder.feed(&chunk("x")).await.unwrap().len(), 1);
+    }
     let mut fresh = open(&plugin, "fine", 1).await.remove(0);
     assert_eq!(fresh.feed(&chunk("y")).await.unwrap().len(), 1);
-    for decoder in neighbours.into_iter().chain([spinning, fresh]) {
+    for decoder in neighbours
+        .into_iter()
+        .chain(elsewhere)
+        .chain([spinning, fresh])
+    {
         decoder.close().await;
     }
     assert_eq!(plugin.stream_decoders(), (0, 0));

@@ -46,6 +46,51 @@ pub trait Dialect: 'static {
     fn stream_error(_frame: &Map<String, Value>) -> Option<Failure> {
         None
     }
+
+    /// Whether the hooks above must see a plain content frame: one with non-empty `choices`,
+    /// no `finish_reason`, and no (or a null) `usage` and `error`. Most frames of a stream are
+    /// such frames, and the decoder passes them through as they came without building their
+    /// JSON tree (the cost that grows with every chunk) and without calling `stream_error` or
+    /// `stream_usage`. A dialect whose hooks read something such a frame can carry returns
+    /// `true` for it (Groq: frames naming `x_groq`).
+    fn hooks_see_content_frame(_data: &str) -> bool {
+        false
+    }
+}
+
+/// What the decoder needs to know of a frame to pass it through untouched: read without
+/// building the frame's tree (the other fields are skipped, not kept).
+#[derive(serde::Deserialize)]
+struct Skim {
+    #[serde(default)]
+    choices: Option<Vec<SkimChoice>>,
+    #[serde(default)]
+    usage: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct SkimChoice {
+    #[serde(default)]
+    finish_reason: Option<serde::de::IgnoredAny>,
+}
+
+impl Skim {
+    /// A plain content frame (see [`Dialect::hooks_see_content_frame`]).
+    fn is_plain_content(data: &str) -> bool {
+        match serde_json::from_str::<Skim>(data) {
+            Ok(skim) => {
+                skim.usage.is_none()
+                    && skim.error.is_none()
+                    && skim.choices.is_some_and(|choices| {
+                        !choices.is_empty() && choices.iter().all(|c| c.finish_reason.is_none())
+                    })
+            }
+            // Not an object of that shape: the full parse says what is wrong with it.
+            Err(_) => false,
+        }
+    }
 }
 
 /// A [`Provider`] for an OpenAI-compatible API: `export_provider!(Compatible<MyDialect>);`.
@@ -313,6 +358,15 @@ impl<D: Dialect> ChunkStream<D> {
         if data == "[DONE]" {
             self.done = true;
             chunks.extend(self.take_pending_usage());
+            return Ok(());
+        }
+        // Most frames: passed through as they came, which is what the full path below does
+        // with them too (no hook, no usage, no finish to note).
+        if !D::hooks_see_content_frame(data) && Skim::is_plain_content(data) {
+            chunks.push(Chunk {
+                json: event.data,
+                usage: None,
+            });
             return Ok(());
         }
         let value: Value = serde_json::from_str(data).map_err(|error| {

@@ -52,7 +52,8 @@ impl SseParser {
             }
             return self.feed(&pending);
         }
-        while let Some(newline) = rest.iter().position(|&byte| byte == b'\n') {
+        // memchr reads a word at a time: most of a stream's bytes are searched here.
+        while let Some(newline) = memchr::memchr(b'\n', rest) {
             if self.line.is_empty() {
                 self.process_line(&rest[..newline], &mut events);
             } else {
@@ -99,7 +100,12 @@ impl SseParser {
             }
             None => (line, &b""[..]),
         };
-        let value = String::from_utf8_lossy(value);
+        // Valid UTF-8 (nearly every line) is checked on the fast path and borrowed; only a
+        // broken line pays for the replacement characters.
+        let value = match std::str::from_utf8(value) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(value),
+        };
         match field {
             b"data" => {
                 self.data.push_str(&value);

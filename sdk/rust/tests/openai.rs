@@ -569,3 +569,56 @@ fn a_json_error_or_garbage_answer_to_a_stream_request_is_a_failure() {
     assert!(json_head("application/problem+json").is_json());
     assert!(!json_head("text/event-stream").is_json());
 }
+
+/// A dialect whose usage rides on content frames under its own key: it asks to see them.
+struct Metered;
+
+impl Dialect for Metered {
+    fn describe() -> Descriptor {
+        OpenAi::describe()
+    }
+
+    fn stream_usage(chunk: &serde_json::Map<String, Value>) -> Option<&Value> {
+        chunk.get("x_meter")
+    }
+
+    fn hooks_see_content_frame(data: &str) -> bool {
+        data.contains("\"x_meter\"")
+    }
+}
+
+#[test]
+fn plain_content_frames_pass_through_byte_for_byte_and_the_rest_still_see_the_hooks() {
+    // Odd spacing and key order survive: a plain frame is not rebuilt.
+    let frame = r#"{ "choices" : [ {"delta":{"content":"a"}, "finish_reason" : null, "index":0} ], "id":"c", "usage": null }"#;
+    let body = format!(
+        "data: {frame}\n\ndata: {{\"choices\":[{{\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\ndata: [DONE]\n\n"
+    );
+    let chunks = decode_all(body.as_bytes(), 5).unwrap();
+    assert_eq!(chunks.len(), 2);
+    assert_eq!(chunks[0].json, frame);
+    assert_eq!(chunks[0].usage, None);
+
+    // A frame that starts like a plain one but is cut is still a bad response.
+    assert!(matches!(
+        decode_all(b"data: {\"choices\":[{\"delta\":{}}]\n\n", 4096),
+        Err(Failure::BadResponse(_))
+    ));
+
+    // A dialect that asks to see content frames gets its usage from them.
+    let metered = "data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"x_meter\":{\"prompt_tokens\":2,\"completion_tokens\":1,\"total_tokens\":3}}\n\ndata: [DONE]\n\n";
+    let mut decoder = ChunkStream::<Metered>::new(&sse_head());
+    let mut chunks = decoder.feed(metered.as_bytes()).unwrap();
+    match decoder.finish().unwrap() {
+        StreamEnd::Done(rest) => chunks.extend(rest),
+        other => panic!("not done: {other:?}"),
+    }
+    assert_eq!(
+        chunks.last().and_then(|c| c.usage),
+        Some(Usage {
+            prompt_tokens: 2,
+            completion_tokens: 1,
+            total_tokens: 3
+        })
+    );
+}

@@ -616,6 +616,8 @@ fn request_body(model: &str, mode: Mode) -> Bytes {
 struct Run {
     /// Latency of every successful request started inside the measured window, in µs.
     latencies_us: Vec<u32>,
+    /// Time to the first byte of the body of each of those requests, in µs.
+    first_byte_us: Vec<u32>,
     /// Failed requests (non-2xx, transport errors, truncated streams) in the measured window.
     errors: u64,
     first_error: Option<String>,
@@ -624,6 +626,7 @@ struct Run {
 impl Run {
     fn merge(&mut self, other: Run) {
         self.latencies_us.extend(other.latencies_us);
+        self.first_byte_us.extend(other.first_byte_us);
         self.errors += other.errors;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
@@ -637,6 +640,7 @@ async fn preflight(target: &Target) -> Result<()> {
     let mut sender = connect(target.addr).await?;
     exchange(&mut sender, target)
         .await
+        .map(|_| ())
         .map_err(|failure| anyhow::anyhow!("{failure}"))
 }
 
@@ -678,10 +682,12 @@ async fn worker(target: &Target, measure_from: Instant, end: Instant) -> Run {
                 break 'connection;
             }
             match exchange(&mut sender, target).await {
-                Ok(()) => {
+                Ok(first_byte) => {
                     if started >= measure_from {
-                        let us = started.elapsed().as_micros();
-                        run.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+                        let us = |d: Duration| u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
+                        run.latencies_us.push(us(started.elapsed()));
+                        run.first_byte_us
+                            .push(us(first_byte.duration_since(started)));
                     }
                 }
                 Err(Failure::Answer(error)) => record_error(&mut run, started, error),
@@ -726,8 +732,12 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Sends one chat completion and reads the whole response body.
-async fn exchange(sender: &mut SendRequest<Full<Bytes>>, target: &Target) -> Result<(), Failure> {
+/// Sends one chat completion and reads the whole response body; answers when its first byte
+/// came.
+async fn exchange(
+    sender: &mut SendRequest<Full<Bytes>>,
+    target: &Target,
+) -> Result<Instant, Failure> {
     let request = Request::builder()
         .method(Method::POST)
         .uri(target.path)
@@ -746,15 +756,19 @@ async fn exchange(sender: &mut SendRequest<Full<Bytes>>, target: &Target) -> Res
             .await
             .map_err(|e| Failure::Transport(format!("request: {e}")))?;
         let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| Failure::Transport(format!("reading the body: {e}")))?
-            .to_bytes();
-        Ok::<_, Failure>((status, body))
+        let mut incoming = response.into_body();
+        let mut body = Vec::new();
+        let mut first_byte = None;
+        while let Some(frame) = incoming.frame().await {
+            let frame = frame.map_err(|e| Failure::Transport(format!("reading the body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                first_byte.get_or_insert_with(Instant::now);
+                body.extend_from_slice(&data);
+            }
+        }
+        Ok::<_, Failure>((status, body, first_byte.unwrap_or_else(Instant::now)))
     };
-    let (status, body) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+    let (status, body, first_byte) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
         .await
         .map_err(|_| {
             Failure::Transport(format!("no complete answer within {REQUEST_TIMEOUT:?}"))
@@ -769,7 +783,7 @@ async fn exchange(sender: &mut SendRequest<Full<Bytes>>, target: &Target) -> Res
             describe(status, &body)
         )));
     }
-    Ok(())
+    Ok(first_byte)
 }
 
 fn describe(status: StatusCode, body: &[u8]) -> String {
@@ -791,11 +805,14 @@ struct Summary {
     per_second: f64,
     p50_us: u32,
     p99_us: u32,
+    /// Time to the body's first byte, p50.
+    first_byte_p50_us: u32,
 }
 
 impl Summary {
     fn of(label: &'static str, mut run: Run, duration: Duration) -> Summary {
         run.latencies_us.sort_unstable();
+        run.first_byte_us.sort_unstable();
         Summary {
             label,
             requests: run.latencies_us.len(),
@@ -803,6 +820,7 @@ impl Summary {
             per_second: run.latencies_us.len() as f64 / duration.as_secs_f64(),
             p50_us: percentile(&run.latencies_us, 50.0),
             p99_us: percentile(&run.latencies_us, 99.0),
+            first_byte_p50_us: percentile(&run.first_byte_us, 50.0),
         }
     }
 }
@@ -818,14 +836,14 @@ fn signed_ms(us: i64) -> String {
 /// The Markdown table, then one sentence per mode with the comparison.
 fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
     let mut table = String::from(
-        "| scenario | requests | errors | req/s | p50 | p99 |\n\
-         |---|---:|---:|---:|---:|---:|\n",
+        "| scenario | requests | errors | req/s | p50 | p99 | first byte p50 |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut sentences = String::new();
     for (mode, summaries) in rows {
         for s in summaries {
             table.push_str(&format!(
-                "| {}, {} | {} | {} | {:.0} | {} | {} |\n",
+                "| {}, {} | {} | {} | {:.0} | {} | {} | {} |\n",
                 s.label,
                 mode.name(),
                 s.requests,
@@ -833,6 +851,7 @@ fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
                 s.per_second,
                 ms(s.p50_us),
                 ms(s.p99_us),
+                ms(s.first_byte_p50_us),
             ));
         }
         if let [direct, gateway, rest @ ..] = summaries.as_slice() {
@@ -843,8 +862,11 @@ fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
             };
             let p50 = signed_ms(i64::from(gateway.p50_us) - i64::from(direct.p50_us));
             let p99 = signed_ms(i64::from(gateway.p99_us) - i64::from(direct.p99_us));
+            let first = signed_ms(
+                i64::from(gateway.first_byte_p50_us) - i64::from(direct.first_byte_p50_us),
+            );
             table.push_str(&format!(
-                "| **aigw vs direct**, {} | | | {ratio:.2}× | {p50} | {p99} |\n",
+                "| **aigw vs direct**, {} | | | {ratio:.2}× | {p50} | {p99} | {first} |\n",
                 mode.name(),
             ));
             sentences.push_str(&format!(
@@ -857,7 +879,7 @@ fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
                 let p50 = signed_ms(i64::from(stepped.p50_us) - i64::from(gateway.p50_us));
                 let p99 = signed_ms(i64::from(stepped.p99_us) - i64::from(gateway.p99_us));
                 table.push_str(&format!(
-                    "| **one tool-loop step vs none**, {} | | | | {p50} | {p99} |\n",
+                    "| **one tool-loop step vs none**, {} | | | | {p50} | {p99} | |\n",
                     mode.name(),
                 ));
             }
@@ -873,7 +895,7 @@ fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
                     0.0
                 };
                 table.push_str(&format!(
-                    "| **key + limits vs no key**, {} | | | {ratio:.2}× | {p50} | {p99} |\n",
+                    "| **key + limits vs no key**, {} | | | {ratio:.2}× | {p50} | {p99} | |\n",
                     mode.name(),
                 ));
                 sentences.push_str(&format!(

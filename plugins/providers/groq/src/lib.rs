@@ -86,6 +86,10 @@ impl Dialect for Groq {
     fn stream_usage(chunk: &Map<String, Value>) -> Option<&Value> {
         chunk.get("x_groq")?.get("usage")
     }
+
+    fn hooks_see_content_frame(data: &str) -> bool {
+        data.contains("\"x_groq\"")
+    }
 }
 
 fn unsupported(field: &str) -> Failure {

@@ -88,6 +88,10 @@ impl Dialect for HuggingFace {
     fn stream_usage(chunk: &Map<String, Value>) -> Option<&Value> {
         chunk.get("x_groq")?.get("usage")
     }
+
+    fn hooks_see_content_frame(data: &str) -> bool {
+        data.contains("\"x_groq\"")
+    }
 }
 
 /// TGI's validation error for a prompt plus completion budget over the model's limit.
