@@ -37,7 +37,9 @@
 #   MODE [json]     json: a small chat completion answered as JSON; stream: the same request
 #                   with "stream":true, answered by the mock with a static SSE body of CHUNKS
 #                   chunks (the built-in targets and MOCK_URL use its /stream/v1 location)
-#   CHUNKS [53]     chunks of that SSE answer (53 is ~9 KB; role, content chunks, finish + usage)
+#   CHUNKS [53]     chunks of that SSE answer (53 is ~11 KB; role, content chunks, finish + usage)
+#   BODY_BYTES      pad the request's user message so the body is about this many bytes (the
+#                   cost of a large prompt; the mock and the nginx proxy take bodies up to 16 MB)
 #   QUIET_WAIT [600] s, in all, to wait for other programs' CPU use to drop below QUIET_PCT [10] %
 #   of a core before the first run (and before any run, if others are busy then); NOISY_PCT [20]:
 #   a run where others used more is done again, up to RETRY_NOISY [2] times, then kept and flagged
@@ -83,6 +85,11 @@ case "$MODE" in
   *) echo "MODE must be json or stream"; exit 2 ;;
 esac
 [[ "$CHUNKS" =~ ^[0-9]+$ ]] && [ "$CHUNKS" -ge 3 ] || { echo "CHUNKS must be a number >= 3"; exit 2; }
+BODY_BYTES=${BODY_BYTES:-}
+[ -z "$BODY_BYTES" ] || [[ "$BODY_BYTES" =~ ^[0-9]+$ ]] || { echo "BODY_BYTES must be a number"; exit 2; }
+if [ -n "$BODY_BYTES" ]; then
+  BODY=$(python3 -c 'import json,sys; b=json.loads(sys.argv[1]); pad=max(0,int(sys.argv[2])-len(sys.argv[1])); b["messages"][0]["content"]="hi "+"x"*pad; print(json.dumps(b,separators=(",",":")))' "$BODY" "$BODY_BYTES")
+fi
 
 case "$LITELLM_VERSION" in 1.82.7|1.82.8) echo "refusing litellm $LITELLM_VERSION: a malicious release"; exit 2;; esac
 [ -z "$EXTRA_URL" ] || [[ "$EXTRA_URL" =~ ^http://(127\.[0-9.]+|localhost|\[::1\])[:/] ]] \
@@ -340,12 +347,17 @@ if [ -n "$EXTRA2_URL" ]; then
   ORDER+=("$EXTRA2_NAME")
 fi
 
+body_file() {  # body_file TARGET -> a file holding its request body
+  local f=$RUN/body-$1.json
+  [ -f "$f" ] || printf '%s' "${BODIES[$1]}" >"$f"
+  echo "$f"
+}
 hdr_args() { local IFS='|'; local h; for h in $1; do [ -n "$h" ] && printf '%s\0' "$h"; done; }
 verify() {  # one request through the target must return the mock's answer
   local t=$1 args=() h code
   while IFS= read -r -d '' h; do args+=(-H "$h"); done < <(hdr_args "${HDRS[$t]}")
   code=$(curl -s -o "$RUN/verify-$t.json" -w '%{http_code}' --max-time 30 -X POST "${URL[$t]}" \
-    -H 'Content-Type: application/json' "${args[@]}" -d "${BODIES[$t]}" || echo 000)
+    -H 'Content-Type: application/json' "${args[@]}" --data-binary "@$(body_file "$t")" || echo 000)
   local object='"chat.completion"'
   [ "$MODE" = stream ] && object='"chat.completion.chunk"'
   if [ "$code" = 200 ] && grep -q "$object" "$RUN/verify-$t.json" && grep -q 'Hello from the mock.' "$RUN/verify-$t.json" \
@@ -364,7 +376,7 @@ ORDER=("${KEEP[@]}")
 wrk_run() {  # wrk_run TARGET CONNS THREADS SECONDS OUTFILE -> appends nothing; caller parses
   local t=$1 c=$2 th=$3 s=$4 out=$5 args=() h
   while IFS= read -r -d '' h; do args+=("$h"); done < <(hdr_args "${HDRS[$t]}")
-  BENCH_BODY=${BODIES[$t]} wrk -t"$th" -c"$c" -d"${s}s" --timeout 10s --latency -s "$CONF/chat.lua" "${URL[$t]}" -- "${args[@]}" >"$out" 2>&1
+  BENCH_BODY_FILE=$(body_file "$t") wrk -t"$th" -c"$c" -d"${s}s" --timeout 10s --latency -s "$CONF/chat.lua" "${URL[$t]}" -- "${args[@]}" >"$out" 2>&1
 }
 
 # ---------------------------------------------------------------- quiet machine, warm-up
@@ -437,6 +449,7 @@ done
   [ -n "$EXTRA2_URL" ] && echo "extra2: $EXTRA2_NAME at $EXTRA2_URL"
   echo "shapes: seq = 1 connection 1 thread; tput = $TPUT_CONNS connections $TPUT_THREADS threads; ${DURATION} s each; $ROUNDS rounds, targets interleaved"
   echo "mode: $MODE$([ "$MODE" = stream ] && echo ", $CHUNKS chunks ($(grep -c "^data: " "$RUN/stream.sse") events with [DONE], $(wc -c <"$RUN/stream.sse") bytes)")"
+  [ -n "$BODY_BYTES" ] && echo "request body: $(wc -c <"$(body_file "${ORDER[0]}")") bytes"
   echo "nginx workers: $NGINX_WORKERS"
   for p in "${PROBLEMS[@]}"; do echo "problem: $p"; done
 } >"$RUN/meta.txt"
