@@ -33,6 +33,10 @@ MOCK_PORT=${MOCK_PORT:-9101}
 MODE=${MODE:-json}
 export TARGETS=${TARGETS:-direct nginx} MOCK_PORT MODE
 
+# The configs live elsewhere: every path absolute.
+abs() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+AIGW=$(abs "$AIGW"); PLUGINS=$(abs "$PLUGINS"); AIGW_B_PLUGINS=$(abs "$AIGW_B_PLUGINS")
+[ -z "$AIGW_B" ] || AIGW_B=$(abs "$AIGW_B")
 for f in "$AIGW" ${AIGW_B:+"$AIGW_B"}; do
   [ -x "$f" ] || { echo "no gateway binary at $f (cargo build --release -p aigw)"; exit 1; }
 done
