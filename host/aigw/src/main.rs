@@ -24,7 +24,7 @@ use aigw_memory::Store;
 use aigw_router::HealthRegistry;
 use aigw_server::{
     Auth, ConnectionLimits, Drain, Gateway, LogControl, MAX_REMEMBERED_TARGETS, PluginControl,
-    RemoteServer, Service, Tls,
+    RemoteServer, Service, Tls, Workers,
 };
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -346,6 +346,9 @@ async fn serve(
     // Both hold the swapper weakly and end with it.
     let _watcher = watch_interval.map(|interval| watch::spawn(&swapper, interval));
     let _reloader = reload::spawn(&swapper, config_path.clone(), watch_interval);
+    // The loops connections are served on; a thread that cannot be had stops the start.
+    let workers =
+        Workers::start(server_options.workers).context("cannot start the worker threads")?;
     // Announced once the watchers have taken stock, so a file written after this line is a
     // change they see.
     let state = service.state();
@@ -355,6 +358,7 @@ async fn serve(
         providers = state.providers.len(),
         routes = state.routes.len(),
         authentication = if authenticated { "on" } else { "off" },
+        workers = workers.count(),
         "aigw is serving"
     );
     {
@@ -368,8 +372,8 @@ async fn serve(
     // Returns once every stream ended and wrote its record (or the grace ran out): only then is
     // the store flushed.
     let served = match &tls {
-        None => aigw_server::serve(listener, service, limits, stop).await,
-        Some(tls) => aigw_server::serve_tls(listener, service, limits, tls, stop).await,
+        None => aigw_server::serve(listener, service, limits, &workers, stop).await,
+        Some(tls) => aigw_server::serve_tls(listener, service, limits, &workers, tls, stop).await,
     };
     // What the last requests used reaches the store before it closes, however serving ended.
     match ledger.flush().await {

@@ -3,8 +3,9 @@
 //!
 //! reqwest sets the connect timeout per client, not per request, so there is one client per
 //! distinct connect timeout the caller will use (with aigw's defaults, exactly one). Each keeps
-//! its own connection pool.
+//! its own connection pool; a lane (`lane.rs`) has a copy of each of its own.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -39,8 +40,57 @@ pub struct SendOptions<'a> {
 /// The pooled upstream clients. Cheap to clone (the pools are shared).
 #[derive(Debug, Clone)]
 pub struct Egress {
+    clients: Arc<Clients>,
+}
+
+/// One pooled client per connect timeout.
+#[derive(Debug)]
+pub(crate) struct Clients {
     /// Sorted by connect timeout: a handful at most, so a scan beats hashing.
-    clients: Vec<(Duration, reqwest::Client)>,
+    by_timeout: Vec<(Duration, reqwest::Client)>,
+}
+
+impl Clients {
+    fn new(timeouts: impl IntoIterator<Item = Duration>) -> Result<Clients, EgressError> {
+        let by_timeout = timeouts
+            .into_iter()
+            .map(|timeout| Ok((timeout, client(timeout)?)))
+            .collect::<Result<_, EgressError>>()?;
+        Ok(Clients { by_timeout })
+    }
+
+    /// New clients (new pools) with the same settings, for a lane.
+    pub(crate) fn rebuilt(&self) -> Result<Clients, EgressError> {
+        Clients::new(self.by_timeout.iter().map(|(timeout, _)| *timeout))
+    }
+
+    fn get(&self, connect_timeout: Duration) -> Option<&reqwest::Client> {
+        self.by_timeout
+            .iter()
+            .find(|(timeout, _)| *timeout == connect_timeout)
+            .map(|(_, client)| client)
+    }
+}
+
+/// One pooled client.
+fn client(connect_timeout: Duration) -> Result<reqwest::Client, EgressError> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        // Upstream redirects would carry the credential to another host: refuse them.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| {
+            EgressError::new(
+                ErrorKind::Setup,
+                format!(
+                    "cannot build the upstream HTTP client: {}",
+                    source_chain(&e)
+                ),
+            )
+        })
 }
 
 impl Egress {
@@ -51,33 +101,14 @@ impl Egress {
         let mut timeouts: Vec<Duration> = connect_timeouts.into_iter().collect();
         timeouts.sort_unstable();
         timeouts.dedup();
-        let mut clients = Vec::with_capacity(timeouts.len());
-        for timeout in timeouts {
-            let client = reqwest::Client::builder()
-                .connect_timeout(timeout)
-                .pool_idle_timeout(Duration::from_secs(90))
-                .pool_max_idle_per_host(256)
-                .tcp_nodelay(true)
-                // Upstream redirects would carry the credential to another host: refuse them.
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| {
-                    EgressError::new(
-                        ErrorKind::Setup,
-                        format!(
-                            "cannot build the upstream HTTP client: {}",
-                            source_chain(&e)
-                        ),
-                    )
-                })?;
-            clients.push((timeout, client));
-        }
-        Ok(Egress { clients })
+        Ok(Egress {
+            clients: Arc::new(Clients::new(timeouts)?),
+        })
     }
 
     /// The connect timeouts this egress has a client for, shortest first.
     pub fn connect_timeouts(&self) -> impl Iterator<Item = Duration> {
-        self.clients.iter().map(|(timeout, _)| *timeout)
+        self.clients.by_timeout.iter().map(|(timeout, _)| *timeout)
     }
 
     /// Sends `request` and waits for the answer's status and headers.
@@ -108,7 +139,8 @@ impl Egress {
         if !options.grants.allows(&url) {
             return Err(refused(&url));
         }
-        let client = self.client(options.connect_timeout)?;
+        let clients = crate::lane::clients(&self.clients);
+        let client = Egress::client(&clients, options.connect_timeout)?;
         let credential = options.credential.filter(|c| c.goes_to(&url));
         // The one parse of the URL: reqwest takes the parsed form as it is.
         let mut parsed = url::Url::parse(&url).map_err(|e| invalid_url(&url, e))?;
@@ -147,20 +179,19 @@ impl Egress {
         }
     }
 
-    fn client(&self, connect_timeout: Duration) -> Result<&reqwest::Client, EgressError> {
-        self.clients
-            .iter()
-            .find(|(timeout, _)| *timeout == connect_timeout)
-            .map(|(_, client)| client)
-            .ok_or_else(|| {
-                EgressError::new(
-                    ErrorKind::Setup,
-                    format!(
-                        "no upstream client was built for a connect timeout of {} ms",
-                        connect_timeout.as_millis()
-                    ),
-                )
-            })
+    fn client(
+        clients: &Clients,
+        connect_timeout: Duration,
+    ) -> Result<&reqwest::Client, EgressError> {
+        clients.get(connect_timeout).ok_or_else(|| {
+            EgressError::new(
+                ErrorKind::Setup,
+                format!(
+                    "no upstream client was built for a connect timeout of {} ms",
+                    connect_timeout.as_millis()
+                ),
+            )
+        })
     }
 }
 

@@ -10,6 +10,7 @@ mod credential;
 mod egress;
 mod error;
 mod grants;
+pub mod lane;
 mod origin;
 mod response;
 

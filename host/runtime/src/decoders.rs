@@ -42,6 +42,8 @@ pub(crate) fn spread(pool: &Pool<ProviderPlugin>) -> usize {
 
 /// One instance hosting decoders.
 pub(crate) struct Host {
+    /// The event loop (`aigw_egress::lane`) whose streams it hosts; `None`: any thread's.
+    lane: Option<usize>,
     /// `None` once a call on it faulted: the instance was discarded with its decoders.
     instance: Arc<tokio::sync::Mutex<Option<Instance<ProviderPlugin>>>>,
     /// Decoders placed here and not yet dropped; changed only under the hosts' list lock.
@@ -80,17 +82,27 @@ impl Hosts {
     /// the gateway's CPU in the scheduler). A host per thread that can run a call lets them
     /// decode in parallel; beyond that, least-loaded placement fills the hosts before adding
     /// one, so 10,000 idle streams need no more instances than before.
+    ///
+    /// On a server's event loop (a lane) the thread is known: its streams go to hosts of its
+    /// own, packed, since a loop runs one call at a time anyway and a host shared with another
+    /// loop would make each wait for the other's calls and wake it across cores.
     pub(crate) async fn place(&self, pool: &Pool<ProviderPlugin>) -> Result<Arc<Host>, Fault> {
-        let spread = spread(pool);
-        if let Some(host) = self.reserve(spread) {
+        let lane = aigw_egress::lane::current();
+        let spread = match lane {
+            Some(_) => 1,
+            None => spread(pool),
+        };
+        if let Some(host) = self.reserve(lane, spread) {
             return Ok(host);
         }
         let instance = match pool.take().await {
             Ok(instance) => instance,
-            // No instance for another host: a host with room still takes the decoder.
-            Err(fault) => return self.reserve(0).ok_or(fault),
+            // No instance for another host: a host with room still takes the decoder (another
+            // loop's, if need be).
+            Err(fault) => return self.reserve(None, 0).ok_or(fault),
         };
         let host = Arc::new(Host {
+            lane,
             instance: Arc::new(tokio::sync::Mutex::new(Some(instance))),
             live: AtomicUsize::new(1),
             lost: AtomicBool::new(false),
@@ -99,15 +111,17 @@ impl Hosts {
         Ok(host)
     }
 
-    /// Reserves a slot on the least loaded host with room, unless there are fewer than
-    /// `spread` hosts (a new one should be made).
-    fn reserve(&self, spread: usize) -> Option<Arc<Host>> {
+    /// Reserves a slot on the least loaded host of `lane` (`None`: any host) with room, unless
+    /// there are fewer than `spread` such hosts (a new one should be made).
+    fn reserve(&self, lane: Option<usize>, spread: usize) -> Option<Arc<Host>> {
         let list = self.list();
-        if list.len() < spread {
+        let of_lane = |h: &&Arc<Host>| lane.is_none() || h.lane == lane;
+        if list.iter().filter(of_lane).count() < spread {
             return None;
         }
         let host = list
             .iter()
+            .filter(of_lane)
             .filter(|h| h.live.load(Ordering::Relaxed) < DECODERS_PER_INSTANCE)
             .min_by_key(|h| h.live.load(Ordering::Relaxed))?;
         host.live.fetch_add(1, Ordering::Relaxed);

@@ -110,6 +110,38 @@ async fn streams_are_spread_over_instances_before_one_hosts_two() {
     assert_eq!(plugin.stream_decoders(), (0, 0));
 }
 
+/// Opens `n` decoders on a thread that is lane `lane` (a server event loop's own thread).
+fn open_on_lane(plugin: &Arc<Plugin>, lane: usize, n: usize) -> Vec<StreamDecoder> {
+    let plugin = Arc::clone(plugin);
+    std::thread::spawn(move || {
+        aigw_egress::lane::enter(lane);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(open(&plugin, "llama", n))
+    })
+    .join()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_event_loops_streams_share_hosts_of_its_own() {
+    let plugin = load("plugins/groq.wasm", 10).await;
+    // One loop's streams pack onto one host (its calls run one at a time anyway)...
+    let mut decoders = open_on_lane(&plugin, 0, 3);
+    assert_eq!(plugin.stream_decoders(), (3, 1));
+    // ...and another loop's stream goes to a host of its own, though the first has room.
+    decoders.extend(open_on_lane(&plugin, 1, 1));
+    assert_eq!(plugin.stream_decoders(), (4, 2));
+    decoders.extend(open_on_lane(&plugin, 1, 2));
+    assert_eq!(plugin.stream_decoders(), (6, 2));
+    for decoder in decoders {
+        decoder.close().await;
+    }
+    assert_eq!(plugin.stream_decoders(), (0, 0));
+}
+
 #[tokio::test]
 async fn a_quiet_gateways_stream_borrows_a_warm_instance_and_gives_it_back() {
     let plugin = load("plugins/groq.wasm", 10).await;

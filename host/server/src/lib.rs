@@ -40,6 +40,7 @@ mod streams;
 mod tls;
 pub mod tools;
 mod trace;
+mod workers;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -81,18 +82,20 @@ pub use routes::{Route, routes};
 pub use service::Service;
 pub use tls::{Tls, TlsError, TlsFile};
 pub use tools::remote::{McpServerOptions, RemoteServer};
+pub use workers::Workers;
 
 /// Serves `service` on `listener` until `shutdown` completes, then drains as the [`Drain`] it
 /// yields says (`drain.rs`): readiness false, the listener closed after the delay, what is in
 /// flight finished or ended at the grace's deadline. `limits` bounds how long a client may take
-/// and how many connections may be open.
+/// and how many connections may be open; each connection is served on one of `workers`' loops.
 pub async fn serve(
     listener: TcpListener,
     service: Arc<Service>,
     limits: ConnectionLimits,
+    workers: &Workers,
     shutdown: impl Future<Output = Drain>,
 ) -> std::io::Result<()> {
-    serve_with(listener, service, limits, None, shutdown).await
+    serve_with(listener, service, limits, workers, None, shutdown).await
 }
 
 /// [`serve`] over HTTPS only: every connection begins with a TLS handshake, which counts
@@ -103,17 +106,27 @@ pub async fn serve_tls(
     listener: TcpListener,
     service: Arc<Service>,
     limits: ConnectionLimits,
+    workers: &Workers,
     tls: &Tls,
     shutdown: impl Future<Output = Drain>,
 ) -> std::io::Result<()> {
     let _reloading = tls.spawn_reloads();
-    serve_with(listener, service, limits, Some(tls.acceptor()), shutdown).await
+    serve_with(
+        listener,
+        service,
+        limits,
+        workers,
+        Some(tls.acceptor()),
+        shutdown,
+    )
+    .await
 }
 
 async fn serve_with(
     listener: TcpListener,
     service: Arc<Service>,
     limits: ConnectionLimits,
+    workers: &Workers,
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = Drain>,
 ) -> std::io::Result<()> {
@@ -181,51 +194,28 @@ async fn serve_with(
         // At the cap: closed at once (see `connection`).
         let Some(slot) = slots.take() else { continue };
         let _ = stream.set_nodelay(true);
-        // The peer sees the client's TCP stream (its end of data, below any TLS), the watch
-        // every byte from the accept on (a handshake is part of the first head's time).
-        let (stream, client) = peer::PeerIo::new(stream, peer);
-        let client = client.ending_at(deadline.watch());
-        let (stream, watch) = connection::Watch::new(stream, &limits);
-        let connection = Connection {
+        // Served on a worker's loop: the socket leaves this runtime's reactor here and joins
+        // that loop's when its task starts there.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(error = %e, %peer, "an accepted connection could not be handed over");
+                continue;
+            }
+        };
+        let accepted = Accepted {
             builder: Arc::clone(&builder),
             graceful: graceful.watcher(),
             service: Arc::clone(&service),
-            watch,
-            client,
+            limits,
+            ending: deadline.watch(),
+            tls: tls.clone(),
             peer,
         };
-        match &tls {
-            None => {
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    connection.run(stream).await;
-                });
-            }
-            Some(acceptor) => {
-                let handshake = acceptor.accept(stream);
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    // Biased: a finished handshake wins over a limit that ran out meanwhile.
-                    let stream = tokio::select! {
-                        biased;
-                        done = handshake => match done {
-                            Ok(stream) => stream,
-                            Err(e) => {
-                                tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                                return;
-                            }
-                        },
-                        expired = connection.watch.expired() => {
-                            tracing::debug!(
-                                %peer, ?expired, "connection closed by its time limit during the TLS handshake"
-                            );
-                            return;
-                        }
-                    };
-                    connection.run(stream).await;
-                });
-            }
-        }
+        workers.spawn(move || async move {
+            let _slot = slot;
+            accepted.serve(stream).await;
+        });
     }
     // Only a drain leaves the loop.
     let Some((drain, began)) = draining else {
@@ -267,6 +257,75 @@ async fn serve_with(
 /// How long the streams ended at the shutdown deadline have to write their error event and
 /// record before the serve loop returns regardless.
 const DEADLINE_WRAP_UP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A connection just accepted, on its way to the worker loop that serves it.
+struct Accepted {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    graceful: Watcher,
+    service: Arc<Service>,
+    limits: ConnectionLimits,
+    ending: drain::DeadlineWatch,
+    tls: Option<TlsAcceptor>,
+    peer: SocketAddr,
+}
+
+impl Accepted {
+    /// On the serving loop: the socket joins its reactor, then the handshake (if any) and the
+    /// requests until the connection ends.
+    async fn serve(self, stream: std::net::TcpStream) {
+        let Accepted {
+            builder,
+            graceful,
+            service,
+            limits,
+            ending,
+            tls,
+            peer,
+        } = self;
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(error = %e, %peer, "an accepted connection could not be served");
+                return;
+            }
+        };
+        // The peer sees the client's TCP stream (its end of data, below any TLS), the watch
+        // every byte from the accept on (a handshake is part of the first head's time).
+        let (stream, client) = peer::PeerIo::new(stream, peer);
+        let client = client.ending_at(ending);
+        let (stream, watch) = connection::Watch::new(stream, &limits);
+        let connection = Connection {
+            builder,
+            graceful,
+            service,
+            watch,
+            client,
+            peer,
+        };
+        let Some(acceptor) = tls else {
+            return connection.run(stream).await;
+        };
+        let handshake = acceptor.accept(stream);
+        // Biased: a finished handshake wins over a limit that ran out meanwhile.
+        let stream = tokio::select! {
+            biased;
+            done = handshake => match done {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                    return;
+                }
+            },
+            expired = connection.watch.expired() => {
+                tracing::debug!(
+                    %peer, ?expired, "connection closed by its time limit during the TLS handshake"
+                );
+                return;
+            }
+        };
+        connection.run(stream).await;
+    }
+}
 
 /// One accepted connection, ready to be served once its byte stream is (after any handshake).
 struct Connection {

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -122,6 +123,8 @@ pub struct ServerOptions {
     pub idle_timeout: Duration,
     /// Open client connections at most; one more is accepted and closed at once.
     pub max_connections: usize,
+    /// The event loops connections are served on (`workers.rs`); `None`: one per core.
+    pub workers: Option<NonZeroUsize>,
     /// Origins (`https://app.example.com`) whose pages may call the API from a browser;
     /// empty: none, and no CORS header is ever sent.
     pub cors_origins: Vec<String>,
@@ -172,6 +175,7 @@ impl Default for ServerOptions {
             body_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            workers: None,
             cors_origins: Vec::new(),
             allowed_hosts: None,
             tls: None,

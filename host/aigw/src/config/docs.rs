@@ -121,6 +121,8 @@ fn expected_tables() -> BTreeMap<String, Vec<(&'static str, Option<String>)>> {
                 ("body_read_timeout_ms", Some(ms(server.body_read_timeout))),
                 ("idle_timeout_ms", Some(ms(server.idle_timeout))),
                 ("max_connections", Some(server.max_connections.to_string())),
+                // One per core: not a fixed value.
+                ("workers", server.workers.map(|n| n.to_string())),
                 (
                     "cors_origins",
                     Some(format!("[{}]", server.cors_origins.join(", "))),

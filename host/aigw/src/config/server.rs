@@ -5,6 +5,7 @@
 //! [`ServerOptions`] (whose `Default` holds the defaults).
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,6 +24,10 @@ const MAX_SHUTDOWN_MS: u32 = 3_600_000;
 /// descriptors and memory serve, so a larger number is a typo.
 const MAX_CONNECTIONS: u32 = 1_000_000;
 
+/// The most worker loops `workers` may ask for: beyond any machine's cores, so a larger number
+/// is a typo.
+const MAX_WORKERS: u32 = 1024;
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
@@ -34,6 +39,7 @@ pub(super) struct RawServer {
     body_read_timeout_ms: Number,
     idle_timeout_ms: Number,
     max_connections: Number,
+    workers: Number,
     cors_origins: Option<Vec<Spanned<String>>>,
     allowed_hosts: Option<Vec<Spanned<String>>>,
     tls: Option<RawTls>,
@@ -89,6 +95,10 @@ pub(super) fn validate(
         None => defaults.max_connections,
         Some(v) => values.u32_in(v, "server.max_connections", 1, MAX_CONNECTIONS)? as usize,
     };
+    let workers = match &raw.workers {
+        None => defaults.workers,
+        Some(v) => NonZeroUsize::new(values.u32_in(v, "server.workers", 1, MAX_WORKERS)? as usize),
+    };
     let cors_origins = match &raw.cors_origins {
         None => defaults.cors_origins,
         Some(list) => list
@@ -130,6 +140,7 @@ pub(super) fn validate(
             defaults.idle_timeout,
         )?,
         max_connections,
+        workers,
         cors_origins,
         allowed_hosts,
         tls,

@@ -210,6 +210,8 @@ fn bad_values_are_rejected_with_their_key() {
             "[server]\nmax_connections = 2000000\n",
             "server.max_connections",
         ),
+        ("[server]\nworkers = 0\n", "server.workers"),
+        ("[server]\nworkers = 5000\n", "server.workers"),
         (
             "[server]\ncors_origins = [\"https://app.example/\"]\n",
             "server.cors_origins",
@@ -239,7 +241,7 @@ fn bad_values_are_rejected_with_their_key() {
 fn the_edge_keys_are_read_into_the_server_options() {
     let c = parse_str(
         "[server]\nheader_read_timeout_ms = 300\nbody_read_timeout_ms = 400\n\
-         idle_timeout_ms = 500\nmax_connections = 7\n\
+         idle_timeout_ms = 500\nmax_connections = 7\nworkers = 3\n\
          cors_origins = [\"https://app.example\", \"http://localhost:3000\"]\n\
          allowed_hosts = [\"gw.example\", \"[::1]:8080\", \"*\"]\n",
     )
@@ -249,6 +251,8 @@ fn the_edge_keys_are_read_into_the_server_options() {
     assert_eq!(s.body_read_timeout, Duration::from_millis(400));
     assert_eq!(s.idle_timeout, Duration::from_millis(500));
     assert_eq!(s.max_connections, 7);
+    assert_eq!(s.workers.map(|n| n.get()), Some(3));
+    assert_eq!(parse_str("").unwrap().server.workers, None, "one per core");
     assert_eq!(
         s.cors_origins,
         ["https://app.example", "http://localhost:3000"]
