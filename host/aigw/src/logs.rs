@@ -49,7 +49,7 @@ pub(crate) fn init(format: LogFormat, traces: Option<SdkTracerProvider>) -> Logg
     let setting = std::env::var("AIGW_LOG").ok();
     let (directives, filter) = log_filter(setting.as_deref());
     let (filter, handle) = reload::Layer::new(filter);
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let stderr = tracing_subscriber::fmt::layer().with_writer(crate::log_batch::Stderr);
     let log: Box<dyn Layer<Registry> + Send + Sync> = match format {
         LogFormat::Human => stderr
             .with_ansi(std::io::stderr().is_terminal())

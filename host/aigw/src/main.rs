@@ -4,6 +4,7 @@
 //! `listening on ADDR`, once the socket is bound, so scripts and tests can find an ephemeral port.
 
 mod config;
+mod log_batch;
 mod logs;
 mod otlp;
 mod plugin_cli;
@@ -346,9 +347,10 @@ async fn serve(
     // Both hold the swapper weakly and end with it.
     let _watcher = watch_interval.map(|interval| watch::spawn(&swapper, interval));
     let _reloader = reload::spawn(&swapper, config_path.clone(), watch_interval);
-    // The loops connections are served on; a thread that cannot be had stops the start.
-    let workers =
-        Workers::start(server_options.workers).context("cannot start the worker threads")?;
+    // The loops connections are served on; a thread that cannot be had stops the start. Each
+    // writes the log lines it gathered whenever it is about to wait (`log_batch`).
+    let workers = Workers::start(server_options.workers, Arc::new(log_batch::flush_thread))
+        .context("cannot start the worker threads")?;
     // Announced once the watchers have taken stock, so a file written after this line is a
     // change they see.
     let state = service.state();

@@ -55,13 +55,20 @@ impl Drop for Open {
 }
 
 impl Workers {
-    /// `count` loops (`None`: one per core), each on a thread named `aigw-worker-<n>`. They run
-    /// until the `Workers` is dropped; the connections still open on a loop then end with it.
-    pub fn start(count: Option<NonZeroUsize>) -> io::Result<Workers> {
+    /// `count` loops (`None`: one per core), each on a thread named `aigw-worker-<n>`, each
+    /// calling `before_waiting` on its thread whenever it has nothing left to run and is about
+    /// to wait for events (the binary writes the log lines the loop gathered). They run until
+    /// the `Workers` is dropped; the connections still open on a loop then end with it.
+    pub fn start(
+        count: Option<NonZeroUsize>,
+        before_waiting: Arc<dyn Fn() + Send + Sync>,
+    ) -> io::Result<Workers> {
         let count = count
             .or_else(|| std::thread::available_parallelism().ok())
             .map_or(1, NonZeroUsize::get);
-        let loops = (0..count).map(start_loop).collect::<io::Result<_>>()?;
+        let loops = (0..count)
+            .map(|index| start_loop(index, Arc::clone(&before_waiting)))
+            .collect::<io::Result<_>>()?;
         Ok(Workers { loops })
     }
 
@@ -97,9 +104,10 @@ impl Workers {
     }
 }
 
-fn start_loop(index: usize) -> io::Result<Loop> {
+fn start_loop(index: usize, before_waiting: Arc<dyn Fn() + Send + Sync>) -> io::Result<Loop> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(move || before_waiting())
         .build()?;
     let (jobs, mut received) = mpsc::unbounded_channel::<(Job, Open)>();
     std::thread::Builder::new()
@@ -123,7 +131,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use std::num::NonZeroUsize;
-    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use tokio::sync::{mpsc, oneshot};
 
@@ -151,7 +160,12 @@ mod tests {
 
     #[tokio::test]
     async fn connections_run_on_the_loops_each_placed_on_the_one_with_fewest_open() {
-        let workers = Workers::start(NonZeroUsize::new(2)).unwrap();
+        let waits = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&waits);
+        let before_waiting = Arc::new(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+        });
+        let workers = Workers::start(NonZeroUsize::new(2), before_waiting).unwrap();
         assert_eq!(workers.count(), 2);
         // Four at once: two on each loop.
         let mut tasks = Vec::new();
@@ -189,5 +203,7 @@ mod tests {
         let (b, _b) = held(&workers).await;
         assert_eq!([a.as_str(), b.as_str()], ["aigw-worker-1", "aigw-worker-1"]);
         drop(first);
+        // The loops waited for work between the tasks, calling the hook each time.
+        assert!(waits.load(Ordering::Relaxed) > 0);
     }
 }

@@ -34,7 +34,6 @@ use std::time::Instant;
 use aigw_router::{Request, Strategy};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use self::attempt::{Answer, Call};
@@ -383,12 +382,6 @@ async fn answer(
             response
         }
         Answer::Stream(open) => {
-            let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-            let mut response = Response::new(Body::Stream(rx));
-            head(&mut response, "text/event-stream");
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             let context = StreamContext {
                 gateway: Arc::clone(&gateway),
                 route: Arc::clone(&route),
@@ -400,9 +393,16 @@ async fn answer(
                 slot,
                 cache: plan.keep(),
             };
-            // The relay owns the rest of the request, in its span.
+            let mut response = Response::new(Body::Full(None));
+            head(&mut response, "text/event-stream");
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            // The relay owns the rest of the request, in its span, run as the body is read.
             let span = context.record.trace().span.clone();
-            tokio::spawn(relay::pump(*open, commitment, tx, context).instrument(span));
+            *response.body_mut() = Body::stream(STREAM_BUFFER, |tx| {
+                relay::pump(*open, commitment, tx, context).instrument(span)
+            });
             response
         }
     }

@@ -572,32 +572,27 @@ impl<T: Tools> Loop<T> {
         progress: Progress,
         deadline: Instant,
     ) -> Response<Body> {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let mut response = Response::new(Body::Stream(rx));
+        let span = self.record.trace().span.clone();
+        let route = Arc::clone(&self.route);
+        let debug_attempts = self.debug_attempts;
+        let target = commitment.target;
+        let (attempts, skipped) = (commitment.attempts.clone(), commitment.skipped.clone());
+        // Run as the body is read (`body.rs`).
+        let body = Body::stream(STREAM_BUFFER, |tx| {
+            self.carry(open, commitment, body, tx, progress, deadline)
+                .instrument(span)
+        });
+        let mut response = Response::new(body);
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/event-stream"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        served_headers(
-            headers,
-            &self.route.entries[commitment.target].target,
-            commitment.attempts.len(),
-        );
-        if self.debug_attempts {
-            debug_header(
-                headers,
-                &self.route,
-                &commitment.attempts,
-                &commitment.skipped,
-            );
+        served_headers(headers, &route.entries[target].target, attempts.len());
+        if debug_attempts {
+            debug_header(headers, &route, &attempts, &skipped);
         }
-        let span = self.record.trace().span.clone();
-        tokio::spawn(
-            self.carry(open, commitment, body, tx, progress, deadline)
-                .instrument(span),
-        );
         response
     }
 
