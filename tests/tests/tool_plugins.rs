@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
+use std::time::Duration;
 
 use aigw_tests::gateway::{Gateway, GatewayBuilder, status_and_json};
 use aigw_tests::mock::tools::{ToolApi, ToolMock};
@@ -285,8 +286,12 @@ async fn a_searxng_without_json_fails_over_to_brave() {
         Some("brave-SECRET-key")
     );
     assert!(tavily.requests().is_empty());
+    // The line is written by the connection's event loop once it has answered, so wait for it.
+    let why = gateway
+        .wait_for_log(Duration::from_secs(10), |l| l.contains("search.formats"))
+        .await;
     assert!(
-        gateway.stderr().contains("search.formats"),
+        why.is_some(),
         "the log says why SearXNG failed: {}",
         gateway.stderr()
     );
