@@ -19,6 +19,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=gateway.sh
+. "$HERE/gateway.sh"
 ROOT=$(cd "$HERE/../.." && pwd)
 AIGW=${AIGW:-$ROOT/target/release/aigw}
 PLUGINS=${PLUGINS:-$ROOT/dist/plugins}
@@ -37,13 +39,10 @@ export TARGETS=${TARGETS:-direct nginx} MOCK_PORT MODE
 abs() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 AIGW=$(abs "$AIGW"); PLUGINS=$(abs "$PLUGINS"); AIGW_B_PLUGINS=$(abs "$AIGW_B_PLUGINS")
 [ -z "$AIGW_B" ] || AIGW_B=$(abs "$AIGW_B")
-for f in "$AIGW" ${AIGW_B:+"$AIGW_B"}; do
-  [ -x "$f" ] || { echo "no gateway binary at $f (cargo build --release -p aigw)"; exit 1; }
-done
-[ -f "$PLUGINS/openai-compatible.wasm" ] || { echo "no plugins in $PLUGINS (cargo xtask plugins)"; exit 1; }
+gateway_check "$PLUGINS" "$AIGW" ${AIGW_B:+"$AIGW_B"}
 
 WORK=$(mktemp -d /tmp/aigw-anchors.XXXXXX)
-ADMIN=bench-admin-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+ADMIN=$(gateway_admin)
 case "$MODE" in stream) BASE=/stream/v1 ;; *) BASE=/v1 ;; esac
 
 PIDS=()
@@ -61,21 +60,7 @@ trap cleanup EXIT
 start() {
   local name=$1 bin=$2 port=$3 plugins=$4 dir=$WORK/$1
   mkdir -p "$dir"
-  {
-    printf '[server]\nlisten = "127.0.0.1:%s"\ndrain_delay_ms = 0\n\n' "$port"
-    printf '[auth]\nadmin_key = "%s"\n\n' "$ADMIN"
-    printf '[plugins]\ndir = "%s"\ncompile_cache = false\n\n' "$plugins"
-    # Every bundled provider plugin loaded; the route goes to the OpenAI-compatible one.
-    local p
-    for p in groq openrouter gemini huggingface novita cerebras replicate; do
-      printf '[providers.%s]\nplugin = "%s"\nbase_url = "http://127.0.0.1:%s%s"\napi_key = "x"\n\n' "$p" "$p" "$MOCK_PORT" "$BASE"
-    done
-    printf '[providers.mock]\nplugin = "openai-compatible"\nbase_url = "http://127.0.0.1:%s%s"\napi_key = "x"\n\n' "$MOCK_PORT" "$BASE"
-    printf '[models.mock]\ntargets = ["mock/mock"]\n\n'
-    # Every bundled tool plugin loaded (never called here).
-    for p in weather stocks news search; do printf '[tools.%s]\n\n' "$p"; done
-    printf '%s\n' "${AIGW_CONFIG_EXTRA:-}"
-  } >"$dir/aigw.toml"
+  gateway_config "$port" "$plugins" "http://127.0.0.1:$MOCK_PORT$BASE" "$ADMIN" >"$dir/aigw.toml"
   setsid env AIGW_LOG="$AIGW_LOG" "$bin" serve --config "$dir/aigw.toml" >"$dir/aigw.log" 2>&1 </dev/null &
   local pid=$!
   PIDS+=("$pid")
@@ -85,12 +70,8 @@ start() {
     kill -0 "$pid" 2>/dev/null || { echo "$name did not start:"; cat "$dir/aigw.log"; exit 1; }
     sleep 0.1
   done
-  # A key with limits high enough never to refuse: the limiter's work is on every request.
   local key
-  key=$(curl -sf -X POST "http://127.0.0.1:$port/admin/keys" -H "Authorization: Bearer $ADMIN" \
-    -H 'Content-Type: application/json' \
-    -d '{"name":"bench","rpm_limit":1000000000,"tpm_limit":1000000000000,"max_parallel_requests":100000}' |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+  key=$(gateway_key "$port" "$ADMIN")
   [ -n "$key" ] || { echo "$name: could not create a key"; exit 1; }
   KEY=$key
 }

@@ -238,36 +238,9 @@ done
 
 render() { sed -e "s#@RUN@#$RUN#g" -e "s#@MOCK_PORT@#$MOCK_PORT#g" -e "s#@PROXY_PORT@#$PROXY_PORT#g" -e "s#@NGINX_WORKERS@#$NGINX_WORKERS#g" "$1"; }
 # The streamed answer: one role chunk, CHUNKS-2 content chunks, one with finish_reason and usage,
-# then [DONE], as a static file. nginx's static module answers a POST with 405, which the mock's
-# error_page turns into the file (an internal GET): a static body with no per-request work.
-python3 - "$CHUNKS" "$RUN/stream.sse" <<'PY'
-import json, sys
-n, path = int(sys.argv[1]), sys.argv[2]
-def chunk(delta, finish=None, usage=None):
-    c = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1700000000,
-         "model": "mock", "system_fingerprint": None,
-         "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
-    if usage:
-        c["usage"] = usage
-    return "data: " + json.dumps(c, separators=(",", ":")) + "\n\n"
-body = chunk({"role": "assistant", "content": ""})
-body += "".join(chunk({"content": "Hello from the mock. " if i == 0 else "word "}) for i in range(n - 2))
-body += chunk({}, "stop", {"prompt_tokens": 8, "completion_tokens": n - 2, "total_tokens": n + 6})
-body += "data: [DONE]\n\n"
-open(path, "w").write(body)
-PY
-cat >"$RUN/stream-location.conf" <<CONF
-location = /stream/v1/chat/completions {
-    alias $RUN/stream.sse;
-    default_type text/event-stream;
-    error_page 405 =200 /stream-answer;
-}
-location = /stream-answer {
-    internal;
-    alias $RUN/stream.sse;
-    default_type text/event-stream;
-}
-CONF
+# then [DONE], as a static file the mock serves (stream-location.conf.tmpl says how).
+python3 "$CONF/sse.py" "$CHUNKS" "$RUN/stream.sse"
+render "$CONF/stream-location.conf.tmpl" >"$RUN/stream-location.conf"
 for role in mock proxy; do
   mkdir -p "$RUN/$role-nginx/tmp"
   render "$CONF/$role-nginx.conf.tmpl" >"$RUN/$role-nginx.conf"

@@ -71,8 +71,26 @@ async fn json_logs_have_one_line_per_request_with_its_outcome() {
         lines[0]
     );
 
+    // Empty fields are left out: a request nothing failed in has no failure fields.
+    assert!(
+        field(&lines[0], "failed_attempts").is_none(),
+        "{}",
+        lines[0]
+    );
+    assert!(field(&lines[0], "error").is_none(), "{}", lines[0]);
+    assert!(
+        text(field(&lines[0], "attempt_log")).starts_with("groq/ok first served at="),
+        "{}",
+        lines[0]
+    );
+
     assert_eq!(text(field(&lines[1], "provider")), "local", "{}", lines[1]);
     assert_eq!(text(field(&lines[1], "attempts")), "2", "{}", lines[1]);
+    assert!(
+        text(field(&lines[1], "failed_attempts")).starts_with("groq/rate-limit rate_limited"),
+        "{}",
+        lines[1]
+    );
 
     // In JSON mode every line is JSON, so log shippers can read the whole stream.
     for line in gateway.stderr().lines().filter(|l| !l.trim().is_empty()) {

@@ -250,6 +250,10 @@ fn unsafe_in_log(c: char) -> bool {
 
 impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Nearly all log text is printable ASCII: one pass over the bytes, no char decoding.
+        if s.bytes().all(|b| matches!(b, b' '..=b'~')) {
+            return self.run(s);
+        }
         let mut safe_from = 0;
         for (at, c) in s.char_indices() {
             if !unsafe_in_log(c) {

@@ -142,8 +142,9 @@ impl Egress {
         let clients = crate::lane::clients(&self.clients);
         let client = Egress::client(&clients, options.connect_timeout)?;
         let credential = options.credential.filter(|c| c.goes_to(&url));
-        // The one parse of the URL: reqwest takes the parsed form as it is.
-        let mut parsed = url::Url::parse(&url).map_err(|e| invalid_url(&url, e))?;
+        // The one parse of the URL (or a copy of this thread's last parse of the same text):
+        // reqwest takes the parsed form as it is.
+        let mut parsed = crate::parsed::parse(&url).map_err(|e| invalid_url(&url, e))?;
         drop(url);
         let mut header_map = HeaderMap::with_capacity(headers.len() + 1);
         for (name, value) in headers {

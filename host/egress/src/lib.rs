@@ -12,6 +12,7 @@ mod error;
 mod grants;
 pub mod lane;
 mod origin;
+mod parsed;
 mod response;
 
 pub use credential::{Credential, Placement, Secret};

@@ -33,7 +33,11 @@ use crate::state::HostState;
 /// the granularity of plugin deadlines; a busy guest also yields to tokio on every tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// The environment variable that turns on wasmtime's perf map (`perfmap`), for profiling.
+/// The environment variable for profiling: `perfmap` turns on wasmtime's perf map; `valgrind`
+/// allocates instances on demand with memory reservations of the memory cap (valgrind cannot
+/// reserve the pool's terabytes of address space), so the gateway runs under callgrind, whose
+/// instruction counts repeat where a shared machine's timings do not. Not for serving: guest
+/// memory accesses then carry bounds checks.
 pub const PROFILER_ENV: &str = "AIGW_WASM_PROFILER";
 
 /// Limits every plugin instance runs under.
@@ -134,8 +138,17 @@ impl Runtime {
         config.epoch_interruption(true);
         // A profiling aid: `AIGW_WASM_PROFILER=perfmap` has wasmtime write /tmp/perf-<pid>.map,
         // so `perf report` names the plugins' own functions instead of bare JIT addresses.
-        if std::env::var_os(PROFILER_ENV).is_some_and(|v| v == "perfmap") {
+        let profiler = std::env::var_os(PROFILER_ENV);
+        if profiler.as_ref().is_some_and(|v| v == "perfmap") {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        if profiler.is_some_and(|v| v == "valgrind") {
+            config
+                .memory_reservation(limits.memory_bytes as u64)
+                .memory_guard_size(0)
+                .memory_reservation_for_growth(0)
+                .allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            return Self::finish(config, limits, services, cache);
         }
         let mut pool = PoolingAllocationConfig::new();
         // Slots are reserved up front; a plugin asking for more than its cap fails its call
@@ -146,6 +159,16 @@ impl Runtime {
             .total_core_instances(limits.max_instances.saturating_mul(8))
             .max_memory_size(limits.memory_bytes);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        Self::finish(config, limits, services, cache)
+    }
+
+    /// The engine made from `config`, its linkers and its epoch ticker.
+    fn finish(
+        config: Config,
+        limits: Limits,
+        services: Services,
+        cache: Option<Cache>,
+    ) -> Result<Arc<Runtime>, wasmtime::Error> {
         let engine = Engine::new(&config)?;
 
         let mut provider_linker = Linker::new(&engine);

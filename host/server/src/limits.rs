@@ -12,7 +12,7 @@ use aigw_access::{
     Gauge, Headroom, Key, Limits, Metric, Period, Refusal, Refused, Subject, SubjectKind, Ticket,
 };
 use aigw_telemetry::QuotaObservation;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::error::ApiError;
 use crate::gateway::Gateway;
@@ -76,31 +76,30 @@ pub(crate) fn add_headers(gateway: &Gateway, key: &Key, headers: &mut HeaderMap)
     headroom_headers(&limiter.headroom(&subject), headers);
 }
 
+/// OpenAI's rate-limit header names, made once (a name given as a string is checked and
+/// hashed as a new name on every insert; a clone of a static name copies two pointers).
+static REQUESTS_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-ratelimit-limit-requests"),
+    HeaderName::from_static("x-ratelimit-remaining-requests"),
+    HeaderName::from_static("x-ratelimit-reset-requests"),
+];
+static TOKENS_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-ratelimit-limit-tokens"),
+    HeaderName::from_static("x-ratelimit-remaining-tokens"),
+    HeaderName::from_static("x-ratelimit-reset-tokens"),
+];
+
 fn headroom_headers(headroom: &Headroom, headers: &mut HeaderMap) {
-    let mut put = |gauge: Option<Gauge>, names: [&'static str; 3]| {
+    let mut put = |gauge: Option<Gauge>, [limit, remaining, reset]: &[HeaderName; 3]| {
         let Some(gauge) = gauge else { return };
-        headers.insert(names[0], HeaderValue::from(gauge.limit));
-        headers.insert(names[1], HeaderValue::from(gauge.remaining));
+        headers.insert(limit.clone(), HeaderValue::from(gauge.limit));
+        headers.insert(remaining.clone(), HeaderValue::from(gauge.remaining));
         if let Ok(value) = HeaderValue::from_str(&openai_duration(gauge.reset_ms)) {
-            headers.insert(names[2], value);
+            headers.insert(reset.clone(), value);
         }
     };
-    put(
-        headroom.requests,
-        [
-            "x-ratelimit-limit-requests",
-            "x-ratelimit-remaining-requests",
-            "x-ratelimit-reset-requests",
-        ],
-    );
-    put(
-        headroom.tokens,
-        [
-            "x-ratelimit-limit-tokens",
-            "x-ratelimit-remaining-tokens",
-            "x-ratelimit-reset-tokens",
-        ],
-    );
+    put(headroom.requests, &REQUESTS_HEADERS);
+    put(headroom.tokens, &TOKENS_HEADERS);
 }
 
 /// The limit a refusal names, as the metrics label it (`team_…` for the key's team's).

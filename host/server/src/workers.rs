@@ -90,9 +90,13 @@ impl Workers {
                 make().await;
             });
         });
-        let mut order: Vec<&Loop> = self.loops.iter().collect();
-        order.sort_by_key(|l| l.open.load(Ordering::Relaxed));
-        for chosen in order {
+        // The loop with the fewest open; if it has stopped, any other still running (a loop
+        // stops only when its thread panicked: no need to rank the rest).
+        let fewest = self
+            .loops
+            .iter()
+            .min_by_key(|l| l.open.load(Ordering::Relaxed));
+        for chosen in fewest.into_iter().chain(&self.loops) {
             match chosen.jobs.send((job, Open::on(&chosen.open))) {
                 Ok(()) => return,
                 // That loop has stopped (its count goes back as the guard drops): the next.

@@ -14,7 +14,7 @@
 //! ([`RequestRecord::walked`]).
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,16 +33,58 @@ use crate::trace::{self, RequestTrace};
 /// names are capped by the request head; the human format escapes and caps every field too.)
 const MAX_LOGGED_TEXT_BYTES: usize = 2048;
 
-/// `text` cut to [`MAX_LOGGED_TEXT_BYTES`] at a character boundary, saying how much is missing.
+/// A value written into a log field cut after [`MAX_LOGGED_TEXT_BYTES`] at a character
+/// boundary, saying how much is missing. Written straight into the line: no string is built for
+/// it, short or long.
+pub(crate) struct Capped<T>(pub(crate) T);
+
+impl<T: fmt::Display> fmt::Display for Capped<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = CutAfter {
+            out: f,
+            left: MAX_LOGGED_TEXT_BYTES,
+            cut: 0,
+        };
+        write!(out, "{}", self.0)?;
+        let cut = out.cut;
+        if cut > 0 {
+            write!(f, "…(+{cut} bytes)")?;
+        }
+        Ok(())
+    }
+}
+
+/// `text` as [`Capped`] writes it, borrowed when it is short (a `&str` field keeps its quotes in
+/// the human format).
 pub(crate) fn capped(text: &str) -> Cow<'_, str> {
     if text.len() <= MAX_LOGGED_TEXT_BYTES {
         return Cow::Borrowed(text);
     }
-    let mut end = MAX_LOGGED_TEXT_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
+    Cow::Owned(Capped(text).to_string())
+}
+
+/// Passes on the first `left` bytes written (to a character boundary) and counts the rest.
+struct CutAfter<'a, 'b> {
+    out: &'a mut fmt::Formatter<'b>,
+    left: usize,
+    cut: usize,
+}
+
+impl fmt::Write for CutAfter<'_, '_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        if text.len() <= self.left {
+            self.left -= text.len();
+            return self.out.write_str(text);
+        }
+        let mut end = self.left;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        // Once cut, nothing more is passed on: the rest only counts.
+        self.left = 0;
+        self.cut += text.len() - end;
+        self.out.write_str(&text[..end])
     }
-    Cow::Owned(format!("{}…(+{} bytes)", &text[..end], text.len() - end))
 }
 
 /// What is known of a request from its start, until it is reported.
@@ -246,19 +288,19 @@ impl RequestRecord {
             match failure.class {
                 FailureClass::Unauthorized => tracing::warn!(
                     target = %entry.target.label,
-                    reason = %capped(&failure.to_string()),
+                    reason = %Capped(failure),
                     out_for_s = snapshot.open_for.as_secs(),
                     "credential rejected or missing: target marked misconfigured"
                 ),
                 FailureClass::NoCredit => tracing::warn!(
                     target = %entry.target.label,
-                    reason = %capped(&failure.to_string()),
+                    reason = %Capped(failure),
                     out_for_s = snapshot.open_for.as_secs(),
                     "the provider account has no credit left: target marked misconfigured"
                 ),
                 _ if snapshot.consecutive_failures > 0 => tracing::warn!(
                     target = %entry.target.label,
-                    reason = %capped(&failure.to_string()),
+                    reason = %Capped(failure),
                     consecutive_failures = snapshot.consecutive_failures,
                     open_for_ms = snapshot.open_for.as_millis() as u64,
                     "circuit breaker opened"
@@ -308,15 +350,7 @@ impl RequestRecord {
             .chain(usage)
             .reduce(super::continuation::add_usage);
         let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        // Failed attempts are metered apart from the one that served: the upstream may bill
-        // them, and they are what an operator looks at.
-        let failed: Vec<String> = attempts
-            .iter()
-            .filter_map(|a| {
-                a.failure()
-                    .map(|f| format!("{} {}", label(&self.route, a.target), f))
-            })
-            .collect();
+        let error = error.map(capped);
         let provider = served.map(|t| t.provider.name.as_str()).unwrap_or("-");
         let target = served.map(|t| &*t.label).unwrap_or("-");
         tracing::info!(
@@ -338,9 +372,21 @@ impl RequestRecord {
             tool_calls = self.tool_loop.map(|(_, calls)| calls),
             cache = self.cache,
             cost_usd = format_args!("{:.6}", aigw_access::prices::usd(spend)),
-            failed_attempts = %capped(&failed.join("; ")),
-            attempt_log = %describe_attempts(&self.route, attempts, skipped),
-            error = capped(error.unwrap_or("")).as_ref(),
+            // Failed attempts are metered apart from the one that served: the upstream may
+            // bill them, and they are what an operator looks at. Empty fields are left out.
+            failed_attempts = attempts
+                .iter()
+                .any(|a| a.failure().is_some())
+                .then(|| tracing::field::display(Capped(FailedAttempts {
+                    route: &self.route,
+                    attempts,
+                }))),
+            attempt_log = %AttemptLog {
+                route: &self.route,
+                attempts,
+                skipped,
+            },
+            error = error.as_deref(),
             "chat completion"
         );
     }
@@ -508,10 +554,14 @@ fn error_type(status: u16) -> &'static str {
 
 /// The label of route entry `index` (empty if out of range).
 pub(crate) fn label(route: &ServedRoute, index: usize) -> String {
+    target_label(route, index).to_owned()
+}
+
+fn target_label(route: &ServedRoute, index: usize) -> &str {
     route
         .entries
         .get(index)
-        .map(|e| e.target.label.to_string())
+        .map(|e| &*e.target.label)
         .unwrap_or_default()
 }
 
@@ -523,51 +573,91 @@ pub(crate) fn debug_header(
     attempts: &[Attempt],
     skipped: &[Skip],
 ) {
-    if let Ok(value) = HeaderValue::from_str(&describe_attempts(route, attempts, skipped)) {
+    let log = AttemptLog {
+        route,
+        attempts,
+        skipped,
+    };
+    if let Ok(value) = HeaderValue::from_str(&log.to_string()) {
         headers.insert("x-aigw-attempt-log", value);
     }
 }
 
 /// What every attempt did, for the log line and the debug header. Messages are left out: they
 /// are upstream text, not always fit for a header.
-fn describe_attempts(route: &ServedRoute, attempts: &[Attempt], skipped: &[Skip]) -> String {
-    let mut out = String::new();
-    for attempt in attempts {
-        if !out.is_empty() {
-            out.push_str(", ");
+struct AttemptLog<'a> {
+    route: &'a ServedRoute,
+    attempts: &'a [Attempt],
+    skipped: &'a [Skip],
+}
+
+impl fmt::Display for AttemptLog<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut separator = "";
+        for attempt in self.attempts {
+            write!(
+                f,
+                "{separator}{} {} ",
+                target_label(self.route, attempt.target),
+                attempt.kind.as_str()
+            )?;
+            match &attempt.outcome {
+                Outcome::Served => f.write_str("served")?,
+                Outcome::Cancelled => f.write_str("cancelled")?,
+                Outcome::Failed(failure) => {
+                    f.write_str(failure.class.as_str())?;
+                    if let Some(status) = failure.status {
+                        write!(f, "({status})")?;
+                    }
+                }
+            }
+            write!(
+                f,
+                " at={:.1}ms took={:.1}ms",
+                attempt.at.as_secs_f64() * 1000.0,
+                attempt.latency.as_secs_f64() * 1000.0
+            )?;
+            separator = ", ";
         }
-        let outcome = match &attempt.outcome {
-            Outcome::Served => "served".to_owned(),
-            Outcome::Cancelled => "cancelled".to_owned(),
-            Outcome::Failed(failure) => match failure.status {
-                Some(status) => format!("{}({status})", failure.class.as_str()),
-                None => failure.class.as_str().to_owned(),
-            },
-        };
-        let _ = write!(
-            out,
-            "{} {} {outcome} at={:.1}ms took={:.1}ms",
-            label(route, attempt.target),
-            attempt.kind.as_str(),
-            attempt.at.as_secs_f64() * 1000.0,
-            attempt.latency.as_secs_f64() * 1000.0
-        );
+        for skip in self.skipped {
+            write!(
+                f,
+                "{separator}{} skipped {}",
+                target_label(self.route, skip.target),
+                skip.reason.as_str()
+            )?;
+            if let SkipReason::Cooling(wait) | SkipReason::Open(wait) = skip.reason {
+                write!(f, " for={:.1}s", wait.as_secs_f64())?;
+            }
+            separator = ", ";
+        }
+        Ok(())
     }
-    for skip in skipped {
-        if !out.is_empty() {
-            out.push_str(", ");
+}
+
+/// The failed attempts, `label failure` each, `; `-separated.
+struct FailedAttempts<'a> {
+    route: &'a ServedRoute,
+    attempts: &'a [Attempt],
+}
+
+impl fmt::Display for FailedAttempts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut separator = "";
+        for (attempt, failure) in self
+            .attempts
+            .iter()
+            .filter_map(|a| a.failure().map(|failure| (a, failure)))
+        {
+            write!(
+                f,
+                "{separator}{} {failure}",
+                target_label(self.route, attempt.target)
+            )?;
+            separator = "; ";
         }
-        let _ = write!(
-            out,
-            "{} skipped {}",
-            label(route, skip.target),
-            skip.reason.as_str()
-        );
-        if let SkipReason::Cooling(wait) | SkipReason::Open(wait) = skip.reason {
-            let _ = write!(out, " for={:.1}s", wait.as_secs_f64());
-        }
+        Ok(())
     }
-    out
 }
 
 #[cfg(test)]
@@ -592,6 +682,29 @@ mod tests {
     }
 
     #[test]
+    fn a_value_written_in_pieces_is_capped_across_them() {
+        struct Pieces;
+        impl fmt::Display for Pieces {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                for _ in 0..3 {
+                    f.write_str(&"x".repeat(MAX_LOGGED_TEXT_BYTES / 2 + 1))?;
+                }
+                Ok(())
+            }
+        }
+        let kept = Capped(Pieces).to_string();
+        let written = 3 * (MAX_LOGGED_TEXT_BYTES / 2 + 1);
+        assert_eq!(
+            kept,
+            format!(
+                "{}…(+{} bytes)",
+                "x".repeat(MAX_LOGGED_TEXT_BYTES),
+                written - MAX_LOGGED_TEXT_BYTES
+            )
+        );
+    }
+
+    #[test]
     fn attempt_descriptions_name_target_kind_outcome_and_times() {
         let route: ServedRoute = Route::new(Vec::new(), Policy::default());
         let attempts = [Attempt {
@@ -608,7 +721,12 @@ mod tests {
             reason: SkipReason::Cooling(Duration::from_millis(6500)),
         }];
         assert_eq!(
-            describe_attempts(&route, &attempts, &skipped),
+            AttemptLog {
+                route: &route,
+                attempts: &attempts,
+                skipped: &skipped,
+            }
+            .to_string(),
             " retry unavailable(503) at=52.0ms took=1.5ms,  skipped cooling for=6.5s"
         );
     }
