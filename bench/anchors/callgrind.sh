@@ -66,7 +66,8 @@ taken() { curl -s -o /dev/null "http://127.0.0.1:$1/"; }
 
 # count BIN MODE: prints "BIN MODE instructions-per-request"
 count() {
-  local bin=$1 mode=$2 dir=$RUN/$(basename "$1")-$2 base=/v1 pid key
+  local bin=$1 mode=$2 dir base=/v1 pid key
+  dir=$RUN/$(basename "$1")-$2
   [ "$mode" = stream ] && base=/stream/v1
   mkdir -p "$dir"
   ! taken "$PORT" || { echo "port $PORT is taken (a gateway left running?): set PORT"; exit 1; }

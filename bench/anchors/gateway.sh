@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # gateway.sh: sourced by aigw.sh and callgrind.sh. The bench config of aigw (every bundled
 # provider and tool plugin loaded, the route to the OpenAI-compatible one, auth on) and the key
 # with limits the load is sent with.
