@@ -76,11 +76,35 @@ impl Server {
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
+    /// The process id, while the process runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     pub async fn stop(&mut self) {
         if let Err(e) = self.child.kill().await {
             eprintln!("bench: stopping {}: {e}", self.name);
         }
     }
+}
+
+/// CPU time a process has used so far (user + system, all its threads), from
+/// `/proc/<pid>/stat`; `None` off Linux or once the process is gone.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    parse_cpu_time(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_cpu_time(stat: &str) -> Option<Duration> {
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    // Field 3 is then the first, so utime (14) and stime (15) are the 12th and 13th.
+    let mut fields = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    // /proc counts in USER_HZ ticks, which the kernel ABI fixes at 100 per second.
+    Some(Duration::from_millis((user + system) * 10))
 }
 
 fn listening_addr(line: &str) -> Option<SocketAddr> {
@@ -140,7 +164,34 @@ pub fn percentile(sorted: &[u32], p: f64) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{listening_addr, percentile};
+    #![allow(clippy::expect_used)]
+
+    use std::time::{Duration, Instant};
+
+    use super::{cpu_time, listening_addr, parse_cpu_time, percentile};
+
+    #[test]
+    fn cpu_time_is_read_after_the_command_name_even_when_it_holds_parentheses() {
+        let stat = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 1 0 0 0 250 75 0 0 20 0 3 0";
+        assert_eq!(parse_cpu_time(stat), Some(Duration::from_millis(3250)));
+        assert_eq!(parse_cpu_time("4242 (truncated) S 1"), None);
+    }
+
+    #[test]
+    fn cpu_time_of_this_process_grows_while_it_works() {
+        let pid = std::process::id();
+        let before = cpu_time(pid).expect("/proc/self/stat is readable");
+        // Work until the next 10 ms tick is counted; the bound only stops a broken parse.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut spins = 0u64;
+        while cpu_time(pid).expect("readable") <= before && Instant::now() < deadline {
+            spins = std::hint::black_box(spins.wrapping_add(1));
+        }
+        assert!(
+            cpu_time(pid).expect("readable") > before,
+            "utime + stime never grew"
+        );
+    }
 
     #[test]
     fn percentile_is_nearest_rank() {

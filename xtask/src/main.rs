@@ -43,10 +43,13 @@ Commands:
                           and 64 writers against direct libsql, history read, key-value get,
                           full-text search, session-aware chat against plain chat.
   bench [--duration SECS] [--connections N] [--warmup SECS] [--no-stream] [--keys N] [--tools]
+        [--tool-loop] [--baseline PATH]
                           plugins + release build of aigw, mock-upstream and bench, then the same
                           closed-loop load straight to the mock and through aigw (and, with
                           --keys, through a gateway with authentication on, N keys in its store,
-                          sent with a key that has limits); prints a Markdown table. Then the plugin micro-benchmark and the failover
+                          sent with a key that has limits; with --baseline, through a gateway
+                          of that binary: an A/B in one run); prints a Markdown table with the
+                          server CPU per request. Then the plugin micro-benchmark and the failover
                           engine's overhead per request (both in-process, against a baseline).
   faults                  plugins + release build of aigw, then the failover end-to-end tests
                           one at a time; prints the fault table (wall time of the client's
@@ -923,7 +926,15 @@ impl Xtask {
                         .parse::<u64>()
                         .map_err(|_| format!("`{arg} {value}`: expected a whole number"))?;
                 }
-                "--no-stream" | "--tools" => {}
+                "--baseline" => {
+                    let value = args
+                        .next()
+                        .ok_or_else(|| format!("`{arg}` needs a gateway binary"))?;
+                    if !Path::new(value).is_file() {
+                        return Err(format!("`--baseline {value}`: no such file"));
+                    }
+                }
+                "--no-stream" | "--tools" | "--tool-loop" => {}
                 other => return Err(format!("`bench` does not take `{other}` (see --help)")),
             }
         }

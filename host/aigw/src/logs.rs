@@ -16,7 +16,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use aigw_server::{LogChange, LogControl, LogSetting};
-use aigw_telemetry::names;
+use aigw_telemetry::{Budget, names};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::field::Field;
@@ -187,53 +187,16 @@ fn field(writer: &mut Writer<'_>, field: &Field, value: &dyn fmt::Debug) -> fmt:
 
 /// A writer that escapes what could break or forge a line and stops after a byte budget,
 /// saying how much it left out.
-pub(crate) struct Escaping<'w, W: fmt::Write> {
-    inner: &'w mut W,
-    left: usize,
-    cut: usize,
-}
+pub(crate) struct Escaping<'w, W: fmt::Write>(Budget<&'w mut W>);
 
 impl<'w, W: fmt::Write> Escaping<'w, W> {
     pub(crate) fn new(inner: &'w mut W, budget: usize) -> Escaping<'w, W> {
-        Escaping {
-            inner,
-            left: budget,
-            cut: 0,
-        }
+        Escaping(Budget::new(inner, budget))
     }
 
     /// Says how many bytes were left out, if any.
     pub(crate) fn finish(self) -> fmt::Result {
-        if self.cut > 0 {
-            write!(self.inner, "…(+{} bytes)", self.cut)?;
-        }
-        Ok(())
-    }
-
-    /// Writes safe text, as much as the budget allows (up to a character boundary); the rest
-    /// is counted as cut.
-    fn run(&mut self, text: &str) -> fmt::Result {
-        if self.cut > 0 {
-            self.cut += text.len();
-            return Ok(());
-        }
-        let mut end = text.len().min(self.left);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        self.left -= end;
-        self.cut += text.len() - end;
-        self.inner.write_str(&text[..end])
-    }
-
-    /// Writes the escape of one character (`original` bytes) whole, or counts it as cut.
-    fn escape(&mut self, text: &str, original: usize) -> fmt::Result {
-        if self.cut > 0 || text.len() > self.left {
-            self.cut += original;
-            return Ok(());
-        }
-        self.left -= text.len();
-        self.inner.write_str(text)
+        self.0.finish()
     }
 }
 
@@ -252,14 +215,14 @@ impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         // Nearly all log text is printable ASCII: one pass over the bytes, no char decoding.
         if s.bytes().all(|b| matches!(b, b' '..=b'~')) {
-            return self.run(s);
+            return self.0.write_str(s);
         }
         let mut safe_from = 0;
         for (at, c) in s.char_indices() {
             if !unsafe_in_log(c) {
                 continue;
             }
-            self.run(&s[safe_from..at])?;
+            self.0.write_str(&s[safe_from..at])?;
             // Controls are rare in log text: formatting one may allocate.
             let other;
             let text = match c {
@@ -271,10 +234,11 @@ impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
                     other.as_str()
                 }
             };
-            self.escape(text, c.len_utf8())?;
+            // An escape is written whole or not at all, counted as the character it stands for.
+            self.0.write_whole(text, c.len_utf8())?;
             safe_from = at + c.len_utf8();
         }
-        self.run(&s[safe_from..])
+        self.0.write_str(&s[safe_from..])
     }
 }
 

@@ -1,15 +1,18 @@
 //! What aigw tells its operators about itself: the telemetry names (OpenTelemetry GenAI
 //! conventions and aigw's own, in [`names`], the one place a rename in the conventions is made),
 //! the process's metrics (exposed in the Prometheus text format), the last hour's history the
-//! dashboard draws, and the observations both are fed from. Observations are plain values the
+//! dashboard draws, the observations both are fed from, and the byte budget every log field is
+//! written under ([`Budget`]). Observations are plain values the
 //! server builds once per finished request (from its one request record), tool call and quota
 //! refusal; this crate knows nothing of hyper, wasmtime or the store.
 
+mod budget;
 pub mod history;
 mod metrics;
 pub mod names;
 mod observation;
 
+pub use budget::Budget;
 pub use history::{Clock, History, HistoryBucket, HistorySnapshot, ManualClock, SystemClock};
 pub use metrics::{
     Durations, Format, MemoryState, Metrics, MetricsOptions, PluginState, Scrape, TargetState,

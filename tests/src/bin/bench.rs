@@ -10,6 +10,13 @@
 //! with one of them, which has requests/tokens per minute, concurrency and budget limits high
 //! enough never to refuse: the third row is what key checking and quota accounting add.
 //!
+//! With `--baseline PATH` a gateway of another binary (the build before a change) runs beside the
+//! first on the same config and takes the same load right after it: the A/B of a change in one
+//! run, with a comparison row per mode.
+//!
+//! Each row also gives the CPU time the server under load used per request (user + system, from
+//! `/proc`, over the measured window): the mock's for the direct row, the gateway's for the others.
+//!
 //! With `--tool-loop` the gateway also serves a request that takes one step of the chat tool
 //! loop (`bench/tool_loop.rs`): a fourth row.
 //! With `--tools` the tool service is measured too: a scripted upstream (its own thread and
@@ -27,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use aigw_tests::bench::{Server, percentile};
+use aigw_tests::bench::{Server, cpu_time, percentile};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -44,7 +51,7 @@ mod tool_loop;
 const USAGE: &str = "\
 usage: bench [--duration SECS] [--warmup SECS] [--connections N] [--no-stream] [--keys N]
              [--tools] [--tool-loop] [--aigw PATH] [--mock PATH] [--plugins DIR] [--tool-plugin FILE]
-             [--config-template FILE]
+             [--config-template FILE] [--baseline PATH]
 
   --duration SECS          measured time per scenario (default 10)
   --warmup SECS            unmeasured load before each scenario (default 2)
@@ -56,6 +63,8 @@ usage: bench [--duration SECS] [--warmup SECS] [--connections N] [--no-stream] [
                            scripted upstream, through aigw, and answered from the cache
   --tool-plugin FILE       the tool-echo plugin (default <root>/dist/test-plugins/tool-echo.wasm)
   --aigw PATH              gateway binary (default <root>/target/release/aigw)
+  --baseline PATH          also measure this gateway binary (e.g. the build before a change)
+                           on the same config, right after --aigw: an A/B in one run
   --mock PATH              mock upstream binary (default <root>/target/release/mock-upstream)
   --plugins DIR            built provider plugins (default <root>/dist/plugins)
   --tool-loop              also measure a chat completion that takes one tool-loop step
@@ -87,6 +96,7 @@ struct Args {
     connections: usize,
     stream: bool,
     aigw: PathBuf,
+    baseline: Option<PathBuf>,
     mock: PathBuf,
     plugins: PathBuf,
     config_template: Option<PathBuf>,
@@ -108,6 +118,7 @@ fn parse_args() -> Result<Args, String> {
         connections: 16,
         stream: true,
         aigw: release.join("aigw"),
+        baseline: None,
         mock: release.join("mock-upstream"),
         plugins: root.join("dist").join("plugins"),
         config_template: None,
@@ -138,6 +149,7 @@ fn parse_args() -> Result<Args, String> {
             "--tools" => args.tools = true,
             "--tool-plugin" => args.tool_plugin = value()?.into(),
             "--aigw" => args.aigw = value()?.into(),
+            "--baseline" => args.baseline = Some(value()?.into()),
             "--mock" => args.mock = value()?.into(),
             "--plugins" => args.plugins = value()?.into(),
             "--config-template" => args.config_template = Some(value()?.into()),
@@ -154,7 +166,10 @@ fn parse_args() -> Result<Args, String> {
         &mut args.mock,
         &mut args.plugins,
         &mut args.tool_plugin,
-    ] {
+    ]
+    .into_iter()
+    .chain(args.baseline.as_mut())
+    {
         *path = std::path::absolute(&*path).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(args)
@@ -173,7 +188,12 @@ fn main() -> ExitCode {
 }
 
 async fn bench(args: &Args) -> Result<()> {
-    for (what, path) in [("gateway", &args.aigw), ("mock upstream", &args.mock)] {
+    let binaries = [("gateway", &args.aigw), ("mock upstream", &args.mock)];
+    for (what, path) in binaries.into_iter().chain(
+        args.baseline
+            .as_ref()
+            .map(|path| ("baseline gateway", path)),
+    ) {
         if !path.is_file() {
             bail!(
                 "the {what} binary is missing at {} (`cargo xtask bench` builds it)",
@@ -205,12 +225,16 @@ async fn bench(args: &Args) -> Result<()> {
     if args.tool_loop {
         config.push_str(&tool_loop::config(&args.tool_plugin));
     }
-    let (mut aigw, _dir) = start_gateway(args, &config, None).await?;
+    let (mut aigw, _dir) = start_gateway(&args.aigw, &config, None).await?;
+    let baseline = match &args.baseline {
+        Some(binary) => Some(start_gateway(binary, &config, None).await?),
+        None => None,
+    };
     // The keyed gateway and the key its load is sent with.
     let keyed = match args.keys {
         0 => None,
         n => {
-            let (gateway, dir) = start_gateway(args, &config, Some(BENCH_ADMIN_KEY)).await?;
+            let (gateway, dir) = start_gateway(&args.aigw, &config, Some(BENCH_ADMIN_KEY)).await?;
             eprintln!("creating {n} virtual keys ...");
             let key = create_keys(gateway.addr, n).await?;
             Some((gateway, dir, key))
@@ -226,24 +250,30 @@ async fn bench(args: &Args) -> Result<()> {
         .map(|mode| {
             let direct = Target {
                 addr: mock.addr,
+                pid: mock.pid(),
                 path: "/openai/v1/chat/completions",
                 body: request_body("ok", mode),
                 mode,
                 authorization: HeaderValue::from_static("Bearer bench-key"),
             };
-            let gateway = Target {
-                addr: aigw.addr,
+            let through = |gateway: &Server| Target {
+                addr: gateway.addr,
+                pid: gateway.pid(),
                 path: "/v1/chat/completions",
                 body: request_body("bench", mode),
                 mode,
                 authorization: HeaderValue::from_static("Bearer bench-key"),
             };
-            let mut targets = vec![("direct to mock", direct), ("through aigw", gateway)];
+            let mut targets = vec![("direct to mock", direct), ("through aigw", through(&aigw))];
+            if let Some((baseline, _)) = &baseline {
+                targets.push((BASELINE, through(baseline)));
+            }
             if args.tool_loop {
                 targets.push((
                     tool_loop::LABEL,
                     Target {
                         addr: aigw.addr,
+                        pid: aigw.pid(),
                         path: "/v1/chat/completions",
                         body: tool_loop::body(mode),
                         mode,
@@ -256,6 +286,7 @@ async fn bench(args: &Args) -> Result<()> {
                     "through aigw, key + limits",
                     Target {
                         addr: keyed.addr,
+                        pid: keyed.pid(),
                         path: "/v1/chat/completions",
                         body: request_body("bench", mode),
                         mode,
@@ -320,6 +351,9 @@ async fn bench(args: &Args) -> Result<()> {
         None => println!("aigw peak RSS: unavailable (no /proc/<pid>/status)"),
     }
     aigw.stop().await;
+    if let Some((mut baseline, _)) = baseline {
+        baseline.stop().await;
+    }
     if let Some((mut keyed, _, _)) = keyed {
         keyed.stop().await;
     }
@@ -380,8 +414,8 @@ async fn bench_tools(args: &Args) -> Result<()> {
             .replace("{upstream}", &upstream)
             .replace("{cache}", &cache.to_string())
     };
-    let (mut uncached, _dir) = start_gateway(args, &config(0), None).await?;
-    let (mut cached, _cached_dir) = start_gateway(args, &config(3600), None).await?;
+    let (mut uncached, _dir) = start_gateway(&args.aigw, &config(0), None).await?;
+    let (mut cached, _cached_dir) = start_gateway(&args.aigw, &config(3600), None).await?;
     let invoke = Bytes::from_static(br#"{"arguments":{"path":"/ok"}}"#);
     let authorization = HeaderValue::from_static("Bearer bench-key");
     let targets = [
@@ -389,6 +423,7 @@ async fn bench_tools(args: &Args) -> Result<()> {
             "direct to the upstream",
             Target {
                 addr,
+                pid: None,
                 path: "/ok",
                 body: Bytes::new(),
                 mode: Mode::Json,
@@ -399,6 +434,7 @@ async fn bench_tools(args: &Args) -> Result<()> {
             "tool call through aigw",
             Target {
                 addr: uncached.addr,
+                pid: uncached.pid(),
                 path: "/v1/tools/upstream_get/invoke",
                 body: invoke.clone(),
                 mode: Mode::Json,
@@ -409,6 +445,7 @@ async fn bench_tools(args: &Args) -> Result<()> {
             "tool call, cache hit",
             Target {
                 addr: cached.addr,
+                pid: cached.pid(),
                 path: "/v1/tools/upstream_get/invoke",
                 body: invoke,
                 mode: Mode::Json,
@@ -477,10 +514,13 @@ fn tools_table(rows: &[Summary]) -> String {
 /// The admin key of the keyed gateway (a local benchmark's, never a real one).
 const BENCH_ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef";
 
-/// Starts `aigw serve` on `config` in a fresh directory (its store too), with authentication
+/// The row of the `--baseline` gateway.
+const BASELINE: &str = "through the baseline aigw";
+
+/// Starts `binary serve` on `config` in a fresh directory (its store too), with authentication
 /// on when `admin_key` is given. The directory lives as long as the returned guard.
 async fn start_gateway(
-    args: &Args,
+    binary: &Path,
     config: &str,
     admin_key: Option<&str>,
 ) -> Result<(Server, tempfile::TempDir)> {
@@ -488,7 +528,7 @@ async fn start_gateway(
     let config_path = dir.path().join("aigw.toml");
     std::fs::write(&config_path, config)
         .with_context(|| format!("writing {}", config_path.display()))?;
-    let mut aigw_cmd = Command::new(&args.aigw);
+    let mut aigw_cmd = Command::new(binary);
     aigw_cmd
         .arg("serve")
         .arg("--config")
@@ -591,6 +631,8 @@ impl Mode {
 
 struct Target {
     addr: SocketAddr,
+    /// The server's process, whose CPU time is sampled over the measured window.
+    pid: Option<u32>,
     path: &'static str,
     body: Bytes,
     mode: Mode,
@@ -621,6 +663,8 @@ struct Run {
     /// Failed requests (non-2xx, transport errors, truncated streams) in the measured window.
     errors: u64,
     first_error: Option<String>,
+    /// CPU time the server used over the measured window.
+    cpu: Option<Duration>,
 }
 
 impl Run {
@@ -650,11 +694,21 @@ async fn load(target: &Target, connections: usize, warmup: Duration, duration: D
     let start = Instant::now();
     let measure_from = start + warmup;
     let end = measure_from + duration;
-    let workers = (0..connections).map(|_| worker(target, measure_from, end));
+    let workers =
+        futures_util::future::join_all((0..connections).map(|_| worker(target, measure_from, end)));
+    let cpu_at_start = async {
+        tokio::time::sleep_until(measure_from.into()).await;
+        target.pid.and_then(cpu_time)
+    };
+    let (runs, cpu_from) = tokio::join!(workers, cpu_at_start);
+    let cpu_to = target.pid.and_then(cpu_time);
     let mut total = Run::default();
-    for run in futures_util::future::join_all(workers).await {
+    for run in runs {
         total.merge(run);
     }
+    total.cpu = cpu_from
+        .zip(cpu_to)
+        .map(|(from, to)| to.saturating_sub(from));
     total
 }
 
@@ -807,6 +861,8 @@ struct Summary {
     p99_us: u32,
     /// Time to the body's first byte, p50.
     first_byte_p50_us: u32,
+    /// The server's CPU time per measured request, in µs.
+    cpu_us: Option<f64>,
 }
 
 impl Summary {
@@ -821,6 +877,10 @@ impl Summary {
             p50_us: percentile(&run.latencies_us, 50.0),
             p99_us: percentile(&run.latencies_us, 99.0),
             first_byte_p50_us: percentile(&run.first_byte_us, 50.0),
+            cpu_us: run
+                .cpu
+                .filter(|_| !run.latencies_us.is_empty())
+                .map(|cpu| cpu.as_secs_f64() * 1e6 / run.latencies_us.len() as f64),
         }
     }
 }
@@ -836,14 +896,14 @@ fn signed_ms(us: i64) -> String {
 /// The Markdown table, then one sentence per mode with the comparison.
 fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
     let mut table = String::from(
-        "| scenario | requests | errors | req/s | p50 | p99 | first byte p50 |\n\
-         |---|---:|---:|---:|---:|---:|---:|\n",
+        "| scenario | requests | errors | req/s | p50 | p99 | first byte p50 | server CPU per request |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut sentences = String::new();
     for (mode, summaries) in rows {
         for s in summaries {
             table.push_str(&format!(
-                "| {}, {} | {} | {} | {:.0} | {} | {} | {} |\n",
+                "| {}, {} | {} | {} | {:.0} | {} | {} | {} | {} |\n",
                 s.label,
                 mode.name(),
                 s.requests,
@@ -852,6 +912,8 @@ fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
                 ms(s.p50_us),
                 ms(s.p99_us),
                 ms(s.first_byte_p50_us),
+                s.cpu_us
+                    .map_or_else(String::new, |us| format!("{us:.1} µs")),
             ));
         }
         if let [direct, gateway, rest @ ..] = summaries.as_slice() {
@@ -866,7 +928,7 @@ fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
                 i64::from(gateway.first_byte_p50_us) - i64::from(direct.first_byte_p50_us),
             );
             table.push_str(&format!(
-                "| **aigw vs direct**, {} | | | {ratio:.2}× | {p50} | {p99} | {first} |\n",
+                "| **aigw vs direct**, {} | | | {ratio:.2}× | {p50} | {p99} | {first} | |\n",
                 mode.name(),
             ));
             sentences.push_str(&format!(
@@ -875,11 +937,16 @@ fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
                 mode.name(),
                 ratio * 100.0,
             ));
+            if let Some(baseline) = rest.iter().find(|s| s.label == BASELINE) {
+                let (row, sentence) = versus_baseline(*mode, gateway, baseline);
+                table.push_str(&row);
+                sentences.push_str(&sentence);
+            }
             if let Some(stepped) = rest.iter().find(|s| s.label == tool_loop::LABEL) {
                 let p50 = signed_ms(i64::from(stepped.p50_us) - i64::from(gateway.p50_us));
                 let p99 = signed_ms(i64::from(stepped.p99_us) - i64::from(gateway.p99_us));
                 table.push_str(&format!(
-                    "| **one tool-loop step vs none**, {} | | | | {p50} | {p99} | |\n",
+                    "| **one tool-loop step vs none**, {} | | | | {p50} | {p99} | | |\n",
                     mode.name(),
                 ));
             }
@@ -895,7 +962,7 @@ fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
                     0.0
                 };
                 table.push_str(&format!(
-                    "| **key + limits vs no key**, {} | | | {ratio:.2}× | {p50} | {p99} | |\n",
+                    "| **key + limits vs no key**, {} | | | {ratio:.2}× | {p50} | {p99} | | |\n",
                     mode.name(),
                 ));
                 sentences.push_str(&format!(
@@ -908,4 +975,30 @@ fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
         }
     }
     format!("{table}\n{sentences}")
+}
+
+/// The comparison row and sentence of `--baseline`: the gateway under test over the baseline
+/// binary, both measured in this run on the same config and load.
+fn versus_baseline(mode: Mode, gateway: &Summary, baseline: &Summary) -> (String, String) {
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let rate = ratio(gateway.per_second, baseline.per_second);
+    let p50 = signed_ms(i64::from(gateway.p50_us) - i64::from(baseline.p50_us));
+    let p99 = signed_ms(i64::from(gateway.p99_us) - i64::from(baseline.p99_us));
+    let first =
+        signed_ms(i64::from(gateway.first_byte_p50_us) - i64::from(baseline.first_byte_p50_us));
+    let cpu = gateway.cpu_us.zip(baseline.cpu_us);
+    let row = format!(
+        "| **aigw vs baseline**, {} | | | {rate:.2}× | {p50} | {p99} | {first} | {} |\n",
+        mode.name(),
+        cpu.map_or_else(String::new, |(new, old)| format!("{:.2}×", ratio(new, old))),
+    );
+    let sentence = format!(
+        "{}: aigw serves {:.0}% of the baseline's request rate, {p50} at p50 and {p99} at p99{}.\n",
+        mode.name(),
+        rate * 100.0,
+        cpu.map_or_else(String::new, |(new, old)| format!(
+            ", {new:.1} µs of CPU per request against {old:.1} µs"
+        )),
+    );
+    (row, sentence)
 }

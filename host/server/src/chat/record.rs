@@ -22,7 +22,7 @@ use aigw_access::usage::OPEN_KEY_ID;
 use aigw_access::{Key, Ledger, Prices, Ticket, Tokens};
 use aigw_router::{Attempt, BreakerState, FailureClass, Outcome, Skip, SkipReason};
 use aigw_runtime::Usage;
-use aigw_telemetry::{AttemptObservation, RequestObservation, Telemetry};
+use aigw_telemetry::{AttemptObservation, Budget, RequestObservation, Telemetry};
 use http::HeaderValue;
 
 use crate::gateway::{RouteTarget, ServedRoute};
@@ -40,17 +40,9 @@ pub(crate) struct Capped<T>(pub(crate) T);
 
 impl<T: fmt::Display> fmt::Display for Capped<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = CutAfter {
-            out: f,
-            left: MAX_LOGGED_TEXT_BYTES,
-            cut: 0,
-        };
+        let mut out = Budget::new(f, MAX_LOGGED_TEXT_BYTES);
         write!(out, "{}", self.0)?;
-        let cut = out.cut;
-        if cut > 0 {
-            write!(f, "…(+{cut} bytes)")?;
-        }
-        Ok(())
+        out.finish()
     }
 }
 
@@ -61,30 +53,6 @@ pub(crate) fn capped(text: &str) -> Cow<'_, str> {
         return Cow::Borrowed(text);
     }
     Cow::Owned(Capped(text).to_string())
-}
-
-/// Passes on the first `left` bytes written (to a character boundary) and counts the rest.
-struct CutAfter<'a, 'b> {
-    out: &'a mut fmt::Formatter<'b>,
-    left: usize,
-    cut: usize,
-}
-
-impl fmt::Write for CutAfter<'_, '_> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        if text.len() <= self.left {
-            self.left -= text.len();
-            return self.out.write_str(text);
-        }
-        let mut end = self.left;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        // Once cut, nothing more is passed on: the rest only counts.
-        self.left = 0;
-        self.cut += text.len() - end;
-        self.out.write_str(&text[..end])
-    }
 }
 
 /// What is known of a request from its start, until it is reported.
