@@ -90,6 +90,8 @@ static TOKENS_HEADERS: [HeaderName; 3] = [
 ];
 
 fn headroom_headers(headroom: &Headroom, headers: &mut HeaderMap) {
+    // Room for all six at once: the answer's map would otherwise grow (and rehash) mid-way.
+    headers.reserve(6);
     let mut put = |gauge: Option<Gauge>, [limit, remaining, reset]: &[HeaderName; 3]| {
         let Some(gauge) = gauge else { return };
         headers.insert(limit.clone(), HeaderValue::from(gauge.limit));

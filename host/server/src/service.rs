@@ -252,7 +252,10 @@ where
             }
             match read_body(&gateway, edge.body_read_timeout, request).await {
                 Ok(body) => {
-                    let response = chat::handle(gateway, body, options, trace)
+                    // Boxed: the chat future (~10 KB) is by far the largest of any route's; inline
+                    // it would make every request's future (health checks' too) that big, and
+                    // each move of it on its way into hyper's connection copies all of it.
+                    let response = Box::pin(chat::handle(gateway, body, options, trace))
                         .instrument(span.clone())
                         .await;
                     // Answers refused before the request's record (a 404 model, a 429) end

@@ -261,7 +261,10 @@ async fn answer(
             peer: options.peer.clone(),
             _slot: slot,
         };
-        let mut response = tool_loop.answer().await;
+        // Boxed: the loop's future is the largest this function awaits (~7 KB); held inline it
+        // would grow every request's future by that much, and that future is moved several
+        // times on its way into hyper's connection (each move copies all of it).
+        let mut response = Box::pin(tool_loop.answer()).await;
         if let Some(value) = plan.header() {
             response.headers_mut().insert(cache::CACHE_HEADER, value);
         }
