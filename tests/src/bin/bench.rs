@@ -1002,3 +1002,59 @@ fn versus_baseline(mode: Mode, gateway: &Summary, baseline: &Summary) -> (String
     );
     (row, sentence)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(label: &'static str, per_second: f64, p50_us: u32, cpu_us: Option<f64>) -> Summary {
+        Summary {
+            label,
+            requests: 1000,
+            errors: 0,
+            per_second,
+            p50_us,
+            p99_us: p50_us * 2,
+            first_byte_p50_us: p50_us,
+            cpu_us,
+        }
+    }
+
+    #[test]
+    fn the_baseline_row_gives_the_new_build_over_the_old() {
+        let new = summary("through aigw", 1100.0, 900, Some(50.0));
+        let old = summary(BASELINE, 1000.0, 1000, Some(100.0));
+        let (row, sentence) = versus_baseline(Mode::Json, &new, &old);
+        assert_eq!(
+            row,
+            "| **aigw vs baseline**, JSON | | | 1.10× | -0.10 ms | -0.20 ms | -0.10 ms | 0.50× |\n"
+        );
+        assert!(
+            sentence.contains("110% of the baseline's request rate"),
+            "{sentence}"
+        );
+        assert!(
+            sentence.contains("50.0 µs of CPU per request against 100.0 µs"),
+            "{sentence}"
+        );
+    }
+
+    #[test]
+    fn the_table_compares_with_the_baseline_only_when_one_was_measured() {
+        let direct = summary("direct to mock", 2000.0, 500, Some(10.0));
+        let gateway = summary("through aigw", 1000.0, 900, None);
+        let without = table(&[(Mode::Json, vec![direct, gateway])]);
+        assert!(!without.contains("vs baseline"), "{without}");
+        let direct = summary("direct to mock", 2000.0, 500, Some(10.0));
+        let gateway = summary("through aigw", 1000.0, 900, None);
+        let baseline = summary(BASELINE, 500.0, 1000, None);
+        let with = table(&[(Mode::Json, vec![direct, gateway, baseline])]);
+        assert!(
+            with.contains("| **aigw vs baseline**, JSON | | | 2.00× |"),
+            "{with}"
+        );
+        // No CPU reading (no /proc): the cell stays empty rather than showing a ratio of zeros.
+        assert!(with.contains("-0.10 ms |  |\n"), "{with}");
+        assert!(with.contains("| 10.0 µs |"), "{with}");
+    }
+}
