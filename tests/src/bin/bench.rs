@@ -893,6 +893,30 @@ fn signed_ms(us: i64) -> String {
     format!("{:+.2} ms", us as f64 / 1000.0)
 }
 
+/// One row over another of the same run: the request rate's and the CPU's ratios (0 over a
+/// zero), the latencies' differences as signed ms.
+struct Versus {
+    rate: f64,
+    p50: String,
+    p99: String,
+    first: String,
+    cpu: Option<f64>,
+}
+
+impl Versus {
+    fn of(new: &Summary, old: &Summary) -> Versus {
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        let later = |a: u32, b: u32| signed_ms(i64::from(a) - i64::from(b));
+        Versus {
+            rate: ratio(new.per_second, old.per_second),
+            p50: later(new.p50_us, old.p50_us),
+            p99: later(new.p99_us, old.p99_us),
+            first: later(new.first_byte_p50_us, old.first_byte_p50_us),
+            cpu: new.cpu_us.zip(old.cpu_us).map(|(a, b)| ratio(a, b)),
+        }
+    }
+}
+
 /// The Markdown table, then one sentence per mode with the comparison.
 fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
     let mut table = String::from(
@@ -917,16 +941,13 @@ fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
             ));
         }
         if let [direct, gateway, rest @ ..] = summaries.as_slice() {
-            let ratio = if direct.per_second > 0.0 {
-                gateway.per_second / direct.per_second
-            } else {
-                0.0
-            };
-            let p50 = signed_ms(i64::from(gateway.p50_us) - i64::from(direct.p50_us));
-            let p99 = signed_ms(i64::from(gateway.p99_us) - i64::from(direct.p99_us));
-            let first = signed_ms(
-                i64::from(gateway.first_byte_p50_us) - i64::from(direct.first_byte_p50_us),
-            );
+            let Versus {
+                rate: ratio,
+                p50,
+                p99,
+                first,
+                ..
+            } = Versus::of(gateway, direct);
             table.push_str(&format!(
                 "| **aigw vs direct**, {} | | | {ratio:.2}× | {p50} | {p99} | {first} | |\n",
                 mode.name(),
@@ -943,8 +964,7 @@ fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
                 sentences.push_str(&sentence);
             }
             if let Some(stepped) = rest.iter().find(|s| s.label == tool_loop::LABEL) {
-                let p50 = signed_ms(i64::from(stepped.p50_us) - i64::from(gateway.p50_us));
-                let p99 = signed_ms(i64::from(stepped.p99_us) - i64::from(gateway.p99_us));
+                let Versus { p50, p99, .. } = Versus::of(stepped, gateway);
                 table.push_str(&format!(
                     "| **one tool-loop step vs none**, {} | | | | {p50} | {p99} | | |\n",
                     mode.name(),
@@ -954,13 +974,12 @@ fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
                 .iter()
                 .find(|s| s.label == "through aigw, key + limits")
             {
-                let p50 = signed_ms(i64::from(keyed.p50_us) - i64::from(gateway.p50_us));
-                let p99 = signed_ms(i64::from(keyed.p99_us) - i64::from(gateway.p99_us));
-                let ratio = if gateway.per_second > 0.0 {
-                    keyed.per_second / gateway.per_second
-                } else {
-                    0.0
-                };
+                let Versus {
+                    rate: ratio,
+                    p50,
+                    p99,
+                    ..
+                } = Versus::of(keyed, gateway);
                 table.push_str(&format!(
                     "| **key + limits vs no key**, {} | | | {ratio:.2}× | {p50} | {p99} | | |\n",
                     mode.name(),
@@ -980,17 +999,18 @@ fn table(rows: &[(Mode, Vec<Summary>)]) -> String {
 /// The comparison row and sentence of `--baseline`: the gateway under test over the baseline
 /// binary, both measured in this run on the same config and load.
 fn versus_baseline(mode: Mode, gateway: &Summary, baseline: &Summary) -> (String, String) {
-    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
-    let rate = ratio(gateway.per_second, baseline.per_second);
-    let p50 = signed_ms(i64::from(gateway.p50_us) - i64::from(baseline.p50_us));
-    let p99 = signed_ms(i64::from(gateway.p99_us) - i64::from(baseline.p99_us));
-    let first =
-        signed_ms(i64::from(gateway.first_byte_p50_us) - i64::from(baseline.first_byte_p50_us));
+    let Versus {
+        rate,
+        p50,
+        p99,
+        first,
+        cpu: cpu_ratio,
+    } = Versus::of(gateway, baseline);
     let cpu = gateway.cpu_us.zip(baseline.cpu_us);
     let row = format!(
         "| **aigw vs baseline**, {} | | | {rate:.2}× | {p50} | {p99} | {first} | {} |\n",
         mode.name(),
-        cpu.map_or_else(String::new, |(new, old)| format!("{:.2}×", ratio(new, old))),
+        cpu_ratio.map_or_else(String::new, |ratio| format!("{ratio:.2}×")),
     );
     let sentence = format!(
         "{}: aigw serves {:.0}% of the baseline's request rate, {p50} at p50 and {p99} at p99{}.\n",
