@@ -408,6 +408,8 @@ async fn tool_three_commands(lang: Lang) {
 
     let facts = check_json(&wasm);
     assert_eq!(facts["kind"], "tool", "{facts}");
+    // Only the JS toolchain (componentize-qjs) emits the async ABI's built-ins.
+    assert_eq!(facts["async_abi"], matches!(lang, Lang::Js), "{facts}");
     let describes = &facts["describes"];
     let tool = &describes["tools"][0];
     let tool_name = tool["name"].as_str().unwrap();
@@ -554,6 +556,7 @@ fn check_reports_every_bundled_plugin() {
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(report["wit_version"], "0.1.0", "{report}");
         assert_eq!(report["supported"], true, "{report}");
+        assert_eq!(report["async_abi"], false, "{report}");
         assert_eq!(report["size_bytes"], bytes.len(), "{report}");
         let digest = report["digest"].as_str().unwrap();
         assert!(

@@ -16,8 +16,8 @@
 //! `Config::cache` leaves the trust in artifacts to wasmtime's checks.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ use wasmtime::{
 };
 
 use crate::imports::{self, Services};
+use crate::inspect::WorldKind;
 use crate::state::HostState;
 
 /// How often the epoch advances. A running call's deadline is checked on each tick, so this is
@@ -53,7 +54,8 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Warm instances kept per plugin, ready to take a call.
     pub warm_instances: usize,
-    /// Instances that may be alive at once across all plugins (pool slots).
+    /// Instances that may be alive at once across all plugins (pool slots), per engine: the
+    /// plugins that need the component model's async ABI have a pool of their own.
     pub max_instances: u32,
 }
 
@@ -88,15 +90,54 @@ pub struct CacheStats {
     pub misses: u64,
 }
 
-/// The wasmtime engine, the linker of each world, the services imports use, and the epoch
-/// ticker. One per process, shared by all plugins.
-pub struct Runtime {
+/// An engine and the linker of each world on it.
+pub(crate) struct Engines {
     pub(crate) engine: Engine,
     /// Links `provider-plugin`: `log` only, so a provider plugin importing anything else is
     /// refused at load (invariant 1: the host owns all I/O).
     pub(crate) provider_linker: Linker<HostState>,
     /// Links `tool-plugin`: `log`, `outbound`, `memory`.
     pub(crate) tool_linker: Linker<HostState>,
+}
+
+impl Engines {
+    fn new(config: &Config) -> Result<Engines, wasmtime::Error> {
+        let engine = Engine::new(config)?;
+        let mut provider_linker = Linker::new(&engine);
+        imports::link_provider(&mut provider_linker)?;
+        let mut tool_linker = Linker::new(&engine);
+        imports::link_tool(&mut tool_linker)?;
+        Ok(Engines {
+            engine,
+            provider_linker,
+            tool_linker,
+        })
+    }
+
+    pub(crate) fn linker(&self, world: WorldKind) -> &Linker<HostState> {
+        match world {
+            WorldKind::Provider => &self.provider_linker,
+            WorldKind::Tool => &self.tool_linker,
+        }
+    }
+}
+
+/// The wasmtime engines and their linkers, the services imports use, and the epoch ticker.
+/// One per process, shared by all plugins.
+///
+/// Two engines, because the component model's async ABI costs every call: with wasmtime's
+/// concurrency support on, each `call_async` goes through its task machinery (a guest task, a
+/// work queue, its bookkeeping) instead of straight onto a fiber, ~14,000 instructions of a
+/// JSON request's ~235,000. No plugin of ours needs it (the WIT has no `async` function, stream
+/// or future), but some toolchains emit its built-ins anyway (componentize-qjs's `task.cancel`).
+/// So a plugin is compiled for the `lean` engine (concurrency support off) when it validates
+/// there, and for the `full` one (wasmtime's defaults), made the first time a plugin needs it,
+/// otherwise.
+pub struct Runtime {
+    pub(crate) lean: Engines,
+    full: Arc<OnceLock<Engines>>,
+    /// Made once, for the `full` engine if it is ever needed.
+    full_config: Config,
     pub(crate) limits: Limits,
     pub(crate) services: Arc<Services>,
     /// The compiled-component cache, when one is configured and its directory is usable.
@@ -132,72 +173,50 @@ impl Runtime {
             compile_cache,
         } = options;
         services.check().map_err(wasmtime::Error::msg)?;
-        let mut config = Config::new();
         let cache = compile_cache.and_then(|dir| open_cache(&dir));
-        config.cache(cache.clone());
-        config.epoch_interruption(true);
-        // A profiling aid: `AIGW_WASM_PROFILER=perfmap` has wasmtime write /tmp/perf-<pid>.map,
-        // so `perf report` names the plugins' own functions instead of bare JIT addresses.
-        let profiler = std::env::var_os(PROFILER_ENV);
-        if profiler.as_ref().is_some_and(|v| v == "perfmap") {
-            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-        }
-        if profiler.is_some_and(|v| v == "valgrind") {
-            config
-                .memory_reservation(limits.memory_bytes as u64)
-                .memory_guard_size(0)
-                .memory_reservation_for_growth(0)
-                .allocation_strategy(InstanceAllocationStrategy::OnDemand);
-            return Self::finish(config, limits, services, cache);
-        }
-        let mut pool = PoolingAllocationConfig::new();
-        // Slots are reserved up front; a plugin asking for more than its cap fails its call
-        // instead of growing the host (design invariant 5).
-        pool.total_component_instances(limits.max_instances)
-            .total_memories(limits.max_instances.saturating_mul(2))
-            .total_tables(limits.max_instances.saturating_mul(4))
-            .total_core_instances(limits.max_instances.saturating_mul(8))
-            .max_memory_size(limits.memory_bytes);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        Self::finish(config, limits, services, cache)
-    }
+        let full_config = config(&limits, cache.clone());
+        let mut lean_config = full_config.clone();
+        lean_config.concurrency_support(false);
+        let lean = Engines::new(&lean_config)?;
 
-    /// The engine made from `config`, its linkers and its epoch ticker.
-    fn finish(
-        config: Config,
-        limits: Limits,
-        services: Services,
-        cache: Option<Cache>,
-    ) -> Result<Arc<Runtime>, wasmtime::Error> {
-        let engine = Engine::new(&config)?;
-
-        let mut provider_linker = Linker::new(&engine);
-        imports::link_provider(&mut provider_linker)?;
-        let mut tool_linker = Linker::new(&engine);
-        imports::link_tool(&mut tool_linker)?;
-
+        let full = Arc::new(OnceLock::<Engines>::new());
         let ticker = Arc::new(AtomicBool::new(true));
         let running = Arc::clone(&ticker);
-        let ticking = engine.clone();
+        let ticking = lean.engine.clone();
+        let ticking_full = Arc::clone(&full);
         thread::Builder::new()
             .name("aigw-epoch".into())
             .spawn(move || {
                 while running.load(Ordering::Relaxed) {
                     thread::sleep(EPOCH_TICK);
                     ticking.increment_epoch();
+                    if let Some(full) = ticking_full.get() {
+                        full.engine.increment_epoch();
+                    }
                 }
             })
             .map_err(wasmtime::Error::from)?;
 
         Ok(Arc::new(Runtime {
-            engine,
-            provider_linker,
-            tool_linker,
+            lean,
+            full,
+            full_config,
             limits,
             services: Arc::new(services),
             cache,
             ticker,
         }))
+    }
+
+    /// The engine with wasmtime's concurrency support, made now if no plugin needed it before.
+    pub(crate) fn full(&self) -> Result<&Engines, wasmtime::Error> {
+        if let Some(full) = self.full.get() {
+            return Ok(full);
+        }
+        let made = Engines::new(&self.full_config)?;
+        // Two loads racing here both make one; the first set is kept (the other is dropped
+        // before any component was compiled for it).
+        Ok(self.full.get_or_init(|| made))
     }
 
     pub fn limits(&self) -> &Limits {
@@ -220,6 +239,37 @@ impl Runtime {
     pub fn compile_cache_dir(&self) -> Option<&std::path::Path> {
         self.cache.as_ref().map(|c| c.directory().as_path())
     }
+}
+
+/// The engine configuration every plugin runs under (wasmtime's defaults otherwise).
+fn config(limits: &Limits, cache: Option<Cache>) -> Config {
+    let mut config = Config::new();
+    config.cache(cache);
+    config.epoch_interruption(true);
+    // A profiling aid: `AIGW_WASM_PROFILER=perfmap` has wasmtime write /tmp/perf-<pid>.map,
+    // so `perf report` names the plugins' own functions instead of bare JIT addresses.
+    let profiler = std::env::var_os(PROFILER_ENV);
+    if profiler.as_ref().is_some_and(|v| v == "perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    if profiler.is_some_and(|v| v == "valgrind") {
+        config
+            .memory_reservation(limits.memory_bytes as u64)
+            .memory_guard_size(0)
+            .memory_reservation_for_growth(0)
+            .allocation_strategy(InstanceAllocationStrategy::OnDemand);
+        return config;
+    }
+    let mut pool = PoolingAllocationConfig::new();
+    // Slots are reserved up front; a plugin asking for more than its cap fails its call
+    // instead of growing the host (design invariant 5).
+    pool.total_component_instances(limits.max_instances)
+        .total_memories(limits.max_instances.saturating_mul(2))
+        .total_tables(limits.max_instances.saturating_mul(4))
+        .total_core_instances(limits.max_instances.saturating_mul(8))
+        .max_memory_size(limits.memory_bytes);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
 }
 
 /// wasmtime's cache in `dir`, or `None` (logged) when the directory cannot be made or used.

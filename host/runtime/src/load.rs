@@ -25,6 +25,14 @@ impl LoadedPlugin {
         }
     }
 
+    /// Whether the component uses the component model's async ABI (see [`crate::Runtime`]).
+    pub fn async_abi(&self) -> bool {
+        match self {
+            LoadedPlugin::Provider(p) => p.async_abi(),
+            LoadedPlugin::Tool(t) => t.async_abi(),
+        }
+    }
+
     /// The name the plugin describes itself with.
     pub fn name(&self) -> &str {
         match self {

@@ -6,14 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tracing::Instrument;
-use wasmtime::component::{Component, InstancePre, Linker, ResourceAny};
+use wasmtime::component::{Component, InstancePre, ResourceAny};
 
 use crate::bindings::provider::exports::aigw::plugin::provider as wit_provider;
 use crate::bindings::provider::{ProviderPlugin, ProviderPluginPre};
 use crate::bindings::types::Failure as WitFailure;
 use crate::calls::{CallStats, Calls};
 use crate::decoders::{Host, Hosts, InFlight, lost};
-use crate::engine::Runtime;
+use crate::engine::{Engines, Runtime};
 use crate::inspect::{ComponentFacts, WorldKind, inspect};
 use crate::pool::Pool;
 use crate::state::HostState;
@@ -101,7 +101,7 @@ impl Plugin {
         facts: ComponentFacts,
     ) -> Result<Arc<Plugin>, LoadError> {
         let fail = |message: String| LoadError::new(label, message);
-        let instance_pre = link(runtime, &runtime.provider_linker, label, bytes, &facts).await?;
+        let instance_pre = link(runtime, label, bytes, &facts).await?;
         let pre = ProviderPluginPre::new(instance_pre).map_err(|e| {
             fail(format!(
                 "does not export aigw:plugin/provider@0.1.0 (is it a provider plugin?): {e:#}"
@@ -147,6 +147,12 @@ impl Plugin {
     /// What was read from the component's bytes at load.
     pub fn facts(&self) -> &ComponentFacts {
         &self.facts
+    }
+
+    /// Whether the component uses the component model's async ABI, so that it runs on the
+    /// engine with wasmtime's concurrency support (each call a little dearer; see [`Runtime`]).
+    pub fn async_abi(&self) -> bool {
+        self.pool.async_abi()
     }
 
     /// Calls made into the guest since load: encodes, decodes, stream decoders started.
@@ -292,21 +298,38 @@ pub(crate) fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read: {e}"))
 }
 
-/// Compiles a component (through the runtime's compile cache, when it has one). Compiling takes
+/// Compiles a component (through the runtime's compile cache, when it has one) for the lean
+/// engine, or for the full one if only that accepts it (see [`Runtime`]). Compiling takes
 /// tens of milliseconds (seconds for Python/JS guests): off the async threads.
-async fn compile(runtime: &Runtime, bytes: Vec<u8>) -> Result<Component, String> {
-    let engine = runtime.engine.clone();
-    tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+async fn compile(runtime: &Arc<Runtime>, bytes: Vec<u8>) -> Result<(Component, &Engines), String> {
+    let lean = runtime.lean.engine.clone();
+    let (lean_result, bytes) = tokio::task::spawn_blocking(move || {
+        let result = Component::new(&lean, &bytes);
+        (result, bytes)
+    })
+    .await
+    .map_err(|e| format!("compile task failed: {e}"))?;
+    if let Ok(component) = lean_result {
+        return Ok((component, &runtime.lean));
+    }
+    // Refused by the lean engine: a component that uses the component model's async ABI is
+    // refused there at validation, before any compiling. The full engine's verdict stands
+    // (for a component that is simply invalid, its error is the same).
+    let full = runtime.full().map_err(|e| {
+        format!("cannot make the engine for the component model's async ABI: {e:#}")
+    })?;
+    let engine = full.engine.clone();
+    let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
         .await
         .map_err(|e| format!("compile task failed: {e}"))?
-        .map_err(|e| format!("not a valid component: {e:#}"))
+        .map_err(|e| format!("not a valid component: {e:#}"))?;
+    Ok((component, full))
 }
 
 /// Compiles an inspected plugin of a supported WIT version and links it against its world's
-/// `linker`: the steps every world's loader shares before its own bindings.
+/// linker: the steps every world's loader shares before its own bindings.
 pub(crate) async fn link(
-    runtime: &Runtime,
-    linker: &Linker<HostState>,
+    runtime: &Arc<Runtime>,
     label: &str,
     bytes: Vec<u8>,
     facts: &ComponentFacts,
@@ -317,14 +340,17 @@ pub(crate) async fn link(
         "0.1.0" => {}
         other => return Err(fail(format!("no bindings for aigw:plugin@{other}"))),
     }
-    let component = compile(runtime, bytes).await.map_err(fail)?;
-    linker.instantiate_pre(&component).map_err(|e| {
-        fail(format!(
-            "imports not satisfied by the {} world of aigw:plugin@{}: {e:#}",
-            facts.world.world(),
-            facts.wit_version
-        ))
-    })
+    let (component, engines) = compile(runtime, bytes).await.map_err(fail)?;
+    engines
+        .linker(facts.world)
+        .instantiate_pre(&component)
+        .map_err(|e| {
+            fail(format!(
+                "imports not satisfied by the {} world of aigw:plugin@{}: {e:#}",
+                facts.world.world(),
+                facts.wit_version
+            ))
+        })
 }
 
 /// The facts of `bytes` if they are a plugin of the `wanted` world and a supported WIT version

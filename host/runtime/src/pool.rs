@@ -59,6 +59,12 @@ pub(crate) struct Pool<W: World> {
 }
 
 impl<W: World> Pool<W> {
+    /// Whether the plugin was compiled for the engine with the component model's async ABI
+    /// (see [`Runtime`]): its calls go through wasmtime's task machinery.
+    pub(crate) fn async_abi(&self) -> bool {
+        W::engine(&self.pre).get_concurrency_support()
+    }
+
     /// An empty pool; [`Pool::fill`] warms it.
     pub(crate) fn new(runtime: &Arc<Runtime>, pre: W::Pre, plugin: Arc<str>) -> Pool<W> {
         Pool {

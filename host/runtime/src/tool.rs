@@ -58,7 +58,7 @@ impl ToolPlugin {
         facts: ComponentFacts,
     ) -> Result<Arc<ToolPlugin>, LoadError> {
         let fail = |message: String| LoadError::new(label, message);
-        let instance_pre = link(runtime, &runtime.tool_linker, label, bytes, &facts).await?;
+        let instance_pre = link(runtime, label, bytes, &facts).await?;
         let pre = ToolPluginPre::new(instance_pre).map_err(|e| {
             fail(format!(
                 "does not export aigw:plugin/tool@0.1.0 (is it a tool plugin?): {e:#}"
@@ -108,6 +108,12 @@ impl ToolPlugin {
     /// What was read from the component's bytes at load.
     pub fn facts(&self) -> &ComponentFacts {
         &self.facts
+    }
+
+    /// Whether the component uses the component model's async ABI, so that it runs on the
+    /// engine with wasmtime's concurrency support (each call a little dearer; see [`Runtime`]).
+    pub fn async_abi(&self) -> bool {
+        self.pool.async_abi()
     }
 
     /// Calls made into the guest since load (invokes; a name refused before the guest is not

@@ -63,17 +63,51 @@ pub trait Dialect: 'static {
 #[derive(serde::Deserialize)]
 struct Skim {
     #[serde(default)]
-    choices: Option<Vec<SkimChoice>>,
+    choices: Option<SkimChoices>,
     #[serde(default)]
     usage: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     error: Option<serde::de::IgnoredAny>,
 }
 
+/// A frame's `choices`, counted as they are read instead of collected: every frame has them,
+/// and a list per frame was an allocation per frame.
+struct SkimChoices {
+    count: usize,
+    finished: bool,
+}
+
 #[derive(serde::Deserialize)]
 struct SkimChoice {
     #[serde(default)]
     finish_reason: Option<serde::de::IgnoredAny>,
+}
+
+impl<'de> serde::Deserialize<'de> for SkimChoices {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Choices;
+        impl<'de> serde::de::Visitor<'de> for Choices {
+            type Value = SkimChoices;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of choices")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<SkimChoices, A::Error> {
+                let mut choices = SkimChoices {
+                    count: 0,
+                    finished: false,
+                };
+                while let Some(choice) = seq.next_element::<SkimChoice>()? {
+                    choices.count += 1;
+                    choices.finished |= choice.finish_reason.is_some();
+                }
+                Ok(choices)
+            }
+        }
+        deserializer.deserialize_seq(Choices)
+    }
 }
 
 impl Skim {
@@ -83,9 +117,9 @@ impl Skim {
             Ok(skim) => {
                 skim.usage.is_none()
                     && skim.error.is_none()
-                    && skim.choices.is_some_and(|choices| {
-                        !choices.is_empty() && choices.iter().all(|c| c.finish_reason.is_none())
-                    })
+                    && skim
+                        .choices
+                        .is_some_and(|choices| choices.count > 0 && !choices.finished)
             }
             // Not an object of that shape: the full parse says what is wrong with it.
             Err(_) => false,
@@ -372,16 +406,16 @@ impl<D: Dialect> ChunkStream<D> {
         let value: Value = serde_json::from_str(data).map_err(|error| {
             Failure::BadResponse(format!("a stream frame is not valid JSON: {error}"))
         })?;
-        let Value::Object(object) = &value else {
+        let Value::Object(mut object) = value else {
             return Err(Failure::BadResponse(
                 "a stream frame is not a JSON object".to_owned(),
             ));
         };
-        if let Some(failure) = D::stream_error(object) {
+        if let Some(failure) = D::stream_error(&object) {
             return Err(failure);
         }
         if object.get("error").is_some_and(|error| !error.is_null()) {
-            return Err(classify_error_value(&value));
+            return Err(classify_error_value(&Value::Object(object)));
         }
         let choices = object.get("choices").and_then(Value::as_array);
         let usage = object.get("usage").filter(|usage| !usage.is_null());
@@ -409,18 +443,17 @@ impl<D: Dialect> ChunkStream<D> {
         // `choices`) must not mark that chunk as the usage chunk: the host drops the usage chunk
         // for clients that did not ask for usage, and would drop content with it.
         if !self.usage_chunk_seen
-            && let Some(raw_usage) = usage.or_else(|| D::stream_usage(object))
+            && let Some(raw_usage) = usage.or_else(|| D::stream_usage(&object))
             && let Some(parsed) = parse_usage(raw_usage)
         {
-            self.pending_usage = Some(usage_chunk(object, raw_usage, parsed));
+            self.pending_usage = Some(usage_chunk(&object, raw_usage, parsed));
         }
         // In OpenAI's form only the final `choices: []` chunk carries usage (the others say
         // `"usage": null`); a client summing every `usage` it sees would count this one twice.
         // Rewriting costs one serialisation, once per stream.
         let json = if usage.is_some() {
-            let mut without = object.clone();
-            without.insert("usage".to_owned(), Value::Null);
-            Value::Object(without).to_string()
+            object.insert("usage".to_owned(), Value::Null);
+            Value::Object(object).to_string()
         } else {
             event.data
         };
@@ -567,4 +600,40 @@ pub fn completion_chunks(body: Vec<u8>) -> Result<Vec<Chunk>, Failure> {
         });
     }
     Ok(chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Skim;
+
+    #[test]
+    fn the_skim_passes_only_content_frames_that_have_choices_none_finished() {
+        let plain = [
+            r#"{"id":"c","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}"#,
+            r#"{"choices":[{"delta":{}},{"delta":{},"finish_reason":null}],"usage":null}"#,
+        ];
+        for frame in plain {
+            assert!(Skim::is_plain_content(frame), "{frame}");
+        }
+        let not_plain = [
+            // A finished choice, even beside one that is not.
+            r#"{"choices":[{"finish_reason":null},{"finish_reason":"stop"}]}"#,
+            // No choices at all, or none listed (the usage chunk's shape).
+            r#"{"id":"c"}"#,
+            r#"{"choices":[]}"#,
+            r#"{"choices":null}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#,
+            // Usage or an error beside content.
+            r#"{"choices":[{"delta":{}}],"usage":{"total_tokens":2}}"#,
+            r#"{"choices":[{"delta":{}}],"error":{"message":"x"}}"#,
+            // Not the shape, or not JSON: the full parse says what is wrong.
+            r#"{"choices":{"0":{}}}"#,
+            r#"{"choices":[1]}"#,
+            r#"{"choices":[{"delta":{}}]"#,
+            "[DONE]",
+        ];
+        for frame in not_plain {
+            assert!(!Skim::is_plain_content(frame), "{frame}");
+        }
+    }
 }

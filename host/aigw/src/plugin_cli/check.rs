@@ -149,10 +149,15 @@ pub async fn run_for(file: &Path, expected: Option<Kind>, json: bool) -> anyhow:
             "digest": facts.digest,
             "size_bytes": facts.size_bytes,
             "imports": facts.imports,
+            "async_abi": loaded.async_abi(),
             "describes": describes,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
+        if loaded.async_abi() {
+            // Said because it costs: each call goes through wasmtime's task machinery.
+            println!("  uses the component model's async ABI: runs on the engine that supports it");
+        }
         print!("{}", describes_text(&loaded));
     }
     Ok(())
