@@ -135,9 +135,8 @@ impl Engines {
 /// otherwise.
 pub struct Runtime {
     pub(crate) lean: Engines,
-    full: Arc<OnceLock<Engines>>,
-    /// Made once, for the `full` engine if it is ever needed.
-    full_config: Config,
+    /// Made by the first load that needs it; a failure to make it is kept, like the engine.
+    full: Arc<OnceLock<Result<Engines, String>>>,
     pub(crate) limits: Limits,
     pub(crate) services: Arc<Services>,
     /// The compiled-component cache, when one is configured and its directory is usable.
@@ -174,12 +173,11 @@ impl Runtime {
         } = options;
         services.check().map_err(wasmtime::Error::msg)?;
         let cache = compile_cache.and_then(|dir| open_cache(&dir));
-        let full_config = config(&limits, cache.clone());
-        let mut lean_config = full_config.clone();
+        let mut lean_config = config(&limits, cache.clone());
         lean_config.concurrency_support(false);
         let lean = Engines::new(&lean_config)?;
 
-        let full = Arc::new(OnceLock::<Engines>::new());
+        let full = Arc::new(OnceLock::<Result<Engines, String>>::new());
         let ticker = Arc::new(AtomicBool::new(true));
         let running = Arc::clone(&ticker);
         let ticking = lean.engine.clone();
@@ -190,7 +188,7 @@ impl Runtime {
                 while running.load(Ordering::Relaxed) {
                     thread::sleep(EPOCH_TICK);
                     ticking.increment_epoch();
-                    if let Some(full) = ticking_full.get() {
+                    if let Some(Ok(full)) = ticking_full.get() {
                         full.engine.increment_epoch();
                     }
                 }
@@ -200,7 +198,6 @@ impl Runtime {
         Ok(Arc::new(Runtime {
             lean,
             full,
-            full_config,
             limits,
             services: Arc::new(services),
             cache,
@@ -208,15 +205,16 @@ impl Runtime {
         }))
     }
 
-    /// The engine with wasmtime's concurrency support, made now if no plugin needed it before.
-    pub(crate) fn full(&self) -> Result<&Engines, wasmtime::Error> {
-        if let Some(full) = self.full.get() {
-            return Ok(full);
-        }
-        let made = Engines::new(&self.full_config)?;
-        // Two loads racing here both make one; the first set is kept (the other is dropped
-        // before any component was compiled for it).
-        Ok(self.full.get_or_init(|| made))
+    /// The engine with wasmtime's concurrency support, made now if no plugin needed it before
+    /// (a load racing this one waits for it rather than making a second).
+    pub(crate) fn full(&self) -> Result<&Engines, String> {
+        self.full
+            .get_or_init(|| {
+                Engines::new(&config(&self.limits, self.cache.clone()))
+                    .map_err(|e| format!("{e:#}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     pub fn limits(&self) -> &Limits {

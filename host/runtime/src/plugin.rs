@@ -299,31 +299,33 @@ pub(crate) fn read(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 /// Compiles a component (through the runtime's compile cache, when it has one) for the lean
-/// engine, or for the full one if only that accepts it (see [`Runtime`]). Compiling takes
-/// tens of milliseconds (seconds for Python/JS guests): off the async threads.
+/// engine, or for the full one if only that accepts it (see [`Runtime`]).
 async fn compile(runtime: &Arc<Runtime>, bytes: Vec<u8>) -> Result<(Component, &Engines), String> {
-    let lean = runtime.lean.engine.clone();
-    let (lean_result, bytes) = tokio::task::spawn_blocking(move || {
-        let result = Component::new(&lean, &bytes);
-        (result, bytes)
-    })
-    .await
-    .map_err(|e| format!("compile task failed: {e}"))?;
-    if let Ok(component) = lean_result {
+    let (lean, bytes) = compile_for(&runtime.lean, bytes).await?;
+    if let Ok(component) = lean {
         return Ok((component, &runtime.lean));
     }
     // Refused by the lean engine: a component that uses the component model's async ABI is
     // refused there at validation, before any compiling. The full engine's verdict stands
     // (for a component that is simply invalid, its error is the same).
-    let full = runtime.full().map_err(|e| {
-        format!("cannot make the engine for the component model's async ABI: {e:#}")
-    })?;
-    let engine = full.engine.clone();
-    let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
-        .await
-        .map_err(|e| format!("compile task failed: {e}"))?
-        .map_err(|e| format!("not a valid component: {e:#}"))?;
+    let full = runtime
+        .full()
+        .map_err(|e| format!("cannot make the engine for the component model's async ABI: {e}"))?;
+    let (component, _) = compile_for(full, bytes).await?;
+    let component = component.map_err(|e| format!("not a valid component: {e:#}"))?;
     Ok((component, full))
+}
+
+/// Compiles `bytes` for one engine: tens of milliseconds (seconds for Python/JS guests), so
+/// off the async threads. The bytes come back for a second try on the other engine.
+async fn compile_for(
+    engines: &Engines,
+    bytes: Vec<u8>,
+) -> Result<(wasmtime::Result<Component>, Vec<u8>), String> {
+    let engine = engines.engine.clone();
+    tokio::task::spawn_blocking(move || (Component::new(&engine, &bytes), bytes))
+        .await
+        .map_err(|e| format!("compile task failed: {e}"))
 }
 
 /// Compiles an inspected plugin of a supported WIT version and links it against its world's
