@@ -11,7 +11,8 @@
 #   bash bench/anchors/callgrind.sh                    # JSON, then the 53-chunk stream
 #   MODES=json AIGW_B=/tmp/old-aigw bash bench/anchors/callgrind.sh   # an A/B of two builds
 # Knobs: AIGW [target/release/aigw]  AIGW_B  a second build, counted after the first
-#   PLUGINS [dist/plugins]  MODES ["json stream"]  N [1000]  WARM [200]  CHUNKS [53]
+#   PLUGINS [dist/plugins]  AIGW_B_PLUGINS [PLUGINS] the second build's plugins (an A/B of
+#   plugin builds: AIGW_B=$AIGW AIGW_B_PLUGINS=/tmp/old-plugins)  MODES ["json stream"]  N [1000]  WARM [200]  CHUNKS [53]
 #   AIGW_LOG [info]  PORT [9190]  MOCK_PORT [9191]  KEEP: leave the run's directory (the
 #   callgrind.out files, for callgrind_annotate --inclusive=yes) instead of removing it
 set -euo pipefail
@@ -23,6 +24,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 AIGW=${AIGW:-$ROOT/target/release/aigw}
 AIGW_B=${AIGW_B:-}
 PLUGINS=${PLUGINS:-$ROOT/dist/plugins}
+AIGW_B_PLUGINS=${AIGW_B_PLUGINS:-$PLUGINS}
 MODES=${MODES:-json stream}
 N=${N:-1000}
 WARM=${WARM:-200}
@@ -33,6 +35,10 @@ for tool in valgrind callgrind_control nginx curl python3; do
   command -v "$tool" >/dev/null || { echo "callgrind.sh needs $tool (apt-get install valgrind nginx-light curl)"; exit 1; }
 done
 gateway_check "$PLUGINS" "$AIGW" ${AIGW_B:+"$AIGW_B"}
+# Each gateway runs in a directory of its own: the paths given must hold from there.
+AIGW=$(realpath "$AIGW"); PLUGINS=$(realpath "$PLUGINS"); AIGW_B_PLUGINS=$(realpath "$AIGW_B_PLUGINS")
+[ -z "$AIGW_B" ] || AIGW_B=$(realpath "$AIGW_B")
+[ "$AIGW_B_PLUGINS" = "$PLUGINS" ] || gateway_check "$AIGW_B_PLUGINS" "$AIGW"
 
 RUN=$(mktemp -d /tmp/aigw-callgrind.XXXXXX)
 chmod 755 "$RUN"   # nginx's workers (another user when started by root) read the stream file
@@ -64,14 +70,14 @@ up "http://127.0.0.1:$MOCK_PORT/v1/models" || { echo "the mock did not start"; e
 
 taken() { curl -s -o /dev/null "http://127.0.0.1:$1/"; }
 
-# count BIN MODE: prints "BIN MODE instructions-per-request"
+# count BIN MODE PLUGINS SIDE: prints "BIN MODE instructions-per-request"
 count() {
-  local bin=$1 mode=$2 dir base=/v1 pid key
-  dir=$RUN/$(basename "$1")-$2
+  local bin=$1 mode=$2 plugins=$3 dir base=/v1 pid key
+  dir=$RUN/$4-$(basename "$1")-$2
   [ "$mode" = stream ] && base=/stream/v1
   mkdir -p "$dir"
   ! taken "$PORT" || { echo "port $PORT is taken (a gateway left running?): set PORT"; exit 1; }
-  gateway_config "$PORT" "$PLUGINS" "http://127.0.0.1:$MOCK_PORT$base" "$ADMIN" "" \
+  gateway_config "$PORT" "$plugins" "http://127.0.0.1:$MOCK_PORT$base" "$ADMIN" "" \
     "compile_cache = true"$'\n'"cache_dir = \"$RUN/cache\"" >"$dir/aigw.toml"
   # The compile cache warmed natively, with the same engine settings.
   (cd "$dir" && AIGW_WASM_PROFILER=valgrind exec "$bin" serve --config aigw.toml \
@@ -116,11 +122,12 @@ PY
   local total
   # The dump (callgrind_control -d) holds what was counted; its totals line is the sum.
   total=$(cat "$dir"/callgrind.out* | awk '/^totals:/ { s += $2 } END { print s }')
-  printf '%-40s %-7s %10d instructions per request\n' "$bin" "$mode" $((total / N))
+  printf '%s %-40s %-7s %10d instructions per request (plugins: %s)\n' "$4" "$bin" "$mode" \
+    $((total / N)) "$plugins"
 }
 
 for mode in $MODES; do
-  count "$AIGW" "$mode"
-  [ -z "$AIGW_B" ] || count "$AIGW_B" "$mode"
+  count "$AIGW" "$mode" "$PLUGINS" a
+  [ -z "$AIGW_B" ] || count "$AIGW_B" "$mode" "$AIGW_B_PLUGINS" b
 done
 [ -z "${KEEP:-}" ] || echo "callgrind files: $RUN"

@@ -22,6 +22,7 @@ pub mod answer;
 pub mod args;
 pub mod failure;
 pub mod http;
+pub mod json;
 pub mod log;
 pub mod memory;
 pub mod openai;

@@ -191,7 +191,7 @@ pub fn put_with(
     value: &Value,
     options: Put,
 ) -> Result<u64, MemoryError> {
-    imp::put(&labels(path), key, &value.to_string(), options)
+    imp::put(&labels(path), key, &crate::json::text(value), options)
 }
 
 /// Removes the entry under `path` and `key`; whether there was one.

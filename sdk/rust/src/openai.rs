@@ -453,7 +453,7 @@ impl<D: Dialect> ChunkStream<D> {
         // Rewriting costs one serialisation, once per stream.
         let json = if usage.is_some() {
             object.insert("usage".to_owned(), Value::Null);
-            Value::Object(object).to_string()
+            crate::json::text(&Value::Object(object))
         } else {
             event.data
         };
@@ -481,7 +481,7 @@ fn usage_chunk(chunk: &Map<String, Value>, raw_usage: &Value, usage: Usage) -> C
     out.insert("choices".to_owned(), Value::Array(Vec::new()));
     out.insert("usage".to_owned(), raw_usage.clone());
     Chunk {
-        json: Value::Object(out).to_string(),
+        json: crate::json::text(&Value::Object(out)),
         usage: Some(usage),
     }
 }
@@ -586,7 +586,7 @@ pub fn completion_chunks(body: Vec<u8>) -> Result<Vec<Chunk>, Failure> {
             ]))]),
         );
         chunks.push(Chunk {
-            json: Value::Object(chunk).to_string(),
+            json: crate::json::text(&Value::Object(chunk)),
             usage: None,
         });
     }
@@ -595,7 +595,7 @@ pub fn completion_chunks(body: Vec<u8>) -> Result<Vec<Chunk>, Failure> {
         chunk.insert("choices".to_owned(), Value::Array(Vec::new()));
         chunk.insert("usage".to_owned(), raw_usage.clone());
         chunks.push(Chunk {
-            json: Value::Object(chunk).to_string(),
+            json: crate::json::text(&Value::Object(chunk)),
             usage: Some(usage),
         });
     }

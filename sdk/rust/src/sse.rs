@@ -16,6 +16,9 @@ pub struct Event {
     pub id: Option<String>,
 }
 
+/// A byte order mark, which may open a stream and is not part of its first line.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 #[derive(Debug, Default)]
 pub struct SseParser {
     /// Bytes of the line not yet terminated.
@@ -39,15 +42,20 @@ impl SseParser {
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Event> {
         let mut events = Vec::new();
         let mut rest = bytes;
+        if !self.started && self.line.is_empty() && rest.len() >= BOM.len() {
+            // The usual first piece: enough to decide on the BOM without copying the piece.
+            self.started = true;
+            rest = rest.strip_prefix(BOM).unwrap_or(rest);
+        }
         if !self.started {
             // The BOM may itself arrive split; wait until there are 3 bytes to decide.
             self.line.extend_from_slice(rest);
-            if self.line.len() < 3 && b"\xEF\xBB\xBF".starts_with(&self.line) {
+            if self.line.len() < 3 && BOM.starts_with(&self.line) {
                 return events;
             }
             self.started = true;
             let mut pending = std::mem::take(&mut self.line);
-            if pending.starts_with(b"\xEF\xBB\xBF") {
+            if pending.starts_with(BOM) {
                 pending.drain(..3);
             }
             return self.feed(&pending);
@@ -247,6 +255,20 @@ mod tests {
         events.extend(parser.feed(b"\xBB"));
         events.extend(parser.feed(b"\xBFdata: x\n\n"));
         assert_eq!(data(&events), vec!["x"]);
+    }
+
+    #[test]
+    fn a_first_piece_is_read_as_it_comes_with_or_without_a_bom() {
+        for body in [&b"\xEF\xBB\xBFdata: x\n\nda"[..], &b"data: x\n\nda"[..]] {
+            let mut parser = SseParser::new();
+            assert_eq!(data(&parser.feed(body)), vec!["x"]);
+            // The first piece's unfinished line is kept for the next one.
+            assert_eq!(data(&parser.feed(b"ta: y\n\n")), vec!["y"]);
+        }
+        // Only a leading BOM is dropped: one later in the stream is data.
+        let mut parser = SseParser::new();
+        let events = parser.feed(b"data: a\n\ndata: \xEF\xBB\xBFb\n\n");
+        assert_eq!(data(&events), vec!["a", "\u{FEFF}b"]);
     }
 
     #[test]

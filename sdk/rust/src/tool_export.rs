@@ -45,7 +45,7 @@ pub fn invoke<T: Tool>(
             .map_err(|e| Failure::InvalidRequest(format!("the arguments are not JSON: {e}")))?
     };
     let result = T::invoke(name, args, target)?;
-    Ok(result.to_string())
+    Ok(crate::json::text(&result))
 }
 
 fn named_url_to_wit(url: NamedUrl) -> wit::NamedUrl {

@@ -101,7 +101,7 @@ pub fn completion(target: &Target, value: &Value) -> Result<Completion, Failure>
         out.insert("usage".to_owned(), usage_json.clone());
     }
     Ok(Completion {
-        json: Value::Object(out).to_string(),
+        json: aigw_plugin_sdk::json::text(&Value::Object(out)),
         usage: usage.map(|(usage, _)| usage),
     })
 }
@@ -212,7 +212,7 @@ pub fn read_parts(candidate: &Value) -> Parts {
                 .to_owned();
             let arguments = match call.get("args") {
                 None | Some(Value::Null) => "{}".to_owned(),
-                Some(args) => args.to_string(),
+                Some(args) => aigw_plugin_sdk::json::text(args),
             };
             let signature = part
                 .get("thoughtSignature")

@@ -172,7 +172,7 @@ impl GeminiStream {
             }]),
         );
         Chunk {
-            json: Value::Object(out).to_string(),
+            json: aigw_plugin_sdk::json::text(&Value::Object(out)),
             usage: None,
         }
     }
@@ -232,7 +232,7 @@ impl StreamDecoder for GeminiStream {
             out.insert("choices".to_owned(), Value::Array(Vec::new()));
             out.insert("usage".to_owned(), usage_json);
             chunks.push(Chunk {
-                json: Value::Object(out).to_string(),
+                json: aigw_plugin_sdk::json::text(&Value::Object(out)),
                 usage: Some(usage),
             });
         }

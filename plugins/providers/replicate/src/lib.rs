@@ -446,7 +446,7 @@ impl Prediction {
             object.insert("usage".to_owned(), usage_json(usage));
         }
         Completion {
-            json: json.to_string(),
+            json: aigw_plugin_sdk::json::text(&json),
             usage,
         }
     }

@@ -98,7 +98,7 @@ impl PredictionStream {
             json["usage"] = usage_json(usage);
         }
         Chunk {
-            json: json.to_string(),
+            json: aigw_plugin_sdk::json::text(&json),
             usage,
         }
     }
