@@ -6,6 +6,7 @@
 
 use std::marker::PhantomData;
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::failure::{classify, classify_error_value};
@@ -56,6 +57,13 @@ pub trait Dialect: 'static {
     fn hooks_see_content_frame(_data: &str) -> bool {
         false
     }
+
+    /// Whether this dialect has stream hooks of its own (`stream_usage`, `stream_error`, or
+    /// `hooks_see_content_frame`). `false` says it keeps OpenAI's defaults: the hooks are then
+    /// never called, and the frames they would see (the finish frame, frames with usage) are
+    /// read without building their JSON tree, their `usage` cut out of the text as it came.
+    /// The default, `true`, is right for any dialect; `false` only saves work.
+    const FRAME_HOOKS: bool = true;
 }
 
 /// What the decoder needs to know of a frame to pass it through untouched: read without
@@ -110,9 +118,113 @@ impl<'de> serde::Deserialize<'de> for SkimChoices {
     }
 }
 
+/// The parts of a frame the decoder reads when the dialect has no frame hooks
+/// ([`Dialect::FRAME_HOOKS`]), borrowed from the frame's text: nothing is built, and the
+/// frame is still checked to be valid JSON whole. A null is kept as the text `null`.
+#[derive(serde::Deserialize)]
+struct FrameParts<'a> {
+    #[serde(default, borrow, deserialize_with = "raw")]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "raw")]
+    created: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "raw")]
+    model: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "raw")]
+    system_fingerprint: Option<&'a RawValue>,
+    #[serde(default)]
+    choices: Option<SkimChoices>,
+    #[serde(default, borrow, deserialize_with = "raw")]
+    usage: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "raw")]
+    error: Option<&'a RawValue>,
+}
+
+/// A field's value as its text, `null` included (`Option`'s own reading would make it `None`).
+fn raw<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
+/// Whether a field was there with a value other than `null`.
+fn non_null(field: Option<&RawValue>) -> Option<&RawValue> {
+    field.filter(|value| value.get() != "null")
+}
+
+impl<'a> FrameParts<'a> {
+    /// `None` when the frame is not an object of this shape (not JSON, `choices` not a list of
+    /// objects, a field twice): the full parse then says what it is.
+    fn read(data: &'a str) -> Option<FrameParts<'a>> {
+        // A derived struct also reads from a JSON array (its fields in order): only an object is
+        // a frame.
+        if !data.trim_start().starts_with('{') {
+            return None;
+        }
+        serde_json::from_str(data).ok()
+    }
+
+    /// An OpenAI usage chunk for the stream this frame belongs to, written from the frame's own
+    /// text: the same chunk [`usage_chunk`] makes from a parsed frame, key for key.
+    fn usage_chunk(&self, raw_usage: &RawValue, usage: Usage) -> Chunk {
+        let mut json = String::with_capacity(96 + raw_usage.get().len());
+        json.push_str(r#"{"choices":[]"#);
+        // The order of a parsed frame's keys (serde_json's map is sorted).
+        for (key, value) in [
+            ("created", self.created),
+            ("id", self.id),
+            ("model", self.model),
+        ] {
+            push_field(&mut json, key, value);
+        }
+        json.push_str(r#","object":"chat.completion.chunk""#);
+        push_field(&mut json, "system_fingerprint", self.system_fingerprint);
+        push_field(&mut json, "usage", Some(raw_usage));
+        json.push('}');
+        Chunk {
+            json,
+            usage: Some(usage),
+        }
+    }
+}
+
+fn push_field(json: &mut String, key: &str, value: Option<&RawValue>) {
+    if let Some(value) = value {
+        json.push_str(",\"");
+        json.push_str(key);
+        json.push_str("\":");
+        json.push_str(value.get());
+    }
+}
+
+/// The token counts of a `usage` value given as its text.
+fn parse_raw_usage(raw: &RawValue) -> Option<Usage> {
+    serde_json::from_str::<Value>(raw.get())
+        .ok()
+        .as_ref()
+        .and_then(parse_usage)
+}
+
+/// `data` with the value `field` (a slice of it) replaced by `null`; `None` if `field` does not
+/// lie within `data`.
+fn with_null_at(data: &str, field: &RawValue) -> Option<String> {
+    let value = field.get();
+    let start = (value.as_ptr() as usize).checked_sub(data.as_ptr() as usize)?;
+    let end = start.checked_add(value.len())?;
+    let (before, after) = (data.get(..start)?, data.get(end..)?);
+    let mut out = String::with_capacity(before.len() + 4 + after.len());
+    out.push_str(before);
+    out.push_str("null");
+    out.push_str(after);
+    Some(out)
+}
+
 impl Skim {
     /// A plain content frame (see [`Dialect::hooks_see_content_frame`]).
     fn is_plain_content(data: &str) -> bool {
+        // As in `FrameParts::read`: `[[{}]]` would read as a frame with one choice.
+        if !data.trim_start().starts_with('{') {
+            return false;
+        }
         match serde_json::from_str::<Skim>(data) {
             Ok(skim) => {
                 skim.usage.is_none()
@@ -403,6 +515,24 @@ impl<D: Dialect> ChunkStream<D> {
             });
             return Ok(());
         }
+        if !D::FRAME_HOOKS
+            && let Some(parts) = FrameParts::read(data)
+            && non_null(parts.error).is_none()
+            && let Some(outcome) = self.read_parts(data, &parts)
+        {
+            chunks.push(match outcome {
+                Parted::UsageChunk(usage) => Chunk {
+                    json: event.data,
+                    usage: Some(usage),
+                },
+                Parted::AsItCame => Chunk {
+                    json: event.data,
+                    usage: None,
+                },
+                Parted::Rewritten(json) => Chunk { json, usage: None },
+            });
+            return Ok(());
+        }
         let value: Value = serde_json::from_str(data).map_err(|error| {
             Failure::BadResponse(format!("a stream frame is not valid JSON: {error}"))
         })?;
@@ -461,9 +591,54 @@ impl<D: Dialect> ChunkStream<D> {
         Ok(())
     }
 
+    /// What the full path below does with a frame, done on its parts instead of its tree (for
+    /// dialects without frame hooks; `parts` has no error). `None`, with nothing changed, when
+    /// the frame's usage cannot be cut out of its text.
+    fn read_parts(&mut self, data: &str, parts: &FrameParts<'_>) -> Option<Parted> {
+        let raw_usage = non_null(parts.usage);
+        let usage = raw_usage.and_then(parse_raw_usage);
+        let no_choices = parts
+            .choices
+            .as_ref()
+            .is_none_or(|choices| choices.count == 0);
+        if no_choices && let Some(usage) = usage {
+            self.usage_chunk_seen = true;
+            self.pending_usage = None;
+            return Some(Parted::UsageChunk(usage));
+        }
+        // As below: the frame goes on with `"usage": null`, its usage in a chunk of its own.
+        let rewritten = match raw_usage {
+            Some(raw) => Some(with_null_at(data, raw)?),
+            None => None,
+        };
+        if parts
+            .choices
+            .as_ref()
+            .is_some_and(|choices| choices.finished)
+        {
+            self.finish_seen = true;
+        }
+        if !self.usage_chunk_seen
+            && let (Some(raw), Some(usage)) = (raw_usage, usage)
+        {
+            self.pending_usage = Some(parts.usage_chunk(raw, usage));
+        }
+        Some(rewritten.map_or(Parted::AsItCame, Parted::Rewritten))
+    }
+
     fn take_pending_usage(&mut self) -> Option<Chunk> {
         self.pending_usage.take()
     }
+}
+
+/// What becomes of a frame read by its parts.
+enum Parted {
+    /// The frame is the stream's usage chunk, passed on as it came.
+    UsageChunk(Usage),
+    /// A content frame passed on as it came.
+    AsItCame,
+    /// A content frame that carried usage, passed on with `"usage": null`.
+    Rewritten(String),
 }
 
 /// An OpenAI usage chunk (`choices: []` + `usage`) for the stream `chunk` belongs to.
@@ -631,6 +806,8 @@ mod tests {
             r#"{"choices":[1]}"#,
             r#"{"choices":[{"delta":{}}]"#,
             "[DONE]",
+            // An array, which a derived struct would read field by field.
+            r#"[[{"delta":{}}]]"#,
         ];
         for frame in not_plain {
             assert!(!Skim::is_plain_content(frame), "{frame}");

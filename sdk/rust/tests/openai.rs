@@ -55,7 +55,15 @@ fn sse_head() -> ResponseHead {
 }
 
 fn decode_with(head: &ResponseHead, body: &[u8], cut_every: usize) -> Result<Vec<Chunk>, Failure> {
-    let mut decoder = ChunkStream::<OpenAi>::new(head);
+    decode_as::<OpenAi>(head, body, cut_every)
+}
+
+fn decode_as<D: Dialect>(
+    head: &ResponseHead,
+    body: &[u8],
+    cut_every: usize,
+) -> Result<Vec<Chunk>, Failure> {
+    let mut decoder = ChunkStream::<D>::new(head);
     let mut chunks = Vec::new();
     for piece in body.chunks(cut_every.max(1)) {
         chunks.extend(decoder.feed(piece)?);
@@ -619,6 +627,109 @@ fn plain_content_frames_pass_through_byte_for_byte_and_the_rest_still_see_the_ho
             prompt_tokens: 2,
             completion_tokens: 1,
             total_tokens: 3
+        })
+    );
+}
+
+/// OpenAI's dialect, saying it has no frame hooks: its finish and usage frames are read by their
+/// parts, not parsed into a tree.
+struct Hookless;
+
+impl Dialect for Hookless {
+    fn describe() -> Descriptor {
+        OpenAi::describe()
+    }
+
+    const FRAME_HOOKS: bool = false;
+}
+
+#[test]
+fn frames_read_by_their_parts_decode_as_the_parsed_ones_do() {
+    let finish = |rest: &str| {
+        format!(
+            "data: {{\"id\":\"c\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"a\"}},\"finish_reason\":null}}]}}\n\ndata: {rest}\n\ndata: [DONE]\n\n"
+        )
+    };
+    let streams = [
+        TOOL_CALL_STREAM.to_owned(),
+        PARALLEL_TOOL_CALLS_STREAM.to_owned(),
+        // The finish frame with usage beside it, spaced oddly, with every field the usage chunk
+        // copies (a null among them), and an escaped id.
+        finish(
+            r#"{ "id" : "c\"1", "object":"chat.completion.chunk", "created": 5, "model":"m", "system_fingerprint": null, "choices":[{"index":0,"delta":{},"finish_reason":"stop"}], "usage" : {"prompt_tokens":4, "completion_tokens":2,"total_tokens":6,"prompt_tokens_details":{"cached_tokens":1}} }"#,
+        ),
+        // Usage on a content frame, then OpenAI's own usage chunk: that one wins, verbatim.
+        finish(
+            r#"{"id":"c","choices":[{"delta":{"content":"b"},"finish_reason":null}],"usage":{"prompt_tokens":1,"completion_tokens":1}}
+
+data: {"id":"c","choices":[{"delta":{},"finish_reason":"stop"}],"usage":null}
+
+data: {"id":"c","choices":[],"usage":{"prompt_tokens":4,"completion_tokens":2,"total_tokens":6}}"#,
+        ),
+        // Usage without counts, choices null, usage not an object.
+        finish(r#"{"choices":[{"finish_reason":"length"}],"usage":{}}"#),
+        finish(r#"{"choices":null,"usage":{"total_tokens":3}}"#),
+        finish(r#"{"choices":[{"finish_reason":"stop"}],"usage":"lots"}"#),
+        // What the parts cannot read goes the full way: an error, a field twice, choices that
+        // are not a list of objects, not JSON, not an object.
+        finish(r#"{"error":{"message":"overloaded","type":"server_error"},"choices":[]}"#),
+        finish(
+            r#"{"choices":[{"finish_reason":"stop"}],"usage":{"total_tokens":1},"usage":{"total_tokens":2}}"#,
+        ),
+        finish(r#"{"choices":{"0":{}},"usage":{"total_tokens":1}}"#),
+        finish(r#"{"choices":[1],"usage":{"total_tokens":1}}"#),
+        finish(r#"{"choices":[{"finish_reason":"stop"}],"usage":{"total_tokens":1}"#),
+        finish("[1,2]"),
+        finish(r#"[[{"delta":{}}],{"total_tokens":1}]"#),
+        // A stream that never finishes.
+        "data: {\"choices\":[{\"delta\":{}}],\"usage\":{\"total_tokens\":1}}\n\n".to_owned(),
+    ];
+    for stream in &streams {
+        for cut in [1, 7, 4096] {
+            let parsed = decode_as::<OpenAi>(&sse_head(), stream.as_bytes(), cut);
+            let parted = decode_as::<Hookless>(&sse_head(), stream.as_bytes(), cut);
+            match (&parsed, &parted) {
+                (Ok(parsed), Ok(parted)) => {
+                    assert_eq!(parsed.len(), parted.len(), "{stream}");
+                    for (a, b) in parsed.iter().zip(parted) {
+                        assert_eq!(a.usage, b.usage, "{stream}");
+                        assert_eq!(json_of(a), json_of(b), "{stream}");
+                        // The usage chunk the decoder writes is the same text either way, up
+                        // to its `usage`, which the parts pass on as the upstream wrote it.
+                        if a.usage.is_some() {
+                            let head =
+                                |json: &str| json.split_once(r#""usage":"#).unwrap().0.to_owned();
+                            assert_eq!(head(&a.json), head(&b.json), "{stream}");
+                        }
+                    }
+                }
+                _ => assert_eq!(parsed, parted, "{stream}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_finish_frame_read_by_its_parts_keeps_its_text_but_the_usage() {
+    let frame = r#"{"id":"c", "choices":[{"delta":{},"finish_reason":"stop"}], "usage": {"prompt_tokens":4,"completion_tokens":2,"total_tokens":6}, "x":1}"#;
+    let body = format!("data: {frame}\n\ndata: [DONE]\n\n");
+    let chunks = decode_as::<Hookless>(&sse_head(), body.as_bytes(), 4096).unwrap();
+    assert_eq!(chunks.len(), 2);
+    assert_eq!(
+        chunks[0].json,
+        r#"{"id":"c", "choices":[{"delta":{},"finish_reason":"stop"}], "usage": null, "x":1}"#
+    );
+    assert_eq!(chunks[0].usage, None);
+    assert_eq!(
+        chunks[1].json,
+        r#"{"choices":[],"id":"c","object":"chat.completion.chunk","usage":{"prompt_tokens":4,"completion_tokens":2,"total_tokens":6}}"#
+    );
+    assert_eq!(
+        chunks[1].usage,
+        Some(Usage {
+            prompt_tokens: 4,
+            completion_tokens: 2,
+            total_tokens: 6
         })
     );
 }

@@ -10,6 +10,9 @@ pub struct OpenAiCompatible;
 aigw_plugin_sdk::export_provider!(Compatible<OpenAiCompatible>);
 
 impl Dialect for OpenAiCompatible {
+    // OpenAI's stream hooks as they are: the finish frame is read without a tree.
+    const FRAME_HOOKS: bool = false;
+
     fn describe() -> Descriptor {
         Descriptor {
             name: "openai-compatible".to_owned(),

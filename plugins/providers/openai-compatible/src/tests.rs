@@ -136,3 +136,27 @@ fn openai_out_of_quota_429_is_no_credit_not_a_rate_limit() {
         ))
     );
 }
+
+#[test]
+fn usage_on_the_finish_frame_is_cut_out_of_it_into_a_usage_chunk() {
+    // vLLM with continuous usage stats, llama.cpp: usage beside the finish reason, no usage chunk
+    // of its own. This dialect has no stream hooks, so the frame is read by its parts.
+    let body = "data: {\"id\":\"cmpl-3\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"llama3.2\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":5,\"total_tokens\":7,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n";
+    let chunks = decode_stream(body).unwrap();
+    assert_eq!(chunks.len(), 2);
+    assert_eq!(
+        chunks[0].json,
+        "{\"id\":\"cmpl-3\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"llama3.2\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}],\"usage\":null}"
+    );
+    assert_eq!(chunks[0].usage, None);
+    let usage: Value = serde_json::from_str(&chunks[1].json).unwrap();
+    assert_eq!(
+        usage,
+        json!({"id": "cmpl-3", "object": "chat.completion.chunk", "created": 7, "model": "llama3.2",
+               "choices": [], "usage": {"prompt_tokens": 5, "total_tokens": 7, "completion_tokens": 2}})
+    );
+    assert_eq!(
+        chunks[1].usage.map(|usage| usage.completion_tokens),
+        Some(2)
+    );
+}
