@@ -27,6 +27,7 @@ pub mod log;
 pub mod memory;
 pub mod openai;
 pub mod query;
+mod raw;
 pub mod schema;
 pub mod sse;
 #[cfg(feature = "testing")]

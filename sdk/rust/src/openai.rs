@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::failure::{classify, classify_error_value};
+use crate::raw;
 use crate::sse::{Event, SseParser};
 use crate::types::{
     Chunk, Completion, Descriptor, Failure, Header, HttpRequest, HttpResponse, ResponseHead, Step,
@@ -64,6 +65,12 @@ pub trait Dialect: 'static {
     /// read without building their JSON tree, their `usage` cut out of the text as it came.
     /// The default, `true`, is right for any dialect; `false` only saves work.
     const FRAME_HOOKS: bool = true;
+
+    /// Whether `adjust_request` is this dialect's own. `false` says it is OpenAI's (it is then
+    /// never called), and the request is pointed at the target's model, and a stream asked for
+    /// usage, in its text as it came: no JSON tree built of it, nothing written again but those
+    /// fields. The default, `true`, is right for any dialect; `false` only saves work.
+    const REQUEST_HOOK: bool = true;
 }
 
 /// What the decoder needs to know of a frame to pass it through untouched: read without
@@ -123,41 +130,27 @@ impl<'de> serde::Deserialize<'de> for SkimChoices {
 /// frame is still checked to be valid JSON whole. A null is kept as the text `null`.
 #[derive(serde::Deserialize)]
 struct FrameParts<'a> {
-    #[serde(default, borrow, deserialize_with = "raw")]
+    #[serde(default, borrow, deserialize_with = "raw::field")]
     id: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "raw")]
+    #[serde(default, borrow, deserialize_with = "raw::field")]
     created: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "raw")]
+    #[serde(default, borrow, deserialize_with = "raw::field")]
     model: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "raw")]
+    #[serde(default, borrow, deserialize_with = "raw::field")]
     system_fingerprint: Option<&'a RawValue>,
     #[serde(default)]
     choices: Option<SkimChoices>,
-    #[serde(default, borrow, deserialize_with = "raw")]
+    #[serde(default, borrow, deserialize_with = "raw::field")]
     usage: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "raw")]
+    #[serde(default, borrow, deserialize_with = "raw::field")]
     error: Option<&'a RawValue>,
-}
-
-/// A field's value as its text, `null` included (`Option`'s own reading would make it `None`).
-fn raw<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue as serde::Deserialize>::deserialize(deserializer).map(Some)
-}
-
-/// Whether a field was there with a value other than `null`.
-fn non_null(field: Option<&RawValue>) -> Option<&RawValue> {
-    field.filter(|value| value.get() != "null")
 }
 
 impl<'a> FrameParts<'a> {
     /// `None` when the frame is not an object of this shape (not JSON, `choices` not a list of
     /// objects, a field twice): the full parse then says what it is.
     fn read(data: &'a str) -> Option<FrameParts<'a>> {
-        // A derived struct also reads from a JSON array (its fields in order): only an object is
-        // a frame.
-        if !data.trim_start().starts_with('{') {
+        if !raw::is_object(data) {
             return None;
         }
         serde_json::from_str(data).ok()
@@ -204,25 +197,11 @@ fn parse_raw_usage(raw: &RawValue) -> Option<Usage> {
         .and_then(parse_usage)
 }
 
-/// `data` with the value `field` (a slice of it) replaced by `null`; `None` if `field` does not
-/// lie within `data`.
-fn with_null_at(data: &str, field: &RawValue) -> Option<String> {
-    let value = field.get();
-    let start = (value.as_ptr() as usize).checked_sub(data.as_ptr() as usize)?;
-    let end = start.checked_add(value.len())?;
-    let (before, after) = (data.get(..start)?, data.get(end..)?);
-    let mut out = String::with_capacity(before.len() + 4 + after.len());
-    out.push_str(before);
-    out.push_str("null");
-    out.push_str(after);
-    Some(out)
-}
-
 impl Skim {
     /// A plain content frame (see [`Dialect::hooks_see_content_frame`]).
     fn is_plain_content(data: &str) -> bool {
-        // As in `FrameParts::read`: `[[{}]]` would read as a frame with one choice.
-        if !data.trim_start().starts_with('{') {
+        // `[[{}]]` would read as a frame with one choice.
+        if !raw::is_object(data) {
             return false;
         }
         match serde_json::from_str::<Skim>(data) {
@@ -250,6 +229,15 @@ impl<D: Dialect> Provider for Compatible<D> {
     }
 
     fn encode(target: &Target, request_json: &str) -> Result<HttpRequest, Failure> {
+        if !D::REQUEST_HOOK
+            && let Some((body, stream)) = prepared_text(target, request_json)
+        {
+            return Ok(post_chat_completions(
+                &target.base_url,
+                body.into_bytes(),
+                stream,
+            ));
+        }
         let mut body = parse_request(request_json)?;
         prepare_request(target, &mut body);
         D::adjust_request(&mut body)?;
@@ -304,24 +292,102 @@ pub fn prepare_request(target: &Target, body: &mut Map<String, Value>) {
     }
 }
 
+/// The fields of a request that [`prepare_request`] reads or sets, as slices of its text.
+#[derive(serde::Deserialize)]
+struct RequestParts<'a> {
+    #[serde(default, borrow, deserialize_with = "raw::field")]
+    model: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "raw::field")]
+    stream: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "raw::field")]
+    stream_options: Option<&'a RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct StreamOptionsParts<'a> {
+    #[serde(default, borrow, deserialize_with = "raw::field")]
+    include_usage: Option<&'a RawValue>,
+}
+
+/// What [`prepare_request`] does to the parsed request, done on its text: the request JSON for
+/// `target`, and whether it asks for a stream. `None` when the text is not an object of that
+/// shape (not JSON, a field twice): the full parse says what is wrong.
+fn prepared_text(target: &Target, request_json: &str) -> Option<(String, bool)> {
+    if !raw::is_object(request_json) {
+        return None;
+    }
+    let parts: RequestParts<'_> = serde_json::from_str(request_json).ok()?;
+    let stream = parts.stream.is_some_and(|stream| stream.get() == "true");
+    let model = serde_json::to_string(&target.model).ok()?;
+    let mut edits = Vec::with_capacity(2);
+    // Fields the request lacks go first in the object, each followed by a comma.
+    let mut added = String::new();
+    match parts.model {
+        Some(value) => edits.push((raw::span(request_json, value)?, model.as_str())),
+        None => {
+            added.push_str(r#""model":"#);
+            added.push_str(&model);
+            added.push(',');
+        }
+    }
+    if stream {
+        const ASK: &str = r#"{"include_usage":true}"#;
+        match parts.stream_options {
+            None => {
+                added.push_str(r#""stream_options":"#);
+                added.push_str(ASK);
+                added.push(',');
+            }
+            Some(options) if raw::is_object(options.get()) => {
+                let read: StreamOptionsParts<'_> = serde_json::from_str(options.get()).ok()?;
+                match read.include_usage {
+                    Some(value) => edits.push((raw::span(request_json, value)?, "true")),
+                    None => {
+                        let open = raw::span(request_json, options)?.start + 1;
+                        let field = match raw::is_empty_object(options.get()) {
+                            true => r#""include_usage":true"#,
+                            false => r#""include_usage":true,"#,
+                        };
+                        edits.push((open..open, field));
+                    }
+                }
+            }
+            // `null`, or not an object: replaced, as the parsed path does.
+            Some(options) => edits.push((raw::span(request_json, options)?, ASK)),
+        }
+    }
+    if raw::is_empty_object(request_json) {
+        added.pop();
+    }
+    let open = request_json.find('{')? + 1;
+    if !added.is_empty() {
+        edits.push((open..open, added.as_str()));
+    }
+    Some((raw::edited(request_json, edits)?, stream))
+}
+
 /// `POST {base_url}/chat/completions` with the body as JSON.
 pub fn chat_completions_request(
     base_url: &str,
     body: &Map<String, Value>,
 ) -> Result<HttpRequest, Failure> {
-    let mut headers = vec![Header::new("content-type", "application/json")];
-    if is_stream(body) {
-        headers.push(Header::new("accept", "text/event-stream"));
-    }
-    let body = serde_json::to_vec(body).map_err(|error| {
+    let json = serde_json::to_vec(body).map_err(|error| {
         Failure::InvalidRequest(format!("the request could not be serialised: {error}"))
     })?;
-    Ok(HttpRequest {
+    Ok(post_chat_completions(base_url, json, is_stream(body)))
+}
+
+fn post_chat_completions(base_url: &str, body: Vec<u8>, stream: bool) -> HttpRequest {
+    let mut headers = vec![Header::new("content-type", "application/json")];
+    if stream {
+        headers.push(Header::new("accept", "text/event-stream"));
+    }
+    HttpRequest {
         method: "POST".to_owned(),
         url: join_url(base_url, "chat/completions"),
         headers,
         body,
-    })
+    }
 }
 
 /// `base` and `path` with exactly one `/` between them.
@@ -517,7 +583,7 @@ impl<D: Dialect> ChunkStream<D> {
         }
         if !D::FRAME_HOOKS
             && let Some(parts) = FrameParts::read(data)
-            && non_null(parts.error).is_none()
+            && raw::non_null(parts.error).is_none()
             && let Some(outcome) = self.read_parts(data, &parts)
         {
             chunks.push(match outcome {
@@ -595,7 +661,7 @@ impl<D: Dialect> ChunkStream<D> {
     /// dialects without frame hooks; `parts` has no error). `None`, with nothing changed, when
     /// the frame's usage cannot be cut out of its text.
     fn read_parts(&mut self, data: &str, parts: &FrameParts<'_>) -> Option<Parted> {
-        let raw_usage = non_null(parts.usage);
+        let raw_usage = raw::non_null(parts.usage);
         let usage = raw_usage.and_then(parse_raw_usage);
         let no_choices = parts
             .choices
@@ -608,7 +674,7 @@ impl<D: Dialect> ChunkStream<D> {
         }
         // As below: the frame goes on with `"usage": null`, its usage in a chunk of its own.
         let rewritten = match raw_usage {
-            Some(raw) => Some(with_null_at(data, raw)?),
+            Some(usage) => Some(raw::edited(data, vec![(raw::span(data, usage)?, "null")])?),
             None => None,
         };
         if parts

@@ -641,6 +641,62 @@ impl Dialect for Hookless {
     }
 
     const FRAME_HOOKS: bool = false;
+    const REQUEST_HOOK: bool = false;
+}
+
+#[test]
+fn a_request_edited_as_text_encodes_as_the_parsed_one_does() {
+    let requests = [
+        r#"{"model":"a","messages":[{"role":"user","content":"hi \"there\" \u00e9"}]}"#,
+        r#"  { "messages" : [], "model" : null , "temperature": 0.5 }  "#,
+        // No model, an empty object, and a stream in every shape of its options.
+        r#"{"messages":[]}"#,
+        "{}",
+        "{ }",
+        r#"{"stream":true}"#,
+        r#"{"model":"a","stream":true,"messages":[]}"#,
+        r#"{"model":"a","stream":true,"stream_options":{"include_usage":false,"continuous_usage_stats":false}}"#,
+        r#"{"model":"a","stream":true,"stream_options":{"continuous_usage_stats":true}}"#,
+        r#"{"model":"a","stream":true,"stream_options":{ }}"#,
+        r#"{"model":"a","stream":true,"stream_options":null}"#,
+        r#"{"model":"a","stream":true,"stream_options":[1]}"#,
+        r#"{"model":"a","stream":false,"stream_options":{"include_usage":false}}"#,
+        r#"{"model":"a","stream":"true"}"#,
+        // What the text edit cannot take goes the full way, whose error it gives: not JSON, not
+        // an object, a field twice.
+        "not json",
+        "[1,2]",
+        r#"[{"model":"a"}]"#,
+        r#"{"model":"a","model":"b"}"#,
+        r#"{"model":"a","stream":true,"stream_options":{"include_usage":false,"include_usage":false}}"#,
+        r#"{"model":"a""#,
+    ];
+    for request in requests {
+        let parsed = Plain::encode(&target(), request);
+        let edited = Compatible::<Hookless>::encode(&target(), request);
+        match (&parsed, &edited) {
+            (Ok(parsed), Ok(edited)) => {
+                assert_eq!(parsed.method, edited.method, "{request}");
+                assert_eq!(parsed.url, edited.url, "{request}");
+                assert_eq!(parsed.headers, edited.headers, "{request}");
+                let body = |r: &aigw_plugin_sdk::HttpRequest| -> Value {
+                    serde_json::from_slice(&r.body).unwrap()
+                };
+                assert_eq!(body(parsed), body(edited), "{request}");
+            }
+            _ => assert_eq!(parsed, edited, "{request}"),
+        }
+    }
+    // The rest of the text goes on as it came: spacing, key order, numbers as written.
+    let edited = Compatible::<Hookless>::encode(
+        &target(),
+        r#"{"messages": [], "model": "a", "n": 1.50, "stream": true}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(edited.body).unwrap(),
+        r#"{"stream_options":{"include_usage":true},"messages": [], "model": "served-model", "n": 1.50, "stream": true}"#
+    );
 }
 
 #[test]

@@ -78,6 +78,9 @@ fn versioned_base(base_url: &str) -> String {
 }
 
 impl Dialect for Novita {
+    // OpenAI's request as it is (its own stream errors keep `FRAME_HOOKS`): edited as text.
+    const REQUEST_HOOK: bool = false;
+
     fn stream_error(frame: &Map<String, Value>) -> Option<Failure> {
         stream_error(frame)
     }

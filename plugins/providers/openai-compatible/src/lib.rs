@@ -10,8 +10,9 @@ pub struct OpenAiCompatible;
 aigw_plugin_sdk::export_provider!(Compatible<OpenAiCompatible>);
 
 impl Dialect for OpenAiCompatible {
-    // OpenAI's stream hooks as they are: the finish frame is read without a tree.
+    // OpenAI's hooks as they are: the request and the finish frame are edited as text.
     const FRAME_HOOKS: bool = false;
+    const REQUEST_HOOK: bool = false;
 
     fn describe() -> Descriptor {
         Descriptor {
