@@ -574,7 +574,8 @@ impl<D: Dialect> ChunkStream<D> {
         }
         // Most frames: passed through as they came, which is what the full path below does
         // with them too (no hook, no usage, no finish to note).
-        if !D::hooks_see_content_frame(data) && Skim::is_plain_content(data) {
+        let hooks_see_it = D::FRAME_HOOKS && D::hooks_see_content_frame(data);
+        if !hooks_see_it && Skim::is_plain_content(data) {
             chunks.push(Chunk {
                 json: event.data,
                 usage: None,
