@@ -356,11 +356,12 @@ fn prepared_text(target: &Target, request_json: &str) -> Option<(String, bool)> 
             Some(options) => edits.push((raw::span(request_json, options)?, ASK)),
         }
     }
-    if raw::is_empty_object(request_json) {
-        added.pop();
-    }
-    let open = request_json.find('{')? + 1;
     if !added.is_empty() {
+        // No comma before the closing brace of an object that had no fields.
+        if raw::is_empty_object(request_json) {
+            added.pop();
+        }
+        let open = request_json.find('{')? + 1;
         edits.push((open..open, added.as_str()));
     }
     Some((raw::edited(request_json, edits)?, stream))
@@ -582,6 +583,9 @@ impl<D: Dialect> ChunkStream<D> {
             });
             return Ok(());
         }
+        // The skim above has read this frame once already; reading every frame by its parts
+        // instead (one read) cost ~32,000 more instructions per 53-chunk stream: the parts keep
+        // four more fields of each plain frame than the skim looks at.
         if !D::FRAME_HOOKS
             && let Some(parts) = FrameParts::read(data)
             && raw::non_null(parts.error).is_none()
