@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use aigw_tests::gateway::{Gateway, status_and_json};
-use aigw_tests::setup::{GROQ_KEY, Upstreams, header};
+use aigw_tests::mock::{Flavor, MockUpstream};
+use aigw_tests::setup::{GROQ_KEY, Upstreams, header, plugins_section};
 use aigw_tests::sse::{Event, Transcript};
 use serde_json::{Value, json};
 
@@ -363,4 +364,62 @@ async fn parallel_tool_calls_keep_their_indexes() {
         arguments,
         vec![json!({"city": "Paris"}), json!({"city": "London"})]
     );
+}
+
+#[tokio::test]
+async fn a_provider_is_reached_through_the_proxy_the_environment_names() {
+    // The mock stands in for an HTTP proxy: a plain upstream is sent to the proxy with its whole
+    // URL, and the mock answers it as the upstream would.
+    let proxy = MockUpstream::start(Flavor::Groq)
+        .await
+        .with_api_key(GROQ_KEY);
+    let config = format!(
+        "{}\n[providers.groq]\nplugin = \"groq\"\nbase_url = \"http://upstream.invalid:9/openai/v1\"\n\
+         api_key = \"${{GROQ_API_KEY}}\"\n[models.fast]\ntargets = [\"groq/ok\"]\n",
+        plugins_section()
+    );
+    let gateway = Gateway::builder()
+        .env("GROQ_API_KEY", GROQ_KEY)
+        .env("HTTP_PROXY", &format!("http://{}", proxy.addr()))
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .start(&config)
+        .await;
+    let response = gateway
+        .chat(&json!({"model": "fast", "messages": [{"role": "user", "content": "via proxy"}]}))
+        .await;
+    let (status, _, body) = status_and_json(response).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "mock reply to: via proxy"
+    );
+    let requests = proxy.chat_requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].path, "/openai/v1/chat/completions");
+    assert_eq!(requests[0].header("host"), Some("upstream.invalid:9"));
+    // The credential goes to its provider's origin, which the proxy forwards to.
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some(format!("Bearer {GROQ_KEY}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn hosts_in_no_proxy_are_reached_directly() {
+    let upstreams = Upstreams::start().await;
+    let proxy = MockUpstream::start(Flavor::Groq).await;
+    let gateway = upstreams
+        .gateway_builder()
+        .env("HTTP_PROXY", &format!("http://{}", proxy.addr()))
+        .env("NO_PROXY", "localhost,127.0.0.1")
+        .start(&upstreams.config(FAST))
+        .await;
+    let response = gateway
+        .chat(&json!({"model": "fast", "messages": [{"role": "user", "content": "direct"}]}))
+        .await;
+    let (status, _, body) = status_and_json(response).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(upstreams.groq.chat_requests().len(), 1);
+    assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
 }

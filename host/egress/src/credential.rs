@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::{EgressError, ErrorKind};
 use crate::origin::Origin;

@@ -1,15 +1,21 @@
 //! The egress itself: pooled HTTP clients, and the one `send` every outbound request goes
 //! through (validate, check the grants, add the credential, send).
 //!
-//! reqwest sets the connect timeout per client, not per request, so there is one client per
-//! distinct connect timeout the caller will use (with aigw's defaults, exactly one). Each keeps
-//! its own connection pool; a lane (`lane.rs`) has a copy of each of its own.
+//! The connect timeout is the connector's, set per client, not per request, so there is one
+//! client per distinct connect timeout the caller will use (with aigw's defaults, exactly one).
+//! Each keeps its own connection pool; a lane (`lane.rs`) has a copy of each of its own.
 
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
+use http::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHORIZATION};
+use http_body_util::Full;
 
+use crate::client::{Client, Transport};
 use crate::credential::Credential;
 use crate::error::{EgressError, ErrorKind, source_chain, without_host};
 use crate::grants::Grants;
@@ -47,24 +53,31 @@ pub struct Egress {
 #[derive(Debug)]
 pub(crate) struct Clients {
     /// Sorted by connect timeout: a handful at most, so a scan beats hashing.
-    by_timeout: Vec<(Duration, reqwest::Client)>,
+    by_timeout: Vec<(Duration, Client)>,
+    transport: Transport,
 }
 
 impl Clients {
-    fn new(timeouts: impl IntoIterator<Item = Duration>) -> Result<Clients, EgressError> {
+    fn new(timeouts: impl IntoIterator<Item = Duration>, transport: Transport) -> Clients {
         let by_timeout = timeouts
             .into_iter()
-            .map(|timeout| Ok((timeout, client(timeout)?)))
-            .collect::<Result<_, EgressError>>()?;
-        Ok(Clients { by_timeout })
+            .map(|timeout| (timeout, Client::new(timeout, &transport)))
+            .collect();
+        Clients {
+            by_timeout,
+            transport,
+        }
     }
 
     /// New clients (new pools) with the same settings, for a lane.
-    pub(crate) fn rebuilt(&self) -> Result<Clients, EgressError> {
-        Clients::new(self.by_timeout.iter().map(|(timeout, _)| *timeout))
+    pub(crate) fn rebuilt(&self) -> Clients {
+        Clients::new(
+            self.by_timeout.iter().map(|(timeout, _)| *timeout),
+            self.transport.clone(),
+        )
     }
 
-    fn get(&self, connect_timeout: Duration) -> Option<&reqwest::Client> {
+    fn get(&self, connect_timeout: Duration) -> Option<&Client> {
         self.by_timeout
             .iter()
             .find(|(timeout, _)| *timeout == connect_timeout)
@@ -72,38 +85,29 @@ impl Clients {
     }
 }
 
-/// One pooled client.
-fn client(connect_timeout: Duration) -> Result<reqwest::Client, EgressError> {
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        // Upstream redirects would carry the credential to another host: refuse them.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| {
-            EgressError::new(
-                ErrorKind::Setup,
-                format!(
-                    "cannot build the upstream HTTP client: {}",
-                    source_chain(&e)
-                ),
-            )
-        })
-}
-
 impl Egress {
-    /// One pooled client per distinct connect timeout in `connect_timeouts`.
+    /// One pooled client per distinct connect timeout in `connect_timeouts`, reaching upstreams
+    /// as [`Transport::from_env`] says (the Mozilla roots; the environment's proxies).
     pub fn new(
         connect_timeouts: impl IntoIterator<Item = Duration>,
     ) -> Result<Egress, EgressError> {
+        Ok(Egress::with_transport(
+            connect_timeouts,
+            Transport::from_env()?,
+        ))
+    }
+
+    /// As [`Egress::new`], reaching upstreams through `transport`.
+    pub fn with_transport(
+        connect_timeouts: impl IntoIterator<Item = Duration>,
+        transport: Transport,
+    ) -> Egress {
         let mut timeouts: Vec<Duration> = connect_timeouts.into_iter().collect();
         timeouts.sort_unstable();
         timeouts.dedup();
-        Ok(Egress {
-            clients: Arc::new(Clients::new(timeouts)?),
-        })
+        Egress {
+            clients: Arc::new(Clients::new(timeouts, transport)),
+        }
     }
 
     /// The connect timeouts this egress has a client for, shortest first.
@@ -130,7 +134,7 @@ impl Egress {
             body,
         } = request;
         // Standard methods map to constants: no allocation.
-        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| {
+        let method = http::Method::from_bytes(method.as_bytes()).map_err(|_| {
             EgressError::new(
                 ErrorKind::InvalidRequest,
                 format!("invalid request method {method:?}"),
@@ -142,11 +146,12 @@ impl Egress {
         let clients = crate::lane::clients(&self.clients);
         let client = Egress::client(&clients, options.connect_timeout)?;
         let credential = options.credential.filter(|c| c.goes_to(&url));
-        // The one parse of the URL (or a copy of this thread's last parse of the same text):
-        // reqwest takes the parsed form as it is.
+        // The one parse of the URL (or a copy of this thread's last parse of the same text),
+        // where the credential may go in its query.
         let mut parsed = crate::parsed::parse(&url).map_err(|e| invalid_url(&url, e))?;
         drop(url);
-        let mut header_map = HeaderMap::with_capacity(headers.len() + 1);
+        // Room for the credential's header and `accept`.
+        let mut header_map = HeaderMap::with_capacity(headers.len() + 2);
         for (name, value) in headers {
             let header_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
                 EgressError::new(
@@ -166,24 +171,47 @@ impl Egress {
         if let Some(credential) = credential {
             credential.place(&mut parsed, &mut header_map);
         }
-        let mut outbound = reqwest::Request::new(method, parsed);
+        // reqwest sent this when the egress was built on it, and upstreams have seen it since.
+        if !header_map.contains_key(ACCEPT) {
+            header_map.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        }
+        // A parsed URL is a valid URI: its serialisation moves into the URI unparsed again
+        // but for the URI's own (cheap) split.
+        let uri =
+            http::Uri::from_maybe_shared(Bytes::from(String::from(parsed))).map_err(invalid_uri)?;
+        if let Some(auth) = client.transport.proxy_authorization(&uri) {
+            header_map.insert(PROXY_AUTHORIZATION, auth);
+        }
+        let mut outbound = http::Request::new(Full::new(Bytes::from(body)));
+        *outbound.method_mut() = method;
+        *outbound.uri_mut() = uri.clone();
         *outbound.headers_mut() = header_map;
-        *outbound.body_mut() = Some(body.into());
-        *outbound.timeout_mut() = Some(options.timeout);
-        match client.execute(outbound).await {
-            Ok(response) => Ok(Response::new(response, options.timeout)),
-            Err(e) => Err(send_error(
-                e,
+        // One timer bounds the whole exchange: it goes on into the answer's body.
+        let mut deadline = Box::pin(tokio::time::sleep(options.timeout));
+        let mut answering = client.request(outbound);
+        let answered = poll_fn(|cx| {
+            if let Poll::Ready(answered) = Pin::new(&mut answering).poll(cx) {
+                return Poll::Ready(Some(answered));
+            }
+            deadline.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        match answered {
+            Some(Ok(response)) => Ok(Response::new(response, deadline, options.timeout)),
+            Some(Err(e)) => Err(send_error(
+                &e,
+                &uri,
                 &options,
                 credential.and_then(Credential::query_param),
+            )),
+            None => Err(EgressError::new(
+                ErrorKind::Timeout,
+                format!("no answer within {} ms", options.timeout.as_millis()),
             )),
         }
     }
 
-    fn client(
-        clients: &Clients,
-        connect_timeout: Duration,
-    ) -> Result<&reqwest::Client, EgressError> {
+    fn client(clients: &Clients, connect_timeout: Duration) -> Result<&Client, EgressError> {
         clients.get(connect_timeout).ok_or_else(|| {
             EgressError::new(
                 ErrorKind::Setup,
@@ -222,41 +250,65 @@ fn invalid_url(url: &str, error: url::ParseError) -> EgressError {
     )
 }
 
+/// A URL that parsed but is no URI (it cannot happen for `http` and `https` URLs, which the
+/// grants require: kept an error rather than a panic). The URL is not named: it may hold the
+/// credential by now.
+fn invalid_uri(error: http::uri::InvalidUri) -> EgressError {
+    EgressError::new(
+        ErrorKind::InvalidRequest,
+        format!("invalid request URL: {error}"),
+    )
+}
+
 /// Classifies an error of the HTTP client before the answer arrived (never an upstream
 /// answer: any status, 5xx included, is a [`Response`]).
 fn send_error(
-    mut error: reqwest::Error,
+    error: &hyper_util::client::legacy::Error,
+    uri: &http::Uri,
     options: &SendOptions<'_>,
     secret_param: Option<&str>,
 ) -> EgressError {
-    // reqwest names the URL in its message; the query may hold the secret.
-    if let (Some(param), Some(url)) = (secret_param, error.url_mut()) {
-        blank_query_param(url, param);
-    }
-    if error.is_timeout() {
-        let message = if error.is_connect() {
+    if error.is_connect() && timed_out(error) {
+        return EgressError::new(
+            ErrorKind::Timeout,
             format!(
                 "cannot connect within {} ms",
                 options.connect_timeout.as_millis()
-            )
-        } else {
-            format!("no answer within {} ms", options.timeout.as_millis())
-        };
-        return EgressError::new(ErrorKind::Timeout, message);
+            ),
+        );
     }
-    let (kind, what) = if error.is_connect() {
-        (ErrorKind::Connect, "cannot connect")
-    } else if error.is_builder() {
-        (ErrorKind::InvalidRequest, "invalid upstream request")
+    let what = if error.is_connect() {
+        "cannot connect"
     } else {
-        (ErrorKind::Connect, "connection failed before an answer")
+        "connection failed before an answer"
     };
-    // reqwest names the URL in its message: the logs keep it, the client does not see it.
-    let detail = format!("{what}: {}", source_chain(&error));
-    let host = error.url().and_then(|u| u.host_str()).map(str::to_owned);
-    let error = error.without_url();
-    let message = without_host(format!("{what}: {}", source_chain(&error)), host.as_deref());
-    EgressError::new(kind, message).with_detail(detail)
+    let chain = source_chain(error);
+    // The logs name the URL (its secret blanked); the client is told neither it nor the host.
+    let mut url = uri.to_string();
+    if let Some(param) = secret_param
+        && let Ok(mut parsed) = url::Url::parse(&url)
+    {
+        blank_query_param(&mut parsed, param);
+        url = parsed.into();
+    }
+    let detail = format!("{what} ({url}): {chain}");
+    let message = without_host(format!("{what}: {chain}"), uri.host());
+    EgressError::new(ErrorKind::Connect, message).with_detail(detail)
+}
+
+/// Whether a connect error is the connector's timeout (an I/O `TimedOut` in its causes).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 fn blank_query_param(url: &mut url::Url, param: &str) {

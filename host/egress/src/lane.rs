@@ -53,14 +53,8 @@ pub(crate) fn clients(shared: &Arc<Clients>) -> Arc<Clients> {
         }
         // A dropped egress's clients go with it (their idle connections close).
         own.retain(|(of, _)| of.strong_count() > 0);
-        match shared.rebuilt() {
-            Ok(clients) => {
-                let clients = Arc::new(clients);
-                own.push((Arc::downgrade(shared), Arc::clone(&clients)));
-                clients
-            }
-            // Built once already with the same settings: not expected. Sharing still works.
-            Err(_) => Arc::clone(shared),
-        }
+        let clients = Arc::new(shared.rebuilt());
+        own.push((Arc::downgrade(shared), Arc::clone(&clients)));
+        clients
     })
 }

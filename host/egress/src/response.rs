@@ -2,10 +2,16 @@
 //! or whole. The HTTP client under it stays private.
 
 use std::borrow::Cow;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::HeaderMap;
+use http::header::HeaderMap;
+use http_body::Body as _;
+use hyper::body::Incoming;
+use tokio::time::Sleep;
 
 use crate::error::{EgressError, ErrorKind, source_chain};
 
@@ -18,12 +24,21 @@ pub struct Response {
 }
 
 impl Response {
-    pub(crate) fn new(mut response: reqwest::Response, timeout: Duration) -> Response {
+    /// `deadline` is the exchange's timer, still running: it bounds the body too.
+    pub(crate) fn new(
+        response: http::Response<Incoming>,
+        deadline: Pin<Box<Sleep>>,
+        timeout: Duration,
+    ) -> Response {
+        let (parts, incoming) = response.into_parts();
         Response {
-            status: response.status().as_u16(),
-            // Moved out, not copied: the body needs only the rest of the client's response.
-            headers: Headers(std::mem::take(response.headers_mut())),
-            body: Body { response, timeout },
+            status: parts.status.as_u16(),
+            headers: Headers(parts.headers),
+            body: Body {
+                incoming,
+                deadline,
+                timeout,
+            },
         }
     }
 }
@@ -71,17 +86,40 @@ const RESERVE_AT_MOST: u64 = 1 << 20;
 /// exchange), so a stream meant to run long is sent with a long one and paced by the caller.
 #[derive(Debug)]
 pub struct Body {
-    response: reqwest::Response,
+    incoming: Incoming,
+    /// The exchange's deadline: one timer for the whole answer, not one per piece.
+    deadline: Pin<Box<Sleep>>,
     timeout: Duration,
 }
 
 impl Body {
     /// The next piece of the body as it arrives; `None` once it is complete.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, EgressError> {
-        self.response
-            .chunk()
-            .await
-            .map_err(|e| body_error(e, self.timeout))
+        loop {
+            let frame = poll_fn(|cx| {
+                if let Poll::Ready(frame) = Pin::new(&mut self.incoming).poll_frame(cx) {
+                    return Poll::Ready(Some(frame));
+                }
+                self.deadline.as_mut().poll(cx).map(|()| None)
+            })
+            .await;
+            match frame {
+                None => {
+                    return Err(EgressError::new(
+                        ErrorKind::Timeout,
+                        format!("no complete answer within {} ms", self.timeout.as_millis()),
+                    ));
+                }
+                Some(None) => return Ok(None),
+                Some(Some(Err(error))) => return Err(body_error(&error)),
+                // Trailers carry no body: read on.
+                Some(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
     }
 
     /// The whole body, if it is at most `limit` bytes: a larger one fails as
@@ -94,7 +132,7 @@ impl Body {
                 format!("answer larger than {limit} bytes"),
             )
         };
-        let declared = self.response.content_length();
+        let declared = self.incoming.size_hint().exact();
         if declared.is_some_and(|length| length > limit as u64) {
             return Err(too_large());
         }
@@ -110,19 +148,10 @@ impl Body {
     }
 }
 
-fn body_error(error: reqwest::Error, timeout: Duration) -> EgressError {
-    // The URL may carry a credential in its query, and a broken body is not about the URL.
-    let error = error.without_url();
-    if error.is_timeout() {
-        EgressError::new(
-            ErrorKind::Timeout,
-            format!("no complete answer within {} ms", timeout.as_millis()),
-        )
-    } else {
-        // The connection broke mid-answer: a transport failure, whatever the status said.
-        EgressError::new(
-            ErrorKind::BodyBroken,
-            format!("upstream body broke off: {}", source_chain(&error)),
-        )
-    }
+fn body_error(error: &hyper::Error) -> EgressError {
+    // The connection broke mid-answer: a transport failure, whatever the status said.
+    EgressError::new(
+        ErrorKind::BodyBroken,
+        format!("upstream body broke off: {}", source_chain(error)),
+    )
 }
