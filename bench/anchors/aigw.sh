@@ -12,6 +12,8 @@
 #   AIGW [target/release/aigw]  PLUGINS [dist/plugins]  AIGW_PORT [9180]
 #   AIGW_LOG [the gateway's default, info]  its log filter (every request logs a line at info)
 #   AIGW_CONFIG_EXTRA           TOML appended to the generated config (e.g. a [tracing] section)
+#   ROUTE_TARGETS ['"mock/mock"']  the route's targets; '"mock/mock", "groq/mock"' for a route
+#                               with a target to fail over to (never called: the first answers)
 #   AIGW_NAME [aigw]            the target's name in the tables
 #   AIGW_B, AIGW_B_NAME [aigw-b], AIGW_B_PORT [9181], AIGW_B_PLUGINS [PLUGINS]
 #                               a second gateway binary measured in the same run, interleaved

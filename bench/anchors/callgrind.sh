@@ -13,7 +13,7 @@
 # Knobs: AIGW [target/release/aigw]  AIGW_B  a second build, counted after the first
 #   PLUGINS [dist/plugins]  AIGW_B_PLUGINS [PLUGINS] the second build's plugins (an A/B of
 #   plugin builds: AIGW_B=$AIGW AIGW_B_PLUGINS=/tmp/old-plugins)  MODES ["json stream"]  N [1000]  WARM [200]  CHUNKS [53]
-#   AIGW_LOG [info]  PORT [9190]  MOCK_PORT [9191]  KEEP: leave the run's directory (the
+#   ROUTE_TARGETS ['"mock/mock"'] (gateway.sh)  AIGW_LOG [info]  PORT [9190]  MOCK_PORT [9191]  KEEP: leave the run's directory (the
 #   callgrind.out files, for callgrind_annotate --inclusive=yes) instead of removing it
 set -euo pipefail
 
@@ -121,7 +121,7 @@ PY
   while taken "$PORT"; do sleep 0.1; done
   local total
   # The dump (callgrind_control -d) holds what was counted; its totals line is the sum.
-  total=$(cat "$dir"/callgrind.out* | awk '/^totals:/ { s += $2 } END { print s }')
+  total=$(cat "$dir"/callgrind.out* | awk '/^totals:/ { s += $2 } END { printf "%.0f", s }')
   printf '%s %-40s %-7s %10d instructions per request (plugins: %s)\n' "$4" "$bin" "$mode" \
     $((total / N)) "$plugins"
 }

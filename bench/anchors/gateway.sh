@@ -6,7 +6,9 @@
 # gateway_config PORT PLUGINS UPSTREAM ADMIN [SERVER_EXTRA] [PLUGINS_CACHE]: the config on
 # stdout. UPSTREAM is the mock's base URL (http://127.0.0.1:9101/v1); SERVER_EXTRA, lines for
 # [server]; PLUGINS_CACHE, the [plugins] lines on the compile cache (default: none);
-# AIGW_CONFIG_EXTRA is appended.
+# AIGW_CONFIG_EXTRA is appended. ROUTE_TARGETS ['"mock/mock"'] is the route's target list:
+# '"mock/mock", "groq/mock"' measures a route with a target to fail over to (the relay then
+# keeps what it would need to continue a broken stream elsewhere).
 gateway_config() {
   local port=$1 plugins=$2 upstream=$3 admin=$4 p
   printf '[server]\nlisten = "127.0.0.1:%s"\ndrain_delay_ms = 0\n%s\n\n' "$port" "${5:-}"
@@ -17,7 +19,7 @@ gateway_config() {
     printf '[providers.%s]\nplugin = "%s"\nbase_url = "%s"\napi_key = "x"\n\n' "$p" "$p" "$upstream"
   done
   printf '[providers.mock]\nplugin = "openai-compatible"\nbase_url = "%s"\napi_key = "x"\n\n' "$upstream"
-  printf '[models.mock]\ntargets = ["mock/mock"]\n\n'
+  printf '[models.mock]\ntargets = [%s]\n\n' "${ROUTE_TARGETS:-\"mock/mock\"}"
   # Every bundled tool plugin loaded (never called here).
   for p in weather stocks news search; do printf '[tools.%s]\n\n' "$p"; done
   printf '%s\n' "${AIGW_CONFIG_EXTRA:-}"

@@ -582,8 +582,15 @@ pub(crate) async fn carry_committed(
         };
         commitment.broke(route, failure.clone());
         relay.broke(&sent, served_by, record);
-        let continued =
-            continue_elsewhere(gateway, route, body, &relay.transcript, commitment, record).await;
+        let continued = continue_elsewhere(
+            gateway,
+            route,
+            body,
+            &mut relay.transcript,
+            commitment,
+            record,
+        )
+        .await;
         record.walked(&commitment.attempts);
         let Some((next, id, bodies)) = continued else {
             return Carried::Failed(failure);
@@ -615,7 +622,7 @@ async fn continue_elsewhere(
     gateway: &Gateway,
     route: &ServedRoute,
     body: &[u8],
-    transcript: &Transcript,
+    transcript: &mut Transcript,
     commitment: &mut Commitment,
     record: &RequestRecord,
 ) -> Option<(OpenStream, Option<String>, Continuation)> {
