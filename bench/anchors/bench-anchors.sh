@@ -236,7 +236,7 @@ for p in $MOCK_PORT $PROXY_PORT $(has portkey && echo "$PORTKEY_PORT") $(has lit
   port_free "$p" || { log "port $p on 127.0.0.1 is taken: set the *_PORT knobs"; exit 1; }
 done
 
-render() { sed -e "s#@RUN@#$RUN#g" -e "s#@MOCK_PORT@#$MOCK_PORT#g" -e "s#@PROXY_PORT@#$PROXY_PORT#g" -e "s#@NGINX_WORKERS@#$NGINX_WORKERS#g" "$1"; }
+render() { sed -e "s#@RUN@#$RUN#g" -e "s#@MOCK_PORT@#$MOCK_PORT#g" -e "s#@BASE@#$BASE#g" -e "s#@PROXY_PORT@#$PROXY_PORT#g" -e "s#@NGINX_WORKERS@#$NGINX_WORKERS#g" "$1"; }
 # The streamed answer: one role chunk, CHUNKS-2 content chunks, one with finish_reason and usage,
 # then [DONE], as a static file the mock serves (stream-location.conf.tmpl says how).
 python3 "$CONF/sse.py" "$CHUNKS" "$RUN/stream.sse"

@@ -48,7 +48,12 @@ pub struct Day(String);
 impl Day {
     /// The UTC day of `ms` milliseconds since the Unix epoch.
     pub fn of_ms(ms: i64) -> Day {
-        let (y, m, d) = civil_from_days(ms.div_euclid(86_400_000));
+        Day::of_days(days_of_ms(ms))
+    }
+
+    /// The day `days` days after 1970-01-01.
+    fn of_days(days: i64) -> Day {
+        let (y, m, d) = civil_from_days(days);
         Day(format!("{y:04}-{m:02}-{d:02}"))
     }
 
@@ -91,6 +96,11 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The UTC day count since 1970-01-01 of `ms` milliseconds since the Unix epoch.
+fn days_of_ms(ms: i64) -> i64 {
+    ms.div_euclid(86_400_000)
+}
+
 /// The date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -123,14 +133,60 @@ impl Counts {
     }
 }
 
-/// A row's identity: day, key id, target label.
-type RowKey = (Day, String, String);
+/// A row's identity: day (a count since the epoch), key id, target label.
+type RowKey = (i64, String, String);
+
+/// Counts gathered since the last flush, by day (a count since the epoch), key id and target
+/// label: nested, so a request's record finds its row by the strings it has (no day text,
+/// key id and label built per request to look a row up; only a new row allocates).
+#[derive(Default)]
+struct Pending(HashMap<i64, HashMap<String, HashMap<String, Counts>>>);
+
+impl Pending {
+    fn add(&mut self, days: i64, key_id: &str, model: &str, counts: Counts) {
+        let keys = self.0.entry(days).or_default();
+        if !keys.contains_key(key_id) {
+            keys.insert(key_id.to_owned(), HashMap::new());
+        }
+        let Some(models) = keys.get_mut(key_id) else {
+            return;
+        };
+        match models.get_mut(model) {
+            Some(row) => row.add(counts),
+            None => {
+                models.insert(model.to_owned(), counts);
+            }
+        }
+    }
+
+    /// How many rows there are.
+    fn rows(&self) -> usize {
+        self.0
+            .values()
+            .flat_map(|keys| keys.values())
+            .map(HashMap::len)
+            .sum()
+    }
+
+    /// Every row, as written.
+    fn into_rows(self) -> Vec<(RowKey, Counts)> {
+        let mut rows = Vec::new();
+        for (days, keys) in self.0 {
+            for (key_id, models) in keys {
+                for (model, counts) in models {
+                    rows.push(((days, key_id.clone(), model), counts));
+                }
+            }
+        }
+        rows
+    }
+}
 
 /// The process's usage ledger over the shared store.
 pub struct Ledger {
     store: Arc<Store>,
     /// Gathered since the last flush.
-    pending: Mutex<HashMap<RowKey, Counts>>,
+    pending: Mutex<Pending>,
     /// Held across a flush's take-and-write, so a query's flush waits for one in flight and
     /// then reads everything recorded before it.
     flushing: tokio::sync::Mutex<()>,
@@ -146,7 +202,7 @@ impl Ledger {
     pub fn new(store: Arc<Store>) -> Ledger {
         Ledger {
             store,
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(Pending::default()),
             flushing: tokio::sync::Mutex::new(()),
         }
     }
@@ -163,26 +219,21 @@ impl Ledger {
         spend_micro_usd: u64,
         request: bool,
     ) {
-        let day = Day::of_ms(self.store.now_ms());
+        let days = days_of_ms(self.store.now_ms());
         let counts = Counts {
             requests: u64::from(request),
             input_tokens: tokens.input,
             output_tokens: tokens.output,
             spend_micro_usd,
         };
-        lock(&self.pending)
-            .entry((day, key_id.to_owned(), model.to_owned()))
-            .or_default()
-            .add(counts);
+        lock(&self.pending).add(days, key_id, model, counts);
     }
 
     /// Writes everything gathered so far to the store, in one write; on failure the counts
     /// are kept for the next flush. Returns how many rows it wrote.
     pub async fn flush(&self) -> Result<usize, StoreError> {
         let _flushing = self.flushing.lock().await;
-        let rows: Vec<(RowKey, Counts)> = std::mem::take(&mut *lock(&self.pending))
-            .into_iter()
-            .collect();
+        let rows = std::mem::take(&mut *lock(&self.pending)).into_rows();
         if rows.is_empty() {
             return Ok(0);
         }
@@ -192,7 +243,7 @@ impl Ledger {
             .store
             .write(move |c| {
                 Box::pin(async move {
-                    for ((day, key_id, model), counts) in written {
+                    for ((days, key_id, model), counts) in written {
                         c.execute(
                             "INSERT INTO usage (day, key_id, model, requests, input_tokens,
                                                 output_tokens, spend_micro_usd)
@@ -203,7 +254,7 @@ impl Ledger {
                                  output_tokens = output_tokens + excluded.output_tokens,
                                  spend_micro_usd = spend_micro_usd + excluded.spend_micro_usd",
                             vec![
-                                Value::Text(day.0),
+                                Value::Text(Day::of_days(days).0),
                                 Value::Text(key_id),
                                 Value::Text(model),
                                 Value::Integer(sql_int(counts.requests)),
@@ -222,8 +273,8 @@ impl Ledger {
             Ok(()) => Ok(count),
             Err(error) => {
                 let mut pending = lock(&self.pending);
-                for (key, counts) in rows {
-                    pending.entry(key).or_default().add(counts);
+                for ((days, key_id, model), counts) in rows {
+                    pending.add(days, &key_id, &model, counts);
                 }
                 Err(error)
             }
@@ -317,7 +368,7 @@ impl Ledger {
 
     /// How many rows wait for the next flush (for tests and metrics).
     pub fn pending_rows(&self) -> usize {
-        lock(&self.pending).len()
+        lock(&self.pending).rows()
     }
 }
 
@@ -508,6 +559,46 @@ mod tests {
         assert_eq!(
             stored(&store).await[2],
             (day, "key_a".into(), "groq/m".into(), 3, 12, 23, 34)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_flush_keeps_its_counts_for_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(LATE - 60_000));
+        let (store, ledger) = ledger(&dir, Arc::clone(&clock)).await;
+        ledger.record("key_a", "groq/m", Tokens::new(10, 20), 30, true);
+        ledger.record("key_b", "groq/m", Tokens::new(1, 1), 1, true);
+        // The table away: the flush's write fails.
+        let rename = |sql: &'static str| {
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .write(move |c| {
+                        Box::pin(async move {
+                            c.execute(sql, ()).await?;
+                            Ok(())
+                        })
+                    })
+                    .await
+                    .unwrap();
+            }
+        };
+        rename("ALTER TABLE usage RENAME TO usage_away").await;
+        assert!(ledger.flush().await.is_err());
+        assert_eq!(ledger.pending_rows(), 2, "the counts are kept");
+        // Recorded meanwhile: added to the kept row, not put beside it.
+        ledger.record("key_a", "groq/m", Tokens::new(1, 2), 3, true);
+        assert_eq!(ledger.pending_rows(), 2);
+        rename("ALTER TABLE usage_away RENAME TO usage").await;
+        assert_eq!(ledger.flush().await.unwrap(), 2);
+        let day = "2026-03-04".to_owned();
+        assert_eq!(
+            stored(&store).await,
+            vec![
+                (day.clone(), "key_a".into(), "groq/m".into(), 2, 11, 22, 33),
+                (day, "key_b".into(), "groq/m".into(), 1, 1, 1, 1),
+            ]
         );
     }
 

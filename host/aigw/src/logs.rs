@@ -5,32 +5,26 @@
 //! escape sequences: written raw, a client could start a line of its own (`\nINFO forged…`) or
 //! recolour and rewrite the operator's terminal. The JSON format is safe by construction (every
 //! value is a JSON string, controls escaped). The human format writes every field value through
-//! [`Escaping`]: C0 and C1 controls, DEL and the Unicode line separators and bidi overrides come
-//! out as visible escapes (`\n`, `\u{1b}`), and a value is cut after [`MAX_FIELD_BYTES`], so no
+//! [`Escaping`](crate::log_fields::Escaping) ([`log_fields`](crate::log_fields)): C0 and C1 controls, DEL and the Unicode line separators and bidi overrides come
+//! out as visible escapes (`\n`, `\u{1b}`), and a value is cut after
+//! [`MAX_FIELD_BYTES`](crate::log_fields::MAX_FIELD_BYTES), so no
 //! line is megabytes long whatever a field holds. (tracing-subscriber's own sanitising, since
 //! 0.3.20, covers only the message and only ESC-like controls, not newlines.) Colours are used
 //! only when stderr is a terminal, so a log file never holds escape bytes at all.
 
-use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use aigw_server::{LogChange, LogControl, LogSetting};
-use aigw_telemetry::{Budget, names};
+use aigw_telemetry::names;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing::field::Field;
-use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 
 use crate::LogFormat;
-
-/// The most bytes of one field value a human log line shows.
-pub(crate) const MAX_FIELD_BYTES: usize = 4096;
 
 /// The process's log and traces, once installed.
 pub(crate) struct Logging {
@@ -53,7 +47,7 @@ pub(crate) fn init(format: LogFormat, traces: Option<SdkTracerProvider>) -> Logg
     let log: Box<dyn Layer<Registry> + Send + Sync> = match format {
         LogFormat::Human => stderr
             .with_ansi(std::io::stderr().is_terminal())
-            .fmt_fields(tracing_subscriber::fmt::format::debug_fn(field).delimited(" "))
+            .fmt_fields(crate::log_fields::HumanFields)
             .with_filter(filter)
             .boxed(),
         LogFormat::Json => stderr
@@ -171,129 +165,5 @@ fn log_filter(setting: Option<&str>) -> (String, EnvFilter) {
             let fallback = format!("{DEFAULT_LOG_FILTER},{}=off", names::TRACE_TARGET);
             (DEFAULT_LOG_FILTER.to_owned(), EnvFilter::new(fallback))
         }
-    }
-}
-
-/// One field of a human line: `name=value` (the message without its name), the value escaped
-/// and capped.
-fn field(writer: &mut Writer<'_>, field: &Field, value: &dyn fmt::Debug) -> fmt::Result {
-    if field.name() != "message" {
-        write!(writer, "{}=", field.name())?;
-    }
-    let mut escaping = Escaping::new(writer, MAX_FIELD_BYTES);
-    write!(escaping, "{value:?}")?;
-    escaping.finish()
-}
-
-/// A writer that escapes what could break or forge a line and stops after a byte budget,
-/// saying how much it left out.
-pub(crate) struct Escaping<'w, W: fmt::Write>(Budget<&'w mut W>);
-
-impl<'w, W: fmt::Write> Escaping<'w, W> {
-    pub(crate) fn new(inner: &'w mut W, budget: usize) -> Escaping<'w, W> {
-        Escaping(Budget::new(inner, budget))
-    }
-
-    /// Says how many bytes were left out, if any.
-    pub(crate) fn finish(self) -> fmt::Result {
-        self.0.finish()
-    }
-}
-
-/// Whether a character must not reach a log line as itself: controls (C0, DEL, C1), and the
-/// characters that end lines or reorder text in viewers (U+2028/9, bidi marks and overrides).
-fn unsafe_in_log(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
-                | '\u{2066}'..='\u{2069}'
-        )
-}
-
-impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        // Nearly all log text is printable ASCII: one pass over the bytes, no char decoding.
-        if s.bytes().all(|b| matches!(b, b' '..=b'~')) {
-            return self.0.write_str(s);
-        }
-        let mut safe_from = 0;
-        for (at, c) in s.char_indices() {
-            if !unsafe_in_log(c) {
-                continue;
-            }
-            self.0.write_str(&s[safe_from..at])?;
-            // Controls are rare in log text: formatting one may allocate.
-            let other;
-            let text = match c {
-                '\n' => "\\n",
-                '\r' => "\\r",
-                '\t' => "\\t",
-                c => {
-                    other = format!("\\u{{{:x}}}", u32::from(c));
-                    other.as_str()
-                }
-            };
-            // An escape is written whole or not at all, counted as the character it stands for.
-            self.0.write_whole(text, c.len_utf8())?;
-            safe_from = at + c.len_utf8();
-        }
-        self.0.write_str(&s[safe_from..])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-    use super::*;
-
-    fn escaped(text: &str, budget: usize) -> String {
-        let mut out = String::new();
-        let mut escaping = Escaping::new(&mut out, budget);
-        escaping.write_str(text).unwrap();
-        escaping.finish().unwrap();
-        out
-    }
-
-    #[test]
-    fn controls_and_line_breakers_come_out_as_visible_escapes() {
-        assert_eq!(
-            escaped("x\nINFO forged line\u{1b}[31m", 100),
-            "x\\nINFO forged line\\u{1b}[31m"
-        );
-        assert_eq!(escaped("a\r\tb\u{0}\u{7f}", 100), "a\\r\\tb\\u{0}\\u{7f}");
-        assert_eq!(escaped("c1\u{9b}31m", 100), "c1\\u{9b}31m");
-        assert_eq!(escaped("l\u{2028}r\u{202e}", 100), "l\\u{2028}r\\u{202e}");
-        // Ordinary text, quotes and non-ASCII letters are left alone.
-        assert_eq!(escaped("groq/llama \"é\" ✓", 100), "groq/llama \"é\" ✓");
-    }
-
-    #[test]
-    fn a_long_value_is_cut_at_the_budget_saying_how_much_is_missing() {
-        let long = "é".repeat(3000);
-        let out = escaped(&long, 4096);
-        assert!(out.len() < 4096 + 20, "{}", out.len());
-        assert!(
-            out.ends_with("…(+1904 bytes)"),
-            "{}",
-            &out[out.len() - 30..]
-        );
-        let out = escaped("ab\ncd", 3);
-        assert_eq!(out, "ab…(+3 bytes)");
-        // A run cut before a control keeps what fits.
-        assert_eq!(escaped("abcdef\n", 4), "abcd…(+3 bytes)");
-        assert_eq!(escaped("abc", 3), "abc");
-    }
-
-    #[test]
-    fn a_value_written_in_pieces_is_cut_once() {
-        let mut out = String::new();
-        let mut escaping = Escaping::new(&mut out, 4);
-        for piece in ["ab", "cd", "ef", "\n"] {
-            escaping.write_str(piece).unwrap();
-        }
-        escaping.finish().unwrap();
-        assert_eq!(out, "abcd…(+3 bytes)");
     }
 }

@@ -5,6 +5,7 @@
 
 mod config;
 mod log_batch;
+mod log_fields;
 mod logs;
 mod otlp;
 mod plugin_cli;

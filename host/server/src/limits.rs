@@ -226,29 +226,36 @@ fn human(after: Duration) -> String {
 /// A duration as OpenAI's `x-ratelimit-reset-*` write it (Go's duration format): `20ms`,
 /// `1s`, `59.5s`, `6m0s`, `1h0m0s`.
 fn openai_duration(ms: u64) -> String {
+    // Numbers through itoa into one string: this is on every answer of a rate-limited key,
+    // twice, and a `format!` per part was ~2,000 instructions of a request.
+    let mut out = String::with_capacity(16);
+    let number = |out: &mut String, n: u64| out.push_str(itoa::Buffer::new().format(n));
     if ms < 1000 {
-        return format!("{ms}ms");
+        number(&mut out, ms);
+        out.push_str("ms");
+        return out;
     }
-    let seconds = |ms: u64| {
-        let (s, frac) = (ms / 1000, ms % 1000);
-        if frac == 0 {
-            format!("{s}s")
-        } else {
-            let mut digits = format!("{frac:03}");
-            while digits.ends_with('0') {
-                digits.pop();
-            }
-            format!("{s}.{digits}s")
-        }
-    };
     let hours = ms / 3_600_000;
     let minutes = ms / 60_000 % 60;
     let rest = ms % 60_000;
-    match (hours, minutes) {
-        (0, 0) => seconds(rest),
-        (0, m) => format!("{m}m{}", seconds(rest)),
-        (h, m) => format!("{h}h{m}m{}", seconds(rest)),
+    if hours > 0 {
+        number(&mut out, hours);
+        out.push('h');
     }
+    if hours > 0 || minutes > 0 {
+        number(&mut out, minutes);
+        out.push('m');
+    }
+    number(&mut out, rest / 1000);
+    let frac = rest % 1000;
+    if frac > 0 {
+        // 1000 + frac: the thousandths with their leading zeros (`1050` → `05`), less the
+        // trailing ones (`.5`, not `.500`).
+        out.push('.');
+        out.push_str(itoa::Buffer::new().format(1000 + frac)[1..].trim_end_matches('0'));
+    }
+    out.push('s');
+    out
 }
 
 #[cfg(test)]
@@ -266,6 +273,12 @@ mod tests {
         assert_eq!(openai_duration(360_000), "6m0s");
         assert_eq!(openai_duration(61_250), "1m1.25s");
         assert_eq!(openai_duration(3_600_000), "1h0m0s");
+        assert_eq!(openai_duration(999), "999ms");
+        assert_eq!(openai_duration(1_005), "1.005s");
+        assert_eq!(openai_duration(1_050), "1.05s");
+        assert_eq!(openai_duration(60_000), "1m0s");
+        assert_eq!(openai_duration(3_723_040), "1h2m3.04s");
+        assert_eq!(openai_duration(90_061_001), "25h1m1.001s");
     }
 
     fn refusal(metric: Metric, limit: u64, retry_ms: Option<u64>) -> Refusal {

@@ -1,18 +1,20 @@
 //! What aigw tells its operators about itself: the telemetry names (OpenTelemetry GenAI
 //! conventions and aigw's own, in [`names`], the one place a rename in the conventions is made),
 //! the process's metrics (exposed in the Prometheus text format), the last hour's history the
-//! dashboard draws, the observations both are fed from, and the byte budget every log field is
-//! written under ([`Budget`]). Observations are plain values the
+//! dashboard draws, the observations both are fed from, the byte budget every log field is
+//! written under ([`Budget`]) and the fixed-point numbers of a log line ([`Decimal`]). Observations are plain values the
 //! server builds once per finished request (from its one request record), tool call and quota
 //! refusal; this crate knows nothing of hyper, wasmtime or the store.
 
 mod budget;
+mod decimal;
 pub mod history;
 mod metrics;
 pub mod names;
 mod observation;
 
 pub use budget::Budget;
+pub use decimal::Decimal;
 pub use history::{Clock, History, HistoryBucket, HistorySnapshot, ManualClock, SystemClock};
 pub use metrics::{
     Durations, Format, MemoryState, Metrics, MetricsOptions, PluginState, Scrape, TargetState,

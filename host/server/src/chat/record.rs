@@ -22,7 +22,7 @@ use aigw_access::usage::OPEN_KEY_ID;
 use aigw_access::{Key, Ledger, Prices, Ticket, Tokens};
 use aigw_router::{Attempt, BreakerState, FailureClass, Outcome, Skip, SkipReason};
 use aigw_runtime::Usage;
-use aigw_telemetry::{AttemptObservation, Budget, RequestObservation, Telemetry};
+use aigw_telemetry::{AttemptObservation, Budget, Decimal, RequestObservation, Telemetry};
 use http::HeaderValue;
 
 use crate::gateway::{RouteTarget, ServedRoute};
@@ -317,7 +317,6 @@ impl RequestRecord {
             .map(|(_, u)| *u)
             .chain(usage)
             .reduce(super::continuation::add_usage);
-        let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         let error = error.map(capped);
         let provider = served.map(|t| t.provider.name.as_str()).unwrap_or("-");
         let target = served.map(|t| &*t.label).unwrap_or("-");
@@ -331,7 +330,7 @@ impl RequestRecord {
             target,
             status,
             attempts = attempts.len(),
-            latency_ms = format_args!("{latency_ms:.2}"),
+            latency_ms = %Decimal::millis(self.started.elapsed()),
             stream = self.stream,
             prompt_tokens = usage.map(|u| u.prompt_tokens),
             completion_tokens = usage.map(|u| u.completion_tokens),
@@ -339,7 +338,7 @@ impl RequestRecord {
             tool_steps = self.tool_loop.map(|(steps, _)| steps),
             tool_calls = self.tool_loop.map(|(_, calls)| calls),
             cache = self.cache,
-            cost_usd = format_args!("{:.6}", aigw_access::prices::usd(spend)),
+            cost_usd = %Decimal::usd(spend),
             // Failed attempts are metered apart from the one that served: the upstream may
             // bill them, and they are what an operator looks at. Empty fields are left out.
             failed_attempts = attempts
@@ -501,7 +500,7 @@ impl Drop for RequestRecord {
             conversation = self.asker.conversation.as_deref(),
             model = %self.model,
             status = 499u16,
-            latency_ms = format_args!("{:.2}", self.started.elapsed().as_secs_f64() * 1000.0),
+            latency_ms = %Decimal::millis(self.started.elapsed()),
             stream = self.stream,
             error = "client went away before the answer",
             "chat completion"

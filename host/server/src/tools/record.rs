@@ -67,7 +67,7 @@ impl CallReport<'_> {
             attempts = self.attempts,
             cache = self.cache.as_str(),
             outcome = self.outcome,
-            latency_ms = format_args!("{:.2}", self.elapsed.as_secs_f64() * 1000.0),
+            latency_ms = %aigw_telemetry::Decimal::millis(self.elapsed),
             failed_attempts = %capped(self.failed_attempts),
             error = capped(self.error.unwrap_or("")).as_ref(),
             "tool call"
