@@ -46,11 +46,6 @@ impl Default for UsageOptions {
 pub struct Day(String);
 
 impl Day {
-    /// The UTC day of `ms` milliseconds since the Unix epoch.
-    pub fn of_ms(ms: i64) -> Day {
-        Day::of_days(days_of_ms(ms))
-    }
-
     /// The day `days` days after 1970-01-01.
     fn of_days(days: i64) -> Day {
         let (y, m, d) = civil_from_days(days);
@@ -145,16 +140,18 @@ struct Pending(HashMap<i64, HashMap<String, HashMap<String, Counts>>>);
 impl Pending {
     fn add(&mut self, days: i64, key_id: &str, model: &str, counts: Counts) {
         let keys = self.0.entry(days).or_default();
-        if !keys.contains_key(key_id) {
-            keys.insert(key_id.to_owned(), HashMap::new());
-        }
-        let Some(models) = keys.get_mut(key_id) else {
-            return;
-        };
-        match models.get_mut(model) {
-            Some(row) => row.add(counts),
+        match keys.get_mut(key_id) {
+            Some(models) => match models.get_mut(model) {
+                Some(row) => row.add(counts),
+                None => {
+                    models.insert(model.to_owned(), counts);
+                }
+            },
             None => {
-                models.insert(model.to_owned(), counts);
+                keys.insert(
+                    key_id.to_owned(),
+                    HashMap::from([(model.to_owned(), counts)]),
+                );
             }
         }
     }
@@ -503,14 +500,19 @@ mod tests {
             .unwrap()
     }
 
+    /// The day a record at `ms` is written under: its day count, then the count's text.
+    fn day_of_ms(ms: i64) -> Day {
+        Day::of_days(days_of_ms(ms))
+    }
+
     #[test]
     fn days_are_utc_calendar_days() {
-        assert_eq!(Day::of_ms(0).as_str(), "1970-01-01");
-        assert_eq!(Day::of_ms(LATE).as_str(), "2026-03-04");
-        assert_eq!(Day::of_ms(LATE + 1_000).as_str(), "2026-03-05");
-        assert_eq!(Day::of_ms(-1).as_str(), "1969-12-31");
+        assert_eq!(day_of_ms(0).as_str(), "1970-01-01");
+        assert_eq!(day_of_ms(LATE).as_str(), "2026-03-04");
+        assert_eq!(day_of_ms(LATE + 1_000).as_str(), "2026-03-05");
+        assert_eq!(day_of_ms(-1).as_str(), "1969-12-31");
         // 2024 is a leap year; 2100 is not.
-        assert_eq!(Day::of_ms(1_709_164_800_000).as_str(), "2024-02-29");
+        assert_eq!(day_of_ms(1_709_164_800_000).as_str(), "2024-02-29");
         assert!(Day::parse("2024-02-29").is_some());
         assert!(Day::parse("2100-02-29").is_none());
         assert!(Day::parse("2026-13-01").is_none());

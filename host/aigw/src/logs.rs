@@ -5,10 +5,11 @@
 //! escape sequences: written raw, a client could start a line of its own (`\nINFO forged…`) or
 //! recolour and rewrite the operator's terminal. The JSON format is safe by construction (every
 //! value is a JSON string, controls escaped). The human format writes every field value through
-//! [`Escaping`](crate::log_fields::Escaping) ([`log_fields`](crate::log_fields)): C0 and C1 controls, DEL and the Unicode line separators and bidi overrides come
-//! out as visible escapes (`\n`, `\u{1b}`), and a value is cut after
-//! [`MAX_FIELD_BYTES`](crate::log_fields::MAX_FIELD_BYTES), so no
-//! line is megabytes long whatever a field holds. (tracing-subscriber's own sanitising, since
+//! [`Escaping`](crate::log_fields::Escaping) (in [`log_fields`](crate::log_fields)): C0 and C1
+//! controls, DEL and the Unicode line separators and bidi overrides come out as visible escapes
+//! (`\n`, `\u{1b}`), and a value is cut after
+//! [`MAX_FIELD_BYTES`](crate::log_fields::MAX_FIELD_BYTES), so no line is megabytes long
+//! whatever a field holds. (tracing-subscriber's own sanitising, since
 //! 0.3.20, covers only the message and only ESC-like controls, not newlines.) Colours are used
 //! only when stderr is a terminal, so a log file never holds escape bytes at all.
 

@@ -2,9 +2,10 @@
 //! conventions and aigw's own, in [`names`], the one place a rename in the conventions is made),
 //! the process's metrics (exposed in the Prometheus text format), the last hour's history the
 //! dashboard draws, the observations both are fed from, the byte budget every log field is
-//! written under ([`Budget`]) and the fixed-point numbers of a log line ([`Decimal`]). Observations are plain values the
-//! server builds once per finished request (from its one request record), tool call and quota
-//! refusal; this crate knows nothing of hyper, wasmtime or the store.
+//! written under ([`Budget`]) and the fixed-point numbers of a log line ([`Decimal`]).
+//! Observations are plain values the server builds once per finished request (from its one
+//! request record), tool call and quota refusal; this crate knows nothing of hyper, wasmtime or
+//! the store.
 
 mod budget;
 mod decimal;
